@@ -1,0 +1,3 @@
+from execd.cli import main
+
+main()

@@ -1,0 +1,1 @@
+"""HTTP: the app factory, authentication, and one module per API dialect."""

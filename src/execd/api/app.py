@@ -1,0 +1,47 @@
+"""The FastAPI application, built around a Runtime (no module-level singletons)."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from execd import __version__
+from execd.api import errors, health
+from execd.api.dialects import v1
+from execd.api.responses import Json
+from execd.runtime import Runtime
+
+
+def create_app(
+    runtime: Runtime,
+    *,
+    workers: int | None = None,
+    on_ready: Callable[[], None] | None = None,
+) -> FastAPI:
+    """`workers`: embedded worker loops to start with the app (default from settings)."""
+    embedded = runtime.settings.embedded_workers if workers is None else workers
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        await runtime.start(workers=embedded)
+        if on_ready is not None:
+            on_ready()
+        try:
+            yield
+        finally:
+            await runtime.stop()
+
+    app = FastAPI(
+        title="execd",
+        version=__version__,
+        description="Multi-tenant action and job execution service.",
+        lifespan=lifespan,
+        default_response_class=Json,
+    )
+    app.state.runtime = runtime
+    errors.install(app, [v1.ERRORS])
+    app.include_router(health.router)
+    app.include_router(v1.router)
+    return app

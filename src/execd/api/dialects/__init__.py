@@ -1,0 +1,1 @@
+"""Each dialect: its paths, wire format, status spelling and error shape."""

@@ -1,0 +1,18 @@
+"""The v1 executions dialect (seed 004): /api/v1/..., lowercase states,
+`{"data": ...}` envelopes and `{"error": ..., "status": N}` errors."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+from execd.api.dialects.v1 import admin, catalog, executions
+from execd.api.errors import ErrorShape, default_body
+
+PREFIX = "/api/v1"
+
+router = APIRouter(prefix=PREFIX)
+router.include_router(executions.router)
+router.include_router(catalog.router)
+router.include_router(admin.router)
+
+ERRORS = ErrorShape(matches=lambda path: path.startswith(PREFIX + "/"), body=default_body)

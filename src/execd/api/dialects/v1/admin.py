@@ -1,0 +1,111 @@
+"""Tenants, projects, tokens, workers, and who am I."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Response
+from pydantic import BaseModel, ConfigDict, Field
+
+from execd.api.deps import Caller, RuntimeDep
+from execd.api.dialects.v1 import wire
+from execd.api.responses import Json
+from execd.store.accounts import Project, Tenant, TokenRecord
+
+router = APIRouter(tags=["v1 administration"])
+
+
+class NameBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    name: str = Field(min_length=1, max_length=200)
+
+
+class ProjectBody(NameBody):
+    tenant_id: str
+
+
+class TokenBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    name: str = Field(min_length=1, max_length=200)
+    role: str = "operator"
+    project_id: str | None = None
+
+
+def _tenant(t: Tenant) -> dict[str, object]:
+    return {"id": t.id, "name": t.name, "created": wire.iso(t.created)}
+
+
+def _project(p: Project) -> dict[str, object]:
+    return {"id": p.id, "tenant_id": p.tenant_id, "name": p.name, "created": wire.iso(p.created)}
+
+
+def _token(t: TokenRecord) -> dict[str, object]:
+    return {
+        "id": t.id,
+        "name": t.name,
+        "role": t.role,
+        "tenant_id": t.tenant_id,
+        "project_id": t.project_id,
+        "created": wire.iso(t.created),
+        "revoked": wire.iso(t.revoked),
+    }
+
+
+@router.get("/me", summary="The caller: tenant, project and role of the token")
+async def me(caller: Caller) -> Json:
+    return Json(
+        {
+            "data": {
+                "tenant_id": caller.tenant_id,
+                "project_id": caller.project_id,
+                "role": caller.role,
+                "token_name": caller.name,
+            }
+        }
+    )
+
+
+@router.post("/tenants", status_code=201, summary="Create a tenant (admin)")
+async def create_tenant(runtime: RuntimeDep, caller: Caller, body: NameBody) -> Json:
+    tenant = await runtime.accounts.create_tenant(caller, body.name)
+    return Json({"data": _tenant(tenant)}, status_code=201)
+
+
+@router.get("/tenants", summary="List tenants (admin)")
+async def list_tenants(runtime: RuntimeDep, caller: Caller) -> Json:
+    return Json({"data": [_tenant(t) for t in await runtime.accounts.list_tenants(caller)]})
+
+
+@router.post("/projects", status_code=201, summary="Create a project in a tenant (admin)")
+async def create_project(runtime: RuntimeDep, caller: Caller, body: ProjectBody) -> Json:
+    project = await runtime.accounts.create_project(caller, body.tenant_id, body.name)
+    return Json({"data": _project(project)}, status_code=201)
+
+
+@router.get("/projects", summary="List projects (admin)")
+async def list_projects(runtime: RuntimeDep, caller: Caller, tenant_id: str | None = None) -> Json:
+    projects = await runtime.accounts.list_projects(caller, tenant_id)
+    return Json({"data": [_project(p) for p in projects]})
+
+
+@router.post("/tokens", status_code=201, summary="Create a token; its value is shown only here")
+async def create_token(runtime: RuntimeDep, caller: Caller, body: TokenBody) -> Json:
+    record, token = await runtime.accounts.create_token(
+        caller, name=body.name, role=body.role, project_id=body.project_id
+    )
+    return Json({"data": {**_token(record), "token": token}}, status_code=201)
+
+
+@router.get("/tokens", summary="List a project's tokens (admin; values are never shown)")
+async def list_tokens(runtime: RuntimeDep, caller: Caller, project_id: str | None = None) -> Json:
+    tokens = await runtime.accounts.list_tokens(caller, project_id)
+    return Json({"data": [_token(t) for t in tokens]})
+
+
+@router.delete("/tokens/{token_id:int}", status_code=204, summary="Revoke a token (admin)")
+async def revoke_token(runtime: RuntimeDep, caller: Caller, token_id: int) -> Response:
+    await runtime.accounts.revoke_token(caller, token_id)
+    return Response(status_code=204)
+
+
+@router.get("/workers", summary="Worker nodes: capacity, load, last heartbeat")
+async def list_workers(runtime: RuntimeDep, caller: Caller) -> Json:
+    return Json({"data": [wire.worker(w) for w in await runtime.executions.workers(caller)]})

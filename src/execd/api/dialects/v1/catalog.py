@@ -1,0 +1,96 @@
+"""/api/v1/actions and /api/v1/packs."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+from fastapi import APIRouter, Response
+from pydantic import BaseModel, ConfigDict, Field
+
+from execd.api.deps import Caller, RuntimeDep
+from execd.api.dialects.v1 import wire
+from execd.api.responses import Json
+from execd.domain.actions import EMPTY_SCHEMA, ActionSpec, RetryPolicy
+from execd.errors import InvalidInput
+
+router = APIRouter(tags=["v1 actions"])
+
+
+class ActionBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    ref: str = Field(min_length=3, max_length=300, description="pack.name")
+    runner: str = Field(description="shell, command, python or http")
+    entry_point: str | list[str] = Field(
+        default="", description="Script, argv list, module:function or URL"
+    )
+    parameters: dict[str, Any] = Field(
+        default_factory=lambda: dict(EMPTY_SCHEMA), description="JSON Schema of the parameters"
+    )
+    timeout: float | None = Field(default=None, gt=0)
+    retry: dict[str, Any] | None = None
+    enabled: bool = True
+    description: str = Field(default="", max_length=10_000)
+
+    def spec(self) -> ActionSpec:
+        entry = self.entry_point
+        try:
+            retry = RetryPolicy.from_json(self.retry)
+        except ValueError as exc:
+            raise InvalidInput(str(exc)) from None
+        return ActionSpec(
+            ref=self.ref,
+            runner=self.runner,
+            entry_point=entry if isinstance(entry, str) else orjson.dumps(entry).decode(),
+            parameters=self.parameters,
+            timeout=self.timeout,
+            retry=retry,
+            enabled=self.enabled,
+            description=self.description,
+        )
+
+
+@router.get("/actions", summary="Actions of the project, built-in ones included")
+async def list_actions(runtime: RuntimeDep, caller: Caller, pack: str | None = None) -> Json:
+    actions = await runtime.actions.list(caller, pack)
+    return Json({"data": [wire.action(a) for a in actions]})
+
+
+@router.post("/actions", status_code=201, summary="Define an action")
+async def create_action(runtime: RuntimeDep, caller: Caller, body: ActionBody) -> Json:
+    action = await runtime.actions.create(caller, body.spec())
+    return Json({"data": wire.action(action)}, status_code=201)
+
+
+@router.get("/actions/{ref}", summary="One action")
+async def get_action(runtime: RuntimeDep, caller: Caller, ref: str) -> Json:
+    return Json({"data": wire.action(await runtime.actions.get(caller, ref))})
+
+
+@router.put("/actions/{ref}", summary="Replace an action's definition")
+async def replace_action(runtime: RuntimeDep, caller: Caller, ref: str, body: ActionBody) -> Json:
+    current = await runtime.actions.get(caller, ref)
+    return Json({"data": wire.action(await runtime.actions.update(caller, current, body.spec()))})
+
+
+@router.delete("/actions/{ref}", status_code=204, summary="Delete an action")
+async def delete_action(runtime: RuntimeDep, caller: Caller, ref: str) -> Response:
+    await runtime.actions.delete(caller, await runtime.actions.get(caller, ref))
+    return Response(status_code=204)
+
+
+@router.get("/packs", summary="Packs (namespaces of actions) in the project")
+async def list_packs(runtime: RuntimeDep, caller: Caller) -> Json:
+    counts = await runtime.actions.packs(caller)
+    packs = [
+        {
+            "ref": pack,
+            "name": pack,
+            "builtin": pack == "core",
+            "action_count": count,
+            "description": "Built-in actions" if pack == "core" else "",
+        }
+        for pack, count in sorted(counts.items())
+    ]
+    return Json({"data": packs})

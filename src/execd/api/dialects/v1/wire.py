@@ -1,0 +1,131 @@
+"""The v1 wire format."""
+
+from __future__ import annotations
+
+import math
+from datetime import UTC, datetime
+from typing import Any
+
+from execd.domain.actions import Action
+from execd.domain.executions import Execution, StatusEvent
+from execd.store.workers import WorkerNode
+
+
+def iso(ts: float | None) -> str | None:
+    """RFC 3339 in UTC with milliseconds: 2024-01-13T10:00:00.000Z."""
+    if ts is None:
+        return None
+    moment = datetime.fromtimestamp(ts, UTC)
+    return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def summary(e: Execution) -> dict[str, Any]:
+    return {
+        "id": e.id,
+        "action_ref": e.action_ref,
+        "status": e.status.value,
+        "parent": e.parent_id,
+        "enforcement": e.enforcement_id,
+        "created": iso(e.created),
+        "updated": iso(e.updated),
+    }
+
+
+def execution(e: Execution) -> dict[str, Any]:
+    """The document's fields first, then what execd adds (documented in docs/api-v1.md)."""
+    duration = e.duration
+    return {
+        "id": e.id,
+        "action": e.action_id,
+        "action_ref": e.action_ref,
+        "config": e.visible_parameters,
+        "parent": e.parent_id,
+        "enforcement": e.enforcement_id,
+        "executor": e.worker_id,
+        "status": e.status.value,
+        "result": e.result,
+        "created": iso(e.created),
+        "updated": iso(e.updated),
+        "uuid": e.uuid,
+        "root": e.root_id,
+        "rule": e.rule_id,
+        "priority": e.priority.name.lower(),
+        "attempt": e.attempt,
+        "max_attempts": e.max_attempts,
+        "retry_of": e.retry_of,
+        "not_before": iso(e.not_before),
+        "timeout": e.timeout,
+        "started": iso(e.started),
+        "ended": iso(e.ended),
+        "duration_ms": None if duration is None else round(duration * 1000),
+        "progress": e.progress,
+        "usage": e.usage,
+        "error": e.error,
+        "exit_code": e.exit_code,
+        "pid": e.pid,
+        "submitted_by": e.submitted_by,
+        "idempotency_key": e.idempotency_key,
+    }
+
+
+def page(items: list[dict[str, Any]], number: int, size: int, total: int) -> dict[str, Any]:
+    return {
+        "data": items,
+        "pagination": {
+            "page": number,
+            "page_size": size,
+            "total_items": total,
+            "total_pages": math.ceil(total / size) if total else 0,
+        },
+    }
+
+
+def event(ev: StatusEvent) -> dict[str, Any]:
+    return {
+        "from_status": ev.from_status.value if ev.from_status else None,
+        "to_status": ev.to_status.value,
+        "at": iso(ev.at),
+        "attempt": ev.attempt,
+        "executor": ev.worker_id,
+        "message": ev.message,
+    }
+
+
+def action(a: Action) -> dict[str, Any]:
+    return {
+        "id": a.id,
+        "uuid": a.uuid,
+        "ref": a.ref,
+        "pack": a.pack,
+        "name": a.name,
+        "runner": a.runner,
+        "entry_point": a.entry_point,
+        "parameters": a.parameters,
+        "timeout": a.timeout,
+        "retry": a.retry.to_json(),
+        "enabled": a.enabled,
+        "description": a.description,
+        "builtin": a.builtin,
+        "created": iso(a.created),
+        "updated": iso(a.updated),
+        "created_by": a.created_by,
+    }
+
+
+def worker(w: WorkerNode) -> dict[str, Any]:
+    return {
+        "id": w.id,
+        "name": w.name,
+        "host": w.host,
+        "pid": w.pid,
+        "labels": w.labels,
+        "capacity": w.capacity,
+        "active": w.active,
+        "cpu_percent": w.cpu_percent,
+        "memory_percent": w.memory_percent,
+        "memory_bytes": w.memory_bytes,
+        "state": w.state,
+        "version": w.version,
+        "started": iso(w.started),
+        "last_heartbeat": iso(w.last_heartbeat),
+    }

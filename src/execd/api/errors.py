@@ -1,0 +1,98 @@
+"""Every error leaves in the shape of the dialect whose path was called; nothing
+escapes as a bare 500 page or a FastAPI 422."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import structlog
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from starlette.exceptions import HTTPException
+
+from execd.api.responses import Json
+from execd.errors import ExecdError
+
+log = structlog.get_logger(__name__)
+
+ErrorBody = Callable[[int, "ErrorInfo"], dict[str, Any]]
+
+
+@dataclass(frozen=True)
+class ErrorInfo:
+    message: str
+    code: str
+    details: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class ErrorShape:
+    """How one dialect spells errors, for the paths it owns."""
+
+    matches: Callable[[str], bool]
+    body: ErrorBody
+
+
+def default_body(status: int, info: ErrorInfo) -> dict[str, Any]:
+    return {"error": info.message, "status": status}
+
+
+_CODES = {
+    400: "INVALID_INPUT",
+    401: "UNAUTHORIZED",
+    403: "FORBIDDEN",
+    404: "NOT_FOUND",
+    405: "METHOD_NOT_ALLOWED",
+    409: "CONFLICT",
+}
+
+
+def describe_validation(exc: RequestValidationError) -> str:
+    parts = []
+    for error in exc.errors():
+        location = [str(p) for p in error.get("loc", ()) if p not in ("body",)]
+        where = ".".join(location[1:]) if location[:1] == ["query"] else ".".join(location)
+        kind = "query parameter" if location[:1] == ["query"] else "field"
+        if location[:1] in (["path"], ["header"]):
+            kind, where = location[0], ".".join(location[1:])
+        label = f"{kind} '{where}'" if where else "request body"
+        parts.append(f"{label}: {error.get('msg', 'invalid')}")
+    return "Invalid request: " + "; ".join(parts)
+
+
+def install(app: FastAPI, shapes: Sequence[ErrorShape]) -> None:
+    def shape_for(request: Request) -> ErrorBody:
+        path = request.url.path
+        for shape in shapes:
+            if shape.matches(path):
+                return shape.body
+        return default_body
+
+    def respond(request: Request, status: int, info: ErrorInfo) -> Json:
+        headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
+        return Json(shape_for(request)(status, info), status_code=status, headers=headers)
+
+    @app.exception_handler(ExecdError)
+    async def _execd(request: Request, exc: ExecdError) -> Json:
+        return respond(request, exc.status_code, ErrorInfo(exc.message, exc.code, exc.details))
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid(request: Request, exc: RequestValidationError) -> Json:
+        info = ErrorInfo(describe_validation(exc), "INVALID_INPUT", {})
+        return respond(request, 400, info)
+
+    @app.exception_handler(HTTPException)
+    async def _http(request: Request, exc: HTTPException) -> Json:
+        message = exc.detail if isinstance(exc.detail, str) else "HTTP error"
+        if exc.status_code == 404 and message == "Not Found":
+            message = f"No such endpoint: {request.method} {request.url.path}"
+        code = _CODES.get(exc.status_code, "HTTP_ERROR")
+        return respond(request, exc.status_code, ErrorInfo(message, code, {}))
+
+    @app.exception_handler(Exception)
+    async def _unexpected(request: Request, exc: Exception) -> Json:
+        log.exception("unhandled_error", path=request.url.path)
+        info = ErrorInfo("Internal server error", "INTERNAL_ERROR", {})
+        return respond(request, 500, info)

@@ -1,0 +1,181 @@
+"""The `execd` command: run the server, a worker, migrations, and issue tokens."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from execd import __version__
+from execd import logging as execd_logging
+from execd.config import Settings
+
+app = typer.Typer(
+    name="execd",
+    help="execd: a multi-tenant action and job execution service.",
+    no_args_is_help=True,
+    add_completion=False,
+)
+token_app = typer.Typer(help="API tokens.", no_args_is_help=True)
+app.add_typer(token_app, name="token")
+
+
+def _settings(**overrides: Any) -> Settings:
+    return Settings(**{k: v for k, v in overrides.items() if v is not None})
+
+
+def _run(coroutine: Any) -> Any:
+    try:
+        import uvloop
+
+        return uvloop.run(coroutine)
+    except ImportError:
+        return asyncio.run(coroutine)
+
+
+@app.command()
+def version() -> None:
+    """Print the version."""
+    typer.echo(__version__)
+
+
+@app.command()
+def serve(
+    host: Annotated[str | None, typer.Option(help="Listen address [EXECD_HOST]")] = None,
+    port: Annotated[int | None, typer.Option(help="Listen port [EXECD_PORT]")] = None,
+    workers: Annotated[
+        int | None, typer.Option(help="Embedded worker loops, 0 for an API-only node")
+    ] = None,
+    data_dir: Annotated[Path | None, typer.Option(help="[EXECD_DATA_DIR]")] = None,
+    database_url: Annotated[str | None, typer.Option(help="[EXECD_DATABASE_URL]")] = None,
+) -> None:
+    """Run the API, the scheduler and the reaper, with embedded workers."""
+    import uvicorn
+
+    from execd.api.app import create_app
+    from execd.runtime import Runtime
+
+    settings = _settings(
+        host=host,
+        port=port,
+        embedded_workers=workers,
+        data_dir=data_dir,
+        database_url=database_url,
+    )
+    execd_logging.configure(settings.log_level)
+    runtime = Runtime(settings)
+
+    def ready() -> None:
+        typer.echo(f"execd {__version__} ready at http://{settings.host}:{settings.port}")
+        typer.echo(f"database: {runtime.db.url.render_as_string(hide_password=True)}")
+        typer.echo(f"admin token: {runtime.admin_token}")
+        sys.stdout.flush()
+
+    config = uvicorn.Config(
+        create_app(runtime, on_ready=ready),
+        host=settings.host,
+        port=settings.port,
+        log_level="warning",
+        access_log=False,
+        lifespan="on",
+    )
+    uvicorn.Server(config).run()
+
+
+@app.command()
+def worker(
+    concurrency: Annotated[
+        int | None, typer.Option(help="Executions at once [EXECD_WORKER_CONCURRENCY]")
+    ] = None,
+    name: Annotated[str | None, typer.Option(help="Worker name [EXECD_WORKER_NAME]")] = None,
+    label: Annotated[list[str] | None, typer.Option(help="A label (repeatable)")] = None,
+    database_url: Annotated[str | None, typer.Option(help="[EXECD_DATABASE_URL]")] = None,
+) -> None:
+    """Run a worker process against the same database as the server."""
+    settings = _settings(
+        worker_concurrency=concurrency,
+        worker_name=name,
+        worker_labels=label or None,
+        database_url=database_url,
+    )
+    execd_logging.configure(settings.log_level)
+    _run(_worker(settings))
+
+
+async def _worker(settings: Settings) -> None:
+    from execd.runtime import Runtime
+
+    runtime = Runtime(settings)
+    await runtime.start(workers=1, bootstrap=False)
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, runtime.workers[0].stop)
+    typer.echo(f"worker {runtime.workers[0].config.name} running (id {runtime.workers[0].id})")
+    sys.stdout.flush()
+    try:
+        await runtime.run_until_workers_stop()
+    finally:
+        await runtime.stop()
+
+
+@app.command()
+def migrate(
+    database_url: Annotated[str | None, typer.Option(help="[EXECD_DATABASE_URL]")] = None,
+) -> None:
+    """Apply database migrations."""
+    from execd.store.migrate import upgrade
+
+    settings = _settings(database_url=database_url)
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    upgrade(settings.resolved_database_url)
+    typer.echo("database is up to date")
+
+
+@token_app.command("create")
+def token_create(
+    name: Annotated[str, typer.Option(help="What the token is for")],
+    role: Annotated[str, typer.Option(help="viewer, operator or admin")] = "operator",
+    tenant: Annotated[str, typer.Option(help="Tenant name or id")] = "default",
+    project: Annotated[str, typer.Option(help="Project name or id")] = "default",
+    create: Annotated[bool, typer.Option(help="Create the tenant/project if missing")] = False,
+    database_url: Annotated[str | None, typer.Option(help="[EXECD_DATABASE_URL]")] = None,
+) -> None:
+    """Create an API token directly in the database and print it (shown only once)."""
+    from execd.errors import ExecdError
+
+    settings = _settings(database_url=database_url)
+    try:
+        project_record, token = _run(_issue(settings, tenant, project, name, role, create))
+    except ExecdError as exc:
+        typer.echo(f"error: {exc.message}", err=True)
+        raise typer.Exit(2) from None
+    typer.echo(f"tenant:  {project_record.tenant_id}")
+    typer.echo(f"project: {project_record.id}")
+    typer.echo(f"token:   {token}")
+
+
+async def _issue(
+    settings: Settings, tenant: str, project: str, name: str, role: str, create: bool
+) -> Any:
+    from execd.engine.accounts import issue_token
+    from execd.store.accounts import Accounts
+    from execd.store.database import Database
+    from execd.store.migrate import upgrade
+
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    await asyncio.to_thread(upgrade, settings.resolved_database_url)
+    db = Database(settings.resolved_database_url)
+    try:
+        return await issue_token(
+            Accounts(db), tenant=tenant, project=project, name=name, role=role, create=create
+        )
+    finally:
+        await db.dispose()
+
+
+def main() -> None:
+    app()

@@ -1,0 +1,78 @@
+"""Settings, read from EXECD_* environment variables (and overridden by CLI flags)."""
+
+from __future__ import annotations
+
+import os
+import socket
+from pathlib import Path
+from typing import Annotated
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+
+def _split(value: object) -> object:
+    if isinstance(value, str):
+        return [part.strip() for part in value.split(",") if part.strip()]
+    return value
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="EXECD_", extra="ignore")
+
+    # Where things live
+    data_dir: Path = Path(".execd")
+    database_url: str | None = None
+    artifacts_dir: Path | None = None
+    work_dir: Path | None = None
+
+    # The HTTP API
+    host: str = "127.0.0.1"
+    port: int = 8080
+    admin_token: str | None = None
+    token_cache_seconds: float = 30.0
+    auto_migrate: bool = True
+    log_level: str = "info"
+
+    # Workers
+    embedded_workers: int = Field(default=1, ge=0)
+    worker_concurrency: int = Field(default=16, ge=1)
+    worker_name: str | None = None
+    worker_labels: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    lease_seconds: float = Field(default=30.0, gt=0)
+    heartbeat_seconds: float = Field(default=5.0, gt=0)
+    reaper_seconds: float = Field(default=5.0, gt=0)
+    poll_seconds: float = Field(default=1.0, gt=0)
+    kill_grace_seconds: float = Field(default=5.0, ge=0)
+    shutdown_grace_seconds: float = Field(default=30.0, ge=0)
+    output_limit_bytes: int = Field(default=1024 * 1024, ge=1024)
+    result_limit_bytes: int = Field(default=1024 * 1024, ge=1024)
+    keep_work_dirs: bool = False
+    actions_path: Annotated[list[str], NoDecode] = Field(default_factory=list)
+
+    # SQLite durability: FULL syncs the WAL at each commit, so an acknowledged
+    # submission survives a power cut, not only a killed process.
+    sqlite_synchronous: str = "FULL"
+    db_pool_size: int = Field(default=10, ge=1)
+
+    @field_validator("worker_labels", "actions_path", mode="before")
+    @classmethod
+    def _comma_list(cls, value: object) -> object:
+        return _split(value)
+
+    @property
+    def resolved_database_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{(self.data_dir / 'execd.db').resolve()}"
+
+    @property
+    def resolved_artifacts_dir(self) -> Path:
+        return (self.artifacts_dir or self.data_dir / "artifacts").resolve()
+
+    @property
+    def resolved_work_dir(self) -> Path:
+        return (self.work_dir or self.data_dir / "work").resolve()
+
+    def default_worker_name(self) -> str:
+        return self.worker_name or f"{socket.gethostname()}-{os.getpid()}"

@@ -1,0 +1,221 @@
+"""Actions: what can be executed, with which parameters, and how failures are retried."""
+
+from __future__ import annotations
+
+import copy
+import json
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+import jsonschema
+import jsonschema.exceptions
+
+# Runners a user may choose; "local" is reserved for the built-in core pack.
+USER_RUNNERS = frozenset({"shell", "command", "python", "http"})
+RUNNERS = USER_RUNNERS | {"local"}
+BUILTIN_PACK = "core"
+SECRET_MASK = "********"
+
+_REF = re.compile(r"^[a-z0-9][a-z0-9_-]{0,99}\.[a-z0-9_][a-z0-9_.-]{0,199}$", re.IGNORECASE)
+# What a retry can be triggered by: a failed or timed-out run, or a lease lost with its worker.
+RETRY_CAUSES = frozenset({"failed", "timeout", "lost"})
+
+EMPTY_SCHEMA: dict[str, Any] = {"type": "object", "properties": {}}
+
+
+def split_ref(ref: str) -> tuple[str, str]:
+    """`pack.name` -> (pack, name); raises ValueError on a malformed reference."""
+    if not _REF.match(ref):
+        raise ValueError(
+            f"Invalid action reference {ref!r}: expected 'pack.name' "
+            "(letters, digits, '_', '-', and dots in the name)"
+        )
+    pack, name = ref.split(".", 1)
+    return pack, name
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """How many times an execution is attempted, and when the next attempt starts.
+
+    Attempts are shared between causes: a run lost with its worker and a failed run
+    both consume one. By default only lost runs are retried (at-least-once delivery);
+    failures are retried only when `retry_on` names them.
+    """
+
+    max_attempts: int = 3
+    retry_on: frozenset[str] = frozenset({"lost"})
+    delay: float = 1.0
+    backoff: float = 2.0
+    max_delay: float = 300.0
+
+    def delay_before(self, attempt: int) -> float:
+        """Delay before attempt number `attempt` (2 = the first retry)."""
+        return float(min(self.max_delay, self.delay * self.backoff ** max(0, attempt - 2)))
+
+    def allows(self, cause: str, attempt: int) -> bool:
+        return cause in self.retry_on and attempt < self.max_attempts
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "max_attempts": self.max_attempts,
+            "retry_on": sorted(self.retry_on),
+            "delay": self.delay,
+            "backoff": self.backoff,
+            "max_delay": self.max_delay,
+        }
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any] | None) -> RetryPolicy:
+        if not data:
+            return cls()
+        if not isinstance(data, dict):
+            raise ValueError("retry must be an object")
+        known = {"max_attempts", "retry_on", "delay", "backoff", "max_delay"}
+        unknown = set(data) - known
+        if unknown:
+            raise ValueError(f"Unknown retry fields: {', '.join(sorted(unknown))}")
+        default = cls()
+        retry_on = data.get("retry_on", sorted(default.retry_on))
+        if not isinstance(retry_on, list) or not set(retry_on) <= RETRY_CAUSES:
+            raise ValueError(f"retry.retry_on must be a list of {sorted(RETRY_CAUSES)}")
+        policy = cls(
+            max_attempts=_number(data, "max_attempts", default.max_attempts, int),
+            retry_on=frozenset(retry_on),
+            delay=_number(data, "delay", default.delay, float),
+            backoff=_number(data, "backoff", default.backoff, float),
+            max_delay=_number(data, "max_delay", default.max_delay, float),
+        )
+        if not 1 <= policy.max_attempts <= 100:
+            raise ValueError("retry.max_attempts must be between 1 and 100")
+        if policy.delay < 0 or policy.max_delay < 0 or policy.backoff < 1:
+            raise ValueError("retry.delay and retry.max_delay must be >= 0, retry.backoff >= 1")
+        return policy
+
+
+def _number(data: dict[str, Any], key: str, default: Any, kind: type) -> Any:
+    value = data.get(key, default)
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ValueError(f"retry.{key} must be a number")
+    if kind is int and value != int(value):
+        raise ValueError(f"retry.{key} must be an integer")
+    return kind(value)
+
+
+@dataclass(frozen=True)
+class ActionSpec:
+    """What a user defines: everything needed to run the action."""
+
+    ref: str
+    runner: str
+    entry_point: str = ""
+    parameters: dict[str, Any] = field(default_factory=lambda: dict(EMPTY_SCHEMA))
+    timeout: float | None = None
+    retry: RetryPolicy = field(default_factory=RetryPolicy)
+    enabled: bool = True
+    description: str = ""
+
+    @property
+    def pack(self) -> str:
+        return split_ref(self.ref)[0]
+
+    @property
+    def name(self) -> str:
+        return split_ref(self.ref)[1]
+
+
+@dataclass(frozen=True)
+class Action(ActionSpec):
+    """A stored action. Built-in actions have no integer id."""
+
+    id: int | None = None
+    uuid: str = ""
+    tenant_id: str | None = None
+    project_id: str | None = None
+    created: float | None = None
+    updated: float | None = None
+    created_by: str | None = None
+
+    @property
+    def builtin(self) -> bool:
+        return self.pack == BUILTIN_PACK
+
+
+def validate_spec(spec: ActionSpec) -> None:
+    """Raise ValueError with a user-facing reason when a definition cannot work."""
+    pack, _ = split_ref(spec.ref)
+    if pack == BUILTIN_PACK:
+        raise ValueError(f"The pack '{BUILTIN_PACK}' is built in; choose another pack name")
+    if spec.runner not in USER_RUNNERS:
+        raise ValueError(f"Unknown runner {spec.runner!r}; expected one of {sorted(USER_RUNNERS)}")
+    if spec.runner in {"shell", "command", "python"} and not spec.entry_point.strip():
+        raise ValueError(f"The {spec.runner} runner needs an entry_point")
+    if spec.runner == "python" and ":" not in spec.entry_point:
+        raise ValueError("A python entry_point has the form 'module:function'")
+    if spec.runner == "command":
+        _check_argv(spec.entry_point)
+    if spec.timeout is not None and spec.timeout <= 0:
+        raise ValueError("timeout must be a positive number of seconds")
+    check_schema(spec.parameters)
+
+
+def _check_argv(entry_point: str) -> None:
+    try:
+        argv = json.loads(entry_point)
+    except ValueError:
+        argv = None
+    if not isinstance(argv, list) or not argv or not all(isinstance(a, str) for a in argv):
+        raise ValueError('A command entry_point is a JSON array of strings, e.g. ["ls", "{path}"]')
+
+
+def check_schema(schema: dict[str, Any]) -> None:
+    if not isinstance(schema, dict):
+        raise ValueError("parameters must be a JSON Schema object")
+    if schema.get("type", "object") != "object":
+        raise ValueError("The parameters schema must describe an object (type: object)")
+    try:
+        jsonschema.Draft202012Validator.check_schema(schema)
+    except jsonschema.exceptions.SchemaError as exc:
+        raise ValueError(f"Invalid parameters schema: {exc.message}") from None
+
+
+class ParameterValidator:
+    """Validates submitted parameters against an action's schema and fills defaults.
+
+    Compiling a validator is costly, so one is kept per schema.
+    """
+
+    def __init__(self, schema: dict[str, Any]) -> None:
+        self.schema = schema
+        self._validator = jsonschema.Draft202012Validator(schema)
+        self._defaults = {
+            name: prop["default"]
+            for name, prop in schema.get("properties", {}).items()
+            if isinstance(prop, dict) and "default" in prop
+        }
+
+    def __call__(self, parameters: dict[str, Any]) -> dict[str, Any]:
+        if not isinstance(parameters, dict):
+            raise ValueError("parameters must be a JSON object")
+        filled = {**copy.deepcopy(self._defaults), **parameters}
+        error = jsonschema.exceptions.best_match(self._validator.iter_errors(filled))
+        if error is not None:
+            where = ".".join(str(p) for p in error.absolute_path)
+            prefix = f"parameter '{where}'" if where else "parameters"
+            raise ValueError(f"Invalid {prefix}: {error.message}")
+        return filled
+
+
+def secret_names(schema: dict[str, Any]) -> frozenset[str]:
+    return frozenset(
+        name
+        for name, prop in schema.get("properties", {}).items()
+        if isinstance(prop, dict) and prop.get("secret") is True
+    )
+
+
+def mask_secrets(parameters: dict[str, Any], secrets: frozenset[str]) -> dict[str, Any]:
+    if not secrets:
+        return parameters
+    return {k: (SECRET_MASK if k in secrets else v) for k, v in parameters.items()}

@@ -1,0 +1,151 @@
+"""Executions: one record per run of an action, whatever dialect it came through."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from execd.domain.actions import mask_secrets
+from execd.domain.states import Priority, Status
+
+
+@dataclass(frozen=True)
+class Execution:
+    id: int
+    uuid: str
+    tenant_id: str
+    project_id: str
+    action_id: int | None
+    action_ref: str
+    pack: str
+    runner: str
+    entry_point: str
+    parameters: dict[str, Any]
+    status: Status
+    priority: Priority
+    attempt: int
+    max_attempts: int
+    retry_policy: dict[str, Any] | None
+    fence: int
+    created: float
+    updated: float
+    parent_id: int | None = None
+    root_id: int | None = None
+    enforcement_id: int | None = None
+    rule_id: int | None = None
+    retry_of: int | None = None
+    worker_id: int | None = None
+    not_before: float | None = None
+    timeout: float | None = None
+    idempotency_key: str | None = None
+    submitted_by: str | None = None
+    secrets: list[str] | None = None
+    progress: dict[str, Any] | None = None
+    usage: dict[str, Any] | None = None
+    result: Any = None
+    error: str | None = None
+    exit_code: int | None = None
+    pid: int | None = None
+    lease_expires: float | None = None
+    started: float | None = None
+    ended: float | None = None
+
+    @property
+    def visible_parameters(self) -> dict[str, Any]:
+        """The parameters with secret values masked: what every API answer shows."""
+        return mask_secrets(self.parameters, frozenset(self.secrets or ()))
+
+    @property
+    def duration(self) -> float | None:
+        if self.started is None:
+            return None
+        end = self.ended if self.ended is not None else self.updated
+        return max(0.0, end - self.started)
+
+
+@dataclass(frozen=True)
+class NewExecution:
+    """A validated submission, ready to be stored."""
+
+    tenant_id: str
+    project_id: str
+    action_id: int | None
+    action_ref: str
+    pack: str
+    runner: str
+    entry_point: str
+    parameters: dict[str, Any]
+    priority: Priority = Priority.NORMAL
+    timeout: float | None = None
+    not_before: float | None = None
+    delay: float = 0.0
+    idempotency_key: str | None = None
+    submitted_by: str | None = None
+    max_attempts: int = 1
+    retry_policy: dict[str, Any] | None = None
+    secrets: list[str] | None = None
+    attempt: int = 1
+    parent_id: int | None = None
+    root_id: int | None = None
+    enforcement_id: int | None = None
+    rule_id: int | None = None
+    retry_of: int | None = None
+
+
+@dataclass(frozen=True)
+class ExecutionFilter:
+    """Filters of the execution lists, all applied in the database."""
+
+    statuses: frozenset[Status] | None = None
+    action_ref: str | None = None
+    pack: str | None = None
+    result_contains: str | None = None
+    enforcement_id: int | None = None
+    parent_id: int | None = None
+    action_id: int | None = None
+    created_after: float | None = None
+    created_before: float | None = None
+
+
+@dataclass(frozen=True)
+class Page:
+    """Offset pagination: `number` counts from 1."""
+
+    number: int = 1
+    size: int = 20
+
+    @property
+    def offset(self) -> int:
+        return (self.number - 1) * self.size
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """How a run ended, as a runner reports it to the worker."""
+
+    status: Status
+    result: Any = None
+    error: str | None = None
+    exit_code: int | None = None
+    usage: dict[str, Any] | None = None
+    progress: dict[str, Any] | None = None
+
+
+@dataclass(frozen=True)
+class StatusEvent:
+    execution_id: int
+    from_status: Status | None
+    to_status: Status
+    at: float
+    attempt: int
+    worker_id: int | None = None
+    message: str | None = None
+
+
+@dataclass
+class ExecutionStats:
+    total: int = 0
+    by_status: dict[Status, int] = field(default_factory=dict)
+
+    def count(self, *statuses: Status) -> int:
+        return sum(self.by_status.get(s, 0) for s in statuses)

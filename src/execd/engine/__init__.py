@@ -1,0 +1,1 @@
+"""Use cases and the processes that drive executions: service, worker, reaper."""

@@ -1,0 +1,196 @@
+"""Authentication and the administration of tenants, projects and tokens."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import secrets
+import time
+from pathlib import Path
+
+from execd.domain.access import ROLES, Principal
+from execd.errors import Conflict, Forbidden, InvalidInput, NotFound, Unauthorized
+from execd.store.accounts import Accounts, Project, Tenant, TokenRecord
+
+DEFAULT_TENANT = "default"
+DEFAULT_PROJECT = "default"
+ADMIN_TOKEN_NAME = "admin"
+TOKEN_PREFIX = "execd_"
+
+
+def hash_token(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def new_token() -> str:
+    return TOKEN_PREFIX + secrets.token_urlsafe(32)
+
+
+class AccountService:
+    def __init__(self, accounts: Accounts, *, cache_seconds: float = 30.0) -> None:
+        self.accounts = accounts
+        self.cache_seconds = cache_seconds
+        self._cache: dict[str, tuple[float, Principal | None]] = {}
+
+    async def authenticate(self, authorization: str | None) -> Principal:
+        """`Authorization: Bearer <token>` -> the caller. Results are cached briefly,
+        so a revoked token stops working within `cache_seconds` on every node."""
+        if not authorization:
+            raise Unauthorized("Missing Authorization header (expected 'Bearer <token>')")
+        scheme, _, token = authorization.partition(" ")
+        if scheme.lower() != "bearer" or not token.strip():
+            raise Unauthorized("Malformed Authorization header (expected 'Bearer <token>')")
+        digest = hash_token(token.strip())
+        now = time.monotonic()
+        cached = self._cache.get(digest)
+        if cached is not None and cached[0] > now:
+            principal = cached[1]
+        else:
+            record = await self.accounts.token_by_hash(digest)
+            principal = _principal(record) if record else None
+            if len(self._cache) > 10_000:
+                self._cache.clear()
+            self._cache[digest] = (now + self.cache_seconds, principal)
+        if principal is None:
+            raise Unauthorized("Invalid or revoked token")
+        return principal
+
+    async def bootstrap(self, data_dir: Path, admin_token: str | None) -> tuple[Project, str]:
+        """The default tenant and project, and the admin token that reaches them."""
+        tenant = await self.accounts.tenant_named(DEFAULT_TENANT)
+        if tenant is None:
+            tenant = await _create_or_get_tenant(self.accounts, DEFAULT_TENANT)
+        project = await self.accounts.project_named(tenant.id, DEFAULT_PROJECT)
+        if project is None:
+            try:
+                project = await self.accounts.create_project(tenant.id, DEFAULT_PROJECT)
+            except Conflict:  # another node got there first
+                project = await self.accounts.project_named(tenant.id, DEFAULT_PROJECT)
+                assert project is not None
+        token = admin_token or _stored_admin_token(data_dir)
+        await self.accounts.replace_token(
+            tenant.id, project.id, ADMIN_TOKEN_NAME, "admin", hash_token(token)
+        )
+        self._cache.clear()
+        return project, token
+
+    # -- administration ----------------------------------------------------------------
+
+    async def create_tenant(self, caller: Principal, name: str) -> Tenant:
+        _require(caller, "admin")
+        return await self.accounts.create_tenant(_name(name))
+
+    async def list_tenants(self, caller: Principal) -> list[Tenant]:
+        _require(caller, "admin")
+        return await self.accounts.tenants()
+
+    async def create_project(self, caller: Principal, tenant_id: str, name: str) -> Project:
+        _require(caller, "admin")
+        if await self.accounts.tenant(tenant_id) is None:
+            raise NotFound(f"Tenant {tenant_id} not found", tenant_id=tenant_id)
+        return await self.accounts.create_project(tenant_id, _name(name))
+
+    async def list_projects(self, caller: Principal, tenant_id: str | None) -> list[Project]:
+        _require(caller, "admin")
+        return await self.accounts.projects(tenant_id)
+
+    async def create_token(
+        self, caller: Principal, *, name: str, role: str, project_id: str | None = None
+    ) -> tuple[TokenRecord, str]:
+        """A new token (returned once, in clear) for the caller's project or, for an
+        admin, any project."""
+        _require(caller, "admin")
+        if role not in ROLES:
+            raise InvalidInput(f"Invalid role {role!r}; expected one of {', '.join(ROLES)}")
+        project = await self.accounts.project(project_id or caller.project_id)
+        if project is None:
+            raise NotFound(f"Project {project_id} not found", project_id=project_id)
+        token = new_token()
+        record = await self.accounts.add_token(
+            project.tenant_id, project.id, _name(name), role, hash_token(token)
+        )
+        return record, token
+
+    async def list_tokens(self, caller: Principal, project_id: str | None) -> list[TokenRecord]:
+        _require(caller, "admin")
+        return await self.accounts.list_tokens(project_id or caller.project_id)
+
+    async def revoke_token(self, caller: Principal, token_id: int) -> None:
+        _require(caller, "admin")
+        if not await self.accounts.revoke_token(None, token_id):
+            raise NotFound(f"Token {token_id} not found", token_id=token_id)
+        self._cache.clear()
+
+
+def _principal(record: TokenRecord) -> Principal:
+    return Principal(
+        token_id=record.id,
+        tenant_id=record.tenant_id,
+        project_id=record.project_id,
+        role=record.role,
+        name=record.name,
+    )
+
+
+def _require(caller: Principal, role: str) -> None:
+    if not caller.can(role):
+        raise Forbidden(f"This needs the {role} role; the token has {caller.role}")
+
+
+def _name(name: str) -> str:
+    name = name.strip()
+    if not 1 <= len(name) <= 200:
+        raise InvalidInput("A name needs 1 to 200 characters")
+    return name
+
+
+async def _create_or_get_tenant(accounts: Accounts, name: str) -> Tenant:
+    try:
+        return await accounts.create_tenant(name)
+    except Conflict:
+        tenant = await accounts.tenant_named(name)
+        assert tenant is not None
+        return tenant
+
+
+def _stored_admin_token(data_dir: Path) -> str:
+    """Generated on first start and kept (mode 0600) in the data directory."""
+    path = data_dir / "admin-token"
+    if path.exists():
+        return path.read_text().strip()
+    data_dir.mkdir(parents=True, exist_ok=True)
+    token = new_token()
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as handle:
+        handle.write(token + "\n")
+    return token
+
+
+async def issue_token(
+    accounts: Accounts,
+    *,
+    tenant: str,
+    project: str,
+    name: str,
+    role: str,
+    create: bool = False,
+) -> tuple[Project, str]:
+    """For operators with database access (`execd token create`): a token for the named
+    (or identified) tenant and project, creating them if asked to."""
+    if role not in ROLES:
+        raise InvalidInput(f"Invalid role {role!r}; expected one of {', '.join(ROLES)}")
+    found_tenant = await accounts.tenant(tenant) or await accounts.tenant_named(tenant)
+    if found_tenant is None:
+        if not create:
+            raise NotFound(f"No tenant {tenant!r} (use --create to create it)")
+        found_tenant = await _create_or_get_tenant(accounts, tenant)
+    found = await accounts.project(project)
+    if found is None or found.tenant_id != found_tenant.id:
+        found = await accounts.project_named(found_tenant.id, project)
+    if found is None:
+        if not create:
+            raise NotFound(f"No project {project!r} in tenant {found_tenant.name!r}")
+        found = await accounts.create_project(found_tenant.id, _name(project))
+    token = new_token()
+    await accounts.add_token(found_tenant.id, found.id, _name(name), role, hash_token(token))
+    return found, token

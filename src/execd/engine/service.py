@@ -1,0 +1,267 @@
+"""Use cases behind every API dialect: define actions, submit, inspect and control
+executions. Dialects translate; they never talk to the store themselves."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from execd.domain.access import Principal
+from execd.domain.actions import (
+    BUILTIN_PACK,
+    Action,
+    ActionSpec,
+    ParameterValidator,
+    secret_names,
+    split_ref,
+    validate_spec,
+)
+from execd.domain.core_pack import CORE_ACTIONS, CORE_BY_UUID
+from execd.domain.executions import (
+    Execution,
+    ExecutionFilter,
+    ExecutionStats,
+    NewExecution,
+    Page,
+    StatusEvent,
+)
+from execd.domain.states import Priority
+from execd.engine.batching import GroupCommit
+from execd.errors import Conflict, Forbidden, InvalidInput, NotFound
+from execd.store.artifacts import ArtifactStore
+from execd.store.catalog import Catalog
+from execd.store.executions import ExecutionQueries
+from execd.store.queue import Queue, Submitted
+from execd.store.workers import WorkerNode, WorkerRegistry
+
+MAX_IDEMPOTENCY_KEY = 255
+
+
+def require(caller: Principal, role: str) -> None:
+    if not caller.can(role):
+        raise Forbidden(f"This needs the {role} role; the token has {caller.role}")
+
+
+class ActionService:
+    def __init__(self, catalog: Catalog) -> None:
+        self.catalog = catalog
+        self._validators: dict[tuple[str, float | None], ParameterValidator] = {}
+
+    async def get(self, caller: Principal, ref: str) -> Action:
+        if ref in CORE_ACTIONS:
+            return CORE_ACTIONS[ref]
+        action = await self.catalog.by_ref(caller.project_id, ref)
+        if action is None:
+            raise NotFound(f"Action {ref} not found", ref=ref)
+        return action
+
+    async def get_by_uuid(self, caller: Principal, action_uuid: str) -> Action:
+        if action_uuid in CORE_BY_UUID:
+            return CORE_BY_UUID[action_uuid]
+        action = await self.catalog.by_uuid(caller.project_id, action_uuid)
+        if action is None:
+            raise NotFound(f"Action {action_uuid} not found", action_id=action_uuid)
+        return action
+
+    async def list(self, caller: Principal, pack: str | None = None) -> list[Action]:
+        builtin = [a for a in CORE_ACTIONS.values() if pack in (None, BUILTIN_PACK)]
+        stored = [] if pack == BUILTIN_PACK else await self.catalog.list(caller.project_id, pack)
+        return builtin + stored
+
+    async def packs(self, caller: Principal) -> dict[str, int]:
+        return {BUILTIN_PACK: len(CORE_ACTIONS), **await self.catalog.packs(caller.project_id)}
+
+    async def create(self, caller: Principal, spec: ActionSpec) -> Action:
+        require(caller, "operator")
+        _validate(spec)
+        return await self.catalog.create(caller.tenant_id, caller.project_id, spec, caller.label)
+
+    async def update(self, caller: Principal, current: Action, spec: ActionSpec) -> Action:
+        require(caller, "operator")
+        if current.id is None:
+            raise Conflict(f"Built-in action {current.ref} cannot be changed")
+        _validate(spec)
+        updated = await self.catalog.update(caller.project_id, current.id, spec)
+        if updated is None:
+            raise NotFound(f"Action {current.ref} not found", ref=current.ref)
+        return updated
+
+    async def set_enabled(self, caller: Principal, current: Action, enabled: bool) -> Action:
+        require(caller, "operator")
+        if current.id is None:
+            raise Conflict(f"Built-in action {current.ref} cannot be changed")
+        updated = await self.catalog.set_enabled(caller.project_id, current.id, enabled)
+        if updated is None:
+            raise NotFound(f"Action {current.ref} not found", ref=current.ref)
+        return updated
+
+    async def delete(self, caller: Principal, current: Action) -> None:
+        require(caller, "operator")
+        if current.id is None:
+            raise Conflict(f"Built-in action {current.ref} cannot be deleted")
+        if not await self.catalog.delete(caller.project_id, current.id):
+            raise NotFound(f"Action {current.ref} not found", ref=current.ref)
+
+    def validate_parameters(self, action: Action, parameters: dict[str, Any]) -> dict[str, Any]:
+        key = (action.uuid or action.ref, action.updated)
+        validator = self._validators.get(key)
+        if validator is None:
+            if len(self._validators) > 1000:
+                self._validators.clear()
+            validator = self._validators[key] = ParameterValidator(action.parameters)
+        try:
+            return validator(parameters)
+        except ValueError as exc:
+            raise InvalidInput(str(exc)) from None
+
+
+def _validate(spec: ActionSpec) -> None:
+    try:
+        validate_spec(spec)
+    except ValueError as exc:
+        raise InvalidInput(str(exc)) from None
+
+
+class ExecutionService:
+    def __init__(
+        self,
+        queue: Queue,
+        queries: ExecutionQueries,
+        actions: ActionService,
+        registry: WorkerRegistry,
+        artifacts: ArtifactStore,
+    ) -> None:
+        self.artifacts = artifacts
+        self.queue = queue
+        self.queries = queries
+        self.actions = actions
+        self.registry = registry
+        self._submit: GroupCommit[NewExecution, Submitted] = GroupCommit(queue.submit)
+
+    async def submit(
+        self,
+        caller: Principal,
+        action_ref: str,
+        parameters: dict[str, Any] | None = None,
+        *,
+        priority: Priority = Priority.NORMAL,
+        timeout: float | None = None,
+        not_before: float | None = None,
+        delay: float = 0.0,
+        idempotency_key: str | None = None,
+        parent_id: int | None = None,
+    ) -> Submitted:
+        """Validate and store one execution. Returning means it is committed."""
+        require(caller, "operator")
+        try:
+            split_ref(action_ref)
+        except ValueError as exc:
+            raise InvalidInput(str(exc)) from None
+        action = await self.actions.get(caller, action_ref)
+        return await self.submit_action(
+            caller,
+            action,
+            parameters,
+            priority=priority,
+            timeout=timeout,
+            not_before=not_before,
+            delay=delay,
+            idempotency_key=idempotency_key,
+            parent_id=parent_id,
+        )
+
+    async def submit_action(
+        self,
+        caller: Principal,
+        action: Action,
+        parameters: dict[str, Any] | None = None,
+        *,
+        priority: Priority = Priority.NORMAL,
+        timeout: float | None = None,
+        not_before: float | None = None,
+        delay: float = 0.0,
+        idempotency_key: str | None = None,
+        parent_id: int | None = None,
+    ) -> Submitted:
+        require(caller, "operator")
+        if not action.enabled:
+            raise Conflict(f"Action {action.ref} is disabled", ref=action.ref)
+        if timeout is not None and timeout <= 0:
+            raise InvalidInput("timeout must be a positive number of seconds")
+        if delay < 0:
+            raise InvalidInput("delay must not be negative")
+        if idempotency_key is not None and not 1 <= len(idempotency_key) <= MAX_IDEMPOTENCY_KEY:
+            raise InvalidInput(f"An idempotency key has 1 to {MAX_IDEMPOTENCY_KEY} characters")
+        root_id = None
+        if parent_id is not None:
+            parent = await self.get(caller, parent_id)
+            root_id = parent.root_id or parent.id
+        values = self.actions.validate_parameters(action, parameters or {})
+        new = NewExecution(
+            tenant_id=caller.tenant_id,
+            project_id=caller.project_id,
+            action_id=action.id,
+            action_ref=action.ref,
+            pack=action.pack,
+            runner=action.runner,
+            entry_point=action.entry_point,
+            parameters=values,
+            priority=priority,
+            timeout=timeout if timeout is not None else action.timeout,
+            not_before=not_before,
+            delay=delay,
+            idempotency_key=idempotency_key,
+            submitted_by=caller.label,
+            max_attempts=action.retry.max_attempts,
+            retry_policy=action.retry.to_json(),
+            secrets=sorted(secret_names(action.parameters)) or None,
+            parent_id=parent_id,
+            root_id=root_id,
+        )
+        return await self._submit(new)
+
+    async def get(self, caller: Principal, execution_id: int) -> Execution:
+        execution = await self.queries.get(caller.project_id, execution_id)
+        if execution is None:
+            raise NotFound(f"Execution with ID {execution_id} not found", id=execution_id)
+        return execution
+
+    async def get_by_uuid(self, caller: Principal, execution_uuid: str) -> Execution:
+        execution = await self.queries.get_by_uuid(caller.project_id, execution_uuid)
+        if execution is None:
+            raise NotFound(f"Execution {execution_uuid} not found", id=execution_uuid)
+        return execution
+
+    async def list(
+        self, caller: Principal, f: ExecutionFilter, page: Page, *, with_total: bool = True
+    ) -> tuple[list[Execution], int | None]:
+        return await self.queries.list(caller.project_id, f, page, with_total=with_total)
+
+    async def stats(self, caller: Principal, f: ExecutionFilter | None = None) -> ExecutionStats:
+        return await self.queries.stats(caller.project_id, f)
+
+    async def history(self, caller: Principal, execution_id: int) -> list[StatusEvent]:
+        await self.get(caller, execution_id)
+        return await self.queries.history(caller.project_id, execution_id)
+
+    async def cancel(self, caller: Principal, execution_id: int) -> Execution:
+        """Idempotent while cancelling; a Conflict once the execution has ended."""
+        require(caller, "operator")
+        execution = await self.queue.cancel(caller.project_id, execution_id)
+        if execution is None:
+            raise NotFound(f"Execution with ID {execution_id} not found", id=execution_id)
+        return execution
+
+    async def output(self, caller: Principal, execution_id: int, stream: str) -> bytes:
+        """What the execution wrote to stdout or stderr (as kept: capped, marked if cut)."""
+        execution = await self.get(caller, execution_id)
+        try:
+            return await asyncio.to_thread(self.artifacts.read_output, execution, stream)
+        except ValueError as exc:
+            raise InvalidInput(str(exc)) from None
+
+    async def workers(self, caller: Principal) -> list[WorkerNode]:
+        return await self.registry.list()
+
+    async def drain(self) -> None:
+        await self._submit.drain()

@@ -1,0 +1,369 @@
+"""A worker: claims executions, runs them, keeps their leases alive, reports back.
+
+One worker runs up to `capacity` executions at once. All its writes (start, progress,
+finish) go through one group-commit queue, so a burst of short jobs costs a few
+transactions, not a few per job. Every write carries the fencing token of the claim.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import shutil
+import socket
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import psutil
+import structlog
+
+from execd import __version__
+from execd.domain.executions import Execution, Outcome
+from execd.domain.states import Status
+from execd.engine.batching import GroupCommit
+from execd.runners.base import ExecutionPaths, RunContext, Runner
+from execd.store.artifacts import ArtifactStore
+from execd.store.queue import NOW, Change, Queue
+from execd.store.signals import CANCEL, JOBS, Signals
+from execd.store.workers import ACTIVE, DRAINING, OFFLINE, WorkerRegistry
+
+log = structlog.get_logger(__name__)
+
+PROGRESS_FLUSH_SECONDS = 0.5
+
+
+@dataclass(frozen=True)
+class WorkerConfig:
+    name: str
+    capacity: int
+    labels: list[str]
+    lease_seconds: float
+    heartbeat_seconds: float
+    poll_seconds: float
+    kill_grace_seconds: float
+    shutdown_grace_seconds: float
+    output_limit_bytes: int
+    result_limit_bytes: int
+    work_root: Path
+    keep_work_dirs: bool = False
+    python_path: list[str] = field(default_factory=list)
+
+
+@dataclass
+class Running:
+    execution: Execution
+    task: asyncio.Task[None]
+    stop: asyncio.Event = field(default_factory=asyncio.Event)
+    reason: str | None = None  # "cancel", "lost" or "shutdown" once asked to stop
+
+
+class Worker:
+    def __init__(
+        self,
+        config: WorkerConfig,
+        *,
+        queue: Queue,
+        registry: WorkerRegistry,
+        signals: Signals,
+        runners: dict[str, Runner],
+        artifacts: ArtifactStore,
+    ) -> None:
+        self.config = config
+        self.artifacts = artifacts
+        self.queue = queue
+        self.registry = registry
+        self.signals = signals
+        self.runners = runners
+        self.id: int | None = None
+        self.running: dict[int, Running] = {}
+        self._stopping = asyncio.Event()
+        self._slot_freed = asyncio.Event()
+        self._reports: GroupCommit[Change, Execution | None] = GroupCommit(queue.apply)
+        # Latest progress/usage/pid per running execution, and which changed since written.
+        self._latest: dict[int, dict[str, Any]] = {}
+        self._dirty: set[int] = set()
+        self._ready = asyncio.Event()
+
+    def stop(self) -> None:
+        """Stop claiming, let running work finish (up to the shutdown grace), hand back the rest."""
+        self._stopping.set()
+
+    async def wait_ready(self) -> None:
+        await self._ready.wait()
+
+    async def run(self) -> None:
+        node = await self.registry.register(
+            self.config.name,
+            socket.gethostname(),
+            os.getpid(),
+            self.config.labels,
+            self.config.capacity,
+            __version__,
+        )
+        self.id = node.id
+        lost = await self.queue.recover_worker(node.id)
+        if lost:
+            log.warning("recovered_from_previous_run", worker=self.config.name, count=len(lost))
+        jobs = self.signals.subscribe(JOBS)
+        cancels = self.signals.subscribe(CANCEL)
+        helpers = [
+            asyncio.create_task(self._heartbeat_loop()),
+            asyncio.create_task(self._cancel_loop(cancels)),
+            asyncio.create_task(self._progress_loop()),
+        ]
+        self._ready.set()
+        log.info(
+            "worker_started", worker=self.config.name, id=node.id, capacity=self.config.capacity
+        )
+        try:
+            await self._claim_loop(jobs)
+            await self._drain()
+        finally:
+            for helper in helpers:
+                helper.cancel()
+            await asyncio.gather(*helpers, return_exceptions=True)
+            self.signals.unsubscribe(JOBS, jobs)
+            self.signals.unsubscribe(CANCEL, cancels)
+            await self._reports.drain()
+            with contextlib.suppress(Exception):
+                await self.registry.set_state(node.id, OFFLINE, active=0)
+            log.info("worker_stopped", worker=self.config.name)
+
+    # -- claiming ---------------------------------------------------------------------
+
+    async def _claim_loop(self, jobs: asyncio.Event) -> None:
+        assert self.id is not None
+        while not self._stopping.is_set():
+            free = self.config.capacity - len(self.running)
+            if free <= 0:
+                self._slot_freed.clear()
+                await _wait_any(self._slot_freed, self._stopping)
+                continue
+            jobs.clear()
+            claimed: list[Execution] = []
+            try:
+                if await self.queue.has_work():
+                    claimed = await self.queue.claim(self.id, free, self.config.lease_seconds)
+            except Exception as exc:  # the database may be briefly unreachable
+                log.warning("claim_failed", error=str(exc))
+                await _wait_any(self._stopping, timeout=self.config.poll_seconds)
+                continue
+            for execution in claimed:
+                self._start(execution)
+            if claimed:
+                continue
+            timeout = self.config.poll_seconds
+            with contextlib.suppress(Exception):
+                due = await self.queue.next_due()
+                if due is not None:
+                    timeout = min(timeout, due + 0.001)
+            await _wait_any(jobs, self._stopping, timeout=timeout)
+
+    def _start(self, execution: Execution) -> None:
+        task = asyncio.create_task(self._execute(execution))
+        self.running[execution.id] = Running(execution, task)
+        task.add_done_callback(lambda _: self._finished(execution.id))
+
+    def _finished(self, execution_id: int) -> None:
+        self.running.pop(execution_id, None)
+        self._latest.pop(execution_id, None)
+        self._dirty.discard(execution_id)
+        self._slot_freed.set()
+
+    # -- running one execution --------------------------------------------------------
+
+    async def _execute(self, execution: Execution) -> None:
+        entry = self.running[execution.id]
+        started = await self._reports(
+            Change(
+                execution.id,
+                Status.RUNNING,
+                fence=execution.fence,
+                values={"started": NOW},
+                message=f"started by worker {self.config.name}",
+            )
+        )
+        if started is None:
+            return  # cancelled before it started, or no longer ours
+        paths = ExecutionPaths(
+            run_dir=self.config.work_root / execution.uuid,
+            store_dir=self.artifacts.dir_for(execution),
+        )
+        try:
+            outcome = await self._run(entry, started, paths)
+        finally:
+            if not self.config.keep_work_dirs:
+                await asyncio.to_thread(shutil.rmtree, paths.run_dir, ignore_errors=True)
+        if outcome is None:
+            return
+        latest = self._latest.get(execution.id, {})
+        progress = {**latest.get("progress", {}), **(outcome.progress or {})}
+        if outcome.status is Status.COMPLETED:
+            progress["percent"] = 100.0
+        values: dict[str, Any] = {
+            "result": outcome.result,
+            "error": outcome.error,
+            "exit_code": outcome.exit_code,
+            "progress": progress or None,
+        }
+        usage = outcome.usage or latest.get("usage")
+        if usage:
+            values["usage"] = usage
+        if "pid" in latest:
+            values["pid"] = latest["pid"]
+        final = Change(
+            execution.id,
+            outcome.status,
+            fence=execution.fence,
+            values=values,
+            message=outcome.error,
+            settle=True,
+        )
+        await self._report_final(final)
+
+    async def _report_final(self, change: Change) -> None:
+        """The outcome is worth some patience: retry while the database is unreachable.
+        If it never gets through, the lease runs out and the reaper takes over."""
+        delay = 0.1
+        for _ in range(8):
+            try:
+                await self._reports(change)
+                return
+            except Exception as exc:
+                log.warning("report_failed", execution=change.execution_id, error=str(exc))
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 5.0)
+
+    async def _run(
+        self, entry: Running, execution: Execution, paths: ExecutionPaths
+    ) -> Outcome | None:
+        runner = self.runners.get(execution.runner)
+        if runner is None:
+            return Outcome(Status.FAILED, error=f"no runner called {execution.runner!r}")
+        ctx = RunContext(
+            execution=execution,
+            paths=paths,
+            output_limit=self.config.output_limit_bytes,
+            result_limit=self.config.result_limit_bytes,
+            kill_grace=self.config.kill_grace_seconds,
+            python_path=self.config.python_path,
+            on_progress=lambda p: self._note(execution.id, "progress", p),
+            on_usage=lambda u: self._note(execution.id, "usage", u),
+            on_pid=lambda pid: self._note(execution.id, "pid", pid),
+        )
+        run = asyncio.create_task(runner.run(ctx))
+        stop = asyncio.create_task(entry.stop.wait())
+        try:
+            done, _ = await asyncio.wait(
+                {run, stop}, timeout=execution.timeout, return_when=asyncio.FIRST_COMPLETED
+            )
+        finally:
+            stop.cancel()
+        if run in done:
+            try:
+                return run.result()
+            except Exception as exc:
+                log.warning("runner_error", execution=execution.id, error=repr(exc))
+                return Outcome(Status.FAILED, error=f"runner error: {exc}")
+        run.cancel()  # stops the run: the runner kills its processes before returning
+        await asyncio.gather(run, return_exceptions=True)
+        if entry.reason is None:
+            return Outcome(Status.TIMEOUT, error=f"timed out after {execution.timeout:g} seconds")
+        if entry.reason == "cancel":
+            return Outcome(Status.CANCELLED, error="cancelled")
+        return None  # lost or shutting down: someone else finishes it
+
+    def _note(self, execution_id: int, key: str, value: Any) -> None:
+        """Progress, usage and the pid are written in batches, not one by one."""
+        if execution_id in self.running:
+            self._latest.setdefault(execution_id, {})[key] = value
+            self._dirty.add(execution_id)
+
+    async def _progress_loop(self) -> None:
+        while True:
+            await asyncio.sleep(PROGRESS_FLUSH_SECONDS)
+            dirty, self._dirty = self._dirty, set()
+            changes = [
+                Change(
+                    execution_id,
+                    fence=self.running[execution_id].execution.fence,
+                    when=frozenset({Status.RUNNING, Status.CANCELING}),
+                    values=dict(self._latest[execution_id]),
+                )
+                for execution_id in dirty
+                if execution_id in self.running and execution_id in self._latest
+            ]
+            if changes:
+                await asyncio.gather(*(self._reports(c) for c in changes), return_exceptions=True)
+
+    # -- leases, cancellation, shutdown ------------------------------------------------
+
+    async def _heartbeat_loop(self) -> None:
+        assert self.id is not None
+        psutil.cpu_percent()
+        while True:
+            await asyncio.sleep(self.config.heartbeat_seconds)
+            try:
+                await self._check_leases()
+                memory = psutil.virtual_memory()
+                await self.registry.heartbeat(
+                    self.id,
+                    active=len(self.running),
+                    cpu_percent=psutil.cpu_percent(),
+                    memory_percent=memory.percent,
+                    memory_bytes=memory.total - memory.available,
+                    state=DRAINING if self._stopping.is_set() else ACTIVE,
+                )
+            except Exception as exc:
+                log.warning("heartbeat_failed", error=str(exc))
+
+    async def _cancel_loop(self, cancels: asyncio.Event) -> None:
+        while True:
+            await cancels.wait()
+            cancels.clear()
+            with contextlib.suppress(Exception):
+                await self._check_leases()
+
+    async def _check_leases(self) -> None:
+        assert self.id is not None
+        held = {i: r.execution.fence for i, r in self.running.items() if r.reason is None}
+        statuses = await self.queue.renew_leases(self.id, held, self.config.lease_seconds)
+        for execution_id, status in statuses.items():
+            if status is None:
+                self._stop_one(execution_id, "lost")
+            elif status is Status.CANCELING:
+                self._stop_one(execution_id, "cancel")
+
+    def _stop_one(self, execution_id: int, reason: str) -> None:
+        entry = self.running.get(execution_id)
+        if entry is not None and entry.reason is None:
+            entry.reason = reason
+            entry.stop.set()
+
+    async def _drain(self) -> None:
+        assert self.id is not None
+        if not self.running:
+            return
+        with contextlib.suppress(Exception):
+            await self.registry.set_state(self.id, DRAINING, active=len(self.running))
+        tasks = [r.task for r in self.running.values()]
+        _, pending = await asyncio.wait(tasks, timeout=self.config.shutdown_grace_seconds)
+        if not pending:
+            return
+        handed_back = {i: r.execution.fence for i, r in self.running.items()}
+        for execution_id in handed_back:
+            self._stop_one(execution_id, "shutdown")
+        await asyncio.gather(*pending, return_exceptions=True)
+        await self.queue.release(self.id, handed_back)
+        log.info("handed_back", count=len(handed_back))
+
+
+async def _wait_any(*events: asyncio.Event, timeout: float | None = None) -> None:
+    waiters = [asyncio.create_task(e.wait()) for e in events]
+    try:
+        await asyncio.wait(waiters, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for waiter in waiters:
+            waiter.cancel()

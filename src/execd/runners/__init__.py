@@ -1,0 +1,1 @@
+"""How actions run: one runner per kind of entry point."""

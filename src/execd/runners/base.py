@@ -1,0 +1,71 @@
+"""What a runner gets and gives back."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+from execd.domain.executions import Execution, Outcome
+
+
+@dataclass(frozen=True)
+class ExecutionPaths:
+    """Per-execution directories. `run_dir` is local scratch (deleted afterwards);
+    `store_dir` is in the artifact store (kept: logs and artifacts)."""
+
+    run_dir: Path
+    store_dir: Path
+
+    @property
+    def work_dir(self) -> Path:
+        return self.run_dir / "work"
+
+    @property
+    def control_file(self) -> Path:
+        return self.run_dir / "control.jsonl"
+
+    @property
+    def result_file(self) -> Path:
+        return self.run_dir / "result.json"
+
+    @property
+    def artifacts_dir(self) -> Path:
+        return self.store_dir / "artifacts"
+
+    @property
+    def stdout_file(self) -> Path:
+        return self.store_dir / "stdout.log"
+
+    @property
+    def stderr_file(self) -> Path:
+        return self.store_dir / "stderr.log"
+
+    def create(self) -> None:
+        for directory in (self.work_dir, self.artifacts_dir):
+            directory.mkdir(parents=True, exist_ok=True)
+
+
+@dataclass
+class RunContext:
+    execution: Execution
+    paths: ExecutionPaths
+    output_limit: int
+    result_limit: int
+    kill_grace: float
+    python_path: list[str] = field(default_factory=list)
+    # Called with each change of progress/counters as the action reports it.
+    on_progress: Callable[[dict[str, Any]], None] = lambda update: None
+    # Called with resource usage samples of the process tree.
+    on_usage: Callable[[dict[str, Any]], None] = lambda usage: None
+    on_pid: Callable[[int], None] = lambda pid: None
+
+
+class Runner(Protocol):
+    async def run(self, ctx: RunContext) -> Outcome:
+        """Run to the end. Cancelling the awaiting task must stop the run (and its
+        processes) before the cancellation propagates."""
+        ...
+
+    async def close(self) -> None: ...

@@ -1,0 +1,260 @@
+"""Running one subprocess for an execution: its own session (process group), capped
+output files, the control file, resource sampling, and a kill that reaches every
+descendant on cancel or timeout."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import signal
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import orjson
+import psutil
+
+from execd.runners.base import RunContext
+from execd.runners.control import ControlReader
+
+TAIL_BYTES = 4096
+POLL_SECONDS = 0.25
+SAMPLE_SECONDS = 1.0
+PIPE_GRACE_SECONDS = 2.0
+
+
+class CappedLog:
+    """Writes a stream to a file up to `limit` bytes, then marks the truncation."""
+
+    def __init__(self, path: Path, limit: int) -> None:
+        self.handle = path.open("wb")
+        self.limit = limit
+        self.written = 0
+        self.dropped = 0
+        self.tail = bytearray()
+
+    def write(self, data: bytes) -> None:
+        room = self.limit - self.written
+        if room > 0:
+            kept = data[:room]
+            self.handle.write(kept)
+            self.handle.flush()
+            self.written += len(kept)
+        self.dropped += max(0, len(data) - max(room, 0))
+        self.tail += data
+        del self.tail[:-TAIL_BYTES]
+
+    def close(self) -> None:
+        if self.dropped:
+            self.handle.write(
+                f"\n[execd: output truncated: {self.dropped} more bytes were not kept]\n".encode()
+            )
+        self.handle.close()
+
+    def tail_text(self) -> str:
+        return self.tail.decode("utf-8", errors="replace")
+
+
+@dataclass
+class ProcessResult:
+    return_code: int
+    stdout_tail: str
+    stderr_tail: str
+    truncated: bool
+    control: ControlReader
+    usage: dict[str, Any] = field(default_factory=dict)
+    explicit_result: Any = None
+    has_result: bool = False
+
+
+class UsageSampler:
+    """CPU, memory and I/O of a process and all its descendants."""
+
+    def __init__(self, pid: int) -> None:
+        self.root = psutil.Process(pid)
+        self.cpu_seconds_by_pid: dict[int, float] = {}
+        self.io_by_pid: dict[int, tuple[int, int]] = {}
+        self.peak_memory = 0
+        self.last: dict[str, Any] = {}
+        self._procs: dict[int, psutil.Process] = {}
+
+    def sample(self) -> dict[str, Any]:
+        try:
+            procs = [self.root, *self.root.children(recursive=True)]
+        except psutil.Error:
+            return self.last
+        memory = 0
+        cpu_percent = 0.0
+        for proc in procs:
+            # Keep the Process objects: cpu_percent() measures since the previous call.
+            proc = self._procs.setdefault(proc.pid, proc)
+            with contextlib.suppress(psutil.Error), proc.oneshot():
+                memory += proc.memory_info().rss
+                times = proc.cpu_times()
+                self.cpu_seconds_by_pid[proc.pid] = (
+                    times.user + times.system + times.children_user + times.children_system
+                )
+                cpu_percent += proc.cpu_percent()
+                with contextlib.suppress(psutil.Error, AttributeError):
+                    io = proc.io_counters()
+                    self.io_by_pid[proc.pid] = (io.read_bytes, io.write_bytes)
+        self.peak_memory = max(self.peak_memory, memory)
+        self.last = {
+            "cpu_percent": round(cpu_percent, 1),
+            "memory_bytes": memory,
+            "peak_memory_bytes": self.peak_memory,
+            "cpu_seconds": round(sum(self.cpu_seconds_by_pid.values()), 3),
+            "read_bytes": sum(r for r, _ in self.io_by_pid.values()),
+            "write_bytes": sum(w for _, w in self.io_by_pid.values()),
+        }
+        return self.last
+
+
+def descendants(pid: int) -> list[psutil.Process]:
+    try:
+        return list(psutil.Process(pid).children(recursive=True))
+    except psutil.Error:
+        return []
+
+
+async def kill_tree(process: asyncio.subprocess.Process, grace: float) -> None:
+    """SIGTERM the process group, wait `grace` seconds, then SIGKILL what is left,
+    including descendants that moved to a group of their own."""
+    pid = process.pid
+    stray = descendants(pid)
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(pid, signal.SIGTERM)
+    for proc in stray:
+        with contextlib.suppress(psutil.Error):
+            proc.terminate()
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(process.wait(), timeout=grace)
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(pid, signal.SIGKILL)
+    for proc in stray:
+        with contextlib.suppress(psutil.Error):
+            proc.kill()
+    await process.wait()
+
+
+async def run_process(ctx: RunContext, argv: list[str], env: dict[str, str]) -> ProcessResult:
+    paths = ctx.paths
+    paths.create()
+    full_env = {
+        **os.environ,
+        **env,
+        "EXECD_EXECUTION_ID": str(ctx.execution.id),
+        "EXECD_EXECUTION_UUID": ctx.execution.uuid,
+        "EXECD_ATTEMPT": str(ctx.execution.attempt),
+        "EXECD_CONTROL_FILE": str(paths.control_file),
+        "EXECD_RESULT_FILE": str(paths.result_file),
+        "EXECD_ARTIFACTS_DIR": str(paths.artifacts_dir),
+        "EXECD_WORK_DIR": str(paths.work_dir),
+    }
+    stdout = CappedLog(paths.stdout_file, ctx.output_limit)
+    stderr = CappedLog(paths.stderr_file, ctx.output_limit)
+    control = ControlReader(paths.control_file, paths.work_dir, paths.artifacts_dir)
+    try:
+        process = await asyncio.create_subprocess_exec(
+            *argv,
+            cwd=paths.work_dir,
+            env=full_env,
+            stdin=asyncio.subprocess.DEVNULL,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+            start_new_session=True,
+        )
+    except OSError:
+        stdout.close()
+        stderr.close()
+        raise
+    ctx.on_pid(process.pid)
+    sampler = UsageSampler(process.pid)
+    pumps = [
+        asyncio.create_task(_pump(process.stdout, stdout)),
+        asyncio.create_task(_pump(process.stderr, stderr)),
+    ]
+    watcher = asyncio.create_task(_watch(ctx, control, sampler))
+    try:
+        return_code = await process.wait()
+        # A background child may still hold the pipes open; the run is over, so it goes.
+        _, open_pipes = await asyncio.wait(pumps, timeout=PIPE_GRACE_SECONDS)
+        if open_pipes:
+            await kill_tree(process, 0)
+            await asyncio.gather(*pumps)
+    except BaseException:
+        await asyncio.shield(kill_tree(process, ctx.kill_grace))
+        raise
+    finally:
+        watcher.cancel()
+        for pump in pumps:
+            pump.cancel()
+        await asyncio.gather(watcher, *pumps, return_exceptions=True)
+        stdout.close()
+        stderr.close()
+    # Descendants that outlived the main process must not linger either.
+    for proc in descendants(process.pid):
+        with contextlib.suppress(psutil.Error):
+            proc.kill()
+    if control.poll():
+        ctx.on_progress(dict(control.progress))
+    usage = sampler.last or {}
+    usage["disk_bytes"] = _disk_usage(paths.store_dir) + _disk_usage(paths.work_dir)
+    result = ProcessResult(
+        return_code=return_code,
+        stdout_tail=stdout.tail_text(),
+        stderr_tail=stderr.tail_text(),
+        truncated=bool(stdout.dropped or stderr.dropped),
+        control=control,
+        usage=usage,
+    )
+    _read_result(ctx, result)
+    return result
+
+
+async def _pump(stream: asyncio.StreamReader | None, log: CappedLog) -> None:
+    if stream is None:
+        return
+    while chunk := await stream.read(65536):
+        log.write(chunk)
+
+
+async def _watch(ctx: RunContext, control: ControlReader, sampler: UsageSampler) -> None:
+    next_sample = 0.0
+    while True:
+        if control.poll():
+            ctx.on_progress(dict(control.progress))
+        now = time.monotonic()
+        if now >= next_sample:
+            ctx.on_usage(dict(sampler.sample()))
+            next_sample = now + SAMPLE_SECONDS
+        await asyncio.sleep(POLL_SECONDS)
+
+
+def _read_result(ctx: RunContext, result: ProcessResult) -> None:
+    """The result file wins over a `result` control line."""
+    path = ctx.paths.result_file
+    if path.is_file():
+        size = path.stat().st_size
+        if size > ctx.result_limit:
+            result.explicit_result = {"error": f"result file too large ({size} bytes)"}
+        else:
+            try:
+                result.explicit_result = orjson.loads(path.read_bytes())
+            except orjson.JSONDecodeError as exc:
+                result.explicit_result = {"error": f"result file is not JSON: {exc}"}
+        result.has_result = True
+    elif result.control.has_result:
+        result.explicit_result = result.control.result
+        result.has_result = True
+
+
+def _disk_usage(root: Path) -> int:
+    total = 0
+    for directory, _, files in os.walk(root):
+        for name in files:
+            with contextlib.suppress(OSError):
+                total += os.lstat(os.path.join(directory, name)).st_size
+    return total

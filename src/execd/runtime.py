@@ -1,0 +1,123 @@
+"""The composition root: the one place that builds concrete parts and wires them."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+
+import structlog
+
+from execd.config import Settings
+from execd.engine.accounts import AccountService
+from execd.engine.reaper import Reaper
+from execd.engine.service import ActionService, ExecutionService
+from execd.engine.worker import Worker, WorkerConfig
+from execd.runners.registry import build_runners
+from execd.store.accounts import Accounts
+from execd.store.artifacts import ArtifactStore
+from execd.store.catalog import Catalog
+from execd.store.database import Database
+from execd.store.executions import ExecutionQueries
+from execd.store.migrate import upgrade
+from execd.store.queue import Queue
+from execd.store.workers import WorkerRegistry
+
+log = structlog.get_logger(__name__)
+
+
+class Runtime:
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.db = Database(
+            settings.resolved_database_url,
+            pool_size=settings.db_pool_size,
+            sqlite_synchronous=settings.sqlite_synchronous,
+        )
+        self.artifacts = ArtifactStore(settings.resolved_artifacts_dir)
+        self.queue = Queue(self.db)
+        self.registry = WorkerRegistry(self.db)
+        self.accounts = AccountService(
+            Accounts(self.db), cache_seconds=settings.token_cache_seconds
+        )
+        self.actions = ActionService(Catalog(self.db))
+        self.executions = ExecutionService(
+            self.queue, ExecutionQueries(self.db), self.actions, self.registry, self.artifacts
+        )
+        self.workers: list[Worker] = []
+        self.admin_token: str | None = None
+        self._background: list[asyncio.Task[None]] = []
+        self._worker_tasks: list[asyncio.Task[None]] = []
+
+    async def start(self, *, workers: int = 0, bootstrap: bool = True) -> None:
+        settings = self.settings
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        if settings.auto_migrate:
+            await asyncio.to_thread(upgrade, settings.resolved_database_url)
+        if bootstrap:
+            _, self.admin_token = await self.accounts.bootstrap(
+                settings.data_dir, settings.admin_token
+            )
+        reaper = Reaper(
+            self.queue,
+            self.registry,
+            interval=settings.reaper_seconds,
+            lease_seconds=settings.lease_seconds,
+        )
+        self._background = [
+            asyncio.create_task(self.db.listen()),
+            asyncio.create_task(reaper.run()),
+        ]
+        for index in range(workers):
+            worker = self.new_worker(index if workers > 1 else None)
+            self.workers.append(worker)
+            self._worker_tasks.append(asyncio.create_task(worker.run()))
+        for worker, task in zip(self.workers, self._worker_tasks, strict=True):
+            ready = asyncio.create_task(worker.wait_ready())
+            await asyncio.wait({ready, task}, return_when=asyncio.FIRST_COMPLETED)
+            ready.cancel()
+            if task.done():
+                task.result()  # a worker that could not start: raise its error
+
+    async def run_until_workers_stop(self) -> None:
+        await asyncio.gather(*self._worker_tasks)
+
+    def new_worker(self, index: int | None = None) -> Worker:
+        settings = self.settings
+        name = settings.default_worker_name()
+        config = WorkerConfig(
+            name=name if index is None else f"{name}-{index}",
+            capacity=settings.worker_concurrency,
+            labels=settings.worker_labels,
+            lease_seconds=settings.lease_seconds,
+            heartbeat_seconds=settings.heartbeat_seconds,
+            poll_seconds=settings.poll_seconds,
+            kill_grace_seconds=settings.kill_grace_seconds,
+            shutdown_grace_seconds=settings.shutdown_grace_seconds,
+            output_limit_bytes=settings.output_limit_bytes,
+            result_limit_bytes=settings.result_limit_bytes,
+            work_root=settings.resolved_work_dir,
+            keep_work_dirs=settings.keep_work_dirs,
+            python_path=settings.actions_path,
+        )
+        return Worker(
+            config,
+            queue=self.queue,
+            registry=self.registry,
+            signals=self.db.signals,
+            runners=build_runners(),
+            artifacts=self.artifacts,
+        )
+
+    async def stop(self) -> None:
+        """Workers drain first (they still need the database), then everything else."""
+        for worker in self.workers:
+            worker.stop()
+        await asyncio.gather(*self._worker_tasks, return_exceptions=True)
+        for runner in {id(r): r for w in self.workers for r in w.runners.values()}.values():
+            with contextlib.suppress(Exception):
+                await runner.close()
+        await self.executions.drain()
+        for task in self._background:
+            task.cancel()
+        await asyncio.gather(*self._background, return_exceptions=True)
+        await self.db.dispose()

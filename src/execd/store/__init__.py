@@ -1,0 +1,1 @@
+"""Persistence: one schema on SQLite or PostgreSQL, queries named in domain terms."""

@@ -1,0 +1,104 @@
+"""The read side of executions: one record, lists with filters, statistics, history."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import Text, cast, func, select
+from sqlalchemy.sql.elements import ColumnElement
+
+from execd.domain.executions import Execution, ExecutionFilter, ExecutionStats, Page, StatusEvent
+from execd.domain.states import Status
+from execd.store.database import Database
+from execd.store.rows import to_execution
+from execd.store.schema import execution_events as events
+from execd.store.schema import executions as ex
+
+
+def _conditions(project_id: str, f: ExecutionFilter) -> list[ColumnElement[bool]]:
+    where: list[ColumnElement[bool]] = [ex.c.project_id == project_id]
+    if f.statuses is not None:
+        where.append(ex.c.status.in_(sorted(f.statuses)))
+    if f.action_ref is not None:
+        where.append(ex.c.action_ref == f.action_ref)
+    if f.action_id is not None:
+        where.append(ex.c.action_id == f.action_id)
+    if f.pack is not None:
+        where.append(ex.c.pack == f.pack)
+    if f.enforcement_id is not None:
+        where.append(ex.c.enforcement_id == f.enforcement_id)
+    if f.parent_id is not None:
+        where.append(ex.c.parent_id == f.parent_id)
+    if f.created_after is not None:
+        where.append(ex.c.created >= f.created_after)
+    if f.created_before is not None:
+        where.append(ex.c.created < f.created_before)
+    if f.result_contains:
+        where.append(cast(ex.c.result, Text).icontains(f.result_contains, autoescape=True))
+    return where
+
+
+class ExecutionQueries:
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    async def get(self, project_id: str, execution_id: int) -> Execution | None:
+        return await self._one(ex.c.id == execution_id, ex.c.project_id == project_id)
+
+    async def get_by_uuid(self, project_id: str, execution_uuid: str) -> Execution | None:
+        return await self._one(ex.c.uuid == execution_uuid, ex.c.project_id == project_id)
+
+    async def _one(self, *where: ColumnElement[bool]) -> Execution | None:
+        async with self.db.snapshot() as conn:
+            row = (await conn.execute(select(ex).where(*where))).mappings().first()
+        return to_execution(row) if row else None
+
+    async def list(
+        self, project_id: str, f: ExecutionFilter, page: Page, *, with_total: bool = True
+    ) -> tuple[list[Execution], int | None]:
+        """Newest first. Every filter runs in the database; history has no size cap."""
+        where = _conditions(project_id, f)
+        async with self.db.snapshot() as conn:
+            rows = await conn.execute(
+                select(ex)
+                .where(*where)
+                .order_by(ex.c.id.desc())
+                .offset(page.offset)
+                .limit(page.size)
+            )
+            items = [to_execution(r) for r in rows.mappings()]
+            total = None
+            if with_total:
+                count = select(func.count()).select_from(ex).where(*where)
+                total = int((await conn.execute(count)).scalar_one())
+        return items, total
+
+    async def stats(self, project_id: str, f: ExecutionFilter | None = None) -> ExecutionStats:
+        where = _conditions(project_id, f or ExecutionFilter())
+        async with self.db.snapshot() as conn:
+            rows = await conn.execute(
+                select(ex.c.status, func.count()).where(*where).group_by(ex.c.status)
+            )
+            by_status = {Status(status): int(n) for status, n in rows}
+        return ExecutionStats(total=sum(by_status.values()), by_status=by_status)
+
+    async def history(self, project_id: str, execution_id: int) -> list[StatusEvent]:
+        async with self.db.snapshot() as conn:
+            rows = await conn.execute(
+                select(events)
+                .where(events.c.execution_id == execution_id, events.c.project_id == project_id)
+                .order_by(events.c.id)
+            )
+            return [_to_event(r) for r in rows.mappings()]
+
+
+def _to_event(row: Any) -> StatusEvent:
+    return StatusEvent(
+        execution_id=row["execution_id"],
+        from_status=Status(row["from_status"]) if row["from_status"] else None,
+        to_status=Status(row["to_status"]),
+        at=row["at"],
+        attempt=row["attempt"],
+        worker_id=row["worker_id"],
+        message=row["message"],
+    )

@@ -1,0 +1,25 @@
+"""Rows to domain objects."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import RowMapping
+
+from execd.domain.actions import Action, RetryPolicy
+from execd.domain.executions import Execution
+from execd.domain.states import Priority, Status
+
+
+def to_execution(row: RowMapping) -> Execution:
+    data = dict(row)
+    data["status"] = Status(data["status"])
+    data["priority"] = Priority(data["priority"])
+    return Execution(**data)
+
+
+def to_action(row: RowMapping) -> Action:
+    data: dict[str, Any] = dict(row)
+    data.pop("pack", None)
+    data["retry"] = RetryPolicy.from_json(data.get("retry"))
+    return Action(**data)

@@ -1,0 +1,233 @@
+"""The one schema, for SQLite and PostgreSQL. Alembic migrations must produce exactly this.
+
+Timestamps are seconds since the Unix epoch (double precision) taken from the
+database clock: one representation, comparable and sortable on both backends.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    Column,
+    Double,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    SmallInteger,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+    text,
+)
+from sqlalchemy.dialects.postgresql import JSONB
+
+metadata = MetaData(
+    naming_convention={
+        "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+        "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+        "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+        "pk": "pk_%(table_name)s",
+    }
+)
+
+# A 64-bit key that is SQLite's rowid alias there (INTEGER PRIMARY KEY).
+Id = BigInteger().with_variant(Integer(), "sqlite")
+Json = JSON().with_variant(JSONB(), "postgresql")
+Uuid = String(36)
+Ts = Double()
+
+tenants = Table(
+    "tenants",
+    metadata,
+    Column("id", Uuid, primary_key=True),
+    Column("name", String(200), nullable=False, unique=True),
+    Column("created", Ts, nullable=False),
+)
+
+projects = Table(
+    "projects",
+    metadata,
+    Column("id", Uuid, primary_key=True),
+    Column("tenant_id", Uuid, ForeignKey("tenants.id"), nullable=False),
+    Column("name", String(200), nullable=False),
+    Column("created", Ts, nullable=False),
+    UniqueConstraint("tenant_id", "name"),
+)
+
+tokens = Table(
+    "tokens",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("tenant_id", Uuid, ForeignKey("tenants.id"), nullable=False),
+    Column("project_id", Uuid, ForeignKey("projects.id"), nullable=False),
+    Column("name", String(200), nullable=False),
+    Column("role", String(16), nullable=False),
+    Column("token_hash", String(64), nullable=False, unique=True),
+    Column("created", Ts, nullable=False),
+    Column("revoked", Ts),
+    sqlite_autoincrement=True,
+)
+
+actions = Table(
+    "actions",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("uuid", Uuid, nullable=False, unique=True),
+    Column("tenant_id", Uuid, ForeignKey("tenants.id"), nullable=False),
+    Column("project_id", Uuid, ForeignKey("projects.id"), nullable=False),
+    Column("ref", String(300), nullable=False),
+    Column("pack", String(100), nullable=False),
+    Column("runner", String(32), nullable=False),
+    Column("entry_point", Text, nullable=False),
+    Column("parameters", Json, nullable=False),
+    Column("timeout", Double),
+    Column("retry", Json),
+    Column("enabled", Boolean, nullable=False),
+    Column("description", Text, nullable=False),
+    Column("created", Ts, nullable=False),
+    Column("updated", Ts, nullable=False),
+    Column("created_by", String(200)),
+    UniqueConstraint("project_id", "ref"),
+    sqlite_autoincrement=True,
+)
+
+executions = Table(
+    "executions",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("uuid", Uuid, nullable=False, unique=True),
+    Column("tenant_id", Uuid, ForeignKey("tenants.id"), nullable=False),
+    Column("project_id", Uuid, ForeignKey("projects.id"), nullable=False),
+    Column("action_id", BigInteger),
+    Column("action_ref", String(300), nullable=False),
+    Column("pack", String(100), nullable=False),
+    # The runner and entry point are copied at submission: editing an action
+    # later does not change what an accepted execution runs.
+    Column("runner", String(32), nullable=False),
+    Column("entry_point", Text, nullable=False),
+    Column("parameters", Json, nullable=False),
+    # Names of the parameters marked secret: masked in every answer.
+    Column("secrets", Json),
+    Column("status", String(16), nullable=False),
+    Column("priority", SmallInteger, nullable=False),
+    Column("attempt", Integer, nullable=False),
+    Column("max_attempts", Integer, nullable=False),
+    Column("retry_policy", Json),
+    # Fencing token: bumped at every claim; a worker's writes carry the value it
+    # claimed with, so a worker that lost its lease cannot overwrite a newer claim.
+    Column("fence", Integer, nullable=False),
+    Column("parent_id", BigInteger),
+    Column("root_id", BigInteger),
+    Column("enforcement_id", BigInteger),
+    Column("rule_id", BigInteger),
+    Column("retry_of", BigInteger),
+    Column("worker_id", BigInteger),
+    Column("not_before", Ts),
+    Column("timeout", Double),
+    Column("idempotency_key", String(255)),
+    Column("submitted_by", String(200)),
+    Column("progress", Json),
+    Column("usage", Json),
+    Column("result", Json),
+    Column("error", Text),
+    Column("exit_code", Integer),
+    Column("pid", Integer),
+    Column("lease_expires", Ts),
+    Column("created", Ts, nullable=False),
+    Column("updated", Ts, nullable=False),
+    Column("started", Ts),
+    Column("ended", Ts),
+    UniqueConstraint("project_id", "idempotency_key"),
+    sqlite_autoincrement=True,
+)
+
+# Lists are per project, newest first.
+Index("ix_executions_project_id_id", executions.c.project_id, executions.c.id)
+Index(
+    "ix_executions_project_id_status_id",
+    executions.c.project_id,
+    executions.c.status,
+    executions.c.id,
+)
+Index(
+    "ix_executions_project_id_action_ref_id",
+    executions.c.project_id,
+    executions.c.action_ref,
+    executions.c.id,
+)
+Index(
+    "ix_executions_project_id_pack_id", executions.c.project_id, executions.c.pack, executions.c.id
+)
+Index("ix_executions_parent_id", executions.c.parent_id)
+Index("ix_executions_enforcement_id", executions.c.enforcement_id)
+Index("ix_executions_retry_of", executions.c.retry_of)
+
+# The claimable set: only rows waiting for a worker are in this index, so claiming
+# stays as fast with a million finished executions as with none.
+Index(
+    "ix_executions_ready",
+    executions.c.priority.desc(),
+    executions.c.id,
+    sqlite_where=text("status = 'scheduling'"),
+    postgresql_where=text("status = 'scheduling'"),
+)
+Index(
+    "ix_executions_delayed",
+    executions.c.not_before,
+    sqlite_where=text("status = 'requested'"),
+    postgresql_where=text("status = 'requested'"),
+)
+_LEASED = text("status IN ('scheduled', 'running', 'canceling')")
+Index(
+    "ix_executions_leased",
+    executions.c.lease_expires,
+    sqlite_where=_LEASED,
+    postgresql_where=_LEASED,
+)
+Index(
+    "ix_executions_worker_leased",
+    executions.c.worker_id,
+    sqlite_where=_LEASED,
+    postgresql_where=_LEASED,
+)
+
+execution_events = Table(
+    "execution_events",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("execution_id", BigInteger, nullable=False),
+    Column("tenant_id", Uuid, nullable=False),
+    Column("project_id", Uuid, nullable=False),
+    Column("from_status", String(16)),
+    Column("to_status", String(16), nullable=False),
+    Column("at", Ts, nullable=False),
+    Column("attempt", Integer, nullable=False),
+    Column("worker_id", BigInteger),
+    Column("message", Text),
+    sqlite_autoincrement=True,
+)
+Index("ix_execution_events_execution_id_id", execution_events.c.execution_id, execution_events.c.id)
+
+workers = Table(
+    "workers",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("name", String(200), nullable=False, unique=True),
+    Column("host", String(255), nullable=False),
+    Column("pid", Integer, nullable=False),
+    Column("labels", Json, nullable=False),
+    Column("capacity", Integer, nullable=False),
+    Column("active", Integer, nullable=False),
+    Column("cpu_percent", Double),
+    Column("memory_percent", Double),
+    Column("memory_bytes", BigInteger),
+    Column("state", String(16), nullable=False),
+    Column("version", String(32), nullable=False),
+    Column("started", Ts, nullable=False),
+    Column("last_heartbeat", Ts, nullable=False),
+    sqlite_autoincrement=True,
+)
