@@ -73,7 +73,10 @@ class UsageSampler:
     """CPU, memory and I/O of a process and all its descendants."""
 
     def __init__(self, pid: int) -> None:
-        self.root = psutil.Process(pid)
+        try:
+            self.root: psutil.Process | None = psutil.Process(pid)
+        except psutil.Error:  # already gone: nothing to sample
+            self.root = None
         self.cpu_seconds_by_pid: dict[int, float] = {}
         self.io_by_pid: dict[int, tuple[int, int]] = {}
         self.peak_memory = 0
@@ -81,6 +84,8 @@ class UsageSampler:
         self._procs: dict[int, psutil.Process] = {}
 
     def sample(self) -> dict[str, Any]:
+        if self.root is None:
+            return self.last
         try:
             procs = [self.root, *self.root.children(recursive=True)]
         except psutil.Error:

@@ -12,7 +12,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from sqlalchemy import bindparam, insert, select, update
+from sqlalchemy import Select, bindparam, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from execd.domain.executions import Execution, NewExecution
@@ -50,6 +50,17 @@ class Change:
 class Submitted:
     execution: Execution
     replayed: bool = False
+
+
+def ready_query(limit: int) -> Select[tuple[int]]:
+    """The claimable set, best first: it reads only the partial index ix_executions_ready."""
+    return (
+        select(ex.c.id)
+        .where(ex.c.status == Status.SCHEDULING)
+        .order_by(ex.c.priority.desc(), ex.c.id)
+        .limit(limit)
+        .with_for_update(skip_locked=True)
+    )
 
 
 class Queue:
@@ -154,16 +165,14 @@ class Queue:
         async with self.db.transaction() as conn:
             now = await now_of(conn)
             await self._promote_due(conn, now)
-            ready = (
-                select(ex.c.id)
-                .where(ex.c.status == Status.SCHEDULING)
-                .order_by(ex.c.priority.desc(), ex.c.id)
-                .limit(limit)
-                .with_for_update(skip_locked=True)
-            )
+            # Two statements, not UPDATE ... WHERE id IN (SELECT ... LIMIT): PostgreSQL may
+            # evaluate such a subquery more than once and claim more than `limit` rows.
+            ids = list((await conn.execute(ready_query(limit))).scalars())
+            if not ids:
+                return []
             rows = await conn.execute(
                 update(ex)
-                .where(ex.c.id.in_(ready), ex.c.status == Status.SCHEDULING)
+                .where(ex.c.id.in_(ids), ex.c.status == Status.SCHEDULING)
                 .values(
                     status=Status.SCHEDULED,
                     worker_id=worker_id,

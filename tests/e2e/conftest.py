@@ -1,0 +1,34 @@
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import httpx
+import pytest
+
+from tests.conftest import BACKENDS
+from tests.support import Deployment, Server, new_project
+
+
+@pytest.fixture(scope="module", params=BACKENDS)
+def shared_server(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Server]:
+    """One real server per module and backend; tests isolate themselves by project."""
+    databases = request.getfixturevalue(f"{request.param}_databases")
+    url = databases.new()
+    deployment = Deployment(database_url=url, root=tmp_path_factory.mktemp(request.param))
+    yield deployment.server(workers=1)
+    deployment.close()
+    databases.drop(url)
+
+
+@pytest.fixture
+def admin(shared_server: Server) -> httpx.Client:
+    return shared_server.client()
+
+
+@pytest.fixture
+def client(shared_server: Server, admin: httpx.Client) -> httpx.Client:
+    """An operator token in a project of its own."""
+    _, _, token = new_project(admin)
+    return shared_server.client(token)

@@ -1,0 +1,277 @@
+"""The store's contract, the same on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import asyncio
+import tempfile
+import time
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+from alembic.autogenerate import compare_metadata
+from alembic.migration import MigrationContext
+from sqlalchemy import create_engine, select, text
+
+from execd.domain.executions import Execution, NewExecution
+from execd.domain.states import Priority, Status
+from execd.engine.accounts import AccountService
+from execd.store.accounts import Accounts
+from execd.store.database import Database, sync_url
+from execd.store.queue import Change, Queue, Submitted, ready_query
+from execd.store.schema import execution_events, executions, metadata
+
+Run = Callable[[Callable[[Database], Awaitable[Any]]], Any]
+
+
+async def _project(db: Database) -> tuple[str, str]:
+    project, _ = await AccountService(Accounts(db)).bootstrap(
+        Path(tempfile.gettempdir()), "execd_store_test_token"
+    )
+    return project.tenant_id, project.id
+
+
+def _new(tenant: str, project: str, **kw: Any) -> NewExecution:
+    values: dict[str, Any] = {
+        "tenant_id": tenant,
+        "project_id": project,
+        "action_id": None,
+        "action_ref": "core.noop",
+        "pack": "core",
+        "runner": "local",
+        "entry_point": "noop",
+        "parameters": {},
+        "max_attempts": 2,
+        "retry_policy": {"max_attempts": 2, "retry_on": ["lost"]},
+    }
+    values.update(kw)
+    return NewExecution(**values)
+
+
+async def _submit(queue: Queue, items: list[NewExecution]) -> list[Execution]:
+    results = await queue.submit(items)
+    assert all(isinstance(r, Submitted) for r in results)
+    return [r.execution for r in results]  # type: ignore[union-attr]
+
+
+def test_migrations_produce_the_declared_schema(database_url: str) -> None:
+    engine = create_engine(sync_url(database_url))
+    with engine.connect() as conn:
+        diff = compare_metadata(MigrationContext.configure(conn, opts={"compare_type": True}), metadata)
+    engine.dispose()
+    assert diff == []
+
+
+def test_claim_takes_highest_priority_then_oldest_and_honours_the_limit(with_db: Run) -> None:
+    async def scenario(db: Database) -> None:
+        tenant, project = await _project(db)
+        queue = Queue(db)
+        order = [Priority.LOW, Priority.CRITICAL, Priority.NORMAL, Priority.CRITICAL, Priority.HIGH]
+        made = await _submit(queue, [_new(tenant, project, priority=p) for p in order])
+        first = await queue.claim(worker_id=1, limit=2, lease=30)
+        assert [e.id for e in first] == [made[1].id, made[3].id]
+        assert all(e.status is Status.SCHEDULED and e.fence == 1 for e in first)
+        second = await queue.claim(worker_id=1, limit=10, lease=30)
+        assert [e.id for e in second] == [made[4].id, made[2].id, made[0].id]
+        assert await queue.claim(worker_id=1, limit=10, lease=30) == []
+
+    with_db(scenario)
+
+
+def test_concurrent_claimers_never_take_the_same_execution(with_db: Run, database_url: str) -> None:
+    async def scenario(db: Database) -> None:
+        tenant, project = await _project(db)
+        await _submit(Queue(db), [_new(tenant, project) for _ in range(300)])
+        # Separate connection pools, as separate worker processes would have.
+        others = [Database(database_url) for _ in range(4)]
+
+        async def drain(worker_id: int, other: Database) -> list[int]:
+            taken: list[int] = []
+            queue = Queue(other)
+            while batch := await queue.claim(worker_id, limit=7, lease=30):
+                taken.extend(e.id for e in batch)
+            return taken
+
+        try:
+            results = await asyncio.gather(*(drain(i + 1, d) for i, d in enumerate(others)))
+        finally:
+            for other in others:
+                await other.dispose()
+        everything = [i for taken in results for i in taken]
+        assert len(everything) == len(set(everything)) == 300
+
+    with_db(scenario)
+
+
+def test_a_delayed_execution_is_not_claimed_before_it_is_due(with_db: Run) -> None:
+    async def scenario(db: Database) -> None:
+        tenant, project = await _project(db)
+        queue = Queue(db)
+        (delayed,) = await _submit(queue, [_new(tenant, project, delay=0.6)])
+        assert delayed.status is Status.REQUESTED
+        assert await queue.claim(1, 10, 30) == []
+        due_in = await queue.next_due()
+        assert due_in is not None and 0 < due_in <= 0.6
+        await asyncio.sleep(due_in + 0.05)
+        claimed = await queue.claim(1, 10, 30)
+        assert [e.id for e in claimed] == [delayed.id]
+        assert time.time() >= delayed.created + 0.6
+
+    with_db(scenario)
+
+
+def test_fencing_refuses_a_worker_that_lost_its_lease(with_db: Run) -> None:
+    async def scenario(db: Database) -> None:
+        tenant, project = await _project(db)
+        queue = Queue(db)
+        (execution,) = await _submit(queue, [_new(tenant, project)])
+        (old,) = await queue.claim(worker_id=1, limit=1, lease=-1)  # expires at once
+        (started,) = await queue.apply([Change(old.id, Status.RUNNING, fence=old.fence)])
+        assert started is not None
+        (requeued,) = await queue.reap_expired()
+        assert (requeued.status, requeued.attempt, requeued.worker_id) == (
+            Status.SCHEDULING,
+            2,
+            None,
+        )
+        (new,) = await queue.claim(worker_id=2, limit=1, lease=30)
+        assert new.fence == old.fence + 1
+        stale = Change(old.id, Status.FAILED, fence=old.fence, settle=True)
+        assert await queue.apply([stale]) == [None]
+        assert await queue.apply([Change(new.id, Status.RUNNING, fence=new.fence)]) != [None]
+        (done,) = await queue.apply(
+            [Change(new.id, Status.COMPLETED, fence=new.fence, values={"result": 1}, settle=True)]
+        )
+        assert done is not None and done.status is Status.COMPLETED and done.result == 1
+        assert await queue.reap_expired() == []
+
+    with_db(scenario)
+
+
+def test_out_of_attempts_is_abandoned(with_db: Run) -> None:
+    async def scenario(db: Database) -> None:
+        tenant, project = await _project(db)
+        queue = Queue(db)
+        await _submit(queue, [_new(tenant, project, max_attempts=1, retry_policy={"max_attempts": 1})])
+        (claimed,) = await queue.claim(1, 1, lease=-1)
+        (abandoned,) = await queue.reap_expired()
+        assert abandoned.status is Status.ABANDONED
+        assert abandoned.ended is not None and "no attempts are left" in (abandoned.error or "")
+
+    with_db(scenario)
+
+
+def test_terminal_states_are_final_and_every_change_is_an_event(with_db: Run) -> None:
+    async def scenario(db: Database) -> None:
+        tenant, project = await _project(db)
+        queue = Queue(db)
+        (execution,) = await _submit(queue, [_new(tenant, project)])
+        (claimed,) = await queue.claim(1, 1, 30)
+        fence = claimed.fence
+        results = await queue.apply(
+            [
+                Change(execution.id, Status.RUNNING, fence=fence),
+                Change(execution.id, Status.COMPLETED, fence=fence, settle=True),
+                Change(execution.id, Status.FAILED, fence=fence, settle=True),
+                Change(execution.id, Status.SCHEDULING, fence=fence),
+                Change(execution.id, values={"progress": {"percent": 5}}),
+            ]
+        )
+        assert [r.status if r else None for r in results] == [
+            Status.RUNNING,
+            Status.COMPLETED,
+            None,
+            None,
+            None,
+        ]
+        async with db.snapshot() as conn:
+            row = (await conn.execute(select(executions).where(executions.c.id == execution.id))).one()
+            events = (
+                await conn.execute(
+                    select(execution_events.c.from_status, execution_events.c.to_status)
+                    .where(execution_events.c.execution_id == execution.id)
+                    .order_by(execution_events.c.id)
+                )
+            ).all()
+        assert row.status == "completed" and row.progress is None
+        assert [tuple(e) for e in events] == [
+            (None, "requested"),
+            ("requested", "scheduling"),
+            ("scheduling", "scheduled"),
+            ("scheduled", "running"),
+            ("running", "completed"),
+        ]
+        # The row and its event history never disagree.
+        assert events[-1][1] == row.status
+
+    with_db(scenario)
+
+
+def test_cancel_cascades_to_children(with_db: Run) -> None:
+    async def scenario(db: Database) -> None:
+        tenant, project = await _project(db)
+        queue = Queue(db)
+        (parent,) = await _submit(queue, [_new(tenant, project)])
+        (child,) = await _submit(queue, [_new(tenant, project, parent_id=parent.id)])
+        (grandchild,) = await _submit(queue, [_new(tenant, project, parent_id=child.id)])
+        (claimed,) = await queue.claim(1, 1, 30)
+        assert claimed.id == parent.id
+        await queue.apply([Change(parent.id, Status.RUNNING, fence=claimed.fence)])
+        result = await queue.cancel(project, parent.id)
+        assert result is not None and result.status is Status.CANCELING
+        async with db.snapshot() as conn:
+            rows = await conn.execute(
+                select(executions.c.id, executions.c.status).where(
+                    executions.c.id.in_([child.id, grandchild.id])
+                )
+            )
+            assert {r.status for r in rows} == {"cancelled"}
+        assert await queue.cancel("another-project", parent.id) is None
+
+    with_db(scenario)
+
+
+def test_idempotency_keys_within_one_batch(with_db: Run) -> None:
+    async def scenario(db: Database) -> None:
+        tenant, project = await _project(db)
+        queue = Queue(db)
+        results = await queue.submit(
+            [
+                _new(tenant, project, idempotency_key="a"),
+                _new(tenant, project, idempotency_key="a"),
+                _new(tenant, project, idempotency_key="a", parameters={"x": 1}),
+                _new(tenant, project, idempotency_key="b"),
+            ]
+        )
+        first, again, conflict, other = results
+        assert isinstance(first, Submitted) and isinstance(again, Submitted)
+        assert again.replayed and again.execution.id == first.execution.id
+        assert isinstance(conflict, Exception)
+        assert isinstance(other, Submitted) and not other.replayed
+
+    with_db(scenario)
+
+
+def test_claiming_reads_only_the_ready_index(with_db: Run) -> None:
+    """History must not slow the queue: the claim query plans on the partial index."""
+
+    async def scenario(db: Database) -> str:
+        tenant, project = await _project(db)
+        queue = Queue(db)
+        made = await _submit(queue, [_new(tenant, project) for _ in range(2000)])
+        async with db.transaction() as conn:
+            await conn.execute(
+                executions.update()
+                .where(executions.c.id.in_([e.id for e in made[:1990]]))
+                .values(status="completed")
+            )
+            compiled = ready_query(10).compile(conn.sync_connection, compile_kwargs={"literal_binds": True})  # type: ignore[arg-type]
+            if db.is_postgres:
+                await conn.execute(text("ANALYZE executions"))
+                plan = await conn.execute(text(f"EXPLAIN {compiled}"))
+            else:
+                plan = await conn.execute(text(f"EXPLAIN QUERY PLAN {compiled}"))
+            return "\n".join(str(row) for row in plan)
+
+    plan = with_db(scenario)
+    assert "ix_executions_ready" in plan, plan

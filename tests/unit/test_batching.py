@@ -1,0 +1,39 @@
+from __future__ import annotations
+
+import asyncio
+
+from execd.engine.batching import GroupCommit
+
+
+def test_concurrent_callers_share_batches_and_a_bad_item_fails_alone() -> None:
+    batches: list[list[int]] = []
+
+    async def apply(items: list[int]) -> list[int | Exception]:
+        batches.append(items)
+        await asyncio.sleep(0.01)
+        if 13 in items:
+            raise RuntimeError("unlucky")
+        return [i * 2 for i in items]
+
+    async def main() -> list[object]:
+        commit: GroupCommit[int, int] = GroupCommit(apply, max_batch=50)
+        return await asyncio.gather(*(commit(i) for i in range(100)), return_exceptions=True)
+
+    results = asyncio.run(main())
+    assert results[:13] == [i * 2 for i in range(13)]
+    assert isinstance(results[13], RuntimeError)
+    assert results[14:] == [i * 2 for i in range(14, 100)]
+    assert batches[0] == list(range(50)) and batches[1] == list(range(50, 100))
+    assert batches[2:] == [[i] for i in range(50)]  # the failed batch, one by one
+
+
+def test_a_lone_caller_is_written_at_once() -> None:
+    async def main() -> int:
+        commit: GroupCommit[int, int] = GroupCommit(_echo)
+        return await asyncio.wait_for(commit(7), timeout=1)
+
+    assert asyncio.run(main()) == 7
+
+
+async def _echo(items: list[int]) -> list[int | Exception]:
+    return list(items)
