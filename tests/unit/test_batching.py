@@ -23,8 +23,9 @@ def test_concurrent_callers_share_batches_and_a_bad_item_fails_alone() -> None:
     assert results[:13] == [i * 2 for i in range(13)]
     assert isinstance(results[13], RuntimeError)
     assert results[14:] == [i * 2 for i in range(14, 100)]
-    assert batches[0] == list(range(50)) and batches[1] == list(range(50, 100))
-    assert batches[2:] == [[i] for i in range(50)]  # the failed batch, one by one
+    assert batches[0] == list(range(50))
+    assert batches[1:51] == [[i] for i in range(50)]  # the failed batch, one by one
+    assert batches[51:] == [list(range(50, 100))]
 
 
 def test_a_lone_caller_is_written_at_once() -> None:
