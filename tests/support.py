@@ -41,7 +41,7 @@ T = TypeVar("T")
 
 
 def wait_for(
-    condition: Callable[[], T | None | bool],
+    condition: Callable[[], T | bool | None],
     *,
     timeout: float = 20.0,
     interval: float = 0.05,
@@ -172,7 +172,8 @@ class Process:
             return self.popen.wait(timeout=timeout)
         except subprocess.TimeoutExpired:
             self.kill()
-            raise AssertionError(f"execd {self.args[0]} did not stop on SIGTERM:\n{self.log()}")
+            message = f"execd {self.args[0]} did not stop on SIGTERM:\n{self.log()}"
+            raise AssertionError(message) from None
 
     def kill(self) -> None:
         """SIGKILL: a crash. Its children (runs in their own sessions) are left to the reaper
@@ -279,7 +280,9 @@ class Deployment:
 # -- API helpers ---------------------------------------------------------------------
 
 
-def submit(client: httpx.Client, action_ref: str, parameters: dict[str, Any] | None = None, **kw: Any) -> dict[str, Any]:
+def submit(
+    client: httpx.Client, action_ref: str, parameters: dict[str, Any] | None = None, **kw: Any
+) -> dict[str, Any]:
     response = client.post(
         "/api/v1/executions/execute",
         json={"action_ref": action_ref, "parameters": parameters or {}, **kw},
@@ -300,7 +303,10 @@ TERMINAL = {"completed", "failed", "cancelled", "timeout", "abandoned"}
 
 
 def wait_status(
-    client: httpx.Client, execution_id: int, statuses: set[str] | str = frozenset(TERMINAL), timeout: float = 30.0
+    client: httpx.Client,
+    execution_id: int,
+    statuses: set[str] | str = frozenset(TERMINAL),
+    timeout: float = 30.0,
 ) -> dict[str, Any]:
     wanted = {statuses} if isinstance(statuses, str) else set(statuses)
 
@@ -308,7 +314,9 @@ def wait_status(
         execution = get(client, execution_id)
         return execution if execution["status"] in wanted else None
 
-    return wait_for(reached, timeout=timeout, message=f"execution {execution_id} in {sorted(wanted)}")
+    return wait_for(
+        reached, timeout=timeout, message=f"execution {execution_id} in {sorted(wanted)}"
+    )
 
 
 def history(client: httpx.Client, execution_id: int) -> list[dict[str, Any]]:

@@ -6,7 +6,6 @@ import concurrent.futures
 import contextlib
 import time
 from datetime import UTC, datetime, timedelta
-
 from typing import Any
 
 import httpx
@@ -14,7 +13,6 @@ import psutil
 
 from tests.support import (
     Deployment,
-    Server,
     get,
     history,
     process_gone,
@@ -142,7 +140,12 @@ def test_higher_priority_runs_first(deployment: Deployment) -> None:
     done = [wait_status(client, i, "completed") for i in ids]
     started = sorted(done, key=lambda e: (e["started"], e["id"]))
     assert [e["priority"] for e in started] == [
-        "critical", "critical", "high", "normal", "normal", "low"
+        "critical",
+        "critical",
+        "high",
+        "normal",
+        "normal",
+        "low",
     ]
     assert [e["id"] for e in started if e["priority"] == "critical"] == [ids[2], ids[5]]
 
@@ -281,9 +284,7 @@ def test_worker_registry(deployment: Deployment) -> None:
 
 def _running_with_pid(client: httpx.Client, execution_id: int) -> dict[str, Any]:
     wait_status(client, execution_id, "running")
-    return wait_for(
-        lambda: (e := get(client, execution_id))["pid"] and e, message="pid recorded"
-    )
+    return wait_for(lambda: (e := get(client, execution_id))["pid"] and e, message="pid recorded")
 
 
 def _kill_orphan(pid: int) -> None:

@@ -12,7 +12,14 @@ from tests.support import Server, submit, wait_status
 
 def test_core_pack_is_in_every_project(client: httpx.Client) -> None:
     refs = {a["ref"] for a in client.get("/api/v1/actions").json()["data"]}
-    assert {"core.noop", "core.echo", "core.sleep", "core.shell", "core.python", "core.http"} <= refs
+    assert {
+        "core.noop",
+        "core.echo",
+        "core.sleep",
+        "core.shell",
+        "core.python",
+        "core.http",
+    } <= refs
     packs = client.get("/api/v1/packs").json()["data"]
     assert {"ref": "core", "name": "core", "builtin": True, "action_count": 6}.items() <= packs[
         0
@@ -92,7 +99,9 @@ def test_shell_parameters_are_never_pasted_into_the_script(client: httpx.Client)
     assert client.post("/api/v1/actions", json=action).status_code == 201
     done = wait_status(client, submit(client, "safe.echo", {"text": hostile})["id"])
     assert done["result"]["stdout"] == hostile
-    via_args = submit(client, "core.shell", {"cmd": 'printf "%s|%s" "$1" "$2"', "args": [hostile, "b"]})
+    via_args = submit(
+        client, "core.shell", {"cmd": 'printf "%s|%s" "$1" "$2"', "args": [hostile, "b"]}
+    )
     assert wait_status(client, via_args["id"])["result"]["stdout"] == f"{hostile}|b"
 
 
@@ -165,8 +174,9 @@ def test_python_runner_with_progress_counters_result_and_artifacts(
 
 def test_shell_control_file_protocol(client: httpx.Client) -> None:
     script = """
-        echo '{"percent": 50, "stage": "half", "processed": 5, "total": 10}' >> "$EXECD_CONTROL_FILE"
-        echo 'not json' >> "$EXECD_CONTROL_FILE"
+        c="$EXECD_CONTROL_FILE"
+        echo '{"percent": 50, "stage": "half", "processed": 5, "total": 10}' >> "$c"
+        echo 'not json' >> "$c"
         echo data > out.csv
         echo '{"artifact": "out.csv", "errors": 2}' >> "$EXECD_CONTROL_FILE"
         echo '{"answer": 42}' > "$EXECD_RESULT_FILE"
@@ -179,7 +189,9 @@ def test_shell_control_file_protocol(client: httpx.Client) -> None:
 
 
 def test_http_runner(shared_server: Server, client: httpx.Client) -> None:
-    ok = wait_status(client, submit(client, "core.http", {"url": shared_server.url + "/healthz"})["id"])
+    ok = wait_status(
+        client, submit(client, "core.http", {"url": shared_server.url + "/healthz"})["id"]
+    )
     assert ok["status"] == "completed"
     assert ok["result"]["status_code"] == 200
     assert ok["result"]["body"]["status"] == "ok"
@@ -190,7 +202,8 @@ def test_http_runner(shared_server: Server, client: httpx.Client) -> None:
 
 def test_output_is_capped_with_a_marker(client: httpx.Client) -> None:
     done = wait_status(
-        client, submit(client, "core.shell", {"cmd": "head -c 3000000 /dev/zero | tr '\\0' a"})["id"]
+        client,
+        submit(client, "core.shell", {"cmd": "head -c 3000000 /dev/zero | tr '\\0' a"})["id"],
     )
     assert done["status"] == "completed"
     out = client.get(f"/api/v1/executions/{done['id']}/output/stdout").text

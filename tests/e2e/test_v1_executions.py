@@ -30,7 +30,13 @@ def test_list_is_newest_first_with_documented_envelope(client: httpx.Client) -> 
     assert [e["id"] for e in body["data"]] == ids[::-1][:2]
     assert body["pagination"] == {"page": 1, "page_size": 2, "total_items": 5, "total_pages": 3}
     assert set(body["data"][0]) == {
-        "id", "action_ref", "status", "parent", "enforcement", "created", "updated"
+        "id",
+        "action_ref",
+        "status",
+        "parent",
+        "enforcement",
+        "created",
+        "updated",
     }
     third = client.get("/api/v1/executions", params={"per_page": 2, "page": 3}).json()
     assert [e["id"] for e in third["data"]] == [ids[0]]
@@ -63,9 +69,7 @@ def test_filters_are_applied(shared_server: Server, admin: httpx.Client) -> None
     assert ids(pack_name="monitoring") == [bad["id"], ok["id"]]
     assert ids(action_ref="core.echo") == [echo["id"]]
     assert ids(result_contains="timeout") == [bad["id"]]  # case-insensitive
-    assert ids(result_contains="TIMEOUT", pack_name="monitoring", status="completed") == [
-        bad["id"]
-    ]
+    assert ids(result_contains="TIMEOUT", pack_name="monitoring", status="completed") == [bad["id"]]
     assert ids(status="failed") == []
     assert ids(parent=echo["id"]) == [parent_child["id"]]
     assert ids(result_contains="100%_") == []  # LIKE wildcards are literal

@@ -11,14 +11,14 @@ from typing import Any
 
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
-from sqlalchemy import create_engine, select, text
+from sqlalchemy import Connection, create_engine, select, text
 
 from execd.domain.executions import Execution, NewExecution
 from execd.domain.states import Priority, Status
 from execd.engine.accounts import AccountService
 from execd.store.accounts import Accounts
 from execd.store.database import Database, sync_url
-from execd.store.queue import Change, Queue, Submitted, ready_query
+from execd.store.queue import READY, Change, Queue, Submitted
 from execd.store.schema import execution_events, executions, metadata
 
 Run = Callable[[Callable[[Database], Awaitable[Any]]], Any]
@@ -57,7 +57,9 @@ async def _submit(queue: Queue, items: list[NewExecution]) -> list[Execution]:
 def test_migrations_produce_the_declared_schema(database_url: str) -> None:
     engine = create_engine(sync_url(database_url))
     with engine.connect() as conn:
-        diff = compare_metadata(MigrationContext.configure(conn, opts={"compare_type": True}), metadata)
+        diff = compare_metadata(
+            MigrationContext.configure(conn, opts={"compare_type": True}), metadata
+        )
     engine.dispose()
     assert diff == []
 
@@ -124,7 +126,7 @@ def test_fencing_refuses_a_worker_that_lost_its_lease(with_db: Run) -> None:
     async def scenario(db: Database) -> None:
         tenant, project = await _project(db)
         queue = Queue(db)
-        (execution,) = await _submit(queue, [_new(tenant, project)])
+        await _submit(queue, [_new(tenant, project)])
         (old,) = await queue.claim(worker_id=1, limit=1, lease=-1)  # expires at once
         (started,) = await queue.apply([Change(old.id, Status.RUNNING, fence=old.fence)])
         assert started is not None
@@ -142,7 +144,13 @@ def test_fencing_refuses_a_worker_that_lost_its_lease(with_db: Run) -> None:
         (done,) = await queue.apply(
             [Change(new.id, Status.COMPLETED, fence=new.fence, values={"result": 1}, settle=True)]
         )
-        assert done is not None and done.status is Status.COMPLETED and done.result == 1
+        assert done is Status.COMPLETED
+        result = await db.read(
+            lambda conn: conn.execute(
+                select(executions.c.result).where(executions.c.id == new.id)
+            ).scalar_one()
+        )
+        assert result == 1
         assert await queue.reap_expired() == []
 
     with_db(scenario)
@@ -152,8 +160,10 @@ def test_out_of_attempts_is_abandoned(with_db: Run) -> None:
     async def scenario(db: Database) -> None:
         tenant, project = await _project(db)
         queue = Queue(db)
-        await _submit(queue, [_new(tenant, project, max_attempts=1, retry_policy={"max_attempts": 1})])
-        (claimed,) = await queue.claim(1, 1, lease=-1)
+        await _submit(
+            queue, [_new(tenant, project, max_attempts=1, retry_policy={"max_attempts": 1})]
+        )
+        await queue.claim(1, 1, lease=-1)
         (abandoned,) = await queue.reap_expired()
         assert abandoned.status is Status.ABANDONED
         assert abandoned.ended is not None and "no attempts are left" in (abandoned.error or "")
@@ -177,22 +187,24 @@ def test_terminal_states_are_final_and_every_change_is_an_event(with_db: Run) ->
                 Change(execution.id, values={"progress": {"percent": 5}}),
             ]
         )
-        assert [r.status if r else None for r in results] == [
+        assert results == [
             Status.RUNNING,
             Status.COMPLETED,
             None,
             None,
             None,
         ]
-        async with db.snapshot() as conn:
-            row = (await conn.execute(select(executions).where(executions.c.id == execution.id))).one()
-            events = (
-                await conn.execute(
-                    select(execution_events.c.from_status, execution_events.c.to_status)
-                    .where(execution_events.c.execution_id == execution.id)
-                    .order_by(execution_events.c.id)
-                )
+
+        def read(conn: Connection) -> tuple[Any, list[Any]]:
+            row = conn.execute(select(executions).where(executions.c.id == execution.id)).one()
+            events = conn.execute(
+                select(execution_events.c.from_status, execution_events.c.to_status)
+                .where(execution_events.c.execution_id == execution.id)
+                .order_by(execution_events.c.id)
             ).all()
+            return row, events
+
+        row, events = await db.read(read)
         assert row.status == "completed" and row.progress is None
         assert [tuple(e) for e in events] == [
             (None, "requested"),
@@ -219,13 +231,9 @@ def test_cancel_cascades_to_children(with_db: Run) -> None:
         await queue.apply([Change(parent.id, Status.RUNNING, fence=claimed.fence)])
         result = await queue.cancel(project, parent.id)
         assert result is not None and result.status is Status.CANCELING
-        async with db.snapshot() as conn:
-            rows = await conn.execute(
-                select(executions.c.id, executions.c.status).where(
-                    executions.c.id.in_([child.id, grandchild.id])
-                )
-            )
-            assert {r.status for r in rows} == {"cancelled"}
+        query = select(executions.c.status).where(executions.c.id.in_([child.id, grandchild.id]))
+        statuses = await db.read(lambda conn: set(conn.execute(query).scalars()))
+        assert statuses == {"cancelled"}
         assert await queue.cancel("another-project", parent.id) is None
 
     with_db(scenario)
@@ -259,19 +267,47 @@ def test_claiming_reads_only_the_ready_index(with_db: Run) -> None:
         tenant, project = await _project(db)
         queue = Queue(db)
         made = await _submit(queue, [_new(tenant, project) for _ in range(2000)])
-        async with db.transaction() as conn:
-            await conn.execute(
+
+        def explain(conn: Connection) -> str:
+            conn.execute(
                 executions.update()
                 .where(executions.c.id.in_([e.id for e in made[:1990]]))
                 .values(status="completed")
             )
-            compiled = ready_query(10).compile(conn.sync_connection, compile_kwargs={"literal_binds": True})  # type: ignore[arg-type]
+            compiled = READY.params(limit=10).compile(conn, compile_kwargs={"literal_binds": True})
             if db.is_postgres:
-                await conn.execute(text("ANALYZE executions"))
-                plan = await conn.execute(text(f"EXPLAIN {compiled}"))
+                conn.execute(text("ANALYZE executions"))
+                plan = conn.execute(text(f"EXPLAIN {compiled}"))
             else:
-                plan = await conn.execute(text(f"EXPLAIN QUERY PLAN {compiled}"))
+                plan = conn.execute(text(f"EXPLAIN QUERY PLAN {compiled}"))
             return "\n".join(str(row) for row in plan)
+
+        return await db.write(explain)
 
     plan = with_db(scenario)
     assert "ix_executions_ready" in plan, plan
+
+
+def test_lease_renewal_reports_what_each_held_execution_became(with_db: Run) -> None:
+    async def scenario(db: Database) -> None:
+        tenant, project = await _project(db)
+        queue = Queue(db)
+        await _submit(queue, [_new(tenant, project) for _ in range(4)])
+        claimed = await queue.claim(worker_id=1, limit=4, lease=1)
+        a, b, c, d = claimed
+        await queue.apply([Change(e.id, Status.RUNNING, fence=e.fence) for e in claimed])
+        await queue.cancel(project, b.id)
+        await queue.apply([Change(c.id, Status.COMPLETED, fence=c.fence, settle=True)])
+        held = {e.id: e.fence for e in claimed}
+        held[d.id] = d.fence + 7  # a claim this worker no longer holds
+        statuses = await queue.renew_leases(worker_id=1, held=held, lease=60)
+        assert statuses == {a.id: Status.RUNNING, b.id: Status.CANCELING, c.id: None, d.id: None}
+        renewed = await db.read(
+            lambda conn: conn.execute(
+                select(executions.c.lease_expires).where(executions.c.id == a.id)
+            ).scalar_one()
+        )
+        assert renewed > time.time() + 30
+        assert await queue.renew_leases(worker_id=2, held={a.id: a.fence}, lease=60) == {a.id: None}
+
+    with_db(scenario)

@@ -32,7 +32,13 @@ def test_retry_policy_delays_grow_and_are_capped() -> None:
 def test_retry_policy_round_trips_and_validates() -> None:
     policy = RetryPolicy.from_json({"max_attempts": 4, "retry_on": ["failed", "lost"]})
     assert RetryPolicy.from_json(policy.to_json()) == policy
-    for bad in [{"max_attempts": 0}, {"retry_on": ["sometimes"]}, {"delay": -1}, {"x": 1}, {"max_attempts": 1.5}]:
+    for bad in [
+        {"max_attempts": 0},
+        {"retry_on": ["sometimes"]},
+        {"delay": -1},
+        {"x": 1},
+        {"max_attempts": 1.5},
+    ]:
         with pytest.raises(ValueError):
             RetryPolicy.from_json(bad)
 
@@ -65,7 +71,12 @@ def test_secrets_are_masked() -> None:
 
 def test_core_pack() -> None:
     assert set(CORE_ACTIONS) == {
-        "core.noop", "core.echo", "core.sleep", "core.shell", "core.python", "core.http"
+        "core.noop",
+        "core.echo",
+        "core.sleep",
+        "core.shell",
+        "core.python",
+        "core.http",
     }
     assert all(CORE_BY_UUID[a.uuid] is a for a in CORE_ACTIONS.values())
     for action in CORE_ACTIONS.values():

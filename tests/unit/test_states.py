@@ -23,7 +23,7 @@ def test_ten_states_with_terminal_ones_final() -> None:
     assert set(TRANSITIONS) == set(Status)
     for status in TERMINAL:
         assert TRANSITIONS[status] == frozenset()
-    assert PENDING | LEASED | TERMINAL == set(Status) - set()  # every state is classified
+    assert set(Status) - set() == PENDING | LEASED | TERMINAL  # every state is classified
     assert not PENDING & TERMINAL and not LEASED & TERMINAL
 
 
@@ -63,7 +63,12 @@ def test_parse_status() -> None:
 
 @pytest.mark.parametrize(
     ("value", "expected"),
-    [("low", Priority.LOW), ("Critical", Priority.CRITICAL), (2, Priority.HIGH), (None, Priority.NORMAL)],
+    [
+        ("low", Priority.LOW),
+        ("Critical", Priority.CRITICAL),
+        (2, Priority.HIGH),
+        (None, Priority.NORMAL),
+    ],
 )
 def test_priority_parse(value: str | int | None, expected: Priority) -> None:
     assert Priority.parse(value) is expected

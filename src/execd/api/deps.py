@@ -10,7 +10,7 @@ from execd.domain.access import Principal
 from execd.runtime import Runtime
 
 
-def get_runtime(request: Request) -> Runtime:
+async def get_runtime(request: Request) -> Runtime:
     runtime: Runtime = request.app.state.runtime
     return runtime
 
@@ -19,9 +19,10 @@ RuntimeDep = Annotated[Runtime, Depends(get_runtime)]
 
 
 async def get_caller(
-    runtime: RuntimeDep,
+    request: Request,
     authorization: Annotated[str | None, Header(include_in_schema=False)] = None,
 ) -> Principal:
+    runtime: Runtime = request.app.state.runtime
     return await runtime.accounts.authenticate(authorization)
 
 

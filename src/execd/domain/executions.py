@@ -9,7 +9,7 @@ from execd.domain.actions import mask_secrets
 from execd.domain.states import Priority, Status
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Execution:
     id: int
     uuid: str

@@ -63,9 +63,11 @@ class ActionService:
             raise NotFound(f"Action {action_uuid} not found", action_id=action_uuid)
         return action
 
-    async def list(self, caller: Principal, pack: str | None = None) -> list[Action]:
+    async def available(self, caller: Principal, pack: str | None = None) -> list[Action]:
         builtin = [a for a in CORE_ACTIONS.values() if pack in (None, BUILTIN_PACK)]
-        stored = [] if pack == BUILTIN_PACK else await self.catalog.list(caller.project_id, pack)
+        stored = (
+            [] if pack == BUILTIN_PACK else await self.catalog.in_project(caller.project_id, pack)
+        )
         return builtin + stored
 
     async def packs(self, caller: Principal) -> dict[str, int]:
@@ -232,10 +234,10 @@ class ExecutionService:
             raise NotFound(f"Execution {execution_uuid} not found", id=execution_uuid)
         return execution
 
-    async def list(
+    async def search(
         self, caller: Principal, f: ExecutionFilter, page: Page, *, with_total: bool = True
     ) -> tuple[list[Execution], int | None]:
-        return await self.queries.list(caller.project_id, f, page, with_total=with_total)
+        return await self.queries.search(caller.project_id, f, page, with_total=with_total)
 
     async def stats(self, caller: Principal, f: ExecutionFilter | None = None) -> ExecutionStats:
         return await self.queries.stats(caller.project_id, f)
@@ -261,7 +263,7 @@ class ExecutionService:
             raise InvalidInput(str(exc)) from None
 
     async def workers(self, caller: Principal) -> list[WorkerNode]:
-        return await self.registry.list()
+        return await self.registry.nodes()
 
     async def drain(self) -> None:
         await self._submit.drain()

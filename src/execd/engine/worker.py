@@ -12,7 +12,7 @@ import contextlib
 import os
 import shutil
 import socket
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +32,8 @@ from execd.store.workers import ACTIVE, DRAINING, OFFLINE, WorkerRegistry
 log = structlog.get_logger(__name__)
 
 PROGRESS_FLUSH_SECONDS = 0.5
+# Runners that finish inside the worker at once (no process, no I/O).
+INLINE_RUNNERS = frozenset({"local"})
 
 
 @dataclass(frozen=True)
@@ -80,7 +82,7 @@ class Worker:
         self.running: dict[int, Running] = {}
         self._stopping = asyncio.Event()
         self._slot_freed = asyncio.Event()
-        self._reports: GroupCommit[Change, Execution | None] = GroupCommit(queue.apply)
+        self._reports: GroupCommit[Change, Status | None] = GroupCommit(queue.apply)
         # Latest progress/usage/pid per running execution, and which changed since written.
         self._latest: dict[int, dict[str, Any]] = {}
         self._dirty: set[int] = set()
@@ -176,28 +178,36 @@ class Worker:
 
     async def _execute(self, execution: Execution) -> None:
         entry = self.running[execution.id]
-        started = await self._reports(
-            Change(
-                execution.id,
-                Status.RUNNING,
-                fence=execution.fence,
-                values={"started": NOW},
-                message=f"started by worker {self.config.name}",
-            )
+        start = Change(
+            execution.id,
+            Status.RUNNING,
+            fence=execution.fence,
+            values={"started": NOW},
+            message=f"started by worker {self.config.name}",
         )
-        if started is None:
-            return  # cancelled before it started, or no longer ours
         paths = ExecutionPaths(
             run_dir=self.config.work_root / execution.uuid,
             store_dir=self.artifacts.dir_for(execution),
         )
+        if execution.runner in INLINE_RUNNERS:
+            # Done in microseconds inside the worker: start and end are written together.
+            outcome = await self._run(entry, execution, paths)
+            if outcome is not None:
+                finish = self._report_final(self._finish_change(execution, outcome))
+                await asyncio.gather(self._reports(start), finish)
+            return
+        if await self._reports(start) is None:
+            return  # cancelled before it started, or no longer ours
+        running = replace(execution, status=Status.RUNNING)
         try:
-            outcome = await self._run(entry, started, paths)
+            outcome = await self._run(entry, running, paths)
         finally:
             if not self.config.keep_work_dirs:
                 await asyncio.to_thread(shutil.rmtree, paths.run_dir, ignore_errors=True)
-        if outcome is None:
-            return
+        if outcome is not None:
+            await self._report_final(self._finish_change(execution, outcome))
+
+    def _finish_change(self, execution: Execution, outcome: Outcome) -> Change:
         latest = self._latest.get(execution.id, {})
         progress = {**latest.get("progress", {}), **(outcome.progress or {})}
         if outcome.status is Status.COMPLETED:
@@ -213,7 +223,7 @@ class Worker:
             values["usage"] = usage
         if "pid" in latest:
             values["pid"] = latest["pid"]
-        final = Change(
+        return Change(
             execution.id,
             outcome.status,
             fence=execution.fence,
@@ -221,7 +231,6 @@ class Worker:
             message=outcome.error,
             settle=True,
         )
-        await self._report_final(final)
 
     async def _report_final(self, change: Change) -> None:
         """The outcome is worth some patience: retry while the database is unreachable.

@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid as uuidlib
 from typing import Any
 
-from sqlalchemy import delete, func, insert, select, update
+from sqlalchemy import Connection, Update, delete, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.sql.elements import ColumnElement
 
@@ -38,8 +38,8 @@ class Catalog:
     async def create(
         self, tenant_id: str, project_id: str, spec: ActionSpec, created_by: str | None
     ) -> Action:
-        async with self.db.transaction() as conn:
-            now = await now_of(conn)
+        def create(conn: Connection) -> Action:
+            now = now_of(conn)
             values = {
                 **_spec_values(spec),
                 "uuid": str(uuidlib.uuid4()),
@@ -49,59 +49,43 @@ class Catalog:
                 "updated": now,
                 "created_by": created_by,
             }
+            statement = insert(actions).values(values).returning(*actions.c)
             try:
-                row = (
-                    (await conn.execute(insert(actions).values(values).returning(*actions.c)))
-                    .mappings()
-                    .one()
-                )
+                row = conn.execute(statement).mappings().one()
             except IntegrityError:
                 raise Conflict(f"Action {spec.ref} already exists", ref=spec.ref) from None
-        return to_action(row)
+            return to_action(row)
+
+        return await self.db.write(create)
 
     async def update(self, project_id: str, action_id: int, spec: ActionSpec) -> Action | None:
-        async with self.db.transaction() as conn:
-            now = await now_of(conn)
-            try:
-                row = (
-                    (
-                        await conn.execute(
-                            update(actions)
-                            .where(actions.c.id == action_id, actions.c.project_id == project_id)
-                            .values(**_spec_values(spec), updated=now)
-                            .returning(*actions.c)
-                        )
-                    )
-                    .mappings()
-                    .first()
-                )
-            except IntegrityError:
-                raise Conflict(f"Action {spec.ref} already exists", ref=spec.ref) from None
-        return to_action(row) if row else None
+        return await self._update(project_id, action_id, spec.ref, _spec_values(spec))
 
     async def set_enabled(self, project_id: str, action_id: int, enabled: bool) -> Action | None:
-        async with self.db.transaction() as conn:
-            now = await now_of(conn)
-            row = (
-                (
-                    await conn.execute(
-                        update(actions)
-                        .where(actions.c.id == action_id, actions.c.project_id == project_id)
-                        .values(enabled=enabled, updated=now)
-                        .returning(*actions.c)
-                    )
-                )
-                .mappings()
-                .first()
-            )
-        return to_action(row) if row else None
+        return await self._update(project_id, action_id, None, {"enabled": enabled})
+
+    async def _update(
+        self, project_id: str, action_id: int, ref: str | None, values: dict[str, Any]
+    ) -> Action | None:
+        statement: Update = update(actions).where(
+            actions.c.id == action_id, actions.c.project_id == project_id
+        )
+
+        def change(conn: Connection) -> Action | None:
+            changed = statement.values(**values, updated=now_of(conn)).returning(*actions.c)
+            try:
+                row = conn.execute(changed).mappings().first()
+            except IntegrityError:
+                raise Conflict(f"Action {ref} already exists", ref=ref) from None
+            return to_action(row) if row else None
+
+        return await self.db.write(change)
 
     async def delete(self, project_id: str, action_id: int) -> bool:
-        async with self.db.transaction() as conn:
-            result = await conn.execute(
-                delete(actions).where(actions.c.id == action_id, actions.c.project_id == project_id)
-            )
-        return bool(result.rowcount)
+        statement = delete(actions).where(
+            actions.c.id == action_id, actions.c.project_id == project_id
+        )
+        return await self.db.write(lambda conn: bool(conn.execute(statement).rowcount))
 
     async def by_ref(self, project_id: str, ref: str) -> Action | None:
         return await self._one(actions.c.project_id == project_id, actions.c.ref == ref)
@@ -110,23 +94,25 @@ class Catalog:
         return await self._one(actions.c.project_id == project_id, actions.c.uuid == action_uuid)
 
     async def _one(self, *where: ColumnElement[bool]) -> Action | None:
-        async with self.db.snapshot() as conn:
-            row = (await conn.execute(select(actions).where(*where))).mappings().first()
-        return to_action(row) if row else None
+        def one(conn: Connection) -> Action | None:
+            row = conn.execute(select(actions).where(*where)).mappings().first()
+            return to_action(row) if row else None
 
-    async def list(self, project_id: str, pack: str | None = None) -> list[Action]:
+        return await self.db.read(one)
+
+    async def in_project(self, project_id: str, pack: str | None = None) -> list[Action]:
         query = select(actions).where(actions.c.project_id == project_id)
         if pack is not None:
             query = query.where(actions.c.pack == pack)
-        async with self.db.snapshot() as conn:
-            rows = await conn.execute(query.order_by(actions.c.ref))
-            return [to_action(r) for r in rows.mappings()]
+        query = query.order_by(actions.c.ref)
+        return await self.db.read(
+            lambda conn: [to_action(r) for r in conn.execute(query).mappings()]
+        )
 
     async def packs(self, project_id: str) -> dict[str, int]:
-        async with self.db.snapshot() as conn:
-            rows = await conn.execute(
-                select(actions.c.pack, func.count())
-                .where(actions.c.project_id == project_id)
-                .group_by(actions.c.pack)
-            )
-            return {pack: int(n) for pack, n in rows}
+        query = (
+            select(actions.c.pack, func.count())
+            .where(actions.c.project_id == project_id)
+            .group_by(actions.c.pack)
+        )
+        return await self.db.read(lambda conn: {p: int(n) for p, n in conn.execute(query)})

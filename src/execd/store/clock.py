@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import time
 
-from sqlalchemy import select
-from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy import Connection, select
 
 from execd.store.database import db_now
 
 
-async def now_of(conn: AsyncConnection) -> float:
+def now_of(conn: Connection) -> float:
     """Seconds since the epoch by the database's clock.
 
     An SQLite file is only ever opened by processes on its own machine, so there
@@ -18,4 +17,4 @@ async def now_of(conn: AsyncConnection) -> float:
     """
     if conn.dialect.name == "sqlite":
         return time.time()
-    return float((await conn.execute(select(db_now()))).scalar_one())
+    return float(conn.execute(select(db_now())).scalar_one())

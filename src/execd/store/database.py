@@ -1,25 +1,29 @@
 """Connections to SQLite or PostgreSQL, chosen by URL, and the database clock.
 
-SQLite: one writer connection per process (BEGIN IMMEDIATE, WAL, short transactions)
-and a few readers. PostgreSQL: one pool for both.
+Each transaction runs whole in a database thread: the event loop hands over one
+function and gets one answer back (see docs/architecture.md, "One hop per
+transaction"). SQLite has one writer thread holding the only write connection
+(BEGIN IMMEDIATE, WAL, short transactions) and a few reader threads; PostgreSQL has
+a pool of threads and connections.
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
-from typing import Any
+import asyncio
+import concurrent.futures
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 import orjson
-from sqlalchemy import Double, event, select, text
+from sqlalchemy import Connection, Double, Engine, create_engine, event, select, text
 from sqlalchemy.engine import URL, make_url
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.functions import FunctionElement
 
 from execd.store.signals import CANCEL, JOBS, Signals, listen_postgres
 
+T = TypeVar("T")
 _SIGNALS = "execd_signals"
 
 
@@ -28,12 +32,16 @@ def _dumps(value: Any) -> str:
     return orjson.dumps(value).decode()
 
 
-class db_now(FunctionElement[float]):
-    """Seconds since the Unix epoch by the database server's clock.
+def _loads(value: Any) -> Any:
+    # SQLite gives a column declared JSON numeric affinity: a bare JSON number comes
+    # back already converted to int or float.
+    if isinstance(value, int | float):
+        return value
+    return orjson.loads(value)
 
-    Leases, not-before times and every timestamp are taken from this one clock, so
-    machines with skewed clocks still agree on what has expired.
-    """
+
+class db_now(FunctionElement[float]):
+    """Seconds since the Unix epoch by the database server's clock."""
 
     type = Double()
     inherit_cache = True
@@ -49,25 +57,18 @@ def _postgres_now(element: db_now, compiler: SQLCompiler, **kw: Any) -> str:
     return "CAST(EXTRACT(EPOCH FROM clock_timestamp()) AS DOUBLE PRECISION)"
 
 
-def async_url(url: str) -> URL:
-    """Accepts plain `postgresql://` and `sqlite:///` URLs and picks the async drivers."""
+def sync_url(url: str) -> URL:
+    """Accepts plain `postgresql://` and `sqlite:///` URLs and picks the drivers."""
     parsed = make_url(url)
     backend = parsed.get_backend_name()
     if backend == "sqlite":
-        return parsed.set(drivername="sqlite+aiosqlite")
+        return parsed.set(drivername="sqlite")
     if backend in {"postgresql", "postgres"}:
         return parsed.set(drivername="postgresql+psycopg")
     raise ValueError(f"Unsupported database URL {url!r}: use sqlite:/// or postgresql://")
 
 
-def sync_url(url: str) -> URL:
-    parsed = make_url(url)
-    if parsed.get_backend_name() == "sqlite":
-        return parsed.set(drivername="sqlite")
-    return parsed.set(drivername="postgresql+psycopg")
-
-
-def configure_sqlite(engine: Any, *, synchronous: str, immediate: bool) -> None:
+def configure_sqlite(engine: Engine, *, synchronous: str, immediate: bool) -> None:
     """Per-connection pragmas; `immediate` takes the write lock at BEGIN, not mid-transaction."""
 
     @event.listens_for(engine, "connect")
@@ -81,68 +82,81 @@ def configure_sqlite(engine: Any, *, synchronous: str, immediate: bool) -> None:
         cursor.close()
 
     @event.listens_for(engine, "begin")
-    def _begin(conn: Any) -> None:
+    def _begin(conn: Connection) -> None:
         conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
 
 
 class Database:
     def __init__(self, url: str, *, pool_size: int = 10, sqlite_synchronous: str = "FULL") -> None:
-        self.url = async_url(url)
-        self.signals = Signals()
+        self.url = sync_url(url)
         self.backend = self.url.get_backend_name()
-        self._engines: list[AsyncEngine] = []
+        self.signals = Signals()
+        options: dict[str, Any] = {"json_serializer": _dumps, "json_deserializer": _loads}
         if self.backend == "sqlite":
-            self._writer = self._engine(pool_size=1, max_overflow=0, pool_timeout=60)
-            self._reader = self._engine(pool_size=4, max_overflow=4)
             sync = sqlite_synchronous.upper()
             if sync not in {"OFF", "NORMAL", "FULL", "EXTRA"}:
                 raise ValueError(f"Invalid SQLite synchronous mode {sqlite_synchronous!r}")
-            configure_sqlite(self._writer.sync_engine, synchronous=sync, immediate=True)
-            configure_sqlite(self._reader.sync_engine, synchronous=sync, immediate=False)
+            readers = 4
+            self._writer = create_engine(self.url, pool_size=1, max_overflow=0, **options)
+            self._reader = create_engine(self.url, pool_size=readers, max_overflow=0, **options)
+            configure_sqlite(self._writer, synchronous=sync, immediate=True)
+            configure_sqlite(self._reader, synchronous=sync, immediate=False)
+            # One writer thread: the single writer, and no lock waits inside SQLite.
+            self._write_threads = _threads(1, "execd-db-writer")
+            self._read_threads = _threads(readers, "execd-db-reader")
         else:
-            self._writer = self._reader = self._engine(
-                pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True
+            self._writer = self._reader = create_engine(
+                self.url, pool_size=pool_size, max_overflow=0, pool_pre_ping=True, **options
             )
-
-    def _engine(self, **kw: Any) -> AsyncEngine:
-        engine = create_async_engine(
-            self.url, json_serializer=_dumps, json_deserializer=orjson.loads, **kw
-        )
-        self._engines.append(engine)
-        return engine
+            self._write_threads = self._read_threads = _threads(pool_size, "execd-db")
 
     @property
     def is_postgres(self) -> bool:
         return self.backend == "postgresql"
 
-    @asynccontextmanager
-    async def transaction(self) -> AsyncIterator[AsyncConnection]:
-        """A read-write transaction, committed when the block ends without error.
+    async def write(self, work: Callable[[Connection], T]) -> T:
+        """Run `work` in one read-write transaction, committed if it returns.
 
-        Signals raised inside it reach this process's waiters after the commit.
-        """
-        async with self._writer.connect() as conn:
-            try:
-                async with conn.begin():
-                    yield conn
-            finally:
-                raised: set[str] = conn.info.pop(_SIGNALS, set())
+        Signals it raises reach this process's waiters after the commit."""
+        result, raised = await asyncio.get_running_loop().run_in_executor(
+            self._write_threads, self._in_transaction, work
+        )
         for channel in raised:
             self.signals.fire(channel)
+        return result
 
-    async def notify_jobs(self, conn: AsyncConnection) -> None:
-        await self._notify(conn, JOBS)
+    def _in_transaction(self, work: Callable[[Connection], T]) -> tuple[T, set[str]]:
+        with self._writer.connect() as conn:
+            try:
+                with conn.begin():
+                    result = work(conn)
+            finally:
+                raised: set[str] = conn.info.pop(_SIGNALS, set())
+        return result, raised
 
-    async def notify_cancel(self, conn: AsyncConnection) -> None:
-        await self._notify(conn, CANCEL)
+    async def read(self, work: Callable[[Connection], T]) -> T:
+        """Run `work` on a read-only view; on SQLite it never waits for the writer."""
+        return await asyncio.get_running_loop().run_in_executor(
+            self._read_threads, self._in_snapshot, work
+        )
 
-    async def _notify(self, conn: AsyncConnection, channel: str) -> None:
+    def _in_snapshot(self, work: Callable[[Connection], T]) -> T:
+        with self._reader.connect() as conn:
+            return work(conn)
+
+    def notify_jobs(self, conn: Connection) -> None:
+        self._notify(conn, JOBS)
+
+    def notify_cancel(self, conn: Connection) -> None:
+        self._notify(conn, CANCEL)
+
+    def _notify(self, conn: Connection, channel: str) -> None:
         signals: set[str] = conn.info.setdefault(_SIGNALS, set())
         if channel in signals:
             return
         signals.add(channel)
         if self.is_postgres:
-            await conn.execute(select(text("pg_notify(:c, '')")), {"c": channel})
+            conn.execute(select(text("pg_notify(:c, '')")), {"c": channel})
 
     async def listen(self) -> None:
         """Relay other processes' signals to this one (PostgreSQL only; runs until cancelled)."""
@@ -151,15 +165,14 @@ class Database:
             await listen_postgres(conninfo, self.signals)
 
     async def ping(self) -> None:
-        async with self.snapshot() as conn:
-            await conn.execute(text("SELECT 1"))
-
-    @asynccontextmanager
-    async def snapshot(self) -> AsyncIterator[AsyncConnection]:
-        """A read-only view; on SQLite it does not wait for the writer."""
-        async with self._reader.connect() as conn:
-            yield conn
+        await self.read(lambda conn: conn.execute(text("SELECT 1")).scalar())
 
     async def dispose(self) -> None:
-        for engine in self._engines:
-            await engine.dispose()
+        for threads in {id(t): t for t in (self._write_threads, self._read_threads)}.values():
+            await asyncio.get_running_loop().run_in_executor(None, threads.shutdown)
+        self._writer.dispose()
+        self._reader.dispose()
+
+
+def _threads(count: int, name: str) -> concurrent.futures.ThreadPoolExecutor:
+    return concurrent.futures.ThreadPoolExecutor(max_workers=count, thread_name_prefix=name)

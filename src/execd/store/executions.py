@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import Text, cast, func, select
+from sqlalchemy import Connection, Text, cast, func, select
 from sqlalchemy.sql.elements import ColumnElement
 
 from execd.domain.executions import Execution, ExecutionFilter, ExecutionStats, Page, StatusEvent
@@ -49,47 +49,49 @@ class ExecutionQueries:
         return await self._one(ex.c.uuid == execution_uuid, ex.c.project_id == project_id)
 
     async def _one(self, *where: ColumnElement[bool]) -> Execution | None:
-        async with self.db.snapshot() as conn:
-            row = (await conn.execute(select(ex).where(*where))).mappings().first()
-        return to_execution(row) if row else None
+        def one(conn: Connection) -> Execution | None:
+            row = conn.execute(select(ex).where(*where)).mappings().first()
+            return to_execution(row) if row else None
 
-    async def list(
+        return await self.db.read(one)
+
+    async def search(
         self, project_id: str, f: ExecutionFilter, page: Page, *, with_total: bool = True
     ) -> tuple[list[Execution], int | None]:
         """Newest first. Every filter runs in the database; history has no size cap."""
         where = _conditions(project_id, f)
-        async with self.db.snapshot() as conn:
-            rows = await conn.execute(
-                select(ex)
-                .where(*where)
-                .order_by(ex.c.id.desc())
-                .offset(page.offset)
-                .limit(page.size)
-            )
-            items = [to_execution(r) for r in rows.mappings()]
+        query = select(ex).where(*where).order_by(ex.c.id.desc())
+
+        def page_of(conn: Connection) -> tuple[list[Execution], int | None]:
+            rows = conn.execute(query.offset(page.offset).limit(page.size)).mappings()
+            items = [to_execution(r) for r in rows]
             total = None
             if with_total:
                 count = select(func.count()).select_from(ex).where(*where)
-                total = int((await conn.execute(count)).scalar_one())
-        return items, total
+                total = int(conn.execute(count).scalar_one())
+            return items, total
+
+        return await self.db.read(page_of)
 
     async def stats(self, project_id: str, f: ExecutionFilter | None = None) -> ExecutionStats:
         where = _conditions(project_id, f or ExecutionFilter())
-        async with self.db.snapshot() as conn:
-            rows = await conn.execute(
-                select(ex.c.status, func.count()).where(*where).group_by(ex.c.status)
-            )
-            by_status = {Status(status): int(n) for status, n in rows}
+        query = select(ex.c.status, func.count()).where(*where).group_by(ex.c.status)
+
+        def count(conn: Connection) -> dict[Status, int]:
+            return {Status(status): int(n) for status, n in conn.execute(query)}
+
+        by_status = await self.db.read(count)
         return ExecutionStats(total=sum(by_status.values()), by_status=by_status)
 
     async def history(self, project_id: str, execution_id: int) -> list[StatusEvent]:
-        async with self.db.snapshot() as conn:
-            rows = await conn.execute(
-                select(events)
-                .where(events.c.execution_id == execution_id, events.c.project_id == project_id)
-                .order_by(events.c.id)
-            )
-            return [_to_event(r) for r in rows.mappings()]
+        query = (
+            select(events)
+            .where(events.c.execution_id == execution_id, events.c.project_id == project_id)
+            .order_by(events.c.id)
+        )
+        return await self.db.read(
+            lambda conn: [_to_event(r) for r in conn.execute(query).mappings()]
+        )
 
 
 def _to_event(row: Any) -> StatusEvent:

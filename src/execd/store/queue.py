@@ -12,12 +12,19 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from sqlalchemy import Select, bindparam, insert, select, update
-from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy import Connection, Integer, bindparam, insert, select, update
 
 from execd.domain.executions import Execution, NewExecution
-from execd.domain.retries import lost_lease_status, next_attempt
-from execd.domain.states import LEASED, TERMINAL, UNCLAIMED, Status, can_transition, settle
+from execd.domain.retries import CAUSES, lost_lease_status, next_attempt
+from execd.domain.states import (
+    LEASED,
+    TERMINAL,
+    UNCLAIMED,
+    Priority,
+    Status,
+    can_transition,
+    settle,
+)
 from execd.errors import Conflict
 from execd.store.clock import now_of
 from execd.store.database import Database
@@ -25,7 +32,8 @@ from execd.store.rows import to_execution
 from execd.store.schema import execution_events as events
 from execd.store.schema import executions as ex
 
-NOW = object()  # placeholder for the transaction's database time in Change.values
+NOW = object()
+RETRYABLE = frozenset(CAUSES)  # placeholder for the transaction's database time in Change.values
 
 
 @dataclass(frozen=True)
@@ -52,15 +60,85 @@ class Submitted:
     replayed: bool = False
 
 
-def ready_query(limit: int) -> Select[tuple[int]]:
-    """The claimable set, best first: it reads only the partial index ix_executions_ready."""
-    return (
-        select(ex.c.id)
-        .where(ex.c.status == Status.SCHEDULING)
-        .order_by(ex.c.priority.desc(), ex.c.id)
-        .limit(limit)
-        .with_for_update(skip_locked=True)
+@dataclass(frozen=True, slots=True)
+class RowState:
+    """What `_apply` reads and writes of an execution: its state, not its payload."""
+
+    id: int
+    status: Status
+    fence: int
+    attempt: int
+    tenant_id: str
+    project_id: str
+    worker_id: int | None
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "status", Status(self.status))
+
+    def moved(self, status: Status, values: Mapping[str, Any]) -> RowState:
+        return replace(
+            self,
+            status=status,
+            attempt=values.get("attempt", self.attempt),
+            worker_id=values.get("worker_id", self.worker_id),
+        )
+
+
+STATE_COLUMNS = (
+    ex.c.id,
+    ex.c.status,
+    ex.c.fence,
+    ex.c.attempt,
+    ex.c.tenant_id,
+    ex.c.project_id,
+    ex.c.worker_id,
+)
+
+
+# The hot statements are built once: building and keying a statement costs more than
+# running it on a small batch.
+READY = (
+    select(ex.c.id)
+    .where(ex.c.status == Status.SCHEDULING)
+    .order_by(ex.c.priority.desc(), ex.c.id)
+    .limit(bindparam("limit", type_=Integer))
+    .with_for_update(skip_locked=True)
+)
+"""The claimable set, best first: it reads only the partial index ix_executions_ready."""
+
+CLAIM = (
+    update(ex)
+    .where(ex.c.id.in_(bindparam("ids", expanding=True)), ex.c.status == Status.SCHEDULING)
+    .values(
+        status=Status.SCHEDULED,
+        worker_id=bindparam("worker"),
+        fence=ex.c.fence + 1,
+        lease_expires=bindparam("lease_expires"),
+        updated=bindparam("now"),
     )
+    .returning(*ex.c)
+)
+ANY_READY = select(ex.c.id).where(ex.c.status == Status.SCHEDULING).limit(1)
+DUE = (
+    select(ex.c.id)
+    .where(ex.c.status == Status.REQUESTED, ex.c.not_before <= bindparam("now"))
+    .order_by(ex.c.not_before)
+    .limit(bindparam("limit", type_=Integer))
+    .with_for_update(skip_locked=True)
+)
+NEXT_DUE = (
+    select(ex.c.not_before)
+    .where(ex.c.status == Status.REQUESTED)
+    .order_by(ex.c.not_before)
+    .limit(1)
+)
+LOCK_STATES = (
+    select(*STATE_COLUMNS)
+    .where(ex.c.id.in_(bindparam("ids", expanding=True)))
+    .order_by(ex.c.id)
+    .with_for_update()
+)
+INSERT_EVENTS = insert(events)
 
 
 class Queue:
@@ -75,164 +153,164 @@ class Queue:
         A repeated idempotency key returns the execution it first created; the same key
         with a different action or parameters is a conflict.
         """
-        async with self.db.transaction() as conn:
-            now = await now_of(conn)
-            results: list[Submitted | Exception | None] = [None] * len(items)
-            first_of_key: dict[tuple[str, str], int] = {}
-            existing = await self._by_idempotency_key(conn, items)
-            fresh: list[int] = []
-            for index, item in enumerate(items):
-                key = (item.project_id, item.idempotency_key) if item.idempotency_key else None
-                if key and key in existing:
-                    results[index] = _replay(existing[key], item)
-                elif key and key in first_of_key:
-                    continue  # a duplicate within this batch: answered below
-                else:
-                    if key:
-                        first_of_key[key] = index
-                    fresh.append(index)
-            created = await self.insert(conn, now, [items[i] for i in fresh])
-            for index, execution in zip(fresh, created, strict=True):
-                results[index] = Submitted(execution)
-            for index, item in enumerate(items):
-                if results[index] is None:
-                    assert item.idempotency_key is not None
-                    original = results[first_of_key[(item.project_id, item.idempotency_key)]]
-                    assert isinstance(original, Submitted)
-                    results[index] = _replay(original.execution, item)
-            if any(e.status is Status.SCHEDULING for e in created):
-                await self.db.notify_jobs(conn)
+        return await self.db.write(lambda conn: self._submit(conn, items))
+
+    def _submit(
+        self, conn: Connection, items: Sequence[NewExecution]
+    ) -> list[Submitted | Exception]:
+        now = now_of(conn)
+        results: list[Submitted | Exception | None] = [None] * len(items)
+        first_of_key: dict[tuple[str, str], int] = {}
+        existing = self._by_idempotency_key(conn, items)
+        fresh: list[int] = []
+        for index, item in enumerate(items):
+            key = (item.project_id, item.idempotency_key) if item.idempotency_key else None
+            if key and key in existing:
+                results[index] = _replay(existing[key], item)
+            elif key and key in first_of_key:
+                continue  # a duplicate within this batch: answered below
+            else:
+                if key:
+                    first_of_key[key] = index
+                fresh.append(index)
+        created = self.insert(conn, now, [items[i] for i in fresh])
+        for index, execution in zip(fresh, created, strict=True):
+            results[index] = Submitted(execution)
+        for index, item in enumerate(items):
+            if results[index] is None:
+                assert item.idempotency_key is not None
+                original = results[first_of_key[(item.project_id, item.idempotency_key)]]
+                assert isinstance(original, Submitted)
+                results[index] = _replay(original.execution, item)
+        if any(e.status is Status.SCHEDULING for e in created):
+            self.db.notify_jobs(conn)
         return [r for r in results if r is not None]
 
-    async def _by_idempotency_key(
-        self, conn: AsyncConnection, items: Sequence[NewExecution]
+    def _by_idempotency_key(
+        self, conn: Connection, items: Sequence[NewExecution]
     ) -> dict[tuple[str, str], Execution]:
         keys = {i.idempotency_key for i in items if i.idempotency_key}
         if not keys:
             return {}
         projects = {i.project_id for i in items if i.idempotency_key}
-        rows = await conn.execute(
+        rows = conn.execute(
             select(ex).where(ex.c.idempotency_key.in_(keys), ex.c.project_id.in_(projects))
         )
         found = (to_execution(r) for r in rows.mappings())
         return {(e.project_id, e.idempotency_key): e for e in found if e.idempotency_key}
 
-    async def insert(
-        self, conn: AsyncConnection, now: float, items: Sequence[NewExecution]
+    def insert(
+        self, conn: Connection, now: float, items: Sequence[NewExecution]
     ) -> list[Execution]:
         """Insert new executions with their first events; used by submit and by retries."""
         if not items:
             return []
         values = [_row_values(item, now) for item in items]
-        rows = await conn.execute(insert(ex).returning(*ex.c, sort_by_parameter_order=True), values)
-        created = [to_execution(r) for r in rows.mappings()]
+        # Only the ids come back (matched by uuid): asking for RETURNING in parameter
+        # order would make SQLAlchemy send one INSERT per row to SQLite.
+        rows = conn.execute(insert(ex).returning(ex.c.id, ex.c.uuid), values)
+        ids = {row_uuid: row_id for row_id, row_uuid in rows}
+        created = [_new_execution(ids[v["uuid"]], v) for v in values]
         history: list[dict[str, Any]] = []
         for execution, item in zip(created, items, strict=True):
             message = f"retry of execution {item.retry_of}" if item.retry_of else None
             history.append(_event(execution, None, Status.REQUESTED, now, message))
             if execution.status is Status.SCHEDULING:
                 history.append(_event(execution, Status.REQUESTED, Status.SCHEDULING, now))
-        await conn.execute(insert(events), history)
+        conn.execute(INSERT_EVENTS, history)
         return created
 
     # -- claiming ---------------------------------------------------------------------
 
     async def has_work(self) -> bool:
         """A cheap read before taking the write lock; false negatives only delay a claim."""
-        async with self.db.snapshot() as conn:
-            now = await now_of(conn)
-            ready = select(ex.c.id).where(ex.c.status == Status.SCHEDULING).limit(1)
-            due = (
-                select(ex.c.id)
-                .where(ex.c.status == Status.REQUESTED, ex.c.not_before <= now)
-                .limit(1)
-            )
-            for query in (ready, due):
-                if (await conn.execute(query)).first() is not None:
-                    return True
-        return False
+        return await self.db.read(self._has_work)
+
+    def _has_work(self, conn: Connection) -> bool:
+        if conn.execute(ANY_READY).first() is not None:
+            return True
+        return conn.execute(DUE, {"now": now_of(conn), "limit": 1}).first() is not None
 
     async def next_due(self) -> float | None:
         """Seconds until the earliest delayed execution is due (None: nothing delayed)."""
-        async with self.db.snapshot() as conn:
-            now = await now_of(conn)
-            query = select(ex.c.not_before).where(ex.c.status == Status.REQUESTED)
-            first = (await conn.execute(query.order_by(ex.c.not_before).limit(1))).scalar()
+        return await self.db.read(self._next_due)
+
+    def _next_due(self, conn: Connection) -> float | None:
+        now = now_of(conn)
+        first = conn.execute(NEXT_DUE).scalar()
         return None if first is None else max(0.0, first - now)
 
     async def claim(self, worker_id: int, limit: int, lease: float) -> list[Execution]:
         """Take up to `limit` ready executions, highest priority first, then oldest."""
-        async with self.db.transaction() as conn:
-            now = await now_of(conn)
-            await self._promote_due(conn, now)
-            # Two statements, not UPDATE ... WHERE id IN (SELECT ... LIMIT): PostgreSQL may
-            # evaluate such a subquery more than once and claim more than `limit` rows.
-            ids = list((await conn.execute(ready_query(limit))).scalars())
-            if not ids:
-                return []
-            rows = await conn.execute(
-                update(ex)
-                .where(ex.c.id.in_(ids), ex.c.status == Status.SCHEDULING)
-                .values(
-                    status=Status.SCHEDULED,
-                    worker_id=worker_id,
-                    fence=ex.c.fence + 1,
-                    lease_expires=now + lease,
-                    updated=now,
-                )
-                .returning(*ex.c)
+        return await self.db.write(lambda conn: self._claim(conn, worker_id, limit, lease))
+
+    def _claim(self, conn: Connection, worker_id: int, limit: int, lease: float) -> list[Execution]:
+        now = now_of(conn)
+        self._promote_due(conn, now)
+        # Two statements, not UPDATE ... WHERE id IN (SELECT ... LIMIT): PostgreSQL may
+        # evaluate such a subquery more than once and claim more than `limit` rows.
+        ids = list(conn.execute(READY, {"limit": limit}).scalars())
+        if not ids:
+            return []
+        rows = conn.execute(
+            CLAIM, {"ids": ids, "worker": worker_id, "lease_expires": now + lease, "now": now}
+        )
+        claimed = sorted(
+            (to_execution(r) for r in rows.mappings()), key=lambda e: (-e.priority, e.id)
+        )
+        if claimed:
+            conn.execute(
+                INSERT_EVENTS,
+                [
+                    _event(e, Status.SCHEDULING, Status.SCHEDULED, now, worker_id=worker_id)
+                    for e in claimed
+                ],
             )
-            claimed = sorted(
-                (to_execution(r) for r in rows.mappings()), key=lambda e: (-e.priority, e.id)
-            )
-            if claimed:
-                await conn.execute(
-                    insert(events),
-                    [
-                        _event(e, Status.SCHEDULING, Status.SCHEDULED, now, worker_id=worker_id)
-                        for e in claimed
-                    ],
-                )
         return claimed
 
     async def promote_due(self) -> None:
         """Release delayed executions whose time has come (workers also do it when claiming)."""
-        async with self.db.transaction() as conn:
-            now = await now_of(conn)
-            if await self._promote_due(conn, now):
-                await self.db.notify_jobs(conn)
 
-    async def _promote_due(self, conn: AsyncConnection, now: float) -> int:
-        due = await conn.execute(
-            select(ex.c.id)
-            .where(ex.c.status == Status.REQUESTED, ex.c.not_before <= now)
-            .order_by(ex.c.not_before)
-            .limit(1000)
-            .with_for_update(skip_locked=True)
-        )
-        ids = list(due.scalars())
+        def promote(conn: Connection) -> None:
+            if self._promote_due(conn, now_of(conn)):
+                self.db.notify_jobs(conn)
+
+        await self.db.write(promote)
+
+    def _promote_due(self, conn: Connection, now: float) -> int:
+        ids = list(conn.execute(DUE, {"now": now, "limit": 1000}).scalars())
         if ids:
-            await self._apply(conn, now, [Change(i, Status.SCHEDULING) for i in ids])
+            self._apply(conn, now, [Change(i, Status.SCHEDULING) for i in ids])
         return len(ids)
 
     # -- worker reports ---------------------------------------------------------------
 
-    async def apply(self, changes: Sequence[Change]) -> list[Execution | None]:
-        """Apply a batch of changes in one transaction; None where a change was refused."""
-        async with self.db.transaction() as conn:
-            now = await now_of(conn)
-            applied = await self._apply(conn, now, changes)
+    async def apply(self, changes: Sequence[Change]) -> list[Status | None]:
+        """Apply a batch of changes in one transaction: the status each change led to,
+        None where it was refused. Runs that failed are retried as their policy says."""
+        return await self.db.write(lambda conn: self._apply_with_retries(conn, changes))
+
+    def _apply_with_retries(
+        self, conn: Connection, changes: Sequence[Change]
+    ) -> list[Status | None]:
+        now = now_of(conn)
+        applied = self._apply(conn, now, changes)
+        failed = [
+            state.id
+            for change, state in zip(changes, applied, strict=True)
+            if state is not None and change.settle and state.status in RETRYABLE
+        ]
+        if failed:
+            rows = conn.execute(select(ex).where(ex.c.id.in_(failed))).mappings()
             retries = [
                 attempt
-                for change, execution in zip(changes, applied, strict=True)
-                if execution is not None and change.settle
-                for attempt in [next_attempt(execution, execution.status)]
-                if attempt is not None
+                for execution in map(to_execution, rows)
+                if (attempt := next_attempt(execution, execution.status)) is not None
             ]
-            created = await self.insert(conn, now, retries)
+            created = self.insert(conn, now, retries)
             if any(e.status is Status.SCHEDULING for e in created):
-                await self.db.notify_jobs(conn)
-        return applied
+                self.db.notify_jobs(conn)
+        return [state.status if state else None for state in applied]
 
     async def renew_leases(
         self, worker_id: int, held: Mapping[int, int], lease: float
@@ -240,27 +318,25 @@ class Queue:
         """Extend the leases this worker holds; report each one's status (None: lost)."""
         if not held:
             return {}
-        async with self.db.transaction() as conn:
-            now = await now_of(conn)
-            await conn.execute(
-                update(ex)
-                .where(
-                    ex.c.id == bindparam("eid"),
-                    ex.c.fence == bindparam("efence"),
-                    ex.c.worker_id == worker_id,
-                    ex.c.status.in_(LEASED),
-                )
-                .values(lease_expires=now + lease),
-                [{"eid": i, "efence": f} for i, f in held.items()],
-            )
-            rows = await conn.execute(
-                select(ex.c.id, ex.c.fence, ex.c.status, ex.c.worker_id).where(ex.c.id.in_(held))
-            )
-            found = {
-                r.id: Status(r.status)
-                for r in rows
-                if r.fence == held[r.id] and r.worker_id == worker_id and r.status in LEASED
-            }
+        return await self.db.write(lambda conn: self._renew(conn, worker_id, held, lease))
+
+    def _renew(
+        self, conn: Connection, worker_id: int, held: Mapping[int, int], lease: float
+    ) -> dict[int, Status | None]:
+        now = now_of(conn)
+        conn.execute(
+            update(ex)
+            .where(ex.c.id.in_(held), ex.c.worker_id == worker_id, ex.c.status.in_(LEASED))
+            .values(lease_expires=now + lease)
+        )
+        rows = conn.execute(
+            select(ex.c.id, ex.c.fence, ex.c.status, ex.c.worker_id).where(ex.c.id.in_(held))
+        )
+        found = {
+            r.id: Status(r.status)
+            for r in rows
+            if r.fence == held[r.id] and r.worker_id == worker_id and r.status in LEASED
+        }
         return {i: found.get(i) for i in held}
 
     # -- cancellation -----------------------------------------------------------------
@@ -269,38 +345,31 @@ class Queue:
         """Cancel an execution and its descendants. Unclaimed or not yet started work is
         cancelled at once; running work goes to `canceling` until its worker stops it.
         """
-        async with self.db.transaction() as conn:
-            now = await now_of(conn)
-            row = (
-                (
-                    await conn.execute(
-                        select(ex).where(ex.c.id == execution_id, ex.c.project_id == project_id)
-                    )
-                )
-                .mappings()
-                .first()
-            )
-            if row is None:
-                return None
-            execution = to_execution(row)
-            if execution.status in TERMINAL:
-                raise Conflict(
-                    f"Execution {execution_id} is already {execution.status.value}",
-                    status=execution.status.value,
-                )
-            targets = [execution_id, *await self._descendants(conn, execution_id)]
-            applied = await self._apply(conn, now, _cancel_changes(targets))
-            if any(e is not None and e.status is Status.CANCELING for e in applied):
-                await self.db.notify_cancel(conn)
-        # The first two changes are the root's: whichever of them applied is its new state.
-        root = [e for e in applied[:2] if e is not None]
-        return root[-1] if root else execution
+        return await self.db.write(lambda conn: self._cancel(conn, project_id, execution_id))
 
-    async def _descendants(self, conn: AsyncConnection, root: int) -> list[int]:
+    def _cancel(self, conn: Connection, project_id: str, execution_id: int) -> Execution | None:
+        now = now_of(conn)
+        query = select(ex).where(ex.c.id == execution_id, ex.c.project_id == project_id)
+        row = conn.execute(query).mappings().first()
+        if row is None:
+            return None
+        execution = to_execution(row)
+        if execution.status in TERMINAL:
+            raise Conflict(
+                f"Execution {execution_id} is already {execution.status.value}",
+                status=execution.status.value,
+            )
+        targets = [execution_id, *self._descendants(conn, execution_id)]
+        applied = self._apply(conn, now, _cancel_changes(targets))
+        if any(e is not None and e.status is Status.CANCELING for e in applied):
+            self.db.notify_cancel(conn)
+        return to_execution(conn.execute(query).mappings().one())
+
+    def _descendants(self, conn: Connection, root: int) -> list[int]:
         found: list[int] = []
         frontier = [root]
         while frontier:
-            rows = await conn.execute(
+            rows = conn.execute(
                 select(ex.c.id).where(ex.c.parent_id.in_(frontier), ex.c.status.not_in(TERMINAL))
             )
             frontier = list(rows.scalars())
@@ -311,31 +380,33 @@ class Queue:
 
     async def reap_expired(self, limit: int = 500) -> list[Execution]:
         """Requeue, abandon or cancel executions whose worker stopped renewing its lease."""
-        async with self.db.transaction() as conn:
-            now = await now_of(conn)
-            rows = await conn.execute(
-                select(ex)
-                .where(ex.c.status.in_(LEASED), ex.c.lease_expires < now)
-                .order_by(ex.c.id)
-                .limit(limit)
-                .with_for_update(skip_locked=True)
-            )
-            return await self._recover(conn, now, [to_execution(r) for r in rows.mappings()])
+        return await self.db.write(lambda conn: self._reap(conn, limit))
+
+    def _reap(self, conn: Connection, limit: int) -> list[Execution]:
+        now = now_of(conn)
+        rows = conn.execute(
+            select(ex)
+            .where(ex.c.status.in_(LEASED), ex.c.lease_expires < now)
+            .order_by(ex.c.id)
+            .limit(limit)
+            .with_for_update(skip_locked=True)
+        )
+        return self._recover(conn, now, [to_execution(r) for r in rows.mappings()])
 
     async def recover_worker(self, worker_id: int) -> list[Execution]:
         """A worker (re)starting under a known id: what it held before is lost."""
-        async with self.db.transaction() as conn:
-            now = await now_of(conn)
-            rows = await conn.execute(
+
+        def recover(conn: Connection) -> list[Execution]:
+            rows = conn.execute(
                 select(ex)
                 .where(ex.c.worker_id == worker_id, ex.c.status.in_(LEASED))
                 .with_for_update()
             )
-            return await self._recover(conn, now, [to_execution(r) for r in rows.mappings()])
+            return self._recover(conn, now_of(conn), [to_execution(r) for r in rows.mappings()])
 
-    async def _recover(
-        self, conn: AsyncConnection, now: float, lost: list[Execution]
-    ) -> list[Execution]:
+        return await self.db.write(recover)
+
+    def _recover(self, conn: Connection, now: float, lost: list[Execution]) -> list[Execution]:
         changes = []
         for execution in lost:
             status, message = lost_lease_status(execution)
@@ -347,12 +418,15 @@ class Queue:
             changes.append(
                 Change(execution.id, status, fence=execution.fence, values=values, message=message)
             )
-        applied = [e for e in await self._apply(conn, now, changes) if e is not None]
-        if any(e.status is Status.SCHEDULING for e in applied):
-            await self.db.notify_jobs(conn)
-        return applied
+        applied = self._apply(conn, now, changes)
+        ids = [state.id for state in applied if state is not None]
+        rows = conn.execute(select(ex).where(ex.c.id.in_(ids)).order_by(ex.c.id)).mappings()
+        recovered = [to_execution(row) for row in rows]
+        if any(e.status is Status.SCHEDULING for e in recovered):
+            self.db.notify_jobs(conn)
+        return recovered
 
-    async def release(self, worker_id: int, held: Mapping[int, int]) -> list[Execution | None]:
+    async def release(self, worker_id: int, held: Mapping[int, int]) -> list[Status | None]:
         """A worker shutting down hands back work it stopped: queued again, same attempt."""
         changes = [
             Change(
@@ -365,56 +439,56 @@ class Queue:
             )
             for execution_id, fence in held.items()
         ]
-        async with self.db.transaction() as conn:
-            now = await now_of(conn)
-            applied = await self._apply(conn, now, changes)
-            if any(e is not None for e in applied):
-                await self.db.notify_jobs(conn)
-        return applied
+
+        def release(conn: Connection) -> list[Status | None]:
+            applied = self._apply(conn, now_of(conn), changes)
+            if any(state is not None for state in applied):
+                self.db.notify_jobs(conn)
+            return [state.status if state else None for state in applied]
+
+        return await self.db.write(release)
 
     # -- the one way a status changes --------------------------------------------------
 
-    async def _apply(
-        self, conn: AsyncConnection, now: float, changes: Sequence[Change]
-    ) -> list[Execution | None]:
+    def _apply(
+        self, conn: Connection, now: float, changes: Sequence[Change]
+    ) -> list[RowState | None]:
         if not changes:
             return []
         ids = sorted({c.execution_id for c in changes})
-        rows = await conn.execute(
-            select(ex).where(ex.c.id.in_(ids)).order_by(ex.c.id).with_for_update()
-        )
-        current = {r["id"]: to_execution(r) for r in rows.mappings()}
-        original = {i: e.status for i, e in current.items()}
+        rows = conn.execute(LOCK_STATES, {"ids": ids})
+        current = {row.id: RowState(*row) for row in rows}
+        original = {i: state.status for i, state in current.items()}
         pending: dict[int, dict[str, Any]] = {}
         history: list[dict[str, Any]] = []
-        results: list[Execution | None] = []
+        results: list[RowState | None] = []
         for change in changes:
-            execution = current.get(change.execution_id)
-            target = _target(execution, change)
-            if execution is None or target is None:
+            state = current.get(change.execution_id)
+            target = _target(state, change)
+            if state is None or target is None:
                 results.append(None)
                 continue
             values = {k: (now if v is NOW else v) for k, v in change.values.items()}
             values["updated"] = now
-            if target is not execution.status:
+            if target is not state.status:
                 values["status"] = target
                 if target in TERMINAL:
                     values.setdefault("ended", now)
                     values.setdefault("lease_expires", None)
-            pending.setdefault(execution.id, {}).update(values)
-            updated = _with(execution, values)
-            if target is not execution.status:
-                history.append(_event(updated, execution.status, target, now, change.message))
-            current[execution.id] = updated
+            pending.setdefault(state.id, {}).update(values)
+            updated = state.moved(target, values)
+            if target is not state.status:
+                history.append(_event(updated, state.status, target, now, change.message))
+            current[state.id] = updated
             results.append(updated)
-        await self._write(conn, pending, original)
+        self._write(conn, pending, original)
         if history:
-            await conn.execute(insert(events), history)
+            conn.execute(INSERT_EVENTS, history)
         return results
 
-    async def _write(
+    def _write(
         self,
-        conn: AsyncConnection,
+        conn: Connection,
         pending: dict[int, dict[str, Any]],
         original: dict[int, Status],
     ) -> None:
@@ -424,28 +498,28 @@ class Queue:
             params = {f"v_{k}": v for k, v in values.items()}
             params.update(k_id=execution_id, k_status=original[execution_id])
             by_columns.setdefault(columns, []).append(params)
-        for columns, params in by_columns.items():
+        for columns, rows in by_columns.items():
             statement = (
                 update(ex)
                 .where(ex.c.id == bindparam("k_id"), ex.c.status == bindparam("k_status"))
                 .values({c: bindparam(f"v_{c}") for c in columns})
             )
-            await conn.execute(statement, params)
+            conn.execute(statement, rows)
 
 
-def _target(execution: Execution | None, change: Change) -> Status | None:
-    """The status `change` moves `execution` to, or None if it must be refused."""
-    if execution is None:
+def _target(state: RowState | None, change: Change) -> Status | None:
+    """The status `change` moves the execution to, or None if it must be refused."""
+    if state is None:
         return None
-    if change.fence is not None and execution.fence != change.fence:
+    if change.fence is not None and state.fence != change.fence:
         return None
     if change.to is None:
         allowed = change.when if change.when is not None else frozenset(Status) - TERMINAL
-        return execution.status if execution.status in allowed else None
-    if change.when is not None and execution.status not in change.when:
+        return state.status if state.status in allowed else None
+    if change.when is not None and state.status not in change.when:
         return None
-    target = settle(execution.status, change.to) if change.settle else change.to
-    return target if can_transition(execution.status, target) else None
+    target = settle(state.status, change.to) if change.settle else change.to
+    return target if can_transition(state.status, target) else None
 
 
 def _cancel_changes(ids: Iterable[int]) -> list[Change]:
@@ -471,10 +545,6 @@ def _cancel_changes(ids: Iterable[int]) -> list[Change]:
     return changes
 
 
-def _with(execution: Execution, values: Mapping[str, Any]) -> Execution:
-    return replace(execution, **values)
-
-
 def _replay(original: Execution, item: NewExecution) -> Submitted | Exception:
     if original.action_ref != item.action_ref or original.parameters != item.parameters:
         return Conflict(
@@ -483,6 +553,13 @@ def _replay(original: Execution, item: NewExecution) -> Submitted | Exception:
             execution_id=original.id,
         )
     return Submitted(original, replayed=True)
+
+
+def _new_execution(execution_id: int, values: dict[str, Any]) -> Execution:
+    return Execution(
+        id=execution_id,
+        **{**values, "status": Status(values["status"]), "priority": Priority(values["priority"])},
+    )
 
 
 def _row_values(item: NewExecution, now: float) -> dict[str, Any]:
@@ -522,7 +599,7 @@ def _row_values(item: NewExecution, now: float) -> dict[str, Any]:
 
 
 def _event(
-    execution: Execution,
+    execution: Execution | RowState,
     from_status: Status | None,
     to_status: Status,
     at: float,

@@ -10,11 +10,14 @@ from execd.domain.actions import Action, RetryPolicy
 from execd.domain.executions import Execution
 from execd.domain.states import Priority, Status
 
+_STATUS = {s.value: s for s in Status}
+_PRIORITY = {int(p): p for p in Priority}
+
 
 def to_execution(row: RowMapping) -> Execution:
     data = dict(row)
-    data["status"] = Status(data["status"])
-    data["priority"] = Priority(data["priority"])
+    data["status"] = _STATUS[data["status"]]
+    data["priority"] = _PRIORITY[data["priority"]]
     return Execution(**data)
 
 

@@ -38,7 +38,7 @@ metadata = MetaData(
 Id = BigInteger().with_variant(Integer(), "sqlite")
 Json = JSON().with_variant(JSONB(), "postgresql")
 Uuid = String(36)
-Ts = Double()
+Ts: Double[float] = Double()
 
 tenants = Table(
     "tenants",

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import Connection, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
@@ -42,8 +42,9 @@ class WorkerRegistry:
         self, name: str, host: str, pid: int, labels: list[str], capacity: int, version: str
     ) -> WorkerNode:
         """Insert or take over the row called `name` (a restarted worker keeps its id)."""
-        async with self.db.transaction() as conn:
-            now = await now_of(conn)
+
+        def register(conn: Connection) -> WorkerNode:
+            now = now_of(conn)
             values: dict[str, Any] = {
                 "name": name,
                 "host": host,
@@ -62,9 +63,11 @@ class WorkerRegistry:
                 index_elements=[workers.c.name],
                 set_={k: statement.excluded[k] for k in values if k != "name"},
             )
-            await conn.execute(statement)
-            row = (await conn.execute(select(workers).where(workers.c.name == name))).one()
-        return WorkerNode(**row._mapping)
+            conn.execute(statement)
+            row = conn.execute(select(workers).where(workers.c.name == name)).one()
+            return WorkerNode(**row._mapping)
+
+        return await self.db.write(register)
 
     async def heartbeat(
         self,
@@ -76,42 +79,43 @@ class WorkerRegistry:
         memory_bytes: int | None,
         state: str = ACTIVE,
     ) -> None:
-        async with self.db.transaction() as conn:
-            now = await now_of(conn)
-            await conn.execute(
-                update(workers)
-                .where(workers.c.id == worker_id)
-                .values(
-                    active=active,
-                    cpu_percent=cpu_percent,
-                    memory_percent=memory_percent,
-                    memory_bytes=memory_bytes,
-                    state=state,
-                    last_heartbeat=now,
-                )
-            )
+        values = {
+            "active": active,
+            "cpu_percent": cpu_percent,
+            "memory_percent": memory_percent,
+            "memory_bytes": memory_bytes,
+            "state": state,
+        }
+        statement = update(workers).where(workers.c.id == worker_id)
+        await self.db.write(
+            lambda conn: conn.execute(statement.values(**values, last_heartbeat=now_of(conn)))
+        )
 
     async def set_state(self, worker_id: int, state: str, active: int | None = None) -> None:
         values: dict[str, Any] = {"state": state}
         if active is not None:
             values["active"] = active
-        async with self.db.transaction() as conn:
-            await conn.execute(update(workers).where(workers.c.id == worker_id).values(values))
+        statement = update(workers).where(workers.c.id == worker_id).values(values)
+        await self.db.write(lambda conn: conn.execute(statement))
 
     async def mark_silent_offline(self, silence: float) -> int:
         """Workers that have not sent a heartbeat for `silence` seconds are offline."""
-        async with self.db.transaction() as conn:
-            now = await now_of(conn)
-            result = await conn.execute(
+
+        def mark(conn: Connection) -> int:
+            cutoff = now_of(conn) - silence
+            result = conn.execute(
                 update(workers)
-                .where(workers.c.state != OFFLINE, workers.c.last_heartbeat < now - silence)
+                .where(workers.c.state != OFFLINE, workers.c.last_heartbeat < cutoff)
                 .values(state=OFFLINE, active=0)
             )
             return int(result.rowcount)
 
-    async def list(self, include_offline: bool = True) -> list[WorkerNode]:
+        return await self.db.write(mark)
+
+    async def nodes(self, include_offline: bool = True) -> list[WorkerNode]:
         query = select(workers).order_by(workers.c.id)
         if not include_offline:
             query = query.where(workers.c.state != OFFLINE)
-        async with self.db.snapshot() as conn:
-            return [WorkerNode(**r._mapping) for r in await conn.execute(query)]
+        return await self.db.read(
+            lambda conn: [WorkerNode(**r._mapping) for r in conn.execute(query)]
+        )

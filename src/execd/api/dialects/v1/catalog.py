@@ -53,7 +53,7 @@ class ActionBody(BaseModel):
 
 @router.get("/actions", summary="Actions of the project, built-in ones included")
 async def list_actions(runtime: RuntimeDep, caller: Caller, pack: str | None = None) -> Json:
-    actions = await runtime.actions.list(caller, pack)
+    actions = await runtime.actions.available(caller, pack)
     return Json({"data": [wire.action(a) for a in actions]})
 
 

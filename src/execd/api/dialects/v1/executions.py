@@ -32,7 +32,7 @@ def _status(value: str) -> Status:
 async def _list(
     runtime: RuntimeDep, caller: Caller, f: ExecutionFilter, page: int, per_page: int
 ) -> Json:
-    items, total = await runtime.executions.list(caller, f, Page(page, per_page))
+    items, total = await runtime.executions.search(caller, f, Page(page, per_page))
     return Json(wire.page([wire.summary(e) for e in items], page, per_page, total or 0))
 
 
