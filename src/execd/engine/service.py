@@ -4,6 +4,7 @@ executions. Dialects translate; they never talk to the store themselves."""
 from __future__ import annotations
 
 import asyncio
+from dataclasses import dataclass
 from typing import Any
 
 from execd.domain.access import Principal
@@ -35,6 +36,30 @@ from execd.store.queue import Queue, Submitted
 from execd.store.workers import WorkerNode, WorkerRegistry
 
 MAX_IDEMPOTENCY_KEY = 255
+
+
+@dataclass(frozen=True)
+class SubmitOptions:
+    """How to run a submission, beyond what and with which parameters."""
+
+    priority: Priority = Priority.NORMAL
+    timeout: float | None = None
+    not_before: float | None = None
+    delay: float = 0.0
+    idempotency_key: str | None = None
+    parent_id: int | None = None
+
+    def check(self) -> None:
+        if self.timeout is not None and self.timeout <= 0:
+            raise InvalidInput("timeout must be a positive number of seconds")
+        if self.delay < 0:
+            raise InvalidInput("delay must not be negative")
+        key = self.idempotency_key
+        if key is not None and not 1 <= len(key) <= MAX_IDEMPOTENCY_KEY:
+            raise InvalidInput(f"An idempotency key has 1 to {MAX_IDEMPOTENCY_KEY} characters")
+
+
+DEFAULT_OPTIONS = SubmitOptions()
 
 
 def require(caller: Principal, role: str) -> None:
@@ -145,13 +170,7 @@ class ExecutionService:
         caller: Principal,
         action_ref: str,
         parameters: dict[str, Any] | None = None,
-        *,
-        priority: Priority = Priority.NORMAL,
-        timeout: float | None = None,
-        not_before: float | None = None,
-        delay: float = 0.0,
-        idempotency_key: str | None = None,
-        parent_id: int | None = None,
+        options: SubmitOptions = DEFAULT_OPTIONS,
     ) -> Submitted:
         """Validate and store one execution. Returning means it is committed."""
         require(caller, "operator")
@@ -160,43 +179,22 @@ class ExecutionService:
         except ValueError as exc:
             raise InvalidInput(str(exc)) from None
         action = await self.actions.get(caller, action_ref)
-        return await self.submit_action(
-            caller,
-            action,
-            parameters,
-            priority=priority,
-            timeout=timeout,
-            not_before=not_before,
-            delay=delay,
-            idempotency_key=idempotency_key,
-            parent_id=parent_id,
-        )
+        return await self.submit_action(caller, action, parameters, options)
 
     async def submit_action(
         self,
         caller: Principal,
         action: Action,
         parameters: dict[str, Any] | None = None,
-        *,
-        priority: Priority = Priority.NORMAL,
-        timeout: float | None = None,
-        not_before: float | None = None,
-        delay: float = 0.0,
-        idempotency_key: str | None = None,
-        parent_id: int | None = None,
+        options: SubmitOptions = DEFAULT_OPTIONS,
     ) -> Submitted:
         require(caller, "operator")
         if not action.enabled:
             raise Conflict(f"Action {action.ref} is disabled", ref=action.ref)
-        if timeout is not None and timeout <= 0:
-            raise InvalidInput("timeout must be a positive number of seconds")
-        if delay < 0:
-            raise InvalidInput("delay must not be negative")
-        if idempotency_key is not None and not 1 <= len(idempotency_key) <= MAX_IDEMPOTENCY_KEY:
-            raise InvalidInput(f"An idempotency key has 1 to {MAX_IDEMPOTENCY_KEY} characters")
+        options.check()
         root_id = None
-        if parent_id is not None:
-            parent = await self.get(caller, parent_id)
+        if options.parent_id is not None:
+            parent = await self.get(caller, options.parent_id)
             root_id = parent.root_id or parent.id
         values = self.actions.validate_parameters(action, parameters or {})
         new = NewExecution(
@@ -208,16 +206,16 @@ class ExecutionService:
             runner=action.runner,
             entry_point=action.entry_point,
             parameters=values,
-            priority=priority,
-            timeout=timeout if timeout is not None else action.timeout,
-            not_before=not_before,
-            delay=delay,
-            idempotency_key=idempotency_key,
+            priority=options.priority,
+            timeout=options.timeout if options.timeout is not None else action.timeout,
+            not_before=options.not_before,
+            delay=options.delay,
+            idempotency_key=options.idempotency_key,
             submitted_by=caller.label,
             max_attempts=action.retry.max_attempts,
             retry_policy=action.retry.to_json(),
             secrets=sorted(secret_names(action.parameters)) or None,
-            parent_id=parent_id,
+            parent_id=options.parent_id,
             root_id=root_id,
         )
         return await self._submit(new)

@@ -14,6 +14,7 @@ from execd.api.dialects.v1 import wire
 from execd.api.responses import Json
 from execd.domain.executions import ExecutionFilter, Page
 from execd.domain.states import PENDING, Priority, Status, parse_status
+from execd.engine.service import SubmitOptions
 from execd.errors import InvalidInput
 
 router = APIRouter(prefix="/executions", tags=["v1 executions"])
@@ -128,10 +129,7 @@ async def execute(
         raise InvalidInput(str(exc)) from None
     if body.not_before is not None and body.not_before.tzinfo is None:
         raise InvalidInput("not_before needs a time zone (e.g. 2024-01-13T10:00:00Z)")
-    submitted = await runtime.executions.submit(
-        caller,
-        body.action_ref,
-        body.parameters,
+    options = SubmitOptions(
         priority=priority,
         timeout=body.timeout,
         not_before=body.not_before.timestamp() if body.not_before else None,
@@ -139,6 +137,7 @@ async def execute(
         idempotency_key=body.idempotency_key or idempotency_key,
         parent_id=body.parent,
     )
+    submitted = await runtime.executions.submit(caller, body.action_ref, body.parameters, options)
     if submitted.replayed:
         return Json(
             {"data": wire.execution(submitted.execution)},
