@@ -137,6 +137,9 @@ class Worker:
 
     async def _claim_loop(self, jobs: asyncio.Event) -> None:
         assert self.id is not None
+        # Whether work is likely: after a wake-up signal or a full claim, claim at once;
+        # after a quiet poll, look first with a cheap read instead of taking the write lock.
+        likely = True
         while not self._stopping.is_set():
             free = self.config.capacity - len(self.running)
             if free <= 0:
@@ -146,7 +149,7 @@ class Worker:
             jobs.clear()
             claimed: list[Execution] = []
             try:
-                if await self.queue.has_work():
+                if likely or await self.queue.has_work():
                     claimed = await self.queue.claim(self.id, free, self.config.lease_seconds)
             except Exception as exc:  # the database may be briefly unreachable
                 log.warning("claim_failed", error=str(exc))
@@ -154,14 +157,14 @@ class Worker:
                 continue
             for execution in claimed:
                 self._start(execution)
-            if claimed:
+            if len(claimed) == free:
                 continue
             timeout = self.config.poll_seconds
             with contextlib.suppress(Exception):
                 due = await self.queue.next_due()
                 if due is not None:
                     timeout = min(timeout, due + 0.001)
-            await _wait_any(jobs, self._stopping, timeout=timeout)
+            likely = await _wait_any(jobs, self._stopping, timeout=timeout)
 
     def _start(self, execution: Execution) -> None:
         task = asyncio.create_task(self._execute(execution))
@@ -369,10 +372,12 @@ class Worker:
         log.info("handed_back", count=len(handed_back))
 
 
-async def _wait_any(*events: asyncio.Event, timeout: float | None = None) -> None:
+async def _wait_any(*events: asyncio.Event, timeout: float | None = None) -> bool:
+    """Wait until one of `events` is set or `timeout` passes; True if an event was set."""
     waiters = [asyncio.create_task(e.wait()) for e in events]
     try:
-        await asyncio.wait(waiters, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+        done, _ = await asyncio.wait(waiters, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
     finally:
         for waiter in waiters:
             waiter.cancel()
+    return bool(done)
