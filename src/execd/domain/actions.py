@@ -22,6 +22,8 @@ _REF = re.compile(r"^[a-z0-9][a-z0-9_-]{0,99}\.[a-z0-9_][a-z0-9_.-]{0,199}$", re
 RETRY_CAUSES = frozenset({"failed", "timeout", "lost"})
 
 EMPTY_SCHEMA: dict[str, Any] = {"type": "object", "properties": {}}
+MAX_SECONDS = 10 * 365 * 86400.0
+MAX_RETRY_DELAY = 30 * 86400.0
 
 
 def split_ref(ref: str) -> tuple[str, str]:
@@ -52,7 +54,8 @@ class RetryPolicy:
 
     def delay_before(self, attempt: int) -> float:
         """Delay before attempt number `attempt` (2 = the first retry)."""
-        return float(min(self.max_delay, self.delay * self.backoff ** max(0, attempt - 2)))
+        exponent = min(max(0, attempt - 2), 64)  # beyond that the cap applies anyway
+        return float(min(self.max_delay, self.delay * self.backoff**exponent))
 
     def allows(self, cause: str, attempt: int) -> bool:
         return cause in self.retry_on and attempt < self.max_attempts
@@ -89,8 +92,10 @@ class RetryPolicy:
         )
         if not 1 <= policy.max_attempts <= 100:
             raise ValueError("retry.max_attempts must be between 1 and 100")
-        if policy.delay < 0 or policy.max_delay < 0 or policy.backoff < 1:
-            raise ValueError("retry.delay and retry.max_delay must be >= 0, retry.backoff >= 1")
+        if not (0 <= policy.delay <= MAX_RETRY_DELAY and 0 <= policy.max_delay <= MAX_RETRY_DELAY):
+            raise ValueError(f"retry.delay and retry.max_delay must be 0 to {MAX_RETRY_DELAY:.0f}")
+        if not 1 <= policy.backoff <= 100:
+            raise ValueError("retry.backoff must be between 1 and 100")
         return policy
 
 
@@ -155,8 +160,8 @@ def validate_spec(spec: ActionSpec) -> None:
         raise ValueError("A python entry_point has the form 'module:function'")
     if spec.runner == "command":
         _check_argv(spec.entry_point)
-    if spec.timeout is not None and spec.timeout <= 0:
-        raise ValueError("timeout must be a positive number of seconds")
+    if spec.timeout is not None and not 0 < spec.timeout <= MAX_SECONDS:
+        raise ValueError(f"timeout must be between 0 and {MAX_SECONDS:.0f} seconds")
     check_schema(spec.parameters)
 
 

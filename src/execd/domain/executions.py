@@ -8,6 +8,9 @@ from typing import Any
 from execd.domain.actions import mask_secrets
 from execd.domain.states import Priority, Status
 
+# Ids are signed 64-bit integers in both databases; a larger number names nothing.
+MAX_ID = 2**63 - 1
+
 
 @dataclass(frozen=True, slots=True)
 class Execution:

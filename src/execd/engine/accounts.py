@@ -9,6 +9,7 @@ import time
 from pathlib import Path
 
 from execd.domain.access import ROLES, Principal
+from execd.domain.executions import MAX_ID
 from execd.errors import Conflict, Forbidden, InvalidInput, NotFound, Unauthorized
 from execd.store.accounts import Accounts, Project, Tenant, TokenRecord
 
@@ -117,7 +118,7 @@ class AccountService:
 
     async def revoke_token(self, caller: Principal, token_id: int) -> None:
         _require(caller, "admin")
-        if not await self.accounts.revoke_token(None, token_id):
+        if not 0 < token_id <= MAX_ID or not await self.accounts.revoke_token(None, token_id):
             raise NotFound(f"Token {token_id} not found", token_id=token_id)
         self._cache.clear()
 

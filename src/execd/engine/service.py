@@ -10,6 +10,7 @@ from typing import Any
 from execd.domain.access import Principal
 from execd.domain.actions import (
     BUILTIN_PACK,
+    MAX_SECONDS,
     Action,
     ActionSpec,
     ParameterValidator,
@@ -19,6 +20,7 @@ from execd.domain.actions import (
 )
 from execd.domain.core_pack import CORE_ACTIONS, CORE_BY_UUID
 from execd.domain.executions import (
+    MAX_ID,
     Execution,
     ExecutionFilter,
     ExecutionStats,
@@ -50,10 +52,10 @@ class SubmitOptions:
     parent_id: int | None = None
 
     def check(self) -> None:
-        if self.timeout is not None and self.timeout <= 0:
-            raise InvalidInput("timeout must be a positive number of seconds")
-        if self.delay < 0:
-            raise InvalidInput("delay must not be negative")
+        if self.timeout is not None and not 0 < self.timeout <= MAX_SECONDS:
+            raise InvalidInput(f"timeout must be between 0 and {MAX_SECONDS:.0f} seconds")
+        if not 0 <= self.delay <= MAX_SECONDS:
+            raise InvalidInput(f"delay must be between 0 and {MAX_SECONDS:.0f} seconds")
         key = self.idempotency_key
         if key is not None and not 1 <= len(key) <= MAX_IDEMPOTENCY_KEY:
             raise InvalidInput(f"An idempotency key has 1 to {MAX_IDEMPOTENCY_KEY} characters")
@@ -221,7 +223,9 @@ class ExecutionService:
         return await self._submit(new)
 
     async def get(self, caller: Principal, execution_id: int) -> Execution:
-        execution = await self.queries.get(caller.project_id, execution_id)
+        execution = None
+        if 0 < execution_id <= MAX_ID:
+            execution = await self.queries.get(caller.project_id, execution_id)
         if execution is None:
             raise NotFound(f"Execution with ID {execution_id} not found", id=execution_id)
         return execution
@@ -247,7 +251,9 @@ class ExecutionService:
     async def cancel(self, caller: Principal, execution_id: int) -> Execution:
         """Idempotent while cancelling; a Conflict once the execution has ended."""
         require(caller, "operator")
-        execution = await self.queue.cancel(caller.project_id, execution_id)
+        execution = None
+        if 0 < execution_id <= MAX_ID:
+            execution = await self.queue.cancel(caller.project_id, execution_id)
         if execution is None:
             raise NotFound(f"Execution with ID {execution_id} not found", id=execution_id)
         return execution

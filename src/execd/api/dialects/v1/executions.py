@@ -5,21 +5,23 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Header, Query
+from fastapi import APIRouter, Header, Path, Query
 from fastapi.responses import PlainTextResponse
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field
 
 from execd.api.deps import Caller, RuntimeDep
 from execd.api.dialects.v1 import wire
 from execd.api.responses import Json
-from execd.domain.executions import ExecutionFilter, Page
+from execd.domain.actions import MAX_SECONDS
+from execd.domain.executions import MAX_ID, ExecutionFilter, Page
 from execd.domain.states import PENDING, Priority, Status, parse_status
 from execd.engine.service import SubmitOptions
 from execd.errors import InvalidInput
 
 router = APIRouter(prefix="/executions", tags=["v1 executions"])
 
-PageNumber = Annotated[int, Query(ge=1, description="Page number, from 1")]
+PageNumber = Annotated[int, Query(ge=1, le=10**9, description="Page number, from 1")]
+Id = Annotated[int | None, Query(ge=1, le=MAX_ID)]
 PerPage = Annotated[int, Query(ge=1, le=100, description="Items per page (max 100)")]
 
 
@@ -47,8 +49,8 @@ async def list_executions(
     action_ref: str | None = None,
     pack_name: str | None = None,
     result_contains: str | None = None,
-    enforcement: int | None = None,
-    parent: int | None = None,
+    enforcement: Id = None,
+    parent: Id = None,
 ) -> Json:
     f = ExecutionFilter(
         statuses=frozenset({_status(status)}) if status is not None else None,
@@ -92,7 +94,7 @@ async def by_status(
 async def by_enforcement(
     runtime: RuntimeDep,
     caller: Caller,
-    enforcement_id: int,
+    enforcement_id: Annotated[int, Path(le=MAX_ID)],
     page: PageNumber = 1,
     per_page: PerPage = 20,
 ) -> Json:
@@ -109,11 +111,11 @@ class ExecuteBody(BaseModel):
         default_factory=dict, validation_alias=AliasChoices("parameters", "config")
     )
     priority: str | int = "normal"
-    timeout: float | None = Field(default=None, gt=0, description="Seconds")
+    timeout: float | None = Field(default=None, gt=0, le=MAX_SECONDS, description="Seconds")
     not_before: datetime | None = Field(default=None, description="Do not start before")
-    delay: float | None = Field(default=None, ge=0, description="Seconds from now")
+    delay: float | None = Field(default=None, ge=0, le=MAX_SECONDS, description="Seconds from now")
     idempotency_key: str | None = Field(default=None, min_length=1, max_length=255)
-    parent: int | None = None
+    parent: int | None = Field(default=None, ge=1, le=MAX_ID)
 
 
 @router.post("/execute", status_code=201, summary="Submit an execution")
