@@ -103,14 +103,24 @@ def worker(
         database_url=database_url,
     )
     execd_logging.configure(settings.log_level)
-    _run(_worker(settings))
+    from execd.errors import ExecdError
+
+    try:
+        _run(_worker(settings))
+    except ExecdError as exc:
+        typer.echo(f"error: {exc.message}", err=True)
+        raise typer.Exit(2) from None
 
 
 async def _worker(settings: Settings) -> None:
     from execd.runtime import Runtime
 
     runtime = Runtime(settings)
-    await runtime.start(workers=1, bootstrap=False)
+    try:
+        await runtime.start(workers=1, bootstrap=False)
+    except BaseException:
+        await runtime.stop()
+        raise
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, runtime.workers[0].stop)

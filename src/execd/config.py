@@ -49,13 +49,15 @@ class Settings(BaseSettings):
     result_limit_bytes: int = Field(default=1024 * 1024, ge=1024)
     keep_work_dirs: bool = False
     actions_path: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    # Names of environment variables passed on to actions besides the basic ones.
+    action_env: Annotated[list[str], NoDecode] = Field(default_factory=list)
 
     # SQLite durability: FULL syncs the WAL at each commit, so an acknowledged
     # submission survives a power cut, not only a killed process.
     sqlite_synchronous: str = "FULL"
     db_pool_size: int = Field(default=10, ge=1)
 
-    @field_validator("worker_labels", "actions_path", mode="before")
+    @field_validator("worker_labels", "actions_path", "action_env", mode="before")
     @classmethod
     def _comma_list(cls, value: object) -> object:
         return _split(value)

@@ -98,6 +98,7 @@ class Runtime:
             work_root=settings.resolved_work_dir,
             keep_work_dirs=settings.keep_work_dirs,
             python_path=settings.actions_path,
+            action_env=settings.action_env,
         )
         return Worker(
             config,

@@ -15,6 +15,7 @@ from tests.support import (
     Deployment,
     get,
     history,
+    new_project,
     process_gone,
     submit,
     wait_for,
@@ -187,7 +188,8 @@ def test_worker_killed_mid_job_is_requeued_then_completed(deployment: Deployment
     first.kill()
     requeued = wait_status(client, execution["id"], {"scheduling"}, timeout=20)
     assert requeued["attempt"] == 2
-    assert requeued["executor"] is None
+    assert requeued["executor"] is None and requeued["pid"] is None
+    assert requeued["started"] is None  # the next run starts afresh
     deployment.worker("w-rescue")
     done = wait_status(client, execution["id"], "completed", timeout=30)
     assert done["attempt"] == 2
@@ -280,6 +282,16 @@ def test_worker_registry(deployment: Deployment) -> None:
         lambda: any(n["active"] == 1 for n in client.get("/api/v1/workers").json()["data"]),
         message="active count",
     )
+    # Workers are shared by all tenants: other callers see the load, not the machines.
+    _, _, token = new_project(client, role="operator")
+    (seen,) = [
+        n
+        for n in server.client(token).get("/api/v1/workers").json()["data"]
+        if n["name"] == "w-reg"
+    ]
+    assert seen["capacity"] == 3 and seen["state"] == "active"
+    assert seen["host"] is None and seen["pid"] is None and seen["memory_bytes"] is None
+    assert node["host"] and node["pid"]
 
 
 def _running_with_pid(client: httpx.Client, execution_id: int) -> dict[str, Any]:
@@ -292,3 +304,14 @@ def _kill_orphan(pid: int) -> None:
     assert pid
     with contextlib.suppress(psutil.Error):
         psutil.Process(pid).kill()
+
+
+def test_a_second_worker_under_a_live_workers_name_is_refused(deployment: Deployment) -> None:
+    deployment.server(workers=0)
+    first = deployment.worker("w-twin")
+    wait_for(lambda: "running" in first.log(), timeout=20, message="first worker up")
+    second = deployment.worker("w-twin")
+    assert second.popen is not None
+    assert second.popen.wait(timeout=30) == 2
+    assert "already running" in second.log()
+    assert first.alive()

@@ -1,15 +1,20 @@
 from __future__ import annotations
 
+import asyncio
 import json
+import os
 from pathlib import Path
 
 import pytest
 
-from execd.domain.states import Status
+from execd.domain.executions import Execution
+from execd.domain.states import Priority, Status
+from execd.runners.base import ExecutionPaths, RunContext
 from execd.runners.command import expand_argv, parameter_env
 from execd.runners.control import ControlReader
 from execd.runners.outcomes import describe_exit, process_outcome
-from execd.runners.process import CappedLog, ProcessResult
+from execd.runners.process import CappedLog, ProcessResult, inherited_environment, run_process
+from tests.support import process_gone, wait_for
 
 
 def test_expand_argv_keeps_values_inside_one_argument() -> None:
@@ -67,3 +72,79 @@ def test_outcomes(tmp_path: Path) -> None:
     assert failed.status is Status.FAILED and failed.error == "exit code 1: last line"
     explicit = ProcessResult(0, "o", "", False, reader, explicit_result={"a": 1}, has_result=True)
     assert process_outcome(explicit).result == {"a": 1}
+
+
+def test_control_reader_refuses_symlinks_at_either_end(tmp_path: Path) -> None:
+    work, artifacts = tmp_path / "work", tmp_path / "artifacts"
+    work.mkdir()
+    artifacts.mkdir()
+    secret = tmp_path / "secret.txt"
+    secret.write_text("do not copy")
+    (work / "link.txt").symlink_to(secret)
+    (work / "ok.txt").write_text("fresh")
+    outside = tmp_path / "outside.txt"
+    outside.write_text("untouched")
+    (artifacts / "ok.txt").symlink_to(outside)  # planted where the copy will land
+    control = tmp_path / "control.jsonl"
+    control.write_text('{"artifact": "link.txt"}\n{"artifact": "ok.txt"}\n')
+    reader = ControlReader(control, work, artifacts)
+    reader.poll()
+    assert reader.rejected == 2
+    assert not (artifacts / "link.txt").exists()
+    assert outside.read_text() == "untouched"
+
+
+def _context(tmp_path: Path) -> RunContext:
+    execution = Execution(
+        id=1,
+        uuid="u-1",
+        tenant_id="t",
+        project_id="p",
+        action_id=None,
+        action_ref="x.y",
+        pack="x",
+        runner="shell",
+        entry_point="",
+        parameters={},
+        status=Status.RUNNING,
+        priority=Priority.NORMAL,
+        attempt=1,
+        max_attempts=1,
+        retry_policy=None,
+        fence=1,
+        created=0.0,
+        updated=0.0,
+    )
+    return RunContext(
+        execution=execution,
+        paths=ExecutionPaths(tmp_path / "run", tmp_path / "store"),
+        output_limit=10_000,
+        result_limit=10_000,
+        kill_grace=1.0,
+        inherited_env=inherited_environment(),
+    )
+
+
+def test_processes_left_in_the_background_end_with_the_run(tmp_path: Path) -> None:
+    script = "sleep 300 >/dev/null 2>&1 </dev/null & echo $!"
+    run = asyncio.run(run_process(_context(tmp_path), ["/bin/sh", "-c", script], {}))
+    assert run.return_code == 0
+    pid = int(run.stdout_tail)
+    wait_for(lambda: process_gone(pid), timeout=10, message=f"background sleep {pid} gone")
+
+
+def test_actions_inherit_only_what_programs_need(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("EXECD_ADMIN_TOKEN", "secret-token")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "secret-key")
+    monkeypatch.setenv("LC_TIME", "C")
+    monkeypatch.setenv("WANTED_BY_OPERATOR", "yes")
+    assert set(inherited_environment()) & {"EXECD_ADMIN_TOKEN", "WANTED_BY_OPERATOR"} == set()
+    assert inherited_environment(["WANTED_BY_OPERATOR"])["WANTED_BY_OPERATOR"] == "yes"
+    ctx = _context(tmp_path)
+    run = asyncio.run(run_process(ctx, ["/bin/sh", "-c", "env"], {"PARAM_X": "2"}))
+    seen = dict(line.split("=", 1) for line in run.stdout_tail.splitlines() if "=" in line)
+    assert seen["PARAM_X"] == "2" and seen["EXECD_EXECUTION_ID"] == "1"
+    assert seen["PATH"] == os.environ["PATH"] and seen["LC_TIME"] == "C"
+    assert "EXECD_ADMIN_TOKEN" not in seen and "AWS_SECRET_ACCESS_KEY" not in seen

@@ -5,10 +5,11 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI
 
 from execd import __version__
 from execd.api import errors, health
+from execd.api.deps import screen_request
 from execd.api.dialects import v1
 from execd.api.responses import Json
 from execd.runtime import Runtime
@@ -39,6 +40,7 @@ def create_app(
         description="Multi-tenant action and job execution service.",
         lifespan=lifespan,
         default_response_class=Json,
+        dependencies=[Depends(screen_request)],
     )
     app.state.runtime = runtime
     errors.install(app, [v1.ERRORS])

@@ -2,12 +2,20 @@
 
 from __future__ import annotations
 
+import json
+import re
 from typing import Annotated
 
 from fastapi import Depends, Header, Request
 
+from execd.domain import jsonsafe
 from execd.domain.access import Principal
+from execd.errors import InvalidInput
 from execd.runtime import Runtime
+
+# A JSON body can only hold what the store cannot keep if it has an escaped NUL or a
+# number of 19 digits or more; only then is it parsed a second time to look closer.
+_SUSPECT_BODY = re.compile(rb"\\u0000|\d{19,}")
 
 
 async def get_runtime(request: Request) -> Runtime:
@@ -27,3 +35,23 @@ async def get_caller(
 
 
 Caller = Annotated[Principal, Depends(get_caller)]
+
+
+async def screen_request(request: Request) -> None:
+    """Refuse, in the dialect's error shape, input that neither database can store."""
+    if jsonsafe.NUL in request.url.path:
+        raise InvalidInput("The path must not contain NUL characters")
+    for name, value in request.query_params.multi_items():
+        if jsonsafe.NUL in name or jsonsafe.NUL in value:
+            raise InvalidInput(f"Query parameter '{name}' must not contain NUL characters")
+    if request.method in ("GET", "HEAD", "DELETE", "OPTIONS"):
+        return
+    body = await request.body()
+    if not _SUSPECT_BODY.search(body):
+        return
+    try:
+        value = json.loads(body)
+    except ValueError:
+        return  # not JSON: the route's own validation answers
+    if problem := jsonsafe.problem(value, "the request body"):
+        raise InvalidInput(problem[0].upper() + problem[1:])

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from execd.errors import Forbidden
+
 # Each role includes everything the roles before it may do.
 ROLES = ("viewer", "operator", "admin")
 
@@ -23,3 +25,9 @@ class Principal:
     def label(self) -> str:
         """How the caller appears in `submitted_by`."""
         return self.name
+
+
+def require(caller: Principal, role: str) -> None:
+    """Refuse (403) a caller whose role is below `role`."""
+    if not caller.can(role):
+        raise Forbidden(f"This needs the {role} role; the token has {caller.role}")

@@ -5,11 +5,15 @@ from __future__ import annotations
 import copy
 import json
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
 import jsonschema
 import jsonschema.exceptions
+import referencing
+import referencing.exceptions
+from referencing.jsonschema import DRAFT202012
 
 # Runners a user may choose; "local" is reserved for the built-in core pack.
 USER_RUNNERS = frozenset({"shell", "command", "python", "http"})
@@ -183,6 +187,41 @@ def check_schema(schema: dict[str, Any]) -> None:
         jsonschema.Draft202012Validator.check_schema(schema)
     except jsonschema.exceptions.SchemaError as exc:
         raise ValueError(f"Invalid parameters schema: {exc.message}") from None
+    resolver = _registry(schema).resolver(SCHEMA_URI)
+    for ref in _refs(schema):
+        if not ref.startswith("#"):
+            raise ValueError(
+                f"Invalid parameters schema: $ref {ref!r} points outside the schema; "
+                "only local references ('#/$defs/...') are allowed"
+            )
+        try:
+            resolver.lookup(ref)
+        except referencing.exceptions.Unresolvable:
+            raise ValueError(
+                f"Invalid parameters schema: $ref {ref!r} resolves to nothing"
+            ) from None
+
+
+# Schemas are resolved in a registry of their own, which never fetches anything remote.
+SCHEMA_URI = "urn:execd:parameters"
+
+
+def _registry(schema: dict[str, Any]) -> referencing.Registry[Any]:
+    resource = referencing.Resource.from_contents(schema, default_specification=DRAFT202012)
+    registry: referencing.Registry[Any] = referencing.Registry().with_resource(SCHEMA_URI, resource)
+    return registry
+
+
+def _refs(value: Any) -> Iterator[str]:
+    if isinstance(value, dict):
+        for key, child in value.items():
+            if key in ("$ref", "$dynamicRef") and isinstance(child, str):
+                yield child
+            else:
+                yield from _refs(child)
+    elif isinstance(value, list):
+        for child in value:
+            yield from _refs(child)
 
 
 class ParameterValidator:
@@ -193,7 +232,7 @@ class ParameterValidator:
 
     def __init__(self, schema: dict[str, Any]) -> None:
         self.schema = schema
-        self._validator = jsonschema.Draft202012Validator(schema)
+        self._validator = jsonschema.Draft202012Validator(schema, registry=_registry(schema))
         self._defaults = {
             name: prop["default"]
             for name, prop in schema.get("properties", {}).items()
@@ -204,7 +243,10 @@ class ParameterValidator:
         if not isinstance(parameters, dict):
             raise ValueError("parameters must be a JSON object")
         filled = {**copy.deepcopy(self._defaults), **parameters}
-        error = jsonschema.exceptions.best_match(self._validator.iter_errors(filled))
+        try:
+            error = jsonschema.exceptions.best_match(self._validator.iter_errors(filled))
+        except referencing.exceptions.Unresolvable as exc:  # checked at definition time
+            raise ValueError(f"The action's parameters schema cannot be used: {exc}") from None
         if error is not None:
             where = ".".join(str(p) for p in error.absolute_path)
             prefix = f"parameter '{where}'" if where else "parameters"

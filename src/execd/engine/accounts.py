@@ -8,9 +8,9 @@ import secrets
 import time
 from pathlib import Path
 
-from execd.domain.access import ROLES, Principal
+from execd.domain.access import ROLES, Principal, require
 from execd.domain.executions import MAX_ID
-from execd.errors import Conflict, Forbidden, InvalidInput, NotFound, Unauthorized
+from execd.errors import Conflict, InvalidInput, NotFound, Unauthorized
 from execd.store.accounts import Accounts, Project, Tenant, TokenRecord
 
 DEFAULT_TENANT = "default"
@@ -78,21 +78,21 @@ class AccountService:
     # -- administration ----------------------------------------------------------------
 
     async def create_tenant(self, caller: Principal, name: str) -> Tenant:
-        _require(caller, "admin")
+        require(caller, "admin")
         return await self.accounts.create_tenant(_name(name))
 
     async def list_tenants(self, caller: Principal) -> list[Tenant]:
-        _require(caller, "admin")
+        require(caller, "admin")
         return await self.accounts.tenants()
 
     async def create_project(self, caller: Principal, tenant_id: str, name: str) -> Project:
-        _require(caller, "admin")
+        require(caller, "admin")
         if await self.accounts.tenant(tenant_id) is None:
             raise NotFound(f"Tenant {tenant_id} not found", tenant_id=tenant_id)
         return await self.accounts.create_project(tenant_id, _name(name))
 
     async def list_projects(self, caller: Principal, tenant_id: str | None) -> list[Project]:
-        _require(caller, "admin")
+        require(caller, "admin")
         return await self.accounts.projects(tenant_id)
 
     async def create_token(
@@ -100,7 +100,7 @@ class AccountService:
     ) -> tuple[TokenRecord, str]:
         """A new token (returned once, in clear) for the caller's project or, for an
         admin, any project."""
-        _require(caller, "admin")
+        require(caller, "admin")
         if role not in ROLES:
             raise InvalidInput(f"Invalid role {role!r}; expected one of {', '.join(ROLES)}")
         project = await self.accounts.project(project_id or caller.project_id)
@@ -113,11 +113,11 @@ class AccountService:
         return record, token
 
     async def list_tokens(self, caller: Principal, project_id: str | None) -> list[TokenRecord]:
-        _require(caller, "admin")
+        require(caller, "admin")
         return await self.accounts.list_tokens(project_id or caller.project_id)
 
     async def revoke_token(self, caller: Principal, token_id: int) -> None:
-        _require(caller, "admin")
+        require(caller, "admin")
         if not 0 < token_id <= MAX_ID or not await self.accounts.revoke_token(None, token_id):
             raise NotFound(f"Token {token_id} not found", token_id=token_id)
         self._cache.clear()
@@ -131,11 +131,6 @@ def _principal(record: TokenRecord) -> Principal:
         role=record.role,
         name=record.name,
     )
-
-
-def _require(caller: Principal, role: str) -> None:
-    if not caller.can(role):
-        raise Forbidden(f"This needs the {role} role; the token has {caller.role}")
 
 
 def _name(name: str) -> str:

@@ -4,10 +4,10 @@ executions. Dialects translate; they never talk to the store themselves."""
 from __future__ import annotations
 
 import asyncio
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
-from execd.domain.access import Principal
+from execd.domain.access import Principal, require
 from execd.domain.actions import (
     BUILTIN_PACK,
     MAX_SECONDS,
@@ -30,7 +30,7 @@ from execd.domain.executions import (
 )
 from execd.domain.states import Priority
 from execd.engine.batching import GroupCommit
-from execd.errors import Conflict, Forbidden, InvalidInput, NotFound
+from execd.errors import Conflict, InvalidInput, NotFound
 from execd.store.artifacts import ArtifactStore
 from execd.store.catalog import Catalog
 from execd.store.executions import ExecutionQueries
@@ -62,11 +62,6 @@ class SubmitOptions:
 
 
 DEFAULT_OPTIONS = SubmitOptions()
-
-
-def require(caller: Principal, role: str) -> None:
-    if not caller.can(role):
-        raise Forbidden(f"This needs the {role} role; the token has {caller.role}")
 
 
 class ActionService:
@@ -267,7 +262,24 @@ class ExecutionService:
             raise InvalidInput(str(exc)) from None
 
     async def workers(self, caller: Principal) -> list[WorkerNode]:
-        return await self.registry.nodes()
+        """Workers are shared by every tenant. Anyone may see whether work can run
+        (names, labels, capacity, load, state); the machines behind them (host, pid,
+        version, CPU and memory) are for admins."""
+        nodes = await self.registry.nodes()
+        if caller.can("admin"):
+            return nodes
+        return [
+            replace(
+                n,
+                host=None,
+                pid=None,
+                version=None,
+                cpu_percent=None,
+                memory_percent=None,
+                memory_bytes=None,
+            )
+            for n in nodes
+        ]
 
     async def drain(self) -> None:
         await self._submit.drain()

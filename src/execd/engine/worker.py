@@ -12,18 +12,22 @@ import contextlib
 import os
 import shutil
 import socket
+import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 import psutil
 import structlog
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 
 from execd import __version__
+from execd.domain import jsonsafe
 from execd.domain.executions import Execution, Outcome
 from execd.domain.states import Status
 from execd.engine.batching import GroupCommit
 from execd.runners.base import ExecutionPaths, RunContext, Runner
+from execd.runners.process import inherited_environment
 from execd.store.artifacts import ArtifactStore
 from execd.store.queue import NOW, Change, Queue
 from execd.store.signals import CANCEL, JOBS, Signals
@@ -51,6 +55,7 @@ class WorkerConfig:
     work_root: Path
     keep_work_dirs: bool = False
     python_path: list[str] = field(default_factory=list)
+    action_env: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -87,6 +92,8 @@ class Worker:
         self._latest: dict[int, dict[str, Any]] = {}
         self._dirty: set[int] = set()
         self._ready = asyncio.Event()
+        self._inherited_env = inherited_environment(config.action_env)
+        self._renewed_at = time.monotonic()  # when the last lease renewal was asked for
 
     def stop(self) -> None:
         """Stop claiming, let running work finish (up to the shutdown grace), hand back the rest."""
@@ -103,6 +110,7 @@ class Worker:
             self.config.labels,
             self.config.capacity,
             __version__,
+            live_within=self.config.lease_seconds,
         )
         self.id = node.id
         lost = await self.queue.recover_worker(node.id)
@@ -167,19 +175,32 @@ class Worker:
             likely = await _wait_any(jobs, self._stopping, timeout=timeout)
 
     def _start(self, execution: Execution) -> None:
-        task = asyncio.create_task(self._execute(execution))
+        # The same execution again, under a newer fence: this worker's lease ran out while
+        # it still ran the old attempt (say the database was out of reach) and the reaper
+        # queued it again. The old run stops before the new one starts.
+        previous = self.running.get(execution.id)
+        if previous is not None:
+            self._stop_one(execution.id, "lost")
+        task = asyncio.create_task(
+            self._execute(execution, previous.task if previous is not None else None)
+        )
         self.running[execution.id] = Running(execution, task)
-        task.add_done_callback(lambda _: self._finished(execution.id))
+        task.add_done_callback(lambda done: self._finished(execution.id, done))
 
-    def _finished(self, execution_id: int) -> None:
-        self.running.pop(execution_id, None)
+    def _finished(self, execution_id: int, task: asyncio.Task[None]) -> None:
+        entry = self.running.get(execution_id)
+        if entry is None or entry.task is not task:
+            return  # an older run of an execution this worker has claimed again
+        del self.running[execution_id]
         self._latest.pop(execution_id, None)
         self._dirty.discard(execution_id)
         self._slot_freed.set()
 
     # -- running one execution --------------------------------------------------------
 
-    async def _execute(self, execution: Execution) -> None:
+    async def _execute(self, execution: Execution, previous: asyncio.Task[None] | None) -> None:
+        if previous is not None:
+            await asyncio.gather(previous, return_exceptions=True)
         entry = self.running[execution.id]
         start = Change(
             execution.id,
@@ -189,7 +210,8 @@ class Worker:
             message=f"started by worker {self.config.name}",
         )
         paths = ExecutionPaths(
-            run_dir=self.config.work_root / execution.uuid,
+            # Each attempt (fence) has its own scratch directory.
+            run_dir=self.config.work_root / f"{execution.uuid}-{execution.fence}",
             store_dir=self.artifacts.dir_for(execution),
         )
         if execution.runner in INLINE_RUNNERS:
@@ -215,9 +237,10 @@ class Worker:
         progress = {**latest.get("progress", {}), **(outcome.progress or {})}
         if outcome.status is Status.COMPLETED:
             progress["percent"] = 100.0
+        error = jsonsafe.scrub_text(outcome.error) if outcome.error else None
         values: dict[str, Any] = {
             "result": outcome.result,
-            "error": outcome.error,
+            "error": error,
             "exit_code": outcome.exit_code,
             "progress": progress or None,
         }
@@ -231,19 +254,35 @@ class Worker:
             outcome.status,
             fence=execution.fence,
             values=values,
-            message=outcome.error,
+            message=error,
             settle=True,
         )
 
     async def _report_final(self, change: Change) -> None:
         """The outcome is worth some patience: retry while the database is unreachable.
-        If it never gets through, the lease runs out and the reaper takes over."""
+        If it never gets through, the lease runs out and the reaper takes over. An
+        outcome the database refuses for what it holds is replaced by a failure that
+        says so, rather than retried in vain."""
         delay = 0.1
+        replaced = False
         for _ in range(8):
             try:
                 await self._reports(change)
                 return
             except Exception as exc:
+                if not _transient(exc) and not replaced:
+                    replaced = True
+                    log.error("outcome_refused", execution=change.execution_id, error=str(exc))
+                    change = replace(
+                        change,
+                        to=Status.FAILED,
+                        values={
+                            "result": None,
+                            "error": _refused(exc),
+                        },
+                        message="the outcome could not be stored",
+                    )
+                    continue
                 log.warning("report_failed", execution=change.execution_id, error=str(exc))
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 5.0)
@@ -261,6 +300,7 @@ class Worker:
             result_limit=self.config.result_limit_bytes,
             kill_grace=self.config.kill_grace_seconds,
             python_path=self.config.python_path,
+            inherited_env=self._inherited_env,
             on_progress=lambda p: self._note(execution.id, "progress", p),
             on_usage=lambda u: self._note(execution.id, "usage", u),
             on_pid=lambda pid: self._note(execution.id, "pid", pid),
@@ -330,6 +370,18 @@ class Worker:
                 )
             except Exception as exc:
                 log.warning("heartbeat_failed", error=str(exc))
+                self._give_up_expired_leases()
+
+    def _give_up_expired_leases(self) -> None:
+        """Without a renewal for a whole lease, the leases may have run out and the work
+        may be running elsewhere already: stop it here rather than run it twice."""
+        if time.monotonic() - self._renewed_at < self.config.lease_seconds:
+            return
+        stale = [i for i, r in self.running.items() if r.reason is None]
+        if stale:
+            log.warning("leases_expired", worker=self.config.name, count=len(stale))
+        for execution_id in stale:
+            self._stop_one(execution_id, "lost")
 
     async def _cancel_loop(self, cancels: asyncio.Event) -> None:
         while True:
@@ -341,7 +393,9 @@ class Worker:
     async def _check_leases(self) -> None:
         assert self.id is not None
         held = {i: r.execution.fence for i, r in self.running.items() if r.reason is None}
+        asked = time.monotonic()
         statuses = await self.queue.renew_leases(self.id, held, self.config.lease_seconds)
+        self._renewed_at = asked
         for execution_id, status in statuses.items():
             if status is None:
                 self._stop_one(execution_id, "lost")
@@ -370,6 +424,17 @@ class Worker:
         await asyncio.gather(*pending, return_exceptions=True)
         await self.queue.release(self.id, handed_back)
         log.info("handed_back", count=len(handed_back))
+
+
+def _refused(exc: Exception) -> str:
+    return jsonsafe.scrub_text(f"the outcome could not be stored: {exc}")[:2000]
+
+
+def _transient(exc: Exception) -> bool:
+    """Whether an error says the database was out of reach, not that it refused the data."""
+    if isinstance(exc, DBAPIError):
+        return exc.connection_invalidated or isinstance(exc, OperationalError | InterfaceError)
+    return isinstance(exc, OSError | TimeoutError | ConnectionError)
 
 
 async def _wait_any(*events: asyncio.Event, timeout: float | None = None) -> bool:

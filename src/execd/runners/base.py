@@ -55,6 +55,8 @@ class RunContext:
     result_limit: int
     kill_grace: float
     python_path: list[str] = field(default_factory=list)
+    # The part of the service's environment the action's process sees.
+    inherited_env: dict[str, str] = field(default_factory=dict)
     # Called with each change of progress/counters as the action reports it.
     on_progress: Callable[[dict[str, Any]], None] = lambda update: None
     # Called with resource usage samples of the process tree.

@@ -12,10 +12,13 @@ and artifacts. One JSON object per line, appended to $EXECD_CONTROL_FILE.
 
 from __future__ import annotations
 
+import contextlib
+import os
 import shutil
+import stat
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import orjson
 
@@ -85,13 +88,31 @@ class ControlReader:
         return changed
 
     def _keep(self, name: str) -> None:
-        source = (self.work_dir / name).resolve()
-        if not source.is_file() or self.work_dir.resolve() not in source.parents:
+        """Copy a file from the work directory into the artifacts. Neither end may be a
+        symlink at the moment it is opened, so a path swapped after the check cannot
+        make the copy read or write outside the execution's own directories."""
+        root = self.work_dir.resolve()
+        source = (root / name).resolve()
+        if root not in source.parents:
             self.rejected += 1
             return
-        target = self.artifacts_dir / source.relative_to(self.work_dir.resolve())
-        target.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copy2(source, target)
+        target = self.artifacts_dir / source.relative_to(root)
+        try:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            with contextlib.ExitStack() as stack:
+                src = stack.enter_context(_open_no_follow(source, os.O_RDONLY | os.O_NONBLOCK))
+                if not stat.S_ISREG(os.fstat(src.fileno()).st_mode):
+                    raise OSError("not a regular file")
+                flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC
+                dst = stack.enter_context(_open_no_follow(target, flags))
+                shutil.copyfileobj(src, dst)
+        except OSError:
+            self.rejected += 1
+
+
+def _open_no_follow(path: Path, flags: int) -> BinaryIO:
+    fd = os.open(path, flags | os.O_NOFOLLOW | os.O_CLOEXEC, 0o644)
+    return os.fdopen(fd, "wb" if flags & os.O_WRONLY else "rb")
 
 
 def _clean(key: str, value: Any) -> Any:

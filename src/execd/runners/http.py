@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import httpx
+import orjson
 
 from execd.domain.executions import Outcome
 from execd.domain.states import Status
@@ -38,14 +39,19 @@ class HttpRunner:
         elif "body" in params:
             request["content"] = str(params["body"])
         try:
-            response = await self.client.request(**request)
+            # Streamed, and read no further than the limit: a huge (or endless, or
+            # compressed-to-explode) response costs the worker at most BODY_LIMIT bytes.
+            async with self.client.stream(**request) as response:
+                content, truncated = await _read_capped(response)
         except httpx.HTTPError as exc:
             return Outcome(Status.FAILED, result={"error": str(exc)}, error=f"HTTP error: {exc}")
-        result = {
+        result: dict[str, Any] = {
             "status_code": response.status_code,
             "headers": dict(response.headers),
-            "body": _body(response),
+            "body": _body(response, content, truncated),
         }
+        if truncated:
+            result["truncated"] = True
         if response.is_error:
             return Outcome(Status.FAILED, result=result, error=f"HTTP {response.status_code}")
         return Outcome(Status.COMPLETED, result=result)
@@ -55,11 +61,19 @@ class HttpRunner:
             await self._client.aclose()
 
 
-def _body(response: httpx.Response) -> Any:
-    content = response.content[:BODY_LIMIT]
-    if "json" in response.headers.get("content-type", ""):
+async def _read_capped(response: httpx.Response) -> tuple[bytes, bool]:
+    content = bytearray()
+    async for chunk in response.aiter_bytes():
+        content += chunk
+        if len(content) > BODY_LIMIT:
+            return bytes(content[:BODY_LIMIT]), True
+    return bytes(content), False
+
+
+def _body(response: httpx.Response, content: bytes, truncated: bool) -> Any:
+    if not truncated and "json" in response.headers.get("content-type", ""):
         try:
-            return response.json()
-        except ValueError:
+            return orjson.loads(content)
+        except orjson.JSONDecodeError:
             pass
     return content.decode(response.encoding or "utf-8", errors="replace")

@@ -9,6 +9,7 @@ import contextlib
 import os
 import signal
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -23,6 +24,40 @@ TAIL_BYTES = 4096
 POLL_SECONDS = 0.25
 SAMPLE_SECONDS = 1.0
 PIPE_GRACE_SECONDS = 2.0
+
+# What an action inherits from the service's environment: what a program needs to run,
+# never the service's own settings (EXECD_*: the admin token, the database URL) or
+# anything else it was started with. More names: EXECD_ACTION_ENV=NAME,NAME.
+INHERITED_ENV = frozenset(
+    {
+        "PATH",
+        "HOME",
+        "USER",
+        "LOGNAME",
+        "SHELL",
+        "LANG",
+        "LANGUAGE",
+        "TZ",
+        "TMPDIR",
+        "TERM",
+        "PYTHONPATH",
+        "VIRTUAL_ENV",
+        "SSL_CERT_FILE",
+        "SSL_CERT_DIR",
+        "REQUESTS_CA_BUNDLE",
+        "HTTP_PROXY",
+        "HTTPS_PROXY",
+        "NO_PROXY",
+        "http_proxy",
+        "https_proxy",
+        "no_proxy",
+    }
+)
+
+
+def inherited_environment(extra: Iterable[str] = ()) -> dict[str, str]:
+    names = INHERITED_ENV | set(extra)
+    return {k: v for k, v in os.environ.items() if k in names or k.startswith("LC_")}
 
 
 class CappedLog:
@@ -148,7 +183,7 @@ async def run_process(ctx: RunContext, argv: list[str], env: dict[str, str]) -> 
     paths = ctx.paths
     paths.create()
     full_env = {
-        **os.environ,
+        **ctx.inherited_env,
         **env,
         "EXECD_EXECUTION_ID": str(ctx.execution.id),
         "EXECD_EXECUTION_UUID": ctx.execution.uuid,
@@ -199,10 +234,10 @@ async def run_process(ctx: RunContext, argv: list[str], env: dict[str, str]) -> 
         await asyncio.gather(watcher, *pumps, return_exceptions=True)
         stdout.close()
         stderr.close()
-    # Descendants that outlived the main process must not linger either.
-    for proc in descendants(process.pid):
-        with contextlib.suppress(psutil.Error):
-            proc.kill()
+    # Processes left in the run's group (a `cmd &` in a script) must not outlive it.
+    # The group keeps the leader's id after the leader is gone, so this reaches them.
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(process.pid, signal.SIGKILL)
     if control.poll():
         ctx.on_progress(dict(control.progress))
     usage = sampler.last or {}

@@ -21,6 +21,7 @@ from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.functions import FunctionElement
 
+from execd.domain import jsonsafe
 from execd.store.signals import CANCEL, JOBS, Signals, listen_postgres
 
 T = TypeVar("T")
@@ -29,7 +30,10 @@ _SIGNALS = "execd_signals"
 
 def _dumps(value: Any) -> str:
     # Non-ASCII text stays as it is, so substring searches in JSON find it.
-    return orjson.dumps(value).decode()
+    text = orjson.dumps(value).decode()
+    if "\\u0000" in text:  # PostgreSQL's JSONB cannot hold NUL; input never has one
+        text = orjson.dumps(jsonsafe.scrub(value)).decode()
+    return text
 
 
 def _loads(value: Any) -> Any:

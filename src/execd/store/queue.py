@@ -13,6 +13,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from sqlalchemy import Connection, Integer, bindparam, insert, select, update
+from sqlalchemy.exc import IntegrityError
 
 from execd.domain.executions import Execution, NewExecution
 from execd.domain.retries import CAUSES, lost_lease_status, next_attempt
@@ -29,11 +30,24 @@ from execd.errors import Conflict
 from execd.store.clock import now_of
 from execd.store.database import Database
 from execd.store.rows import to_execution
+from execd.store.schema import LEASED_SQL
 from execd.store.schema import execution_events as events
 from execd.store.schema import executions as ex
 
-NOW = object()
-RETRYABLE = frozenset(CAUSES)  # placeholder for the transaction's database time in Change.values
+NOW = object()  # placeholder for the transaction's database time in Change.values
+RETRYABLE = frozenset(CAUSES)
+# A submission that loses an idempotency-key race runs again (see Queue.submit).
+IDEMPOTENCY_INDEX = "uq_executions_project_id_idempotency_key"
+SUBMIT_ATTEMPTS = 3
+# What an execution queued again forgets of the run it had: the next run starts afresh.
+REQUEUED: Mapping[str, Any] = {
+    "worker_id": None,
+    "lease_expires": None,
+    "pid": None,
+    "started": None,
+    "progress": None,
+    "usage": None,
+}
 
 
 @dataclass(frozen=True)
@@ -126,6 +140,11 @@ DUE = (
     .limit(bindparam("limit", type_=Integer))
     .with_for_update(skip_locked=True)
 )
+ANY_DUE = (  # a plain read: the lock-taking DUE is for the claim transaction
+    select(ex.c.id)
+    .where(ex.c.status == Status.REQUESTED, ex.c.not_before <= bindparam("now"))
+    .limit(1)
+)
 NEXT_DUE = (
     select(ex.c.not_before)
     .where(ex.c.status == Status.REQUESTED)
@@ -138,6 +157,16 @@ LOCK_STATES = (
     .order_by(ex.c.id)
     .with_for_update()
 )
+EXPIRED = (
+    select(ex)
+    .where(LEASED_SQL, ex.c.lease_expires < bindparam("now"))
+    .order_by(ex.c.id)
+    .limit(bindparam("limit", type_=Integer))
+    .with_for_update(skip_locked=True)
+)
+"""Leases that ran out, for the reaper: read from ix_executions_leased."""
+HELD_BY = select(ex).where(ex.c.worker_id == bindparam("worker_id"), LEASED_SQL).with_for_update()
+"""What one worker holds: read from ix_executions_worker_leased."""
 INSERT_EVENTS = insert(events)
 
 
@@ -153,7 +182,16 @@ class Queue:
         A repeated idempotency key returns the execution it first created; the same key
         with a different action or parameters is a conflict.
         """
-        return await self.db.write(lambda conn: self._submit(conn, items))
+        for attempt in range(1, SUBMIT_ATTEMPTS + 1):
+            try:
+                return await self.db.write(lambda conn: self._submit(conn, items))
+            except IntegrityError as exc:
+                # Another node stored the same key between our look-up and our insert
+                # (PostgreSQL; SQLite's single writer cannot interleave). The whole batch
+                # rolled back; run it again and the key now answers with that execution.
+                if attempt == SUBMIT_ATTEMPTS or IDEMPOTENCY_INDEX not in str(exc.orig):
+                    raise
+        raise AssertionError("unreachable")
 
     def _submit(
         self, conn: Connection, items: Sequence[NewExecution]
@@ -229,7 +267,7 @@ class Queue:
     def _has_work(self, conn: Connection) -> bool:
         if conn.execute(ANY_READY).first() is not None:
             return True
-        return conn.execute(DUE, {"now": now_of(conn), "limit": 1}).first() is not None
+        return conn.execute(ANY_DUE, {"now": now_of(conn)}).first() is not None
 
     async def next_due(self) -> float | None:
         """Seconds until the earliest delayed execution is due (None: nothing delayed)."""
@@ -384,24 +422,14 @@ class Queue:
 
     def _reap(self, conn: Connection, limit: int) -> list[Execution]:
         now = now_of(conn)
-        rows = conn.execute(
-            select(ex)
-            .where(ex.c.status.in_(LEASED), ex.c.lease_expires < now)
-            .order_by(ex.c.id)
-            .limit(limit)
-            .with_for_update(skip_locked=True)
-        )
+        rows = conn.execute(EXPIRED, {"now": now, "limit": limit})
         return self._recover(conn, now, [to_execution(r) for r in rows.mappings()])
 
     async def recover_worker(self, worker_id: int) -> list[Execution]:
         """A worker (re)starting under a known id: what it held before is lost."""
 
         def recover(conn: Connection) -> list[Execution]:
-            rows = conn.execute(
-                select(ex)
-                .where(ex.c.worker_id == worker_id, ex.c.status.in_(LEASED))
-                .with_for_update()
-            )
+            rows = conn.execute(HELD_BY, {"worker_id": worker_id})
             return self._recover(conn, now_of(conn), [to_execution(r) for r in rows.mappings()])
 
         return await self.db.write(recover)
@@ -410,11 +438,11 @@ class Queue:
         changes = []
         for execution in lost:
             status, message = lost_lease_status(execution)
-            values: dict[str, Any] = {"lease_expires": None}
+            values: dict[str, Any]
             if status is Status.SCHEDULING:
-                values.update(attempt=execution.attempt + 1, worker_id=None, pid=None)
+                values = {**REQUEUED, "attempt": execution.attempt + 1}
             else:
-                values.update(ended=NOW, error=message)
+                values = {"lease_expires": None, "ended": NOW, "error": message}
             changes.append(
                 Change(execution.id, status, fence=execution.fence, values=values, message=message)
             )
@@ -434,7 +462,7 @@ class Queue:
                 Status.SCHEDULING,
                 fence=fence,
                 when=frozenset({Status.SCHEDULED, Status.RUNNING}),
-                values={"worker_id": None, "lease_expires": None, "pid": None},
+                values=REQUEUED,
                 message=f"worker {worker_id} shut down; requeued",
             )
             for execution_id, fence in held.items()

@@ -181,18 +181,19 @@ Index(
     sqlite_where=text("status = 'requested'"),
     postgresql_where=text("status = 'requested'"),
 )
-_LEASED = text("status IN ('scheduled', 'running', 'canceling')")
+# Queries over leased rows use this very text, so SQLite sees the partial indexes apply.
+LEASED_SQL = text("status IN ('scheduled', 'running', 'canceling')")
 Index(
     "ix_executions_leased",
     executions.c.lease_expires,
-    sqlite_where=_LEASED,
-    postgresql_where=_LEASED,
+    sqlite_where=LEASED_SQL,
+    postgresql_where=LEASED_SQL,
 )
 Index(
     "ix_executions_worker_leased",
     executions.c.worker_id,
-    sqlite_where=_LEASED,
-    postgresql_where=_LEASED,
+    sqlite_where=LEASED_SQL,
+    postgresql_where=LEASED_SQL,
 )
 
 execution_events = Table(

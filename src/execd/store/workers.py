@@ -5,10 +5,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+import psutil
 from sqlalchemy import Connection, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
+from execd.errors import Conflict
 from execd.store.clock import now_of
 from execd.store.database import Database
 from execd.store.schema import workers
@@ -20,8 +22,8 @@ ACTIVE, DRAINING, OFFLINE = "active", "draining", "offline"
 class WorkerNode:
     id: int
     name: str
-    host: str
-    pid: int
+    host: str | None  # None where the caller may not see the machine (service layer)
+    pid: int | None
     labels: list[str]
     capacity: int
     active: int
@@ -29,7 +31,7 @@ class WorkerNode:
     memory_percent: float | None
     memory_bytes: int | None
     state: str
-    version: str
+    version: str | None
     started: float
     last_heartbeat: float
 
@@ -39,12 +41,31 @@ class WorkerRegistry:
         self.db = db
 
     async def register(
-        self, name: str, host: str, pid: int, labels: list[str], capacity: int, version: str
+        self,
+        name: str,
+        host: str,
+        pid: int,
+        labels: list[str],
+        capacity: int,
+        version: str,
+        *,
+        live_within: float = 0.0,
     ) -> WorkerNode:
-        """Insert or take over the row called `name` (a restarted worker keeps its id)."""
+        """Insert or take over the row called `name` (a restarted worker keeps its id).
+
+        A row whose worker still looks alive (a heartbeat within `live_within` seconds,
+        and, on this host, its process still there) is not taken over: two workers under
+        one name would each think the other's work was lost."""
 
         def register(conn: Connection) -> WorkerNode:
             now = now_of(conn)
+            existing = conn.execute(select(workers).where(workers.c.name == name)).first()
+            if existing is not None and _still_alive(existing, host, pid, now - live_within):
+                raise Conflict(
+                    f"A worker named {name!r} is already running "
+                    f"(host {existing.host}, pid {existing.pid}, last heartbeat "
+                    f"{now - existing.last_heartbeat:.1f} s ago); choose another name"
+                )
             values: dict[str, Any] = {
                 "name": name,
                 "host": host,
@@ -119,3 +140,11 @@ class WorkerRegistry:
         return await self.db.read(
             lambda conn: [WorkerNode(**r._mapping) for r in conn.execute(query)]
         )
+
+
+def _still_alive(row: Any, host: str, pid: int, since: float) -> bool:
+    if row.state == OFFLINE or row.last_heartbeat < since:
+        return False
+    if row.host == host:  # the same machine: ask the operating system
+        return row.pid != pid and psutil.pid_exists(row.pid)
+    return True

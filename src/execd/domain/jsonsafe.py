@@ -1,0 +1,54 @@
+"""What both databases can store: no NUL characters in text (PostgreSQL refuses them in
+TEXT and JSONB) and integers that fit 64 bits (the JSON encoder's range).
+
+Input that breaks these rules is refused with a 400 (`problem`); output an action
+produces is stored with each NUL replaced by U+FFFD (`scrub`), the character decoders
+use for what cannot be represented.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+NUL = "\x00"
+REPLACEMENT = "\ufffd"
+MIN_INT = -(2**63)
+MAX_INT = 2**64 - 1
+
+
+def problem(value: Any, where: str = "value") -> str | None:
+    """Why `value` cannot be stored, or None if it can."""
+    stack: list[tuple[Any, str]] = [(value, where)]
+    while stack:
+        item, path = stack.pop()
+        if isinstance(item, str):
+            if NUL in item:
+                return f"{path} must not contain NUL characters"
+        elif isinstance(item, bool):
+            continue
+        elif isinstance(item, int):
+            if not MIN_INT <= item <= MAX_INT:
+                return f"{path} is an integer beyond the 64-bit range"
+        elif isinstance(item, dict):
+            for key, child in item.items():
+                if isinstance(key, str) and NUL in key:
+                    return f"a key in {path} must not contain NUL characters"
+                stack.append((child, f"{path}.{key}"))
+        elif isinstance(item, list | tuple):
+            stack.extend((child, f"{path}[{i}]") for i, child in enumerate(item))
+    return None
+
+
+def scrub_text(text: str) -> str:
+    return text.replace(NUL, REPLACEMENT) if NUL in text else text
+
+
+def scrub(value: Any) -> Any:
+    """`value` with every NUL in its strings and keys replaced."""
+    if isinstance(value, str):
+        return scrub_text(value)
+    if isinstance(value, dict):
+        return {scrub_text(k) if isinstance(k, str) else k: scrub(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [scrub(v) for v in value]
+    return value
