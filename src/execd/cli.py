@@ -93,6 +93,10 @@ def worker(
     ] = None,
     name: Annotated[str | None, typer.Option(help="Worker name [EXECD_WORKER_NAME]")] = None,
     label: Annotated[list[str] | None, typer.Option(help="A label (repeatable)")] = None,
+    device: Annotated[
+        list[str] | None,
+        typer.Option(help="A device this worker serves (repeatable) [EXECD_WORKER_DEVICES]"),
+    ] = None,
     database_url: Annotated[str | None, typer.Option(help="[EXECD_DATABASE_URL]")] = None,
 ) -> None:
     """Run a worker process against the same database as the server."""
@@ -100,6 +104,7 @@ def worker(
         worker_concurrency=concurrency,
         worker_name=name,
         worker_labels=label or None,
+        worker_devices=device or None,
         database_url=database_url,
     )
     execd_logging.configure(settings.log_level)

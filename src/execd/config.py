@@ -39,6 +39,8 @@ class Settings(BaseSettings):
     worker_concurrency: int = Field(default=16, ge=1)
     worker_name: str | None = None
     worker_labels: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    # Devices this worker serves (flows and executions bound to one run only here).
+    worker_devices: Annotated[list[str], NoDecode] = Field(default_factory=list)
     lease_seconds: float = Field(default=30.0, gt=0)
     heartbeat_seconds: float = Field(default=5.0, gt=0)
     reaper_seconds: float = Field(default=5.0, gt=0)
@@ -57,7 +59,7 @@ class Settings(BaseSettings):
     sqlite_synchronous: str = "FULL"
     db_pool_size: int = Field(default=10, ge=1)
 
-    @field_validator("worker_labels", "actions_path", "action_env", mode="before")
+    @field_validator("worker_labels", "worker_devices", "actions_path", "action_env", mode="before")
     @classmethod
     def _comma_list(cls, value: object) -> object:
         return _split(value)

@@ -9,6 +9,7 @@ import structlog
 
 from execd.config import Settings
 from execd.engine.accounts import AccountService
+from execd.engine.flows import FlowService
 from execd.engine.reaper import Reaper
 from execd.engine.service import ActionService, ExecutionService
 from execd.engine.worker import Worker, WorkerConfig
@@ -18,6 +19,7 @@ from execd.store.artifacts import ArtifactStore
 from execd.store.catalog import Catalog
 from execd.store.database import Database
 from execd.store.executions import ExecutionQueries
+from execd.store.flows import FlowStore
 from execd.store.migrate import upgrade
 from execd.store.queue import Queue
 from execd.store.workers import WorkerRegistry
@@ -42,6 +44,14 @@ class Runtime:
         self.actions = ActionService(Catalog(self.db))
         self.executions = ExecutionService(
             self.queue, ExecutionQueries(self.db), self.actions, self.registry, self.artifacts
+        )
+        self.flows = FlowService(
+            FlowStore(self.db),
+            self.actions,
+            self.executions,
+            self.registry,
+            self.artifacts,
+            worker_alive_seconds=settings.lease_seconds,
         )
         self.workers: list[Worker] = []
         self.admin_token: str | None = None
@@ -99,6 +109,7 @@ class Runtime:
             keep_work_dirs=settings.keep_work_dirs,
             python_path=settings.actions_path,
             action_env=settings.action_env,
+            devices=settings.worker_devices,
         )
         return Worker(
             config,

@@ -19,8 +19,9 @@ from execd.domain.executions import Execution, NewExecution
 from execd.domain.states import Priority, Status
 from execd.engine.accounts import AccountService
 from execd.store.accounts import Accounts
+from execd.store.changes import Change
 from execd.store.database import Database, sync_url
-from execd.store.queue import EXPIRED, HELD_BY, READY, Change, Queue, Submitted
+from execd.store.queue import EXPIRED, HELD_BY, READY, Queue, Submitted
 from execd.store.schema import execution_events, executions, metadata
 
 Run = Callable[[Callable[[Database], Awaitable[Any]]], Any]

@@ -52,6 +52,15 @@ class Execution:
     lease_expires: float | None = None
     started: float | None = None
     ended: float | None = None
+    device_id: str | None = None
+    flow_id: str | None = None
+    sequence: int | None = None
+    plan: dict[str, Any] | None = None
+
+    @property
+    def is_flow(self) -> bool:
+        """A PARENT (top-level) or SUBFLOW execution of a flow; its steps are children."""
+        return self.flow_id is not None
 
     @property
     def visible_parameters(self) -> dict[str, Any]:
@@ -93,6 +102,10 @@ class NewExecution:
     enforcement_id: int | None = None
     rule_id: int | None = None
     retry_of: int | None = None
+    device_id: str | None = None
+    flow_id: str | None = None
+    sequence: int | None = None
+    plan: dict[str, Any] | None = None
 
 
 @dataclass(frozen=True)

@@ -56,6 +56,10 @@ def retry_of(
         rule_id=execution.rule_id,
         retry_of=execution.id,
         delay=delay,
+        device_id=execution.device_id,
+        flow_id=execution.flow_id,
+        sequence=execution.sequence,
+        plan=execution.plan,
     )
     if parameters is not None:
         new = replace(new, parameters=parameters)

@@ -126,6 +126,26 @@ class ActionService:
         if not await self.catalog.delete(caller.project_id, current.id):
             raise NotFound(f"Action {current.ref} not found", ref=current.ref)
 
+    def prepare(
+        self, action: Action, parameters: dict[str, Any] | None, timeout: float | None = None
+    ) -> dict[str, Any]:
+        """What an execution of `action` runs: its validated parameters and the action's
+        settings, copied so that editing the action later changes nothing accepted."""
+        if not action.enabled:
+            raise Conflict(f"Action {action.ref} is disabled", ref=action.ref)
+        return {
+            "action_id": action.id,
+            "action_ref": action.ref,
+            "pack": action.pack,
+            "runner": action.runner,
+            "entry_point": action.entry_point,
+            "parameters": self.validate_parameters(action, parameters or {}),
+            "timeout": timeout if timeout is not None else action.timeout,
+            "max_attempts": action.retry.max_attempts,
+            "retry_policy": action.retry.to_json(),
+            "secrets": sorted(secret_names(action.parameters)) or None,
+        }
+
     def validate_parameters(self, action: Action, parameters: dict[str, Any]) -> dict[str, Any]:
         key = (action.uuid or action.ref, action.updated)
         validator = self._validators.get(key)
@@ -186,35 +206,27 @@ class ExecutionService:
         options: SubmitOptions = DEFAULT_OPTIONS,
     ) -> Submitted:
         require(caller, "operator")
-        if not action.enabled:
-            raise Conflict(f"Action {action.ref} is disabled", ref=action.ref)
         options.check()
         root_id = None
         if options.parent_id is not None:
             parent = await self.get(caller, options.parent_id)
             root_id = parent.root_id or parent.id
-        values = self.actions.validate_parameters(action, parameters or {})
         new = NewExecution(
             tenant_id=caller.tenant_id,
             project_id=caller.project_id,
-            action_id=action.id,
-            action_ref=action.ref,
-            pack=action.pack,
-            runner=action.runner,
-            entry_point=action.entry_point,
-            parameters=values,
+            **self.actions.prepare(action, parameters, options.timeout),
             priority=options.priority,
-            timeout=options.timeout if options.timeout is not None else action.timeout,
             not_before=options.not_before,
             delay=options.delay,
             idempotency_key=options.idempotency_key,
             submitted_by=caller.label,
-            max_attempts=action.retry.max_attempts,
-            retry_policy=action.retry.to_json(),
-            secrets=sorted(secret_names(action.parameters)) or None,
             parent_id=options.parent_id,
             root_id=root_id,
         )
+        return await self.submit_new(new)
+
+    async def submit_new(self, new: NewExecution) -> Submitted:
+        """Store a prepared execution (group-committed with concurrent submissions)."""
         return await self._submit(new)
 
     async def get(self, caller: Principal, execution_id: int) -> Execution:

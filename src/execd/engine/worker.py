@@ -24,12 +24,14 @@ from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from execd import __version__
 from execd.domain import jsonsafe
 from execd.domain.executions import Execution, Outcome
+from execd.domain.flows import FLOW_RUNNER
 from execd.domain.states import Status
 from execd.engine.batching import GroupCommit
 from execd.runners.base import ExecutionPaths, RunContext, Runner
 from execd.runners.process import inherited_environment
 from execd.store.artifacts import ArtifactStore
-from execd.store.queue import NOW, Change, Queue
+from execd.store.changes import NOW, Change
+from execd.store.queue import Queue
 from execd.store.signals import CANCEL, JOBS, Signals
 from execd.store.workers import ACTIVE, DRAINING, OFFLINE, WorkerRegistry
 
@@ -56,6 +58,7 @@ class WorkerConfig:
     keep_work_dirs: bool = False
     python_path: list[str] = field(default_factory=list)
     action_env: list[str] = field(default_factory=list)
+    devices: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -111,6 +114,7 @@ class Worker:
             self.config.capacity,
             __version__,
             live_within=self.config.lease_seconds,
+            devices=self.config.devices,
         )
         self.id = node.id
         lost = await self.queue.recover_worker(node.id)
@@ -158,7 +162,9 @@ class Worker:
             claimed: list[Execution] = []
             try:
                 if likely or await self.queue.has_work():
-                    claimed = await self.queue.claim(self.id, free, self.config.lease_seconds)
+                    claimed = await self.queue.claim(
+                        self.id, free, self.config.lease_seconds, self.config.devices
+                    )
             except Exception as exc:  # the database may be briefly unreachable
                 log.warning("claim_failed", error=str(exc))
                 await _wait_any(self._stopping, timeout=self.config.poll_seconds)
@@ -214,6 +220,17 @@ class Worker:
             run_dir=self.config.work_root / f"{execution.uuid}-{execution.fence}",
             store_dir=self.artifacts.dir_for(execution),
         )
+        if execution.runner == FLOW_RUNNER:
+            # A flow holds no worker: starting it is all there is to do here. Its steps
+            # are queued as it goes (see store/flow_engine.py).
+            await self._reports(
+                replace(
+                    start,
+                    values={"started": NOW, "lease_expires": None, "worker_id": None},
+                    message=f"flow started by worker {self.config.name}",
+                )
+            )
+            return
         if execution.runner in INLINE_RUNNERS:
             # Done in microseconds inside the worker: start and end are written together.
             outcome = await self._run(entry, execution, paths)

@@ -9,13 +9,26 @@ from __future__ import annotations
 
 import uuid as uuidlib
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from typing import Any
 
-from sqlalchemy import Connection, Integer, bindparam, insert, select, update
+from sqlalchemy import (
+    ColumnElement,
+    Connection,
+    Integer,
+    Select,
+    and_,
+    bindparam,
+    insert,
+    or_,
+    select,
+    text,
+    update,
+)
 from sqlalchemy.exc import IntegrityError
 
 from execd.domain.executions import Execution, NewExecution
+from execd.domain.flows import FLOW_RUNNER
 from execd.domain.retries import CAUSES, lost_lease_status, next_attempt
 from execd.domain.states import (
     LEASED,
@@ -27,14 +40,15 @@ from execd.domain.states import (
     settle,
 )
 from execd.errors import Conflict
+from execd.store.changes import NOW, Change
 from execd.store.clock import now_of
 from execd.store.database import Database
+from execd.store.flow_engine import FlowEngine
 from execd.store.rows import to_execution
 from execd.store.schema import LEASED_SQL
 from execd.store.schema import execution_events as events
 from execd.store.schema import executions as ex
 
-NOW = object()  # placeholder for the transaction's database time in Change.values
 RETRYABLE = frozenset(CAUSES)
 # A submission that loses an idempotency-key race runs again (see Queue.submit).
 IDEMPOTENCY_INDEX = "uq_executions_project_id_idempotency_key"
@@ -48,24 +62,6 @@ REQUEUED: Mapping[str, Any] = {
     "progress": None,
     "usage": None,
 }
-
-
-@dataclass(frozen=True)
-class Change:
-    """One requested change of one execution.
-
-    `to=None` changes fields only (progress) and records no event. `fence` is the
-    token of the worker making the change; None for changes not made by a worker.
-    `settle` maps a run's outcome onto the row's state (a cancelling run ends cancelled).
-    """
-
-    execution_id: int
-    to: Status | None = None
-    fence: int | None = None
-    when: frozenset[Status] | None = None
-    values: Mapping[str, Any] = field(default_factory=dict)
-    message: str | None = None
-    settle: bool = False
 
 
 @dataclass(frozen=True)
@@ -85,6 +81,8 @@ class RowState:
     tenant_id: str
     project_id: str
     worker_id: int | None
+    runner: str
+    parent_id: int | None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "status", Status(self.status))
@@ -106,19 +104,46 @@ STATE_COLUMNS = (
     ex.c.tenant_id,
     ex.c.project_id,
     ex.c.worker_id,
+    ex.c.runner,
+    ex.c.parent_id,
 )
 
 
 # The hot statements are built once: building and keying a statement costs more than
 # running it on a small batch.
-READY = (
-    select(ex.c.id)
-    .where(ex.c.status == Status.SCHEDULING)
-    .order_by(ex.c.priority.desc(), ex.c.id)
-    .limit(bindparam("limit", type_=Integer))
-    .with_for_update(skip_locked=True)
+def ready_query(devices: Sequence[str] = ()) -> Select[Any]:
+    """The claimable set for a worker serving `devices`, best first. It reads only the
+    partial index ix_executions_ready. Work bound to a device goes only to a worker
+    serving it; a top-level execution takes its device only while no other holds it
+    (its steps, children of the holder, may run)."""
+    eligible: ColumnElement[bool] = ex.c.device_id.is_(None)
+    if devices:
+        eligible = or_(
+            eligible,
+            and_(
+                ex.c.device_id.in_(sorted(devices)), or_(ex.c.parent_id.is_not(None), DEVICE_FREE)
+            ),
+        )
+    return (
+        select(ex.c.id, ex.c.device_id, ex.c.parent_id)
+        .where(ex.c.status == Status.SCHEDULING, eligible)
+        .order_by(ex.c.priority.desc(), ex.c.id)
+        .limit(bindparam("limit", type_=Integer))
+        .with_for_update(skip_locked=True)
+    )
+
+
+# Spelled as the predicate of ux_executions_device_holder, so SQLite reads that index.
+DEVICE_FREE = text(
+    "NOT EXISTS (SELECT 1 FROM executions AS holder "
+    "WHERE holder.device_id = executions.device_id AND holder.device_id IS NOT NULL "
+    "AND holder.parent_id IS NULL "
+    "AND holder.status IN ('scheduled', 'running', 'canceling'))"
 )
-"""The claimable set, best first: it reads only the partial index ix_executions_ready."""
+READY = ready_query()
+"""The claimable set of a worker that serves no device."""
+# A claim that loses a race for a device (PostgreSQL) runs again, as submissions do.
+DEVICE_INDEX = "ux_executions_device_holder"
 
 CLAIM = (
     update(ex)
@@ -173,6 +198,8 @@ INSERT_EVENTS = insert(events)
 class Queue:
     def __init__(self, db: Database) -> None:
         self.db = db
+        self.flows = FlowEngine(self)
+        self._ready: dict[tuple[str, ...], Select[Any]] = {(): READY}
 
     # -- submission -------------------------------------------------------------------
 
@@ -278,16 +305,38 @@ class Queue:
         first = conn.execute(NEXT_DUE).scalar()
         return None if first is None else max(0.0, first - now)
 
-    async def claim(self, worker_id: int, limit: int, lease: float) -> list[Execution]:
+    async def claim(
+        self, worker_id: int, limit: int, lease: float, devices: Sequence[str] = ()
+    ) -> list[Execution]:
         """Take up to `limit` ready executions, highest priority first, then oldest."""
-        return await self.db.write(lambda conn: self._claim(conn, worker_id, limit, lease))
+        ready = self._ready.get(tuple(devices))
+        if ready is None:
+            ready = self._ready[tuple(devices)] = ready_query(devices)
+        for attempt in range(1, SUBMIT_ATTEMPTS + 1):
+            try:
+                return await self.db.write(
+                    lambda conn: self._claim(conn, ready, worker_id, limit, lease)
+                )
+            except IntegrityError as exc:
+                if attempt == SUBMIT_ATTEMPTS or DEVICE_INDEX not in str(exc.orig):
+                    raise
+        raise AssertionError("unreachable")
 
-    def _claim(self, conn: Connection, worker_id: int, limit: int, lease: float) -> list[Execution]:
+    def _claim(
+        self, conn: Connection, ready: Select[Any], worker_id: int, limit: int, lease: float
+    ) -> list[Execution]:
         now = now_of(conn)
         self._promote_due(conn, now)
         # Two statements, not UPDATE ... WHERE id IN (SELECT ... LIMIT): PostgreSQL may
         # evaluate such a subquery more than once and claim more than `limit` rows.
-        ids = list(conn.execute(READY, {"limit": limit}).scalars())
+        ids: list[int] = []
+        taken: set[str] = set()
+        for row in conn.execute(ready, {"limit": limit}):
+            if row.device_id is not None and row.parent_id is None:
+                if row.device_id in taken:
+                    continue  # one top-level execution per device, in this batch too
+                taken.add(row.device_id)
+            ids.append(row.id)
         if not ids:
             return []
         rows = conn.execute(
@@ -331,24 +380,23 @@ class Queue:
     def _apply_with_retries(
         self, conn: Connection, changes: Sequence[Change]
     ) -> list[Status | None]:
-        now = now_of(conn)
-        applied = self._apply(conn, now, changes)
-        failed = [
-            state.id
-            for change, state in zip(changes, applied, strict=True)
-            if state is not None and change.settle and state.status in RETRYABLE
-        ]
-        if failed:
-            rows = conn.execute(select(ex).where(ex.c.id.in_(failed))).mappings()
-            retries = [
-                attempt
-                for execution in map(to_execution, rows)
-                if (attempt := next_attempt(execution, execution.status)) is not None
-            ]
-            created = self.insert(conn, now, retries)
-            if any(e.status is Status.SCHEDULING for e in created):
-                self.db.notify_jobs(conn)
+        applied = self._apply(conn, now_of(conn), changes, retries=True)
         return [state.status if state else None for state in applied]
+
+    def _retry(self, conn: Connection, now: float, ids: list[int]) -> set[int]:
+        """New attempts for runs that ended as their policy retries; the ids retried."""
+        if not ids:
+            return set()
+        rows = conn.execute(select(ex).where(ex.c.id.in_(ids))).mappings()
+        retries = [
+            attempt
+            for execution in map(to_execution, rows)
+            if (attempt := next_attempt(execution, execution.status)) is not None
+        ]
+        created = self.insert(conn, now, retries)
+        if any(e.status is Status.SCHEDULING for e in created):
+            self.db.notify_jobs(conn)
+        return {r.retry_of for r in retries if r.retry_of is not None}
 
     async def renew_leases(
         self, worker_id: int, held: Mapping[int, int], lease: float
@@ -479,8 +527,11 @@ class Queue:
     # -- the one way a status changes --------------------------------------------------
 
     def _apply(
-        self, conn: Connection, now: float, changes: Sequence[Change]
+        self, conn: Connection, now: float, changes: Sequence[Change], *, retries: bool = False
     ) -> list[RowState | None]:
+        """Apply `changes` (compare-and-set, an event per status change) and what follows
+        from them in the same transaction: retries of settled runs if `retries`, then
+        the flows whose step ended, or which started or are being cancelled, advance."""
         if not changes:
             return []
         ids = sorted({c.execution_id for c in changes})
@@ -512,6 +563,30 @@ class Queue:
         self._write(conn, pending, original)
         if history:
             conn.execute(INSERT_EVENTS, history)
+        retried: set[int] = set()
+        if retries:
+            settled = [
+                state.id
+                for change, state in zip(changes, results, strict=True)
+                if state is not None and change.settle and state.status in RETRYABLE
+            ]
+            retried = self._retry(conn, now, settled)
+        flows = {
+            state.id
+            for state in current.values()
+            if state.runner == FLOW_RUNNER
+            and state.status is not original[state.id]
+            and state.status in (Status.RUNNING, Status.CANCELING)
+        } | {
+            state.parent_id
+            for state in current.values()
+            if state.parent_id is not None
+            and state.status is not original[state.id]
+            and state.status in TERMINAL
+            and state.id not in retried
+        }
+        if flows:
+            self.flows.advance(conn, now, flows)
         return results
 
     def _write(
@@ -623,6 +698,10 @@ def _row_values(item: NewExecution, now: float) -> dict[str, Any]:
         "secrets": item.secrets,
         "created": now,
         "updated": now,
+        "device_id": item.device_id,
+        "flow_id": item.flow_id,
+        "sequence": item.sequence,
+        "plan": item.plan,
     }
 
 

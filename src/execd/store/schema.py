@@ -141,6 +141,13 @@ executions = Table(
     Column("updated", Ts, nullable=False),
     Column("started", Ts),
     Column("ended", Ts),
+    # Flows (seed 003): the device a run is bound to, the flow a PARENT or SUBFLOW
+    # execution runs, a step's number within its parent, and the compiled plan of a
+    # flow execution (what its steps run, fixed at submission).
+    Column("device_id", String(255)),
+    Column("flow_id", Uuid),
+    Column("sequence", Integer),
+    Column("plan", Json),
     UniqueConstraint("project_id", "idempotency_key"),
     sqlite_autoincrement=True,
 )
@@ -196,6 +203,49 @@ Index(
     postgresql_where=LEASED_SQL,
 )
 
+# Flow executions (PARENT and SUBFLOW rows), newest first, per project and per flow.
+FLOW_ROWS = text("flow_id IS NOT NULL")
+Index(
+    "ix_executions_flow_rows",
+    executions.c.project_id,
+    executions.c.id,
+    sqlite_where=FLOW_ROWS,
+    postgresql_where=FLOW_ROWS,
+)
+Index("ix_executions_flow_id_id", executions.c.flow_id, executions.c.id)
+# A device runs one top-level execution (a flow with all its steps) at a time: the
+# database refuses a second holder even if two claims race.
+DEVICE_HELD = text(
+    "device_id IS NOT NULL AND parent_id IS NULL "
+    "AND status IN ('scheduled', 'running', 'canceling')"
+)
+Index(
+    "ux_executions_device_holder",
+    executions.c.device_id,
+    unique=True,
+    sqlite_where=DEVICE_HELD,
+    postgresql_where=DEVICE_HELD,
+)
+
+flows = Table(
+    "flows",
+    metadata,
+    Column("id", Uuid, primary_key=True),
+    Column("tenant_id", Uuid, ForeignKey("tenants.id"), nullable=False),
+    Column("project_id", Uuid, ForeignKey("projects.id"), nullable=False),
+    Column("name", String(200), nullable=False),
+    Column("description", Text, nullable=False),
+    # Default values of the flow's parameters.
+    Column("parameters", Json, nullable=False),
+    Column("steps", Json, nullable=False),
+    # Ids of the flows its steps call: what cycle checks and "in use" checks read.
+    Column("calls", Json, nullable=False),
+    Column("created", Ts, nullable=False),
+    Column("updated", Ts, nullable=False),
+    Column("created_by", String(200)),
+)
+Index("ix_flows_project_id_created", flows.c.project_id, flows.c.created)
+
 execution_events = Table(
     "execution_events",
     metadata,
@@ -230,5 +280,7 @@ workers = Table(
     Column("version", String(32), nullable=False),
     Column("started", Ts, nullable=False),
     Column("last_heartbeat", Ts, nullable=False),
+    # Devices this worker serves: executions bound to one run only on such a worker.
+    Column("devices", Json, nullable=False, server_default="[]"),
     sqlite_autoincrement=True,
 )

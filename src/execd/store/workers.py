@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import psutil
@@ -34,6 +34,7 @@ class WorkerNode:
     version: str | None
     started: float
     last_heartbeat: float
+    devices: list[str] = field(default_factory=list)
 
 
 class WorkerRegistry:
@@ -50,6 +51,7 @@ class WorkerRegistry:
         version: str,
         *,
         live_within: float = 0.0,
+        devices: list[str] | None = None,
     ) -> WorkerNode:
         """Insert or take over the row called `name` (a restarted worker keeps its id).
 
@@ -71,6 +73,7 @@ class WorkerRegistry:
                 "host": host,
                 "pid": pid,
                 "labels": labels,
+                "devices": sorted(set(devices or [])),
                 "capacity": capacity,
                 "active": 0,
                 "state": ACTIVE,
