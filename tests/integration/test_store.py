@@ -21,7 +21,7 @@ from execd.engine.accounts import AccountService
 from execd.store.accounts import Accounts
 from execd.store.changes import Change
 from execd.store.database import Database, sync_url
-from execd.store.queue import EXPIRED, HELD_BY, READY, Queue, Submitted
+from execd.store.queue import EXPIRED, HELD_BY, READY, Queue, Submitted, ready_query
 from execd.store.schema import execution_events, executions, metadata
 
 Run = Callable[[Callable[[Database], Awaitable[Any]]], Any]
@@ -298,11 +298,12 @@ def test_an_idempotency_key_race_between_nodes_answers_with_one_execution(
     ("query", "index"),
     [
         (READY.params(limit=10), "ix_executions_ready"),
+        (ready_query(["dev-1", "dev-2"]).params(limit=10), "ix_executions_ready"),
         # Either partial index over leased rows is small; PostgreSQL may pick either.
         (EXPIRED.params(now=0.0, limit=10), "ix_executions_(worker_)?leased"),
         (HELD_BY.params(worker_id=1), "ix_executions_worker_leased"),
     ],
-    ids=["claim", "reaper", "worker-recovery"],
+    ids=["claim", "device-claim", "reaper", "worker-recovery"],
 )
 def test_queue_queries_read_only_their_partial_index(
     with_db: Run, query: Executable, index: str
@@ -355,5 +356,36 @@ def test_lease_renewal_reports_what_each_held_execution_became(with_db: Run) -> 
         )
         assert renewed > time.time() + 30
         assert await queue.renew_leases(worker_id=2, held={a.id: a.fence}, lease=60) == {a.id: None}
+
+    with_db(scenario)
+
+
+def test_a_device_is_held_by_one_top_level_execution_at_a_time(with_db: Run) -> None:
+    async def scenario(db: Database) -> None:
+        tenant, project = await _project(db)
+        queue = Queue(db)
+        first, second, free = await _submit(
+            queue,
+            [
+                _new(tenant, project, device_id="dev-1"),
+                _new(tenant, project, device_id="dev-1"),
+                _new(tenant, project),
+            ],
+        )
+        # A worker serving no device never sees device work.
+        assert [e.id for e in await queue.claim(1, 10, 30)] == [free.id]
+        # One claim batch takes the device once, not twice.
+        (held,) = await queue.claim(2, 10, 30, devices=["dev-1"])
+        assert held.id == first.id
+        assert await queue.claim(3, 10, 30, devices=["dev-1"]) == []
+        # Work below the holder (its steps) still runs on the device.
+        (child,) = await _submit(
+            queue, [_new(tenant, project, device_id="dev-1", parent_id=first.id)]
+        )
+        assert [e.id for e in await queue.claim(3, 10, 30, devices=["dev-1"])] == [child.id]
+        # The holder ends: the device is free for the next.
+        await queue.apply([Change(first.id, Status.RUNNING, fence=held.fence)])
+        await queue.apply([Change(first.id, Status.COMPLETED, fence=held.fence, settle=True)])
+        assert [e.id for e in await queue.claim(3, 10, 30, devices=["dev-1"])] == [second.id]
 
     with_db(scenario)

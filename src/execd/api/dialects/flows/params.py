@@ -67,7 +67,7 @@ def boolean(value: str | None, name: str) -> bool:
         return False
     raise InvalidInput(
         f"{name} must be true or false, not {value!r}",
-        code="INVALID_INPUT",
+        code="INVALID_BOOLEAN",
         title=f"Invalid {name}",
     )
 
