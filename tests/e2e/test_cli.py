@@ -11,7 +11,7 @@ from pathlib import Path
 
 import httpx
 
-from tests.support import Deployment, wait_for
+from tests.support import Deployment, Process, wait_for
 
 
 def execd(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
@@ -98,3 +98,26 @@ def _port() -> int:
     from tests.support import free_port
 
     return free_port()
+
+
+def test_worker_serves_the_devices_named_on_its_command_line(deployment: Deployment) -> None:
+    server = deployment.server(workers=0)
+    client = server.client()
+    worker = Process(
+        args=["worker", "--name", "w-cli", "--device", "bench-1", "--device", "bench-2"],
+        env=deployment.env(),
+        log_path=deployment.root / "worker-cli.log",
+    )
+    deployment.processes.append(worker.start())
+
+    def registered() -> dict[str, object] | None:
+        nodes = client.get("/api/v1/workers").json()["data"]
+        return next((n for n in nodes if n["name"] == "w-cli"), None)
+
+    node = wait_for(registered, message="worker registered")
+    assert node["devices"] == ["bench-1", "bench-2"]
+    devices = client.get("/api/devices").json()["devices"]
+    assert [(d["id"], d["online"], [w["name"] for w in d["workers"]]) for d in devices] == [
+        ("bench-1", True, ["w-cli"]),
+        ("bench-2", True, ["w-cli"]),
+    ]

@@ -226,6 +226,21 @@ def test_a_failed_step_fails_the_flow_and_the_rest_are_skipped(client: httpx.Cli
     assert done["stepSummary"] == {"total": 3, "passed": 1, "failed": 1, "skipped": 1}
 
 
+def test_a_step_retried_by_its_policy_keeps_the_flow_waiting(client: httpx.Client) -> None:
+    action = {
+        "ref": "flaky.once",
+        "runner": "shell",
+        "entry_point": 'test "$EXECD_ATTEMPT" = 2 || { echo "attempt $EXECD_ATTEMPT" >&2; exit 1; }',
+        "retry": {"max_attempts": 2, "retry_on": ["failed"], "delay": 0},
+    }
+    assert client.post("/api/v1/actions", json=action).status_code == 201
+    flow = define(client, "retrying", [{"action": "flaky.once"}, echo("after")])
+    done = wait_flow(client, run(client, flow)["id"])
+    assert done["status"] == "PASSED", done
+    assert [s["status"] for s in done["steps"]] == ["PASSED", "PASSED"]
+    assert done["steps"][0]["attempt"] == 2
+
+
 def test_continue_on_failure_lets_the_flow_go_on(client: httpx.Client) -> None:
     flow = define(client, "tolerant", [shell("exit 1", continueOnFailure=True), echo("after")])
     done = wait_flow(client, run(client, flow)["id"])

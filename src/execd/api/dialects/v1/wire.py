@@ -119,6 +119,7 @@ def worker(w: WorkerNode) -> dict[str, Any]:
         "host": w.host,
         "pid": w.pid,
         "labels": w.labels,
+        "devices": w.devices,
         "capacity": w.capacity,
         "active": w.active,
         "cpu_percent": w.cpu_percent,
