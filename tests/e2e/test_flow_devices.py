@@ -75,6 +75,13 @@ def test_device_routing_one_flow_per_device_and_waiting_devices(deployment: Depl
         for step in execution["steps"]:
             assert executors[step["id"]]["executor"] == ids[worker], (step, worker)
 
+    # The history and its statistics filter by device.
+    on_a = client.get("/api/history/executions", params={"deviceId": "device-a"}).json()
+    assert {e["id"] for e in on_a["executions"]} == {first_a["id"], second_a["id"]}
+    assert on_a["filters"]["deviceId"] == "device-a"
+    stats_b = client.get("/api/history/execution-stats", params={"deviceId": "device-b"}).json()
+    assert stats_b["stats"]["totalExecutions"] == 1 and stats_b["filters"]["deviceId"] == "device-b"
+
     # Work for a device nobody serves waits; it is not lost, and runs once served.
     assert detail(client, nobody["id"])["status"] == "PENDING"
     deployment.worker("w-z", EXECD_WORKER_DEVICES="device-z")

@@ -24,7 +24,7 @@ from execd.domain.flows import (
 )
 from execd.domain.states import Priority
 from execd.engine.service import ActionService, ExecutionService
-from execd.errors import ExecdError, InvalidInput, NotFound
+from execd.errors import Conflict, ExecdError, InvalidInput, NotFound
 from execd.store.artifacts import ArtifactStore
 from execd.store.flows import FlowStore, HistoryFilter, HistoryStats
 from execd.store.workers import OFFLINE, WorkerNode, WorkerRegistry
@@ -249,6 +249,18 @@ class FlowService:
         if execution is None:
             raise execution_not_found(execution_id)
         return execution
+
+    async def cancel(self, caller: Principal, execution_id: str) -> Execution:
+        """Cancel a flow execution: its running step is stopped, the rest never run."""
+        require(caller, "operator")
+        execution = await self.history_item(caller, execution_id)
+        try:
+            await self.executions.cancel(caller, execution.id)
+        except Conflict as exc:
+            raise Conflict(
+                exc.message, code="EXECUTION_FINISHED", title="Flow execution has already ended"
+            ) from None
+        return await self.history_item(caller, execution_id)
 
     async def steps_of(self, executions: list[Execution]) -> dict[int, list[Execution]]:
         return await self.store.steps_of([e.id for e in executions])

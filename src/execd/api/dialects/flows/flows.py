@@ -112,6 +112,18 @@ async def delete_flow(runtime: RuntimeDep, caller: Caller, flowId: str) -> Json:
     return Json(wire.envelope(f"Flow {flowId} deleted successfully", flowId=flowId))
 
 
+@router.post("/executions/{executionId}/cancel", summary="Cancel a flow execution")
+async def cancel_execution(
+    runtime: RuntimeDep,
+    caller: Caller,
+    executionId: str,
+) -> Json:
+    execution = await runtime.flows.cancel(caller, executionId.strip())
+    steps = await runtime.flows.steps_of([execution])
+    rendered = wire.execution(execution, steps.get(execution.id, []))
+    return Json(wire.envelope("Cancellation requested", execution=rendered))
+
+
 @router.post("/{flowId}/execute", status_code=201, summary="Execute a flow")
 async def execute_flow(
     runtime: RuntimeDep,
