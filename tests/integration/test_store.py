@@ -389,3 +389,103 @@ def test_a_device_is_held_by_one_top_level_execution_at_a_time(with_db: Run) -> 
         assert [e.id for e in await queue.claim(3, 10, 30, devices=["dev-1"])] == [second.id]
 
     with_db(scenario)
+
+
+def _flow(tenant: str, project: str, steps: int) -> NewExecution:
+    run = {
+        "action_id": None,
+        "action_ref": "core.noop",
+        "pack": "core",
+        "runner": "local",
+        "entry_point": "noop",
+        "parameters": {},
+        "max_attempts": 1,
+    }
+    plan = {
+        "flowId": "f-1",
+        "name": "f",
+        "parameters": {},
+        "steps": [
+            {
+                "sequence": n,
+                "name": None,
+                "continueOnFailure": False,
+                "action": "core.noop",
+                "run": run,
+            }
+            for n in range(1, steps + 1)
+        ],
+    }
+    return _new(tenant, project, action_ref="core.flow", runner="flow", flow_id="f-1", plan=plan)
+
+
+async def _children(db: Database, parent_id: int) -> list[tuple[int, str]]:
+    query = (
+        select(executions.c.sequence, executions.c.status)
+        .where(executions.c.parent_id == parent_id)
+        .order_by(executions.c.id)
+    )
+    return await db.read(lambda conn: [tuple(r) for r in conn.execute(query)])
+
+
+def test_a_flow_runs_its_steps_in_order_in_the_steps_transactions(with_db: Run) -> None:
+    async def scenario(db: Database) -> None:
+        tenant, project = await _project(db)
+        queue = Queue(db)
+        (flow,) = await _submit(queue, [_flow(tenant, project, 2)])
+        (claimed,) = await queue.claim(1, 10, 30)
+        await queue.apply([Change(flow.id, Status.RUNNING, fence=claimed.fence)])
+        assert await _children(db, flow.id) == [(1, "scheduling")]
+        for _ in range(2):
+            (step,) = await queue.claim(1, 10, 30)
+            await queue.apply([Change(step.id, Status.RUNNING, fence=step.fence)])
+            await queue.apply([Change(step.id, Status.COMPLETED, fence=step.fence, settle=True)])
+        assert await _children(db, flow.id) == [(1, "completed"), (2, "completed")]
+        row = await db.read(
+            lambda conn: conn.execute(
+                select(executions.c.status, executions.c.result).where(executions.c.id == flow.id)
+            ).one()
+        )
+        assert row.status == "completed"
+        assert row.result == {"stepSummary": {"total": 2, "passed": 2, "failed": 0, "skipped": 0}}
+
+    with_db(scenario)
+
+
+def test_a_step_started_while_its_flow_is_being_cancelled_is_cancelled_too(
+    with_db: Run, database_url: str, backend: str
+) -> None:
+    """Cancel reads the flow's tree; before it locks anything, another node finishes
+    step 1 and so starts step 2. Step 2 must not run: the cancelled flow cancels it."""
+    if backend != "postgresql":
+        pytest.skip("SQLite's single writer cannot interleave the two transactions")
+
+    async def scenario(db: Database) -> None:
+        tenant, project = await _project(db)
+        queue = Queue(db)
+        (flow,) = await _submit(queue, [_flow(tenant, project, 3)])
+        (claimed,) = await queue.claim(1, 10, 30)
+        await queue.apply([Change(flow.id, Status.RUNNING, fence=claimed.fence)])
+        (step,) = await queue.claim(1, 10, 30)
+        await queue.apply([Change(step.id, Status.RUNNING, fence=step.fence)])
+
+        other = Queue(Database(database_url))
+        finish = [Change(step.id, Status.COMPLETED, fence=step.fence, settle=True)]
+        read_tree = queue._descendants
+
+        def descendants_then_race(conn: Connection, root: int) -> list[int]:
+            found = read_tree(conn, root)
+            with other.db._writer.connect() as race, race.begin():
+                other._apply_with_retries(race, finish)  # commits step 1's end
+            return found
+
+        queue._descendants = descendants_then_race  # type: ignore[method-assign]
+        try:
+            await queue.cancel(project, flow.id)
+        finally:
+            await other.db.dispose()
+        assert await _children(db, flow.id) == [(1, "completed"), (2, "cancelled")]
+        status = select(executions.c.status).where(executions.c.id == flow.id)
+        assert await db.read(lambda conn: conn.execute(status).scalar()) == "cancelled"
+
+    with_db(scenario)

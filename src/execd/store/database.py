@@ -17,6 +17,7 @@ from typing import Any, TypeVar
 import orjson
 from sqlalchemy import Connection, Double, Engine, create_engine, event, select, text
 from sqlalchemy.engine import URL, make_url
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.functions import FunctionElement
@@ -26,6 +27,8 @@ from execd.store.signals import CANCEL, JOBS, Signals, listen_postgres
 
 T = TypeVar("T")
 _SIGNALS = "execd_signals"
+RETRYABLE_SQLSTATES = frozenset({"40P01", "40001"})  # deadlock detected, serialization failure
+TRANSACTION_ATTEMPTS = 5
 
 
 def _dumps(value: Any) -> str:
@@ -130,13 +133,22 @@ class Database:
         return result
 
     def _in_transaction(self, work: Callable[[Connection], T]) -> tuple[T, set[str]]:
-        with self._writer.connect() as conn:
-            try:
-                with conn.begin():
-                    result = work(conn)
-            finally:
-                raised: set[str] = conn.info.pop(_SIGNALS, set())
-        return result, raised
+        for attempt in range(1, TRANSACTION_ATTEMPTS + 1):
+            with self._writer.connect() as conn:
+                try:
+                    with conn.begin():
+                        result = work(conn)
+                except DBAPIError as exc:
+                    # PostgreSQL chose this transaction to break a deadlock (or a
+                    # serialization conflict): it rolled back whole, so run it again.
+                    code = getattr(exc.orig, "sqlstate", None)
+                    if code not in RETRYABLE_SQLSTATES or attempt == TRANSACTION_ATTEMPTS:
+                        raise
+                    continue
+                finally:
+                    raised: set[str] = conn.info.pop(_SIGNALS, set())
+            return result, raised
+        raise AssertionError("unreachable")
 
     async def read(self, work: Callable[[Connection], T]) -> T:
         """Run `work` on a read-only view; on SQLite it never waits for the writer."""

@@ -33,8 +33,10 @@ class FlowEngine:
         self.queue = queue
 
     def advance(self, conn: Connection, now: float, flow_ids: Iterable[int]) -> None:
-        for flow_id in sorted(flow_ids):
-            row = conn.execute(select(ex).where(ex.c.id == flow_id)).mappings().first()
+        # Newest first, like every lock the queue takes (see LOCK_STATES).
+        for flow_id in sorted(flow_ids, reverse=True):
+            query = select(ex).where(ex.c.id == flow_id).with_for_update()
+            row = conn.execute(query).mappings().first()
             if row is not None:
                 self._advance(conn, now, to_execution(row))
 
@@ -46,13 +48,23 @@ class FlowEngine:
         for child in conn.execute(_CHILDREN.where(ex.c.parent_id == flow.id)):
             if child.sequence is not None:
                 latest[child.sequence] = child
-        if any(Status(c.status) not in TERMINAL for c in latest.values()):
+        active = [c.id for c in latest.values() if Status(c.status) not in TERMINAL]
+        if flow.status is Status.CANCELING:
+            # Whatever is still active goes too, including a step that started after
+            # the cancellation read the tree. Once the last one has stopped (now, or when
+            # its worker reports), the flow settles: that end calls advance again.
+            if active:
+                self.queue.cancel_all(conn, now, active)
+            else:
+                steps = plan_steps(flow.plan)
+                self._settle(
+                    conn, now, flow, Status.CANCELLED, _summary(steps, latest), "cancelled"
+                )
+            return
+        if active:
             return  # a step is still on its way; its end moves the flow on
         steps = plan_steps(flow.plan)
         summary = _summary(steps, latest)
-        if flow.status is Status.CANCELING:
-            self._settle(conn, now, flow, Status.CANCELLED, summary, "cancelled")
-            return
         done = max(latest, default=0)
         if done:
             last = latest[done]

@@ -83,6 +83,7 @@ class RowState:
     worker_id: int | None
     runner: str
     parent_id: int | None
+    device_id: str | None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "status", Status(self.status))
@@ -106,6 +107,7 @@ STATE_COLUMNS = (
     ex.c.worker_id,
     ex.c.runner,
     ex.c.parent_id,
+    ex.c.device_id,
 )
 
 
@@ -179,9 +181,12 @@ NEXT_DUE = (
 LOCK_STATES = (
     select(*STATE_COLUMNS)
     .where(ex.c.id.in_(bindparam("ids", expanding=True)))
-    .order_by(ex.c.id)
+    .order_by(ex.c.id.desc())
     .with_for_update()
 )
+"""Rows are always locked newest first. A child is newer than its parent, and the
+flow engine locks a flow after the step that moved it, so every transaction takes
+locks in the same (descending) order and none waits on another in a cycle."""
 EXPIRED = (
     select(ex)
     .where(LEASED_SQL, ex.c.lease_expires < bindparam("now"))
@@ -190,7 +195,12 @@ EXPIRED = (
     .with_for_update(skip_locked=True)
 )
 """Leases that ran out, for the reaper: read from ix_executions_leased."""
-HELD_BY = select(ex).where(ex.c.worker_id == bindparam("worker_id"), LEASED_SQL).with_for_update()
+HELD_BY = (
+    select(ex)
+    .where(ex.c.worker_id == bindparam("worker_id"), LEASED_SQL)
+    .order_by(ex.c.id.desc())
+    .with_for_update()
+)
 """What one worker holds: read from ix_executions_worker_leased."""
 INSERT_EVENTS = insert(events)
 
@@ -445,11 +455,15 @@ class Queue:
                 f"Execution {execution_id} is already {execution.status.value}",
                 status=execution.status.value,
             )
-        targets = [execution_id, *self._descendants(conn, execution_id)]
-        applied = self._apply(conn, now, _cancel_changes(targets))
+        self.cancel_all(conn, now, [execution_id, *self._descendants(conn, execution_id)])
+        return to_execution(conn.execute(query).mappings().one())
+
+    def cancel_all(self, conn: Connection, now: float, ids: Sequence[int]) -> None:
+        """Cancel these executions: unclaimed or not started at once, running ones by
+        asking their workers (`canceling`)."""
+        applied = self._apply(conn, now, _cancel_changes(ids))
         if any(e is not None and e.status is Status.CANCELING for e in applied):
             self.db.notify_cancel(conn)
-        return to_execution(conn.execute(query).mappings().one())
 
     def _descendants(self, conn: Connection, root: int) -> list[int]:
         found: list[int] = []
@@ -517,7 +531,18 @@ class Queue:
         ]
 
         def release(conn: Connection) -> list[Status | None]:
-            applied = self._apply(conn, now_of(conn), changes)
+            # Only what this worker still holds: a flow it started holds no worker any
+            # more (it moves with its steps) and must not be queued again.
+            mine = conn.execute(
+                select(ex.c.id)
+                .where(ex.c.id.in_(list(held)), ex.c.worker_id == worker_id)
+                .order_by(ex.c.id.desc())
+                .with_for_update()
+            )
+            still = set(mine.scalars())
+            applied = self._apply(
+                conn, now_of(conn), [c for c in changes if c.execution_id in still]
+            )
             if any(state is not None for state in applied):
                 self.db.notify_jobs(conn)
             return [state.status if state else None for state in applied]
@@ -536,7 +561,7 @@ class Queue:
             return []
         ids = sorted({c.execution_id for c in changes})
         rows = conn.execute(LOCK_STATES, {"ids": ids})
-        current = {row.id: RowState(*row) for row in rows}
+        current = {row.id: RowState(**row._mapping) for row in rows}
         original = {i: state.status for i, state in current.items()}
         pending: dict[int, dict[str, Any]] = {}
         history: list[dict[str, Any]] = []
@@ -585,6 +610,14 @@ class Queue:
             and state.status in TERMINAL
             and state.id not in retried
         }
+        if any(
+            state.device_id is not None
+            and state.parent_id is None
+            and state.status in TERMINAL
+            and original[state.id] not in TERMINAL
+            for state in current.values()
+        ):
+            self.db.notify_jobs(conn)  # a device is free: whoever waits for it can start
         if flows:
             self.flows.advance(conn, now, flows)
         return results
