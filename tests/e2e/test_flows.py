@@ -489,3 +489,109 @@ def test_requests_without_a_token_get_the_dialects_error(client: httpx.Client) -
     error(anonymous.get("/api/history/executions"), 401, "UNAUTHORIZED")
     error(anonymous.get("/api/flows"), 401, "UNAUTHORIZED")
     error(anonymous.get("/api/devices"), 401, "UNAUTHORIZED")
+
+
+def test_flow_parameters_that_feed_secrets_are_masked(client: httpx.Client) -> None:
+    action = {
+        "ref": "vault.login",
+        "runner": "shell",
+        "entry_point": 'test "$PARAM_PASSWORD" = hunter2',
+        "parameters": {
+            "type": "object",
+            "properties": {
+                "password": {"type": "string", "secret": True},
+                "user": {"type": "string"},
+            },
+        },
+    }
+    assert client.post("/api/v1/actions", json=action).status_code == 201
+    inner = define(
+        client,
+        "login",
+        [
+            {
+                "action": "vault.login",
+                "parameters": {"password": "{{ parameters.pw }}", "user": "{{ parameters.who }}"},
+            }
+        ],
+    )
+    outer = define(
+        client,
+        "outer login",
+        [
+            {
+                "flowId": inner,
+                "parameters": {"pw": "{{ parameters.secret }}", "who": "{{ parameters.name }}"},
+            }
+        ],
+    )
+    started = run(client, outer, parameters={"secret": "hunter2", "name": "ann"})
+    done = wait_flow(client, started["id"])
+    assert done["status"] == "PASSED", done  # the action got the real value
+    assert done["parameters"] == {"secret": "********", "name": "ann"}
+    sub = detail(client, done["steps"][0]["id"])
+    assert sub["parameters"] == {"pw": "********", "who": "ann"}
+    listed = client.get("/api/history/executions").json()["executions"]
+    assert "hunter2" not in str(listed) and "hunter2" not in str(sub)
+    for item in client.get("/api/v1/executions", params={"per_page": 100}).json()["data"]:
+        assert "hunter2" not in str(client.get(f"/api/v1/executions/{item['id']}").json())
+
+
+def test_a_plan_that_expands_too_far_is_refused(client: httpx.Client) -> None:
+    wide = define(client, "wide", [echo("x")] * 200)
+    wider = define(client, "wider", [{"flowId": wide}] * 20)
+    error(client.post(f"/api/flows/{wider}/execute", json={}), 400, "PLAN_TOO_LARGE")
+    assert (
+        client.get("/api/history/executions", params={"flowId": wider}).json()["executions"] == []
+    )
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        b'{"name": "x", "steps": [{"action": "core.echo", "parameters": {"message": "\\ud800"}}]}',
+        b'{"name": "x", "parameters": {"a": '
+        + b"[" * 200
+        + b"]" * 200
+        + b'}, "steps": [{"action": "core.noop"}]}',
+    ],
+    ids=["lone-surrogate", "too-deep"],
+)
+def test_text_and_nesting_the_store_cannot_hold_are_refused(
+    client: httpx.Client, raw: bytes
+) -> None:
+    response = client.post("/api/flows", content=raw, headers={"Content-Type": "application/json"})
+    error(response, 400, "INVALID_INPUT")
+
+
+def test_templates_cannot_build_what_the_store_cannot_hold(client: httpx.Client) -> None:
+    flow = define(
+        client, "deep", [{"action": "core.echo", "parameters": {"message": "{{ parameters.m }}"}}]
+    )
+    deep: Any = "x"
+    for _ in range(120):
+        deep = [deep]
+    # Valid input (120 levels), but placed 3 levels down in the compiled plan: too deep.
+    response = client.post(f"/api/flows/{flow}/execute", json={"parameters": {"m": deep}})
+    error(response, 400, "INVALID_PARAMETERS")
+
+
+def test_two_changes_at_once_cannot_make_a_cycle_together(client: httpx.Client) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    a = define(client, "a", [echo("a")])
+    b = define(client, "b", [echo("b")])
+    for _ in range(5):
+        with ThreadPoolExecutor(2) as pool:
+            answers = list(
+                pool.map(
+                    lambda pair: client.put(
+                        f"/api/flows/{pair[0]}", json={"name": "x", "steps": [{"flowId": pair[1]}]}
+                    ),
+                    [(a, b), (b, a)],
+                )
+            )
+        assert sorted(r.status_code for r in answers) == [200, 400], [r.text for r in answers]
+        for flow_id in (a, b):  # undo
+            reset = client.put(f"/api/flows/{flow_id}", json={"name": "x", "steps": [echo("x")]})
+            assert reset.status_code == 200

@@ -21,7 +21,7 @@ from execd.engine.accounts import AccountService
 from execd.store.accounts import Accounts
 from execd.store.changes import Change
 from execd.store.database import Database, sync_url
-from execd.store.queue import EXPIRED, HELD_BY, READY, Queue, Submitted, ready_query
+from execd.store.queue import EXPIRED, HELD_BY, READY, Queue, Submitted, device_ready_query
 from execd.store.schema import execution_events, executions, metadata
 
 Run = Callable[[Callable[[Database], Awaitable[Any]]], Any]
@@ -298,7 +298,7 @@ def test_an_idempotency_key_race_between_nodes_answers_with_one_execution(
     ("query", "index"),
     [
         (READY.params(limit=10), "ix_executions_ready"),
-        (ready_query(["dev-1", "dev-2"]).params(limit=10), "ix_executions_ready"),
+        (device_ready_query(["dev-1", "dev-2"]).params(limit=10), "ix_executions_device_ready"),
         # Either partial index over leased rows is small; PostgreSQL may pick either.
         (EXPIRED.params(now=0.0, limit=10), "ix_executions_(worker_)?leased"),
         (HELD_BY.params(worker_id=1), "ix_executions_worker_leased"),

@@ -13,9 +13,10 @@ from execd.domain.access import Principal
 from execd.errors import InvalidInput
 from execd.runtime import Runtime
 
-# A JSON body can only hold what the store cannot keep if it has an escaped NUL or a
-# number of 19 digits or more; only then is it parsed a second time to look closer.
-_SUSPECT_BODY = re.compile(rb"\\u0000|\d{19,}")
+# A JSON body can only hold what the store cannot keep if it has an escaped NUL or
+# surrogate, a number of 19 digits or more, or many brackets; only then is it parsed a
+# second time to look closer.
+_SUSPECT_BODY = re.compile(rb"\\u0000|\\u[dD][89a-fA-F]|\d{19,}")
 
 
 async def get_runtime(request: Request) -> Runtime:
@@ -47,11 +48,12 @@ async def screen_request(request: Request) -> None:
     if request.method in ("GET", "HEAD", "DELETE", "OPTIONS"):
         return
     body = await request.body()
-    if not _SUSPECT_BODY.search(body):
+    deep = body.count(b"[") + body.count(b"{") > jsonsafe.MAX_DEPTH
+    if not deep and not _SUSPECT_BODY.search(body):
         return
     try:
         value = json.loads(body)
-    except ValueError:
+    except (ValueError, RecursionError):
         return  # not JSON: the route's own validation answers
     if problem := jsonsafe.problem(value, "the request body"):
         raise InvalidInput(problem[0].upper() + problem[1:])

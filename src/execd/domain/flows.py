@@ -28,6 +28,9 @@ FLOW_RUNNER = "flow"
 FLOW_ACTION_REF = "core.flow"
 MAX_STEPS = 200
 MAX_DEPTH = 16
+# A plan expands every sub-flow call in full; these bound what one execution may be.
+MAX_PLAN_STEPS = 2000
+MAX_PLAN_BYTES = 4 * 1024 * 1024
 MAX_NAME = 200
 
 
@@ -138,6 +141,21 @@ def render(value: Any, context: dict[str, Any]) -> Any:
     if isinstance(value, list):
         return [render(v, context) for v in value]
     return value
+
+
+def parameters_used(value: Any) -> set[str]:
+    """The flow parameters (top-level names) the placeholders in `value` read."""
+    if isinstance(value, str):
+        return {
+            path.split(".")[1]
+            for path in _PLACEHOLDER.findall(value)
+            if path.startswith("parameters.") and path.count(".") >= 1
+        }
+    if isinstance(value, dict):
+        return set().union(*(parameters_used(v) for v in value.values()))
+    if isinstance(value, list):
+        return set().union(*(parameters_used(v) for v in value))
+    return set()
 
 
 def _lookup(path: str, context: dict[str, Any]) -> Any:

@@ -1,5 +1,6 @@
 """What both databases can store: no NUL characters in text (PostgreSQL refuses them in
-TEXT and JSONB) and integers that fit 64 bits (the JSON encoder's range).
+TEXT and JSONB), no lone UTF-16 surrogates (not encodable as UTF-8), integers that fit
+64 bits and nesting no deeper than MAX_DEPTH (the JSON encoder's limits).
 
 Input that breaks these rules is refused with a 400 (`problem`); output an action
 produces is stored with each NUL replaced by U+FFFD (`scrub`), the character decoders
@@ -8,22 +9,29 @@ use for what cannot be represented.
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 NUL = "\x00"
 REPLACEMENT = "\ufffd"
 MIN_INT = -(2**63)
 MAX_INT = 2**64 - 1
+MAX_DEPTH = 128
+_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 def problem(value: Any, where: str = "value") -> str | None:
     """Why `value` cannot be stored, or None if it can."""
-    stack: list[tuple[Any, str]] = [(value, where)]
+    stack: list[tuple[Any, str, int]] = [(value, where, 0)]
     while stack:
-        item, path = stack.pop()
+        item, path, depth = stack.pop()
+        if depth > MAX_DEPTH:
+            return f"{path} is nested deeper than {MAX_DEPTH} levels"
         if isinstance(item, str):
             if NUL in item:
                 return f"{path} must not contain NUL characters"
+            if _SURROGATE.search(item):
+                return f"{path} contains a lone UTF-16 surrogate (not valid Unicode text)"
         elif isinstance(item, bool):
             continue
         elif isinstance(item, int):
@@ -31,11 +39,11 @@ def problem(value: Any, where: str = "value") -> str | None:
                 return f"{path} is an integer beyond the 64-bit range"
         elif isinstance(item, dict):
             for key, child in item.items():
-                if isinstance(key, str) and NUL in key:
-                    return f"a key in {path} must not contain NUL characters"
-                stack.append((child, f"{path}.{key}"))
+                if isinstance(key, str) and (NUL in key or _SURROGATE.search(key)):
+                    return f"a key in {path} must be valid text without NUL characters"
+                stack.append((child, f"{path}.{key}", depth + 1))
         elif isinstance(item, list | tuple):
-            stack.extend((child, f"{path}[{i}]") for i, child in enumerate(item))
+            stack.extend((child, f"{path}[{i}]", depth + 1) for i, child in enumerate(item))
     return None
 
 

@@ -9,16 +9,22 @@ import uuid as uuidlib
 from dataclasses import dataclass
 from typing import Any
 
+import orjson
+
+from execd.domain import jsonsafe
 from execd.domain.access import Principal, require
 from execd.domain.executions import Execution, NewExecution
 from execd.domain.flows import (
     FLOW_ACTION_REF,
     FLOW_RUNNER,
     MAX_DEPTH,
+    MAX_PLAN_BYTES,
+    MAX_PLAN_STEPS,
     Flow,
     FlowSpec,
     TemplateError,
     find_cycle,
+    parameters_used,
     render,
     validate_flow,
 )
@@ -88,14 +94,25 @@ class FlowService:
 
     async def create(self, caller: Principal, spec: FlowSpec) -> Flow:
         require(caller, "operator")
-        await self._check(caller, spec, None)
-        return await self.store.create(caller.tenant_id, caller.project_id, spec, caller.label)
+        await self._check(caller, spec)
+        return await self.store.create(
+            caller.tenant_id,
+            caller.project_id,
+            spec,
+            caller.label,
+            check=lambda graph: self._check_calls(spec, None, graph),
+        )
 
     async def update(self, caller: Principal, flow_id: str, spec: FlowSpec) -> Flow:
         require(caller, "operator")
         await self.get(caller, flow_id)
-        await self._check(caller, spec, flow_id)
-        updated = await self.store.update(caller.project_id, flow_id, spec)
+        await self._check(caller, spec)
+        updated = await self.store.update(
+            caller.project_id,
+            flow_id,
+            spec,
+            check=lambda graph: self._check_calls(spec, flow_id, graph),
+        )
         if updated is None:
             raise flow_not_found(flow_id)
         return updated
@@ -114,7 +131,7 @@ class FlowService:
     async def page(self, caller: Principal, limit: int, offset: int) -> tuple[list[Flow], int]:
         return await self.store.page(caller.project_id, limit, offset)
 
-    async def _check(self, caller: Principal, spec: FlowSpec, flow_id: str | None) -> None:
+    async def _check(self, caller: Principal, spec: FlowSpec) -> None:
         try:
             validate_flow(spec)
         except ValueError as exc:
@@ -128,13 +145,17 @@ class FlowService:
                         f"step {number}: no action {step.action} in this project",
                         code="INVALID_FLOW",
                     ) from None
+
+    @staticmethod
+    def _check_calls(spec: FlowSpec, flow_id: str | None, graph: dict[str, list[str]]) -> None:
+        """Run by the store inside the transaction that saves the flow, on the call
+        graph as it is then, so two concurrent changes cannot make a cycle together."""
         calls = spec.calls
         if flow_id is not None and flow_id in calls:
             raise InvalidInput(
                 f"Flow {flow_id} cannot call itself (step calling flowId {flow_id})",
                 code="FLOW_CYCLE",
             )
-        graph = await self.store.call_graph(caller.project_id)
         unknown = [c for c in calls if c not in graph]
         if unknown:
             raise InvalidInput(
@@ -162,7 +183,17 @@ class FlowService:
     ) -> Execution:
         require(caller, "operator")
         flow = await self.get(caller, flow_id)
-        plan = await self._compile(caller, flow, parameters or {}, device_id, [])
+        budget = [MAX_PLAN_STEPS]
+        plan = await self._compile(caller, flow, parameters or {}, device_id, [], budget)
+        if problem := jsonsafe.problem(plan, "the compiled flow"):
+            raise InvalidInput(problem, code="INVALID_PARAMETERS")
+        size = len(orjson.dumps(plan))
+        if size > MAX_PLAN_BYTES:
+            raise InvalidInput(
+                f"The compiled flow is {size} bytes, more than {MAX_PLAN_BYTES}: "
+                "pass less data through its parameters",
+                code="PLAN_TOO_LARGE",
+            )
         new = NewExecution(
             tenant_id=caller.tenant_id,
             project_id=caller.project_id,
@@ -177,6 +208,7 @@ class FlowService:
             device_id=device_id,
             flow_id=flow.id,
             plan=plan,
+            secrets=plan["secrets"] or None,
         )
         return (await self.executions.submit_new(new)).execution
 
@@ -187,7 +219,11 @@ class FlowService:
         parameters: dict[str, Any],
         device_id: str | None,
         stack: list[str],
+        budget: list[int],
     ) -> dict[str, Any]:
+        """The plan of one flow, its sub-flows expanded; `budget` holds how many steps
+        the whole plan may still take. `secrets` lists the flow's parameters that feed
+        a secret parameter of some step: they are masked like the step's."""
         if flow.id in stack or len(stack) >= MAX_DEPTH:
             raise InvalidInput(
                 "Flows cannot call themselves, directly or through sub-flows: "
@@ -203,8 +239,15 @@ class FlowService:
         }
         called = await self.store.get_many(caller.project_id, flow.calls)
         steps: list[dict[str, Any]] = []
+        secrets: set[str] = set()
         for number, step in enumerate(flow.steps, start=1):
             where = f"flow {flow.name!r} step {number}"
+            budget[0] -= 1
+            if budget[0] < 0:
+                raise InvalidInput(
+                    f"The flow expands to more than {MAX_PLAN_STEPS} steps with its sub-flows",
+                    code="PLAN_TOO_LARGE",
+                )
             try:
                 step_parameters = render(step.parameters, context)
             except TemplateError as exc:
@@ -219,20 +262,30 @@ class FlowService:
                 if sub is None:
                     raise InvalidInput(f"{where}: flow {step.flow} no longer exists")
                 entry["flow"] = await self._compile(
-                    caller, sub, step_parameters, device_id, [*stack, flow.id]
+                    caller, sub, step_parameters, device_id, [*stack, flow.id], budget
                 )
+                hidden = set(entry["flow"]["secrets"])
             else:
                 assert step.action is not None
                 try:
                     action = await self.actions.get(caller, step.action)
                     entry["action"] = action.ref
                     entry["run"] = self.actions.prepare(action, step_parameters, step.timeout)
+                    hidden = set(entry["run"]["secrets"] or ())
                 except ExecdError as exc:
                     raise InvalidInput(
                         f"{where}: {exc.message}", code="INVALID_PARAMETERS"
                     ) from None
+            for name in hidden & step.parameters.keys():
+                secrets |= parameters_used(step.parameters[name])
             steps.append(entry)
-        return {"flowId": flow.id, "name": flow.name, "parameters": values, "steps": steps}
+        return {
+            "flowId": flow.id,
+            "name": flow.name,
+            "parameters": values,
+            "secrets": sorted(secrets),
+            "steps": steps,
+        }
 
     # -- history ------------------------------------------------------------------------
 
@@ -262,8 +315,10 @@ class FlowService:
             ) from None
         return await self.history_item(caller, execution_id)
 
-    async def steps_of(self, executions: list[Execution]) -> dict[int, list[Execution]]:
-        return await self.store.steps_of([e.id for e in executions])
+    async def steps_of(
+        self, executions: list[Execution], *, light: bool = False
+    ) -> dict[int, list[Execution]]:
+        return await self.store.steps_of([e.id for e in executions], light=light)
 
     async def parent_uuids(self, executions: list[Execution]) -> dict[int, str]:
         """The UUID of each SUBFLOW execution's parent, by the child's id."""

@@ -161,7 +161,7 @@ class Worker:
             jobs.clear()
             claimed: list[Execution] = []
             try:
-                if likely or await self.queue.has_work():
+                if likely or await self.queue.has_work(self.config.devices):
                     claimed = await self.queue.claim(
                         self.id, free, self.config.lease_seconds, self.config.devices
                     )

@@ -132,6 +132,7 @@ def _step_execution(flow: Execution, step: dict[str, Any]) -> NewExecution:
             parameters=sub.get("parameters", {}),
             flow_id=sub["flowId"],
             plan=sub,
+            secrets=sub.get("secrets") or None,
             **common,
         )
     run = step["run"]

@@ -4,7 +4,7 @@ statistics and deletion, all computed in the database."""
 from __future__ import annotations
 
 import uuid as uuidlib
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -15,6 +15,7 @@ from sqlalchemy import (
     func,
     insert,
     select,
+    text,
     update,
 )
 from sqlalchemy.sql.elements import ColumnElement
@@ -29,6 +30,7 @@ from execd.store.rows import to_execution
 from execd.store.schema import DEVICE_HELD, FLOW_ROWS, execution_events, executions, flows
 
 ex = executions
+GraphCheck = Callable[[dict[str, list[str]]], None]
 
 
 def _steps_json(steps: Sequence[FlowStep]) -> list[dict[str, Any]]:
@@ -97,9 +99,16 @@ class FlowStore:
     # -- definitions --------------------------------------------------------------------
 
     async def create(
-        self, tenant_id: str, project_id: str, spec: FlowSpec, created_by: str | None
+        self,
+        tenant_id: str,
+        project_id: str,
+        spec: FlowSpec,
+        created_by: str | None,
+        *,
+        check: GraphCheck | None = None,
     ) -> Flow:
         def create(conn: Connection) -> Flow:
+            self._checked(conn, project_id, check)
             now = now_of(conn)
             values = {
                 "id": str(uuidlib.uuid4()),
@@ -119,8 +128,11 @@ class FlowStore:
 
         return await self.db.write(create)
 
-    async def update(self, project_id: str, flow_id: str, spec: FlowSpec) -> Flow | None:
+    async def update(
+        self, project_id: str, flow_id: str, spec: FlowSpec, *, check: GraphCheck | None = None
+    ) -> Flow | None:
         def change(conn: Connection) -> Flow | None:
+            self._checked(conn, project_id, check)
             statement = (
                 update(flows)
                 .where(flows.c.id == flow_id, flows.c.project_id == project_id)
@@ -143,6 +155,7 @@ class FlowStore:
         """Delete a flow no other flow calls (Conflict otherwise)."""
 
         def remove(conn: Connection) -> bool:
+            self._checked(conn, project_id, None)
             callers = [
                 f.name
                 for f in self._all(conn, project_id)
@@ -172,11 +185,6 @@ class FlowStore:
         rows = await self.db.read(lambda conn: conn.execute(query).all())
         return {row.id: _to_flow(row) for row in rows}
 
-    async def call_graph(self, project_id: str) -> dict[str, list[str]]:
-        query = select(flows.c.id, flows.c.calls).where(flows.c.project_id == project_id)
-        rows = await self.db.read(lambda conn: conn.execute(query).all())
-        return {row.id: list(row.calls) for row in rows}
-
     async def page(self, project_id: str, limit: int, offset: int) -> tuple[list[Flow], int]:
         def read(conn: Connection) -> tuple[list[Flow], int]:
             where = flows.c.project_id == project_id
@@ -191,6 +199,20 @@ class FlowStore:
             return [_to_flow(r) for r in rows], int(total or 0)
 
         return await self.db.read(read)
+
+    def _checked(self, conn: Connection, project_id: str, check: GraphCheck | None) -> None:
+        """Serialise changes to one project's flows (PostgreSQL; SQLite has one writer)
+        and run `check` on the call graph as this transaction sees it."""
+        if self.db.is_postgres:
+            conn.execute(
+                text("SELECT pg_advisory_xact_lock(hashtext(:key))"),
+                {"key": f"execd-flows:{project_id}"},
+            )
+        if check is not None:
+            rows = conn.execute(
+                select(flows.c.id, flows.c.calls).where(flows.c.project_id == project_id)
+            )
+            check({row.id: list(row.calls) for row in rows})
 
     def _all(self, conn: Connection, project_id: str) -> list[Flow]:
         rows = conn.execute(select(flows).where(flows.c.project_id == project_id)).all()
@@ -222,11 +244,15 @@ class FlowStore:
         row = await self.db.read(lambda conn: conn.execute(query).mappings().first())
         return to_execution(row) if row else None
 
-    async def steps_of(self, parent_ids: Sequence[int]) -> dict[int, list[Execution]]:
-        """The step executions of each flow execution, oldest first."""
+    async def steps_of(
+        self, parent_ids: Sequence[int], *, light: bool = False
+    ) -> dict[int, list[Execution]]:
+        """The step executions of each flow execution, oldest first; without their
+        payloads (a sub-flow's plan; with `light`, results and errors too)."""
         if not parent_ids:
             return {}
-        query = select(ex).where(ex.c.parent_id.in_(parent_ids)).order_by(ex.c.id)
+        columns = _LIGHT_STEP if light else _STEP
+        query = select(*columns).where(ex.c.parent_id.in_(parent_ids)).order_by(ex.c.id)
         rows = await self.db.read(lambda conn: list(conn.execute(query).mappings()))
         found: dict[int, list[Execution]] = {i: [] for i in parent_ids}
         for row in rows:
@@ -244,7 +270,10 @@ class FlowStore:
 
     async def stats(self, project_id: str, f: HistoryFilter) -> HistoryStats:
         where = _history_where(project_id, f)
-        finished = ex.c.status.in_([Status.COMPLETED, Status.FAILED, Status.TIMEOUT])
+        # Everything this dialect counts as completed (PASSED or FAILED).
+        finished = ex.c.status.in_(
+            [Status.COMPLETED, Status.FAILED, Status.TIMEOUT, Status.ABANDONED]
+        )
         run_time = case(
             (
                 finished & ex.c.started.is_not(None) & ex.c.ended.is_not(None),
@@ -337,6 +366,10 @@ class FlowStore:
             return tree
 
         return await self.db.write(remove)
+
+
+_STEP = [c for c in ex.c if c.name not in ("plan", "progress", "usage", "secrets")]
+_LIGHT_STEP = [c for c in _STEP if c.name not in ("result", "error")]
 
 
 def _history_where(project_id: str, f: HistoryFilter) -> list[ColumnElement[bool]]:

@@ -13,11 +13,9 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from sqlalchemy import (
-    ColumnElement,
     Connection,
     Integer,
     Select,
-    and_,
     bindparam,
     insert,
     or_,
@@ -113,22 +111,27 @@ STATE_COLUMNS = (
 
 # The hot statements are built once: building and keying a statement costs more than
 # running it on a small batch.
-def ready_query(devices: Sequence[str] = ()) -> Select[Any]:
-    """The claimable set for a worker serving `devices`, best first. It reads only the
-    partial index ix_executions_ready. Work bound to a device goes only to a worker
-    serving it; a top-level execution takes its device only while no other holds it
-    (its steps, children of the holder, may run)."""
-    eligible: ColumnElement[bool] = ex.c.device_id.is_(None)
-    if devices:
-        eligible = or_(
-            eligible,
-            and_(
-                ex.c.device_id.in_(sorted(devices)), or_(ex.c.parent_id.is_not(None), DEVICE_FREE)
-            ),
-        )
+READY = (
+    select(ex.c.id, ex.c.device_id, ex.c.parent_id, ex.c.priority)
+    .where(ex.c.status == Status.SCHEDULING, ex.c.device_id.is_(None))
+    .order_by(ex.c.priority.desc(), ex.c.id)
+    .limit(bindparam("limit", type_=Integer))
+    .with_for_update(skip_locked=True)
+)
+"""Ready work bound to no device, best first: it reads only ix_executions_ready."""
+
+
+def device_ready_query(devices: Sequence[str]) -> Select[Any]:
+    """Ready work bound to one of `devices`, best first, from ix_executions_device_ready.
+    A top-level execution takes its device only while no other holds it; its steps
+    (children of the holder) may run."""
     return (
-        select(ex.c.id, ex.c.device_id, ex.c.parent_id)
-        .where(ex.c.status == Status.SCHEDULING, eligible)
+        select(ex.c.id, ex.c.device_id, ex.c.parent_id, ex.c.priority)
+        .where(
+            ex.c.status == Status.SCHEDULING,
+            ex.c.device_id.in_(sorted(devices)),
+            or_(ex.c.parent_id.is_not(None), DEVICE_FREE),
+        )
         .order_by(ex.c.priority.desc(), ex.c.id)
         .limit(bindparam("limit", type_=Integer))
         .with_for_update(skip_locked=True)
@@ -142,8 +145,6 @@ DEVICE_FREE = text(
     "AND holder.parent_id IS NULL "
     "AND holder.status IN ('scheduled', 'running', 'canceling'))"
 )
-READY = ready_query()
-"""The claimable set of a worker that serves no device."""
 # A claim that loses a race for a device (PostgreSQL) runs again, as submissions do.
 DEVICE_INDEX = "ux_executions_device_holder"
 
@@ -159,7 +160,9 @@ CLAIM = (
     )
     .returning(*ex.c)
 )
-ANY_READY = select(ex.c.id).where(ex.c.status == Status.SCHEDULING).limit(1)
+ANY_READY = (
+    select(ex.c.id).where(ex.c.status == Status.SCHEDULING, ex.c.device_id.is_(None)).limit(1)
+)
 DUE = (
     select(ex.c.id)
     .where(ex.c.status == Status.REQUESTED, ex.c.not_before <= bindparam("now"))
@@ -209,7 +212,7 @@ class Queue:
     def __init__(self, db: Database) -> None:
         self.db = db
         self.flows = FlowEngine(self)
-        self._ready: dict[tuple[str, ...], Select[Any]] = {(): READY}
+        self._device_ready: dict[tuple[str, ...], Select[Any]] = {}
 
     # -- submission -------------------------------------------------------------------
 
@@ -297,13 +300,19 @@ class Queue:
 
     # -- claiming ---------------------------------------------------------------------
 
-    async def has_work(self) -> bool:
+    async def has_work(self, devices: Sequence[str] = ()) -> bool:
         """A cheap read before taking the write lock; false negatives only delay a claim."""
-        return await self.db.read(self._has_work)
+        return await self.db.read(lambda conn: self._has_work(conn, devices))
 
-    def _has_work(self, conn: Connection) -> bool:
+    def _has_work(self, conn: Connection, devices: Sequence[str]) -> bool:
         if conn.execute(ANY_READY).first() is not None:
             return True
+        if devices:
+            mine = select(ex.c.id).where(
+                ex.c.status == Status.SCHEDULING, ex.c.device_id.in_(list(devices))
+            )
+            if conn.execute(mine.limit(1)).first() is not None:
+                return True
         return conn.execute(ANY_DUE, {"now": now_of(conn)}).first() is not None
 
     async def next_due(self) -> float | None:
@@ -318,10 +327,12 @@ class Queue:
     async def claim(
         self, worker_id: int, limit: int, lease: float, devices: Sequence[str] = ()
     ) -> list[Execution]:
-        """Take up to `limit` ready executions, highest priority first, then oldest."""
-        ready = self._ready.get(tuple(devices))
-        if ready is None:
-            ready = self._ready[tuple(devices)] = ready_query(devices)
+        """Take up to `limit` ready executions, highest priority first, then oldest:
+        work bound to no device, and work bound to one of `devices`."""
+        key = tuple(sorted(set(devices)))
+        ready = self._device_ready.get(key) if key else None
+        if key and ready is None:
+            ready = self._device_ready[key] = device_ready_query(key)
         for attempt in range(1, SUBMIT_ATTEMPTS + 1):
             try:
                 return await self.db.write(
@@ -333,15 +344,26 @@ class Queue:
         raise AssertionError("unreachable")
 
     def _claim(
-        self, conn: Connection, ready: Select[Any], worker_id: int, limit: int, lease: float
+        self,
+        conn: Connection,
+        device_ready: Select[Any] | None,
+        worker_id: int,
+        limit: int,
+        lease: float,
     ) -> list[Execution]:
         now = now_of(conn)
         self._promote_due(conn, now)
         # Two statements, not UPDATE ... WHERE id IN (SELECT ... LIMIT): PostgreSQL may
         # evaluate such a subquery more than once and claim more than `limit` rows.
+        candidates = list(conn.execute(READY, {"limit": limit}))
+        if device_ready is not None:  # each part from its own index, merged here
+            candidates += conn.execute(device_ready, {"limit": limit})
+            candidates.sort(key=lambda r: (-r.priority, r.id))
         ids: list[int] = []
         taken: set[str] = set()
-        for row in conn.execute(ready, {"limit": limit}):
+        for row in candidates:
+            if len(ids) == limit:
+                break
             if row.device_id is not None and row.parent_id is None:
                 if row.device_id in taken:
                     continue  # one top-level execution per device, in this batch too

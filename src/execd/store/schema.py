@@ -175,12 +175,24 @@ Index("ix_executions_retry_of", executions.c.retry_of)
 
 # The claimable set: only rows waiting for a worker are in this index, so claiming
 # stays as fast with a million finished executions as with none.
+# Work bound to a device has an index of its own: a backlog waiting for a device that is
+# busy or offline must not slow down every other claim.
+READY_SQL = text("status = 'scheduling' AND device_id IS NULL")
 Index(
     "ix_executions_ready",
     executions.c.priority.desc(),
     executions.c.id,
-    sqlite_where=text("status = 'scheduling'"),
-    postgresql_where=text("status = 'scheduling'"),
+    sqlite_where=READY_SQL,
+    postgresql_where=READY_SQL,
+)
+DEVICE_READY_SQL = text("status = 'scheduling' AND device_id IS NOT NULL")
+Index(
+    "ix_executions_device_ready",
+    executions.c.device_id,
+    executions.c.priority.desc(),
+    executions.c.id,
+    sqlite_where=DEVICE_READY_SQL,
+    postgresql_where=DEVICE_READY_SQL,
 )
 Index(
     "ix_executions_delayed",
@@ -213,6 +225,14 @@ Index(
     postgresql_where=FLOW_ROWS,
 )
 Index("ix_executions_flow_id_id", executions.c.flow_id, executions.c.id)
+Index(
+    "ix_executions_flow_rows_status",
+    executions.c.project_id,
+    executions.c.status,
+    executions.c.id,
+    sqlite_where=FLOW_ROWS,
+    postgresql_where=FLOW_ROWS,
+)
 # A device runs one top-level execution (a flow with all its steps) at a time: the
 # database refuses a second holder even if two claims race.
 DEVICE_HELD = text(

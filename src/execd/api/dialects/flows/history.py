@@ -38,7 +38,7 @@ async def _render(
     runtime: RuntimeDep, executions: list[Execution], *, lite: bool = False, detail: bool = False
 ) -> list[dict[str, object]]:
     # `lite` leaves the steps out of the answer; the step summary still counts them.
-    steps = await runtime.flows.steps_of(executions)
+    steps = await runtime.flows.steps_of(executions, light=lite)
     parents = await runtime.flows.parent_uuids(executions)
     return [
         wire.execution(
@@ -49,6 +49,7 @@ async def _render(
 
 
 @router.get("/executions", summary="Executions of all flows, newest first")
+@router.get("/executions/", include_in_schema=False)
 async def list_executions(
     runtime: RuntimeDep,
     caller: Caller,

@@ -17,6 +17,8 @@ depends_on = None
 
 JSON = sa.JSON().with_variant(postgresql.JSONB(), "postgresql")
 FLOW_ROWS = "flow_id IS NOT NULL"
+READY = "status = 'scheduling' AND device_id IS NULL"
+DEVICE_READY = "status = 'scheduling' AND device_id IS NOT NULL"
 DEVICE_HELD = (
     "device_id IS NOT NULL AND parent_id IS NULL "
     "AND status IN ('scheduled', 'running', 'canceling')"
@@ -61,6 +63,26 @@ def upgrade() -> None:
         )
         batch_op.create_index("ix_executions_flow_id_id", ["flow_id", "id"])
         batch_op.create_index(
+            "ix_executions_flow_rows_status",
+            ["project_id", "status", "id"],
+            sqlite_where=sa.text(FLOW_ROWS),
+            postgresql_where=sa.text(FLOW_ROWS),
+        )
+        # Device work gets an index of its own; the general ready index leaves it out.
+        batch_op.drop_index("ix_executions_ready")
+        batch_op.create_index(
+            "ix_executions_ready",
+            [sa.literal_column("priority DESC"), "id"],
+            sqlite_where=sa.text(READY),
+            postgresql_where=sa.text(READY),
+        )
+        batch_op.create_index(
+            "ix_executions_device_ready",
+            ["device_id", sa.literal_column("priority DESC"), "id"],
+            sqlite_where=sa.text(DEVICE_READY),
+            postgresql_where=sa.text(DEVICE_READY),
+        )
+        batch_op.create_index(
             "ux_executions_device_holder",
             ["device_id"],
             unique=True,
@@ -76,6 +98,15 @@ def downgrade() -> None:
     with op.batch_alter_table("workers", schema=None) as batch_op:
         batch_op.drop_column("devices")
     with op.batch_alter_table("executions", schema=None) as batch_op:
+        batch_op.drop_index("ix_executions_device_ready")
+        batch_op.drop_index("ix_executions_ready")
+        batch_op.create_index(
+            "ix_executions_ready",
+            [sa.literal_column("priority DESC"), "id"],
+            sqlite_where=sa.text("status = 'scheduling'"),
+            postgresql_where=sa.text("status = 'scheduling'"),
+        )
+        batch_op.drop_index("ix_executions_flow_rows_status")
         batch_op.drop_index("ux_executions_device_holder")
         batch_op.drop_index("ix_executions_flow_id_id")
         batch_op.drop_index("ix_executions_flow_rows")
