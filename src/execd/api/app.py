@@ -10,7 +10,7 @@ from fastapi import Depends, FastAPI
 from execd import __version__
 from execd.api import errors, health
 from execd.api.deps import screen_request
-from execd.api.dialects import flows, v1
+from execd.api.dialects import flows, tenant, v1
 from execd.api.responses import Json
 from execd.runtime import Runtime
 
@@ -43,8 +43,9 @@ def create_app(
         dependencies=[Depends(screen_request)],
     )
     app.state.runtime = runtime
-    errors.install(app, [v1.ERRORS, flows.ERRORS])
+    errors.install(app, [v1.ERRORS, flows.ERRORS, tenant.ERRORS])
     app.include_router(health.router)
     app.include_router(v1.router)
     app.include_router(flows.router)
+    app.include_router(tenant.router)
     return app

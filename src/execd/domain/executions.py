@@ -129,10 +129,11 @@ class Page:
 
     number: int = 1
     size: int = 20
+    start: int | None = None  # an offset of its own, for APIs that page by offset
 
     @property
     def offset(self) -> int:
-        return (self.number - 1) * self.size
+        return self.start if self.start is not None else (self.number - 1) * self.size
 
 
 @dataclass(frozen=True)

@@ -4,6 +4,7 @@ executions. Dialects translate; they never talk to the store themselves."""
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -28,7 +29,8 @@ from execd.domain.executions import (
     Page,
     StatusEvent,
 )
-from execd.domain.states import Priority
+from execd.domain.states import TERMINAL, Priority
+from execd.engine import packages
 from execd.engine.batching import GroupCommit
 from execd.errors import Conflict, InvalidInput, NotFound
 from execd.store.artifacts import ArtifactStore
@@ -125,6 +127,22 @@ class ActionService:
             raise Conflict(f"Built-in action {current.ref} cannot be deleted")
         if not await self.catalog.delete(caller.project_id, current.id):
             raise NotFound(f"Action {current.ref} not found", ref=current.ref)
+
+    async def uuids_of(self, caller: Principal, executions: list[Execution]) -> dict[int, str]:
+        """The UUID of the action each execution ran, by execution id (a flow's id for
+        flow executions; nothing for an action deleted since)."""
+        stored = await self.catalog.uuids(
+            caller.project_id, sorted({e.action_id for e in executions if e.action_id})
+        )
+        found: dict[int, str] = {}
+        for e in executions:
+            if e.action_id is not None and e.action_id in stored:
+                found[e.id] = stored[e.action_id]
+            elif e.action_id is None and e.action_ref in CORE_ACTIONS:
+                found[e.id] = CORE_ACTIONS[e.action_ref].uuid
+            elif e.flow_id is not None:
+                found[e.id] = e.flow_id
+        return found
 
     def prepare(
         self, action: Action, parameters: dict[str, Any] | None, timeout: float | None = None
@@ -247,6 +265,26 @@ class ExecutionService:
         self, caller: Principal, f: ExecutionFilter, page: Page, *, with_total: bool = True
     ) -> tuple[list[Execution], int | None]:
         return await self.queries.search(caller.project_id, f, page, with_total=with_total)
+
+    async def package(self, caller: Principal, execution: Execution) -> Iterator[bytes] | None:
+        """The result package of a finished execution, as ZIP chunks written on demand;
+        None while it has not finished (there is no package yet)."""
+        if execution.status not in TERMINAL:
+            return None
+        events = await self.queries.history(caller.project_id, execution.id)
+        files = await asyncio.to_thread(
+            packages.contents, execution, events, self.artifacts.dir_for(execution)
+        )
+        return packages.stream(execution, files)
+
+    async def of_action(self, caller: Principal, action: Action, page: Page) -> list[Execution]:
+        """Executions of one action, newest first."""
+        f = ExecutionFilter(action_ref=action.ref, action_id=action.id)
+        items, _ = await self.queries.search(caller.project_id, f, page, with_total=False)
+        return items
+
+    async def latest_by_ref(self, caller: Principal, refs: list[str]) -> dict[str, Execution]:
+        return await self.queries.latest_by_ref(caller.project_id, refs)
 
     async def stats(self, caller: Principal, f: ExecutionFilter | None = None) -> ExecutionStats:
         return await self.queries.stats(caller.project_id, f)

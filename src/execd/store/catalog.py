@@ -100,6 +100,14 @@ class Catalog:
 
         return await self.db.read(one)
 
+    async def uuids(self, project_id: str, ids: list[int]) -> dict[int, str]:
+        if not ids:
+            return {}
+        query = select(actions.c.id, actions.c.uuid).where(
+            actions.c.project_id == project_id, actions.c.id.in_(ids)
+        )
+        return await self.db.read(lambda conn: {r.id: r.uuid for r in conn.execute(query)})
+
     async def in_project(self, project_id: str, pack: str | None = None) -> list[Action]:
         query = select(actions).where(actions.c.project_id == project_id)
         if pack is not None:

@@ -73,6 +73,28 @@ class ExecutionQueries:
 
         return await self.db.read(page_of)
 
+    async def latest_by_ref(self, project_id: str, refs: list[str]) -> dict[str, Execution]:
+        """The newest execution of each action ref (one indexed look-up per ref)."""
+
+        def read(conn: Connection) -> dict[str, Execution]:
+            found = {}
+            for ref in refs:
+                row = (
+                    conn.execute(
+                        select(ex)
+                        .where(ex.c.project_id == project_id, ex.c.action_ref == ref)
+                        .order_by(ex.c.id.desc())
+                        .limit(1)
+                    )
+                    .mappings()
+                    .first()
+                )
+                if row is not None:
+                    found[ref] = to_execution(row)
+            return found
+
+        return await self.db.read(read)
+
     async def stats(self, project_id: str, f: ExecutionFilter | None = None) -> ExecutionStats:
         where = _conditions(project_id, f or ExecutionFilter())
         query = select(ex.c.status, func.count()).where(*where).group_by(ex.c.status)

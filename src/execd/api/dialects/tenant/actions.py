@@ -1,0 +1,172 @@
+"""/api/{tenantId}/{projectId}/action: the project's actions, and executing one (seed 001)."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import orjson
+from fastapi import APIRouter, Request
+from pydantic import BaseModel, ConfigDict, Field
+
+from execd.api.deps import RuntimeDep
+from execd.api.dialects.tenant import wire
+from execd.api.dialects.tenant.access import TenantCaller
+from execd.api.responses import Json
+from execd.domain.access import Principal
+from execd.domain.actions import EMPTY_SCHEMA, MAX_SECONDS, Action, ActionSpec, RetryPolicy
+from execd.errors import Conflict, InvalidInput, NotFound
+from execd.runtime import Runtime
+
+router = APIRouter(prefix="/action", tags=["tenant actions"])
+
+DEFAULT_PACK = "actions"
+
+
+class ActionBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(min_length=1, max_length=300, description="name, or pack.name")
+    description: str = Field(default="", max_length=10_000)
+    runner: str = Field(description="shell, command, python or http")
+    entryPoint: str | list[str] = ""
+    parameters: dict[str, Any] = Field(default_factory=lambda: dict(EMPTY_SCHEMA))
+    maxRunTime: float | None = Field(default=None, gt=0, le=MAX_SECONDS)
+    retry: dict[str, Any] | None = None
+    isEnabled: bool = True
+
+    def spec(self) -> ActionSpec:
+        try:
+            retry = RetryPolicy.from_json(self.retry)
+        except ValueError as exc:
+            raise InvalidInput(str(exc)) from None
+        entry = self.entryPoint
+        return ActionSpec(
+            ref=self.name if "." in self.name else f"{DEFAULT_PACK}.{self.name}",
+            runner=self.runner,
+            entry_point=entry if isinstance(entry, str) else orjson.dumps(entry).decode(),
+            parameters=self.parameters,
+            timeout=self.maxRunTime,
+            retry=retry,
+            enabled=self.isEnabled,
+            description=self.description,
+        )
+
+
+class ExecuteBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    parameters: dict[str, Any] = Field(default_factory=dict)
+
+
+def not_found(action_id: str) -> NotFound:
+    return NotFound("Action not found", actionId=action_id)
+
+
+async def find(runtime: Runtime, caller: Principal, action_id: str) -> Action:
+    try:
+        return await runtime.actions.get_by_uuid(caller, action_id.lower())
+    except NotFound:
+        raise not_found(action_id) from None
+
+
+async def _shown(
+    runtime: Runtime, caller: Principal, actions: list[Action]
+) -> list[dict[str, Any]]:
+    last = await runtime.executions.latest_by_ref(caller, [a.ref for a in actions])
+    return [wire.action(a, last.get(a.ref)) for a in actions]
+
+
+@router.get("/ping", summary="Check the token and the service")
+async def ping(caller: TenantCaller) -> Json:
+    return Json(
+        {
+            "status": "ok",
+            "tenantId": caller.tenant_id,
+            "projectId": caller.project_id,
+            "timestamp": wire.iso(time.time()),
+        }
+    )
+
+
+@router.get("/unauthorized-ping", summary="Check the service, no token needed")
+async def unauthorized_ping() -> Json:
+    return Json({"status": "ok", "timestamp": wire.iso(time.time())})
+
+
+@router.get("", summary="The project's actions, built-in ones included")
+async def list_actions(runtime: RuntimeDep, caller: TenantCaller) -> Json:
+    actions = await runtime.actions.available(caller)
+    return Json({"actions": await _shown(runtime, caller, actions), "totalCount": len(actions)})
+
+
+@router.post("", status_code=201, summary="Define an action")
+async def create_action(runtime: RuntimeDep, caller: TenantCaller, body: ActionBody) -> Json:
+    action = await runtime.actions.create(caller, body.spec())
+    return Json((await _shown(runtime, caller, [action]))[0], status_code=201)
+
+
+@router.api_route(
+    "/execute/{actionId}", methods=["GET", "POST"], summary="Queue an execution of an action"
+)
+async def execute_action(
+    request: Request,
+    runtime: RuntimeDep,
+    caller: TenantCaller,
+    actionId: str,
+) -> Json:
+    parameters: dict[str, Any] = {}
+    if request.method == "POST" and await request.body():
+        try:
+            parameters = ExecuteBody.model_validate_json(await request.body()).parameters
+        except ValueError as exc:
+            raise InvalidInput(f"Invalid request body: {exc}") from None
+    action = await find(runtime, caller, actionId)
+    try:
+        submitted = await runtime.executions.submit_action(caller, action, parameters)
+    except (Conflict, InvalidInput) as exc:  # disabled, or its parameters do not validate
+        raise NotFound(
+            "Action can't create execution", actionId=action.uuid, reason=exc.message
+        ) from None
+    return Json(wire.execution(submitted.execution, action.uuid))
+
+
+@router.get("/{actionId}", summary="One action")
+async def get_action(runtime: RuntimeDep, caller: TenantCaller, actionId: str) -> Json:
+    action = await find(runtime, caller, actionId)
+    return Json((await _shown(runtime, caller, [action]))[0])
+
+
+@router.put("/{actionId}", summary="Replace an action's definition")
+async def update_action(
+    runtime: RuntimeDep,
+    caller: TenantCaller,
+    actionId: str,
+    body: ActionBody,
+) -> Json:
+    action = await find(runtime, caller, actionId)
+    updated = await runtime.actions.update(caller, action, body.spec())
+    return Json((await _shown(runtime, caller, [updated]))[0])
+
+
+@router.delete("/{actionId}", summary="Delete an action (its executions stay)")
+async def delete_action(runtime: RuntimeDep, caller: TenantCaller, actionId: str) -> Json:
+    action = await find(runtime, caller, actionId)
+    await runtime.actions.delete(caller, action)
+    return Json({"actionId": action.uuid, "message": "Action deleted"})
+
+
+async def _set_enabled(runtime: Runtime, caller: Principal, action_id: str, enabled: bool) -> Json:
+    action = await find(runtime, caller, action_id)
+    updated = await runtime.actions.set_enabled(caller, action, enabled)
+    return Json((await _shown(runtime, caller, [updated]))[0])
+
+
+@router.post("/{actionId}/enable", summary="Enable an action")
+async def enable_action(runtime: RuntimeDep, caller: TenantCaller, actionId: str) -> Json:
+    return await _set_enabled(runtime, caller, actionId, True)
+
+
+@router.post("/{actionId}/disable", summary="Disable an action: it cannot be executed")
+async def disable_action(runtime: RuntimeDep, caller: TenantCaller, actionId: str) -> Json:
+    return await _set_enabled(runtime, caller, actionId, False)

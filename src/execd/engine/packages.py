@@ -1,0 +1,144 @@
+"""Result packages: one ZIP per finished execution, streamed as it is written.
+
+Contents: `execution.json` (the record and its status events), `result.json`,
+`stdout.log`, `stderr.log`, every file under `artifacts/`, and last `manifest.json`
+listing each of those with its size and SHA-256. Files are read in chunks and the ZIP
+is written to an unseekable sink (data descriptors), so a package of any size costs a
+few hundred kilobytes of memory, never its own size.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import zipfile
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from execd.domain.executions import Execution, StatusEvent
+
+CHUNK = 256 * 1024
+Source = Path | bytes
+
+
+def _iso(ts: float | None) -> str | None:
+    if ts is None:
+        return None
+    return datetime.fromtimestamp(ts, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def record(execution: Execution, events: list[StatusEvent]) -> dict[str, Any]:
+    """The execution as the package describes it (dialect-neutral, secrets masked)."""
+    e = execution
+    return {
+        "id": e.id,
+        "uuid": e.uuid,
+        "tenantId": e.tenant_id,
+        "projectId": e.project_id,
+        "actionRef": e.action_ref,
+        "status": e.status.value,
+        "parameters": e.visible_parameters,
+        "priority": e.priority.label,
+        "attempt": e.attempt,
+        "maxAttempts": e.max_attempts,
+        "retryOf": e.retry_of,
+        "parentId": e.parent_id,
+        "submittedBy": e.submitted_by,
+        "created": _iso(e.created),
+        "started": _iso(e.started),
+        "ended": _iso(e.ended),
+        "error": e.error,
+        "exitCode": e.exit_code,
+        "progress": e.progress,
+        "usage": e.usage,
+        "events": [
+            {
+                "from": ev.from_status.value if ev.from_status else None,
+                "to": ev.to_status.value,
+                "at": _iso(ev.at),
+                "attempt": ev.attempt,
+                "message": ev.message,
+            }
+            for ev in events
+        ],
+    }
+
+
+def contents(
+    execution: Execution, events: list[StatusEvent], store_dir: Path
+) -> list[tuple[str, Source]]:
+    files: list[tuple[str, Source]] = [
+        ("execution.json", orjson.dumps(record(execution, events), option=orjson.OPT_INDENT_2)),
+        ("result.json", orjson.dumps(execution.result, option=orjson.OPT_INDENT_2)),
+    ]
+    for stream in ("stdout", "stderr"):
+        path = store_dir / f"{stream}.log"
+        files.append((f"{stream}.log", path if path.is_file() else b""))
+    artifacts = store_dir / "artifacts"
+    if artifacts.is_dir():
+        for directory, subdirs, names in os.walk(artifacts):  # does not follow symlinks
+            subdirs.sort()
+            for name in sorted(names):
+                path = Path(directory) / name
+                if path.is_file() and not path.is_symlink():
+                    files.append((f"artifacts/{path.relative_to(artifacts).as_posix()}", path))
+    return files
+
+
+class _Sink:
+    """Where zipfile writes: collects bytes until the generator hands them on."""
+
+    def __init__(self) -> None:
+        self.parts: list[bytes] = []
+
+    def write(self, data: bytes) -> int:
+        self.parts.append(bytes(data))
+        return len(data)
+
+    def flush(self) -> None:
+        return None
+
+    def take(self) -> Iterator[bytes]:
+        parts, self.parts = self.parts, []
+        if parts:
+            yield b"".join(parts)
+
+
+def stream(execution: Execution, files: list[tuple[str, Source]]) -> Iterator[bytes]:
+    sink = _Sink()
+    manifest: list[dict[str, Any]] = []
+    with zipfile.ZipFile(sink, "w", compression=zipfile.ZIP_DEFLATED) as archive:  # type: ignore[call-overload]
+        for name, source in files:
+            digest = hashlib.sha256()
+            size = 0
+            with archive.open(name, "w", force_zip64=True) as out:
+                for chunk in _chunks(source):
+                    digest.update(chunk)
+                    size += len(chunk)
+                    out.write(chunk)
+                    yield from sink.take()
+            manifest.append({"path": name, "size": size, "sha256": digest.hexdigest()})
+            yield from sink.take()
+        summary = {
+            "executionId": execution.uuid,
+            "status": execution.status.value,
+            "files": manifest,
+        }
+        archive.writestr("manifest.json", orjson.dumps(summary, option=orjson.OPT_INDENT_2))
+    yield from sink.take()
+
+
+def _chunks(source: Source) -> Iterator[bytes]:
+    if isinstance(source, bytes):
+        yield source
+        return
+    try:
+        with source.open("rb") as handle:
+            while chunk := handle.read(CHUNK):
+                yield chunk
+    except OSError:
+        return  # removed meanwhile: an empty entry, and the manifest says size 0
