@@ -10,6 +10,7 @@ import structlog
 from execd.config import Settings
 from execd.engine.accounts import AccountService
 from execd.engine.flows import FlowService
+from execd.engine.jobs import JobService
 from execd.engine.reaper import Reaper
 from execd.engine.service import ActionService, ExecutionService
 from execd.engine.worker import Worker, WorkerConfig
@@ -20,6 +21,7 @@ from execd.store.catalog import Catalog
 from execd.store.database import Database
 from execd.store.executions import ExecutionQueries
 from execd.store.flows import FlowStore
+from execd.store.jobs import JobStore
 from execd.store.migrate import upgrade
 from execd.store.queue import Queue
 from execd.store.workers import WorkerRegistry
@@ -51,6 +53,14 @@ class Runtime:
             self.executions,
             self.registry,
             self.artifacts,
+            worker_alive_seconds=settings.lease_seconds,
+        )
+        self.jobs = JobService(
+            JobStore(self.db),
+            self.actions,
+            self.executions,
+            self.flows,
+            self.registry,
             worker_alive_seconds=settings.lease_seconds,
         )
         self.workers: list[Worker] = []

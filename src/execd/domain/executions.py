@@ -56,6 +56,8 @@ class Execution:
     flow_id: str | None = None
     sequence: int | None = None
     plan: dict[str, Any] | None = None
+    job_type: str | None = None
+    job: dict[str, Any] | None = None
 
     @property
     def is_flow(self) -> bool:
@@ -106,6 +108,8 @@ class NewExecution:
     flow_id: str | None = None
     sequence: int | None = None
     plan: dict[str, Any] | None = None
+    job_type: str | None = None
+    job: dict[str, Any] | None = None
 
 
 @dataclass(frozen=True)

@@ -60,6 +60,8 @@ def retry_of(
         flow_id=execution.flow_id,
         sequence=execution.sequence,
         plan=execution.plan,
+        job_type=execution.job_type,
+        job=execution.job,
     )
     if parameters is not None:
         new = replace(new, parameters=parameters)

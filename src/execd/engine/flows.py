@@ -28,8 +28,12 @@ from execd.domain.flows import (
     render,
     validate_flow,
 )
-from execd.domain.states import Priority
-from execd.engine.service import ActionService, ExecutionService
+from execd.engine.service import (
+    DEFAULT_OPTIONS,
+    ActionService,
+    ExecutionService,
+    SubmitOptions,
+)
 from execd.errors import Conflict, ExecdError, InvalidInput, NotFound
 from execd.store.artifacts import ArtifactStore
 from execd.store.flows import FlowStore, HistoryFilter, HistoryStats
@@ -179,9 +183,10 @@ class FlowService:
         flow_id: str,
         parameters: dict[str, Any] | None,
         device_id: str | None,
-        priority: Priority,
+        options: SubmitOptions = DEFAULT_OPTIONS,
     ) -> Execution:
         require(caller, "operator")
+        options.check()
         flow = await self.get(caller, flow_id)
         budget = [MAX_PLAN_STEPS]
         plan = await self._compile(caller, flow, parameters or {}, device_id, [], budget)
@@ -203,8 +208,13 @@ class FlowService:
             runner=FLOW_RUNNER,
             entry_point=flow.id,
             parameters=plan["parameters"],
-            priority=priority,
+            priority=options.priority,
+            not_before=options.not_before,
+            delay=options.delay,
+            idempotency_key=options.idempotency_key,
             submitted_by=caller.label,
+            job_type=options.job_type,
+            job=options.job,
             device_id=device_id,
             flow_id=flow.id,
             plan=plan,

@@ -52,6 +52,9 @@ class SubmitOptions:
     delay: float = 0.0
     idempotency_key: str | None = None
     parent_id: int | None = None
+    # Submitted as a job (tenant dialect, seed 002): its type and details.
+    job_type: str | None = None
+    job: dict[str, Any] | None = None
 
     def check(self) -> None:
         if self.timeout is not None and not 0 < self.timeout <= MAX_SECONDS:
@@ -240,6 +243,8 @@ class ExecutionService:
             submitted_by=caller.label,
             parent_id=options.parent_id,
             root_id=root_id,
+            job_type=options.job_type,
+            job=options.job,
         )
         return await self.submit_new(new)
 
@@ -293,12 +298,14 @@ class ExecutionService:
         await self.get(caller, execution_id)
         return await self.queries.history(caller.project_id, execution_id)
 
-    async def cancel(self, caller: Principal, execution_id: int) -> Execution:
+    async def cancel(
+        self, caller: Principal, execution_id: int, *, reason: str | None = None
+    ) -> Execution:
         """Idempotent while cancelling; a Conflict once the execution has ended."""
         require(caller, "operator")
         execution = None
         if 0 < execution_id <= MAX_ID:
-            execution = await self.queue.cancel(caller.project_id, execution_id)
+            execution = await self.queue.cancel(caller.project_id, execution_id, reason)
         if execution is None:
             raise NotFound(f"Execution with ID {execution_id} not found", id=execution_id)
         return execution

@@ -459,13 +459,19 @@ class Queue:
 
     # -- cancellation -----------------------------------------------------------------
 
-    async def cancel(self, project_id: str, execution_id: int) -> Execution | None:
+    async def cancel(
+        self, project_id: str, execution_id: int, reason: str | None = None
+    ) -> Execution | None:
         """Cancel an execution and its descendants. Unclaimed or not yet started work is
         cancelled at once; running work goes to `canceling` until its worker stops it.
         """
-        return await self.db.write(lambda conn: self._cancel(conn, project_id, execution_id))
+        return await self.db.write(
+            lambda conn: self._cancel(conn, project_id, execution_id, reason)
+        )
 
-    def _cancel(self, conn: Connection, project_id: str, execution_id: int) -> Execution | None:
+    def _cancel(
+        self, conn: Connection, project_id: str, execution_id: int, reason: str | None
+    ) -> Execution | None:
         now = now_of(conn)
         query = select(ex).where(ex.c.id == execution_id, ex.c.project_id == project_id)
         row = conn.execute(query).mappings().first()
@@ -477,13 +483,15 @@ class Queue:
                 f"Execution {execution_id} is already {execution.status.value}",
                 status=execution.status.value,
             )
-        self.cancel_all(conn, now, [execution_id, *self._descendants(conn, execution_id)])
+        self.cancel_all(conn, now, [execution_id, *self._descendants(conn, execution_id)], reason)
         return to_execution(conn.execute(query).mappings().one())
 
-    def cancel_all(self, conn: Connection, now: float, ids: Sequence[int]) -> None:
+    def cancel_all(
+        self, conn: Connection, now: float, ids: Sequence[int], reason: str | None = None
+    ) -> None:
         """Cancel these executions: unclaimed or not started at once, running ones by
-        asking their workers (`canceling`)."""
-        applied = self._apply(conn, now, _cancel_changes(ids))
+        asking their workers (`canceling`). `reason` goes into their status events."""
+        applied = self._apply(conn, now, _cancel_changes(ids, reason))
         if any(e is not None and e.status is Status.CANCELING for e in applied):
             self.db.notify_cancel(conn)
 
@@ -680,7 +688,8 @@ def _target(state: RowState | None, change: Change) -> Status | None:
     return target if can_transition(state.status, target) else None
 
 
-def _cancel_changes(ids: Iterable[int]) -> list[Change]:
+def _cancel_changes(ids: Iterable[int], reason: str | None = None) -> list[Change]:
+    why = f": {reason}" if reason else ""
     changes = []
     for execution_id in ids:
         # Whichever applies: not yet running -> cancelled; running -> canceling.
@@ -689,7 +698,7 @@ def _cancel_changes(ids: Iterable[int]) -> list[Change]:
                 execution_id,
                 Status.CANCELLED,
                 when=UNCLAIMED | {Status.SCHEDULED},
-                message="cancelled before it started",
+                message=f"cancelled before it started{why}",
             )
         )
         changes.append(
@@ -697,7 +706,7 @@ def _cancel_changes(ids: Iterable[int]) -> list[Change]:
                 execution_id,
                 Status.CANCELING,
                 when=frozenset({Status.RUNNING}),
-                message="cancellation requested",
+                message=f"cancellation requested{why}",
             )
         )
     return changes
@@ -757,6 +766,8 @@ def _row_values(item: NewExecution, now: float) -> dict[str, Any]:
         "flow_id": item.flow_id,
         "sequence": item.sequence,
         "plan": item.plan,
+        "job_type": item.job_type,
+        "job": item.job,
     }
 
 

@@ -148,6 +148,10 @@ executions = Table(
     Column("flow_id", Uuid),
     Column("sequence", Integer),
     Column("plan", Json),
+    # Jobs (seed 002): an execution submitted as a job has a type and job details
+    # (name, description, resource, scheduling, notifications, retry reason).
+    Column("job_type", String(32)),
+    Column("job", Json),
     UniqueConstraint("project_id", "idempotency_key"),
     sqlite_autoincrement=True,
 )
@@ -232,6 +236,14 @@ Index(
     executions.c.id,
     sqlite_where=FLOW_ROWS,
     postgresql_where=FLOW_ROWS,
+)
+JOBS = text("job_type IS NOT NULL")
+Index(
+    "ix_executions_jobs",
+    executions.c.project_id,
+    executions.c.id,
+    sqlite_where=JOBS,
+    postgresql_where=JOBS,
 )
 # A device runs one top-level execution (a flow with all its steps) at a time: the
 # database refuses a second holder even if two claims race.

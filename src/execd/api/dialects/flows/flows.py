@@ -13,6 +13,7 @@ from execd.api.responses import Json
 from execd.domain.actions import MAX_SECONDS
 from execd.domain.flows import MAX_NAME, MAX_STEPS, FlowSpec, FlowStep
 from execd.domain.states import Priority
+from execd.engine.service import SubmitOptions
 from execd.errors import InvalidInput
 
 router = APIRouter(prefix="/flows", tags=["flows"])
@@ -137,7 +138,7 @@ async def execute_flow(
     except ValueError as exc:
         raise InvalidInput(str(exc), code="INVALID_PRIORITY") from None
     execution = await runtime.flows.execute(
-        caller, flowId, body.parameters, body.deviceId, priority
+        caller, flowId, body.parameters, body.deviceId, SubmitOptions(priority=priority)
     )
     steps = await runtime.flows.steps_of([execution])
     rendered = wire.execution(execution, steps.get(execution.id, []))

@@ -9,12 +9,13 @@ from typing import Any
 
 from fastapi import APIRouter
 
-from execd.api.dialects.tenant import actions, history
+from execd.api.dialects.tenant import actions, history, jobs
 from execd.api.errors import ErrorInfo, ErrorShape
 
 router = APIRouter(prefix="/api/{tenantId}/{projectId}")
 router.include_router(actions.router)
 router.include_router(history.router)
+router.include_router(jobs.router)
 
 _PATHS = re.compile(r"^/api/[^/]+/[^/]+/(action|actionexecution|execution)(/|$)")
 # Detail fields the documents show beside "error".

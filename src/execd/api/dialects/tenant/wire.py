@@ -60,3 +60,50 @@ def action(a: Action, last: Execution | None) -> dict[str, Any]:
         "dateModified": iso(a.updated),
         "createdBy": a.created_by if not a.builtin else "system",
     }
+
+
+# -- human-readable companions (seed 002 shows "2.1 GB", "8 minutes 32 seconds") -------
+
+
+def human_bytes(size: float | None) -> str | None:
+    if size is None:
+        return None
+    value = float(size)
+    for unit in ("B", "KB", "MB", "GB", "TB"):
+        if value < 1024 or unit == "TB":
+            if unit == "B":
+                return f"{int(value)} B"
+            return f"{value:.1f} {unit}" if value < 10 else f"{value:.0f} {unit}"
+        value /= 1024
+    raise AssertionError("unreachable")
+
+
+def _plural(n: int, unit: str) -> str:
+    return f"{n} {unit}" + ("" if n == 1 else "s")
+
+
+def human_seconds(seconds: float | None) -> str | None:
+    """8 minutes 32 seconds; 1 hour 5 minutes; 45 seconds."""
+    if seconds is None:
+        return None
+    total = max(0, round(seconds))
+    hours, rest = divmod(total, 3600)
+    minutes, secs = divmod(rest, 60)
+    if hours:
+        return f"{_plural(hours, 'hour')} {_plural(minutes, 'minute')}"
+    if minutes:
+        return f"{_plural(minutes, 'minute')} {_plural(secs, 'second')}"
+    return _plural(secs, "second")
+
+
+def human_range(low: float, high: float) -> str:
+    """45-60 minutes; 10-30 seconds; 1.5-2.0 hours; about 5 seconds."""
+    if high < 60:
+        scale, unit, digits = 1.0, "seconds", 0
+    elif high < 3600:
+        scale, unit, digits = 60.0, "minutes", 0
+    else:
+        scale, unit, digits = 3600.0, "hours", 1
+    a = round(low / scale, digits) if digits else max(1, round(low / scale))
+    b = round(high / scale, digits) if digits else max(1, round(high / scale))
+    return f"about {b} {unit}" if a == b else f"{a}-{b} {unit}"

@@ -1,0 +1,375 @@
+"""/api/{tenantId}/{projectId}/execution: jobs (seed 002)."""
+
+from __future__ import annotations
+
+import time
+from datetime import datetime
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query, Request
+from pydantic import BaseModel, ConfigDict, Field
+
+from execd.api.deps import RuntimeDep
+from execd.api.dialects.tenant import wire
+from execd.api.dialects.tenant.access import TenantCaller
+from execd.api.responses import Json
+from execd.domain.access import Principal
+from execd.domain.actions import MAX_SECONDS
+from execd.domain.executions import Execution
+from execd.domain.states import TERMINAL, Priority, Status
+from execd.engine.jobs import JOB_TYPES, Estimate, JobRequest
+from execd.errors import InvalidInput
+from execd.runtime import Runtime
+from execd.store.jobs import JobFilter
+
+router = APIRouter(prefix="/execution", tags=["tenant jobs"])
+
+STATUSES: dict[str, frozenset[Status]] = {}
+for _status, _spelled in wire.SPELLING.items():
+    STATUSES.setdefault(_spelled.lower(), frozenset())
+    STATUSES[_spelled.lower()] |= {_status}
+
+
+class Resource(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    resourceType: str = Field(description="Action or Pipeline (a flow)")
+    resourceId: str = Field(min_length=1, max_length=64)
+
+
+class Scheduling(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    executeImmediately: bool = True
+    scheduledTime: datetime | None = None
+    timeoutMinutes: float | None = Field(default=None, gt=0, le=MAX_SECONDS / 60)
+
+
+class Notifications(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    onCompletion: bool = False
+    onFailure: bool = False
+    emailRecipients: list[str] = Field(default_factory=list, max_length=50)
+    webhookUrl: str | None = Field(default=None, max_length=2000)
+
+
+class JobBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    jobName: str = Field(min_length=1, max_length=200)
+    jobDescription: str = Field(default="", max_length=10_000)
+    jobType: str
+    priority: str | int = "Normal"
+    resource: Resource
+    parameters: dict[str, Any] = Field(default_factory=dict)
+    scheduling: Scheduling = Field(default_factory=Scheduling)
+    notifications: Notifications = Field(default_factory=Notifications)
+
+
+class CancelBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    reason: str | None = Field(default=None, max_length=2000)
+    forceTermination: bool = False
+    preservePartialResults: bool = True
+
+
+class RetryBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    retryReason: str | None = Field(default=None, max_length=2000)
+    modifyParameters: bool | None = None
+    updatedParameters: dict[str, Any] = Field(default_factory=dict)
+    priority: str | int | None = None
+    immediateExecution: bool = False
+
+
+def _priority(value: str | int) -> Priority:
+    try:
+        return Priority.parse(value)
+    except ValueError as exc:
+        raise InvalidInput(str(exc)) from None
+
+
+def _timestamp(value: datetime | None, name: str) -> float | None:
+    if value is None:
+        return None
+    if value.tzinfo is None:
+        raise InvalidInput(f"{name} needs a time zone (e.g. 2024-01-20T10:30:00Z)")
+    return value.timestamp()
+
+
+async def _body(request: Request, model: type[BaseModel]) -> Any:
+    """An optional JSON body (DELETE and retry may come without one)."""
+    raw = await request.body()
+    if not raw.strip():
+        return model()
+    try:
+        return model.model_validate_json(raw)
+    except ValueError as exc:
+        raise InvalidInput(f"Invalid request body: {exc}") from None
+
+
+# -- the job as the API shows it ----------------------------------------------------------
+
+
+async def _nodes(runtime: Runtime) -> dict[int, str]:
+    return {n.id: n.name for n in await runtime.registry.nodes()}
+
+
+def _elapsed(job: Execution) -> float | None:
+    if job.started is None:
+        return None
+    return max(0.0, (job.ended if job.ended is not None else time.time()) - job.started)
+
+
+def _completion(job: Execution, progress: dict[str, Any]) -> float | None:
+    if job.ended is not None:
+        return job.ended
+    if job.started is None:
+        return None
+    if progress.get("eta") is not None:
+        return float(progress.get("at") or time.time()) + float(progress["eta"])
+    percent = progress.get("percent")
+    elapsed = _elapsed(job)
+    if percent and elapsed is not None and percent > 0:
+        return job.started + elapsed * 100 / float(percent)
+    return None
+
+
+def _percentage(job: Execution, progress: dict[str, Any]) -> float:
+    if job.status is Status.COMPLETED:
+        return 100
+    value = float(progress.get("percent") or 0)
+    return int(value) if value == int(value) else round(value, 1)
+
+
+def job_body(job: Execution, nodes: dict[int, str]) -> dict[str, Any]:
+    info = job.job or {}
+    progress = job.progress or {}
+    usage = job.usage or {}
+    elapsed = _elapsed(job)
+    processed = progress.get("processed")
+    rate = processed / elapsed if processed is not None and elapsed else None
+    memory = usage.get("peak_memory_bytes") if job.status in TERMINAL else usage.get("memory_bytes")
+    cpu = usage.get("cpu_percent")
+    return {
+        "jobId": job.uuid,
+        "projectId": job.project_id,
+        "jobType": job.job_type,
+        "jobName": info.get("name"),
+        "jobDescription": info.get("description"),
+        "status": wire.SPELLING[job.status],
+        "priority": job.priority.label,
+        "progress": {
+            "percentage": _percentage(job, progress),
+            "currentStage": progress.get("stage") or wire.SPELLING[job.status],
+            "estimatedCompletion": wire.iso(_completion(job, progress)),
+            "elapsedTime": wire.human_seconds(elapsed),
+            "elapsedSeconds": None if elapsed is None else round(elapsed, 3),
+        },
+        "resource": info.get("resource"),
+        "execution": {
+            "startTime": wire.iso(job.started),
+            "endTime": wire.iso(job.ended),
+            "submittedBy": job.submitted_by,
+            "executionNode": nodes.get(job.worker_id) if job.worker_id else None,
+            "memoryUsage": wire.human_bytes(memory),
+            "memoryBytes": memory,
+            "cpuUsage": None if cpu is None else f"{cpu:.0f}%",
+            "cpuPercent": cpu,
+            "diskUsage": wire.human_bytes(usage.get("disk_bytes")),
+            "diskBytes": usage.get("disk_bytes"),
+        },
+        "metrics": {
+            "recordsProcessed": processed,
+            "totalRecords": progress.get("total"),
+            "errorCount": progress.get("errors", 0),
+            "warningCount": progress.get("warnings", 0),
+            "averageProcessingRate": None if rate is None else f"{rate:.0f} records/second",
+            "recordsPerSecond": None if rate is None else round(rate, 3),
+        },
+        "error": job.error,
+        "retryOf": info.get("retryOf"),
+        "retryReason": info.get("retryReason"),
+        "dateCreated": wire.iso(job.created),
+        "lastUpdated": wire.iso(job.updated),
+    }
+
+
+def _list_item(job: Execution) -> dict[str, Any]:
+    info = job.job or {}
+    progress = job.progress or {}
+    item: dict[str, Any] = {
+        "jobId": job.uuid,
+        "jobType": job.job_type,
+        "jobName": info.get("name"),
+        "status": wire.SPELLING[job.status],
+        "priority": job.priority.label,
+        "progress": _percentage(job, progress),
+        "startTime": wire.iso(job.started),
+        "estimatedCompletion": wire.iso(_completion(job, progress)),
+        "submittedBy": job.submitted_by,
+        "resourceName": (info.get("resource") or {}).get("resourceName"),
+    }
+    if job.ended is not None:
+        elapsed = _elapsed(job)
+        item["endTime"] = wire.iso(job.ended)
+        item["duration"] = wire.human_seconds(elapsed)
+        item["durationSeconds"] = None if elapsed is None else round(elapsed, 3)
+    return item
+
+
+def _submitted(job: Execution, estimate: Estimate) -> dict[str, Any]:
+    duration = estimate.duration
+    return {
+        "jobId": job.uuid,
+        "status": wire.SPELLING[job.status],
+        "queuePosition": estimate.queue_position,
+        "estimatedStartTime": wire.iso(estimate.start),
+        "estimatedDuration": wire.human_range(*duration) if duration else None,
+        "estimatedDurationSeconds": (
+            {"min": round(duration[0], 3), "max": round(duration[1], 3)} if duration else None
+        ),
+        "jobName": (job.job or {}).get("name"),
+        "priority": job.priority.label,
+        "dateSubmitted": wire.iso(job.created),
+        "submittedBy": job.submitted_by,
+    }
+
+
+async def _shown(runtime: Runtime, caller: Principal, job: Execution) -> dict[str, Any]:
+    return job_body(job, await _nodes(runtime))
+
+
+# -- routes -------------------------------------------------------------------------------
+
+
+@router.post("/job", status_code=201, summary="Submit a job")
+async def submit_job(runtime: RuntimeDep, caller: TenantCaller, body: JobBody) -> Json:
+    scheduling = body.scheduling
+    request = JobRequest(
+        name=body.jobName,
+        job_type=body.jobType,
+        resource_type=body.resource.resourceType,
+        resource_id=body.resource.resourceId,
+        description=body.jobDescription,
+        priority=_priority(body.priority),
+        parameters=body.parameters,
+        execute_immediately=scheduling.executeImmediately,
+        scheduled_time=_timestamp(scheduling.scheduledTime, "scheduling.scheduledTime"),
+        timeout_minutes=scheduling.timeoutMinutes,
+        notifications=body.notifications.model_dump(),
+    )
+    job = await runtime.jobs.submit(caller, request)
+    return Json(_submitted(job, await runtime.jobs.estimate(caller, job)), status_code=201)
+
+
+@router.get("/job/{jobId}", summary="A job's status, progress, node metrics and metrics")
+async def get_job(runtime: RuntimeDep, caller: TenantCaller, jobId: str) -> Json:
+    return Json(await _shown(runtime, caller, await runtime.jobs.get(caller, jobId)))
+
+
+@router.get("/jobs", summary="Jobs of the project, newest first, with summary counts")
+async def list_jobs(
+    runtime: RuntimeDep,
+    caller: TenantCaller,
+    status: str | None = None,
+    jobType: str | None = None,
+    priority: str | None = None,
+    submittedBy: str | None = None,
+    dateFrom: datetime | None = None,
+    dateTo: datetime | None = None,
+    page: Annotated[int, Query(ge=1, le=10**9)] = 1,
+    pageSize: Annotated[int, Query(ge=1, le=100)] = 20,
+) -> Json:
+    statuses = None
+    if status:
+        statuses = STATUSES.get(status.strip().lower())
+        if statuses is None:
+            raise InvalidInput(
+                f"Invalid status {status!r}; "
+                "expected Queued, Running, Completed, Failed or Cancelled"
+            )
+    if jobType and jobType not in JOB_TYPES:
+        raise InvalidInput(f"Invalid jobType {jobType!r}; expected one of {', '.join(JOB_TYPES)}")
+    f = JobFilter(
+        statuses=statuses,
+        job_type=jobType or None,
+        priority=_priority(priority) if priority else None,
+        submitted_by=submittedBy or None,
+        since=_timestamp(dateFrom, "dateFrom") if dateFrom else None,
+        until=_timestamp(dateTo, "dateTo") if dateTo else None,
+    )
+    jobs, counts = await runtime.jobs.page(caller, f, page, pageSize)
+
+    def count(*spelled: str) -> int:
+        return sum(n for s, n in counts.items() if wire.SPELLING[s] in spelled)
+
+    total = sum(counts.values())
+    return Json(
+        {
+            "jobs": [_list_item(j) for j in jobs],
+            "summary": {
+                "totalJobs": total,
+                "runningJobs": count("Running"),
+                "queuedJobs": count("Queued"),
+                "completedJobs": count("Completed"),
+                "failedJobs": count("Failed"),
+                "cancelledJobs": count("Cancelled"),
+            },
+            "page": page,
+            "pageSize": pageSize,
+            "hasNextPage": page * pageSize < total,
+        }
+    )
+
+
+@router.delete("/job/{jobId}", summary="Cancel a queued or running job")
+async def cancel_job(
+    request: Request,
+    runtime: RuntimeDep,
+    caller: TenantCaller,
+    jobId: str,
+) -> Json:
+    body: CancelBody = await _body(request, CancelBody)
+    job = await runtime.jobs.cancel(caller, jobId, body.reason)
+    return Json(
+        {
+            "jobId": job.uuid,
+            "status": wire.SPELLING[job.status],
+            "message": "Job cancelled"
+            if job.status is Status.CANCELLED
+            else "Job cancellation requested; it stops shortly",
+            "reason": body.reason,
+        }
+    )
+
+
+@router.post("/job/{jobId}/retry", summary="Retry a failed or cancelled job as a new job")
+async def retry_job(
+    request: Request,
+    runtime: RuntimeDep,
+    caller: TenantCaller,
+    jobId: str,
+) -> Json:
+    body: RetryBody = await _body(request, RetryBody)
+    updated = dict(body.updatedParameters) if body.modifyParameters is not False else {}
+    timeout = updated.pop("timeoutMinutes", None)
+    if timeout is not None and (
+        isinstance(timeout, bool)
+        or not isinstance(timeout, int | float)
+        or not 0 < timeout <= MAX_SECONDS / 60
+    ):
+        raise InvalidInput("updatedParameters.timeoutMinutes must be a positive number")
+    job = await runtime.jobs.retry(
+        caller,
+        jobId,
+        reason=body.retryReason,
+        parameters=updated,
+        priority=_priority(body.priority) if body.priority is not None else None,
+        immediately=body.immediateExecution,
+        timeout_minutes=timeout,
+    )
+    return Json(await _shown(runtime, caller, job))

@@ -1,0 +1,247 @@
+"""Jobs (seed 002): an execution of an action or a flow ("Pipeline") submitted with a
+name, a type and job details, plus the estimates the job API shows."""
+
+from __future__ import annotations
+
+import statistics
+import time
+import uuid as uuidlib
+from dataclasses import dataclass, field
+from typing import Any
+
+from execd.domain.access import Principal, require
+from execd.domain.executions import Execution
+from execd.domain.states import PENDING, TERMINAL, Priority, Status
+from execd.engine.flows import FlowService
+from execd.engine.service import ActionService, ExecutionService, SubmitOptions
+from execd.errors import Conflict, InvalidInput, NotFound
+from execd.store.jobs import JobFilter, JobStore
+from execd.store.schema import executions as ex
+from execd.store.workers import OFFLINE, WorkerRegistry
+
+JOB_TYPES = ("ProcessMining", "DataEnrichment", "Notebook", "Analysis")
+RESOURCE_TYPES = ("Action", "Pipeline")
+
+
+@dataclass(frozen=True)
+class JobRequest:
+    name: str
+    job_type: str
+    resource_type: str
+    resource_id: str
+    description: str = ""
+    priority: Priority = Priority.NORMAL
+    parameters: dict[str, Any] = field(default_factory=dict)
+    execute_immediately: bool = True
+    scheduled_time: float | None = None
+    timeout_minutes: float | None = None
+    notifications: dict[str, Any] | None = None
+    retry_of: str | None = None  # the job this one retries
+    retry_reason: str | None = None
+
+
+@dataclass(frozen=True)
+class Estimate:
+    queue_position: int
+    start: float | None
+    duration: tuple[float, float] | None  # seconds, a likely range
+
+
+def job_not_found(job_id: str) -> NotFound:
+    return NotFound("Job not found", jobId=job_id)
+
+
+class JobService:
+    def __init__(
+        self,
+        store: JobStore,
+        actions: ActionService,
+        executions: ExecutionService,
+        flows: FlowService,
+        registry: WorkerRegistry,
+        *,
+        worker_alive_seconds: float,
+    ) -> None:
+        self.store = store
+        self.actions = actions
+        self.executions = executions
+        self.flows = flows
+        self.registry = registry
+        self.worker_alive_seconds = worker_alive_seconds
+
+    async def submit(self, caller: Principal, request: JobRequest) -> Execution:
+        require(caller, "operator")
+        if request.job_type not in JOB_TYPES:
+            raise InvalidInput(f"jobType must be one of {', '.join(JOB_TYPES)}")
+        not_before = None
+        if not request.execute_immediately:
+            if request.scheduled_time is None:
+                raise InvalidInput("scheduling.scheduledTime is needed unless executeImmediately")
+            not_before = request.scheduled_time
+        timeout = request.timeout_minutes * 60 if request.timeout_minutes is not None else None
+        resource_name = await self._resource_name(caller, request)
+        job = {
+            "name": request.name,
+            "description": request.description,
+            "resource": {
+                "resourceType": request.resource_type,
+                "resourceId": request.resource_id,
+                "resourceName": resource_name,
+            },
+            "scheduling": {
+                "executeImmediately": request.execute_immediately,
+                "scheduledTime": request.scheduled_time,
+                "timeoutMinutes": request.timeout_minutes,
+            },
+            "notifications": request.notifications or {},
+            "retryOf": request.retry_of,
+            "retryReason": request.retry_reason,
+        }
+        options = SubmitOptions(
+            priority=request.priority,
+            timeout=timeout,
+            not_before=not_before,
+            job_type=request.job_type,
+            job=job,
+        )
+        if request.resource_type == "Pipeline":
+            return await self.flows.execute(
+                caller, request.resource_id, request.parameters, None, options
+            )
+        action = await self.actions.get_by_uuid(caller, request.resource_id.lower())
+        return (
+            await self.executions.submit_action(caller, action, request.parameters, options)
+        ).execution
+
+    async def _resource_name(self, caller: Principal, request: JobRequest) -> str:
+        if request.resource_type not in RESOURCE_TYPES:
+            raise InvalidInput(f"resourceType must be one of {', '.join(RESOURCE_TYPES)}")
+        try:
+            if request.resource_type == "Pipeline":
+                return (await self.flows.get(caller, request.resource_id)).name
+            return (await self.actions.get_by_uuid(caller, request.resource_id.lower())).ref
+        except NotFound:
+            raise InvalidInput(
+                f"No {request.resource_type.lower()} {request.resource_id} in this project",
+                code="RESOURCE_NOT_FOUND",
+            ) from None
+
+    async def get(self, caller: Principal, job_id: str) -> Execution:
+        try:
+            uuidlib.UUID(job_id)
+            execution = await self.executions.get_by_uuid(caller, job_id.lower())
+        except (ValueError, NotFound):
+            raise job_not_found(job_id) from None
+        if execution.job_type is None:
+            raise job_not_found(job_id)
+        return execution
+
+    async def page(
+        self, caller: Principal, f: JobFilter, page: int, size: int
+    ) -> tuple[list[Execution], dict[Status, int]]:
+        return await self.store.page(caller.project_id, f, size, (page - 1) * size)
+
+    async def cancel(self, caller: Principal, job_id: str, reason: str | None) -> Execution:
+        require(caller, "operator")
+        job = await self.get(caller, job_id)
+        try:
+            await self.executions.cancel(caller, job.id, reason=reason)
+        except Conflict:
+            raise Conflict(
+                f"Job {job_id} has already ended ({job.status.value}) and cannot be cancelled",
+                jobId=job_id,
+            ) from None
+        return await self.get(caller, job_id)
+
+    async def retry(
+        self,
+        caller: Principal,
+        job_id: str,
+        *,
+        reason: str | None,
+        parameters: dict[str, Any] | None,
+        priority: Priority | None,
+        immediately: bool,
+        timeout_minutes: float | None = None,
+    ) -> Execution:
+        """A new job running the same resource, linked to the old one (`retryOf`).
+        `parameters` are merged over the old ones; `immediately` queues it at Critical
+        priority unless `priority` says otherwise."""
+        require(caller, "operator")
+        old = await self.get(caller, job_id)
+        if old.status not in (Status.FAILED, Status.TIMEOUT, Status.ABANDONED, Status.CANCELLED):
+            raise Conflict(
+                f"Only a failed or cancelled job can be retried; job {job_id} is "
+                f"{old.status.value}",
+                jobId=job_id,
+            )
+        job = old.job or {}
+        resource = job.get("resource", {})
+        scheduling = job.get("scheduling", {})
+        base = dict(old.plan["parameters"]) if old.plan else dict(old.parameters)
+        request = JobRequest(
+            name=job.get("name", ""),
+            job_type=old.job_type or JOB_TYPES[0],
+            resource_type=resource.get("resourceType", "Action"),
+            resource_id=resource.get("resourceId", ""),
+            description=job.get("description", ""),
+            priority=priority
+            if priority is not None
+            else (Priority.CRITICAL if immediately else old.priority),
+            parameters={**base, **(parameters or {})},
+            execute_immediately=True,
+            timeout_minutes=timeout_minutes
+            if timeout_minutes is not None
+            else scheduling.get("timeoutMinutes"),
+            notifications=job.get("notifications"),
+            retry_of=old.uuid,
+            retry_reason=reason,
+        )
+        return await self.submit(caller, request)
+
+    # -- estimates ----------------------------------------------------------------------
+
+    async def estimate(self, caller: Principal, job: Execution) -> Estimate:
+        """Where the job stands in the queue, when it will likely start and how long it
+        will likely run: from the real queue, the live workers' free capacity, and the
+        run times of this resource's completed executions."""
+        durations = await self.store.run_times(caller.project_id, _resource_column(job))
+        duration = None
+        if durations:
+            if len(durations) >= 4:
+                low, _, high = statistics.quantiles(durations, n=4)
+            else:
+                low, high = min(durations), max(durations)
+            duration = (low, high)
+        if job.status not in PENDING:
+            return Estimate(0, job.started, duration)
+        ahead = await self.store.ahead_of(job)
+        capacity, active = await self._capacity()
+        now = time.time()
+        due = job.not_before if job.not_before and job.not_before > now else now
+        if capacity == 0:
+            return Estimate(ahead + 1, None, duration)  # nobody to run it yet
+        free = max(0, capacity - active)
+        if ahead < free:
+            return Estimate(ahead + 1, due, duration)
+        per_job = await self.store.recent_run_time() or 1.0
+        waves = (ahead - free) // capacity + 1
+        return Estimate(ahead + 1, max(due, now + waves * per_job), duration)
+
+    async def _capacity(self) -> tuple[int, int]:
+        alive_since = time.time() - self.worker_alive_seconds
+        nodes = [
+            n
+            for n in await self.registry.nodes(include_offline=False)
+            if n.state != OFFLINE and n.last_heartbeat >= alive_since
+        ]
+        return sum(n.capacity for n in nodes), sum(n.active for n in nodes)
+
+    def is_finished(self, job: Execution) -> bool:
+        return job.status in TERMINAL
+
+
+def _resource_column(job: Execution) -> Any:
+    if job.flow_id is not None:
+        return ex.c.flow_id == job.flow_id
+    return ex.c.action_ref == job.action_ref

@@ -1,0 +1,114 @@
+"""Jobs (seed 002) in the database: lists with summary counts, and the figures that
+queue positions and estimates are computed from."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlalchemy import Connection, and_, func, or_, select
+from sqlalchemy.sql.elements import ColumnElement
+
+from execd.domain.executions import Execution
+from execd.domain.states import Priority, Status
+from execd.store.database import Database
+from execd.store.rows import to_execution
+from execd.store.schema import JOBS
+from execd.store.schema import executions as ex
+
+
+@dataclass(frozen=True)
+class JobFilter:
+    statuses: frozenset[Status] | None = None
+    job_type: str | None = None
+    priority: Priority | None = None
+    submitted_by: str | None = None
+    since: float | None = None
+    until: float | None = None
+
+
+class JobStore:
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    async def page(
+        self, project_id: str, f: JobFilter, limit: int, offset: int
+    ) -> tuple[list[Execution], dict[Status, int]]:
+        """A page of jobs, newest first, and the count of each status over all that
+        match the filter."""
+        where = _where(project_id, f)
+
+        def read(conn: Connection) -> tuple[list[Execution], dict[Status, int]]:
+            rows = conn.execute(
+                select(ex).where(*where).order_by(ex.c.id.desc()).limit(limit).offset(offset)
+            ).mappings()
+            items = [to_execution(r) for r in rows]
+            counts = conn.execute(
+                select(ex.c.status, func.count()).where(*where).group_by(ex.c.status)
+            )
+            return items, {Status(s): int(n) for s, n in counts}
+
+        return await self.db.read(read)
+
+    async def ahead_of(self, execution: Execution) -> int:
+        """Executions the queue serves before this one (higher priority, or as high and
+        older), in every project: workers are shared."""
+        query = select(func.count()).where(
+            ex.c.status == Status.SCHEDULING,
+            ex.c.device_id.is_(None),
+            or_(
+                ex.c.priority > int(execution.priority),
+                and_(ex.c.priority == int(execution.priority), ex.c.id < execution.id),
+            ),
+        )
+        return int(await self.db.read(lambda conn: conn.execute(query).scalar_one()))
+
+    async def run_times(
+        self, project_id: str, resource: ColumnElement[bool], limit: int = 50
+    ) -> list[float]:
+        """Run times (seconds) of the latest completed executions of one resource."""
+        query = (
+            select(ex.c.ended - ex.c.started)
+            .where(
+                ex.c.project_id == project_id,
+                resource,
+                ex.c.status == Status.COMPLETED,
+                ex.c.started.is_not(None),
+                ex.c.ended.is_not(None),
+            )
+            .order_by(ex.c.id.desc())
+            .limit(limit)
+        )
+        rows = await self.db.read(lambda conn: list(conn.execute(query).scalars()))
+        return [float(r) for r in rows if r is not None]
+
+    async def recent_run_time(self, sample: int = 200) -> float | None:
+        """Mean run time of the latest completed executions, in every project (read
+        backwards by id, so it costs `sample` rows however long the history)."""
+        latest = (
+            select((ex.c.ended - ex.c.started).label("seconds"))
+            .where(ex.c.status == Status.COMPLETED, ex.c.started.is_not(None))
+            .order_by(ex.c.id.desc())
+            .limit(sample)
+            .subquery()
+        )
+        value = await self.db.read(
+            lambda conn: conn.execute(select(func.avg(latest.c.seconds))).scalar()
+        )
+        return None if value is None else float(value)
+
+
+def _where(project_id: str, f: JobFilter) -> list[ColumnElement[bool]]:
+    where: list[ColumnElement[bool]] = [ex.c.project_id == project_id, JOBS]  # type: ignore[list-item]
+    if f.statuses is not None:
+        where.append(ex.c.status.in_(sorted(f.statuses)))
+    if f.job_type is not None:
+        where.append(ex.c.job_type == f.job_type)
+    if f.priority is not None:
+        where.append(ex.c.priority == int(f.priority))
+    if f.submitted_by is not None:
+        where.append(ex.c.submitted_by == f.submitted_by)
+    if f.since is not None:
+        where.append(ex.c.created >= f.since)
+    if f.until is not None:
+        where.append(ex.c.created <= f.until)
+    return where

@@ -1,0 +1,283 @@
+"""Jobs (seed 002) against a real server on both backends: submit, status with progress
+and node metrics from a real running action, list, cancel, retry."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.e2e.test_flows import define as define_flow
+from tests.e2e.test_tenant_actions import Tenant
+from tests.support import wait_for
+
+# Reports progress and counters through the control file, then takes its time.
+WORKING = (
+    'emit() { echo "$1" >> "$EXECD_CONTROL_FILE"; }; '
+    'emit \'{"percent": 50, "stage": "Data Processing", "processed": 500, "total": 1000}\'; '
+    'emit \'{"warning": "timestamps inferred"}\'; '
+    "python3 -c 'x = bytearray(40_000_000); import time; time.sleep(2.5)'; "
+    'emit \'{"percent": 100, "stage": "Done", "processed": 1000, "errors": 1}\''
+)
+
+
+@pytest.fixture
+def tenant(client: httpx.Client) -> Tenant:
+    return Tenant(client)
+
+
+def submit(tenant: Tenant, resource_id: str, **kw: Any) -> httpx.Response:
+    body = {
+        "jobName": kw.pop("jobName", "Weekly Process Analysis"),
+        "jobType": kw.pop("jobType", "ProcessMining"),
+        "resource": {"resourceType": kw.pop("resourceType", "Action"), "resourceId": resource_id},
+        **kw,
+    }
+    return tenant.post("/execution/job", json=body)
+
+
+def job(tenant: Tenant, job_id: str) -> dict[str, Any]:
+    response = tenant.get(f"/execution/job/{job_id}")
+    assert response.status_code == 200, response.text
+    body: dict[str, Any] = response.json()
+    return body
+
+
+def wait_job(tenant: Tenant, job_id: str, statuses: set[str]) -> dict[str, Any]:
+    return wait_for(
+        lambda: (j := job(tenant, job_id))["status"] in statuses and j,
+        timeout=30,
+        message=f"job {job_id} in {statuses}",
+    )
+
+
+def test_a_job_reports_progress_node_metrics_and_metrics(tenant: Tenant) -> None:
+    action = tenant.define("mining", WORKING)
+    response = submit(
+        tenant,
+        action,
+        jobDescription="Automated weekly analysis",
+        priority="High",
+        scheduling={"executeImmediately": True, "timeoutMinutes": 2},
+        notifications={"onCompletion": True, "onFailure": True, "emailRecipients": []},
+    )
+    assert response.status_code == 201, response.text
+    submitted = response.json()
+    assert submitted["status"] == "Queued" and submitted["queuePosition"] >= 1
+    assert submitted["jobName"] == "Weekly Process Analysis" and submitted["priority"] == "High"
+    assert submitted["submittedBy"] == "test" and submitted["dateSubmitted"].endswith("Z")
+    assert submitted["estimatedStartTime"] is not None  # a live worker has room
+    job_id = submitted["jobId"]
+
+    def halfway() -> dict[str, Any] | None:
+        body = job(tenant, job_id)
+        ok = body["progress"]["percentage"] == 50 and body["execution"]["memoryBytes"]
+        return body if ok and body["execution"]["memoryBytes"] > 30_000_000 else None
+
+    running = wait_for(halfway, timeout=20, message="job halfway with memory sampled")
+    assert running["status"] == "Running"
+    assert running["progress"]["currentStage"] == "Data Processing"
+    assert running["progress"]["estimatedCompletion"] is not None
+    assert running["progress"]["elapsedTime"].endswith(("second", "seconds"))
+    assert running["resource"] == {
+        "resourceType": "Action",
+        "resourceId": action,
+        "resourceName": "actions.mining",
+    }
+    node = running["execution"]
+    assert node["executionNode"] and node["startTime"] and node["submittedBy"] == "test"
+    assert node["memoryUsage"].endswith("MB") and node["cpuUsage"].endswith("%")
+    assert running["metrics"]["recordsProcessed"] == 500
+    assert running["metrics"]["totalRecords"] == 1000
+    assert running["metrics"]["warningCount"] == 1
+    assert running["metrics"]["averageProcessingRate"].endswith("records/second")
+
+    done = wait_job(tenant, job_id, {"Completed", "Failed"})
+    assert done["status"] == "Completed", done
+    assert done["progress"]["percentage"] == 100
+    assert done["metrics"]["recordsProcessed"] == 1000 and done["metrics"]["errorCount"] == 1
+    assert done["execution"]["endTime"] and done["execution"]["diskBytes"] is not None
+    assert (
+        done["jobDescription"] == "Automated weekly analysis" and done["jobType"] == "ProcessMining"
+    )
+
+
+def test_a_pipeline_job_runs_a_flow(tenant: Tenant) -> None:
+    flow = define_flow(
+        tenant.client,
+        "Customer Analytics Pipeline",
+        [{"action": "core.echo", "parameters": {"message": "{{ parameters.x }}"}}],
+    )
+    response = submit(
+        tenant, flow, resourceType="Pipeline", jobType="Analysis", parameters={"x": "hi"}
+    )
+    assert response.status_code == 201, response.text
+    done = wait_job(tenant, response.json()["jobId"], {"Completed", "Failed"})
+    assert done["status"] == "Completed"
+    assert done["resource"]["resourceName"] == "Customer Analytics Pipeline"
+    history = tenant.client.get(f"/api/history/executions/{done['jobId']}").json()["execution"]
+    assert history["steps"][0]["status"] == "PASSED"
+
+
+@pytest.mark.parametrize(
+    ("change", "needle"),
+    [
+        ({"jobType": "Magic"}, "jobType"),
+        ({"resourceType": "Spaceship"}, "resourceType"),
+        ({"priority": "Urgent"}, "priority"),
+        ({"scheduling": {"executeImmediately": False}}, "scheduledTime"),
+        ({"parameters": {"n": "not a number"}}, "n"),
+    ],
+)
+def test_bad_submissions_are_refused_with_the_reason(
+    tenant: Tenant, change: dict[str, Any], needle: str
+) -> None:
+    action = tenant.define("typed", "true", parameters={
+        "type": "object", "properties": {"n": {"type": "integer"}}
+    })  # fmt: skip
+    response = submit(tenant, action, **change)
+    assert response.status_code == 400, response.text
+    assert needle in response.json()["error"]
+
+
+def test_unknown_resources_and_jobs(tenant: Tenant) -> None:
+    missing = str(uuid.uuid4())
+    unknown = submit(tenant, missing)
+    assert unknown.status_code == 400 and missing in unknown.json()["error"]
+    for response in (
+        tenant.get(f"/execution/job/{missing}"),
+        tenant.client.delete(tenant.base + f"/execution/job/{missing}"),
+        tenant.post(f"/execution/job/{missing}/retry", json={}),
+        tenant.get("/execution/job/not-a-guid"),
+    ):
+        assert response.status_code == 404, response.text
+        assert response.json()["error"] == "Job not found"
+    # A plain execution (not submitted as a job) is not a job.
+    plain = tenant.execute(tenant.define("plain", "true"))["actionExecutionId"]
+    assert tenant.get(f"/execution/job/{plain}").status_code == 404
+
+
+def test_a_scheduled_job_waits_for_its_time(tenant: Tenant) -> None:
+    action = tenant.define("later", "true")
+    at = time.time() + 3
+    when = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(at)) + f".{int(at % 1 * 1000):03d}Z"
+    response = submit(
+        tenant, action, scheduling={"executeImmediately": False, "scheduledTime": when}
+    )
+    assert response.status_code == 201, response.text
+    assert response.json()["estimatedStartTime"] >= when[:19]
+    job_id = response.json()["jobId"]
+    time.sleep(1)
+    assert job(tenant, job_id)["status"] == "Queued"
+    done = wait_job(tenant, job_id, {"Completed"})
+    assert done["execution"]["startTime"] >= when[:19]
+
+
+def test_jobs_are_listed_filtered_and_counted(tenant: Tenant) -> None:
+    ok = tenant.define("ok", "true")
+    bad = tenant.define("bad", "exit 1")
+    ids = [submit(tenant, ok, jobType="DataEnrichment").json()["jobId"] for _ in range(3)]
+    ids.append(submit(tenant, bad, jobType="Notebook", priority="Low").json()["jobId"])
+    for job_id in ids:
+        wait_job(tenant, job_id, {"Completed", "Failed"})
+
+    def jobs(**query: Any) -> dict[str, Any]:
+        response = tenant.get("/execution/jobs", params=query)
+        assert response.status_code == 200, response.text
+        body: dict[str, Any] = response.json()
+        return body
+
+    everything = jobs()
+    assert [j["jobId"] for j in everything["jobs"]] == ids[::-1]
+    assert everything["summary"] == {
+        "totalJobs": 4,
+        "runningJobs": 0,
+        "queuedJobs": 0,
+        "completedJobs": 3,
+        "failedJobs": 1,
+        "cancelledJobs": 0,
+    }
+    assert everything["page"] == 1 and everything["pageSize"] == 20
+    assert everything["hasNextPage"] is False
+    first = everything["jobs"][1]
+    assert first["status"] == "Completed" and first["progress"] == 100
+    assert first["duration"] and first["resourceName"] == "actions.ok" and first["endTime"]
+
+    assert [j["jobId"] for j in jobs(status="Failed")["jobs"]] == [ids[3]]
+    assert len(jobs(status="completed")["jobs"]) == 3
+    assert len(jobs(jobType="DataEnrichment")["jobs"]) == 3
+    assert [j["jobId"] for j in jobs(priority="Low")["jobs"]] == [ids[3]]
+    assert len(jobs(submittedBy="test")["jobs"]) == 4 and jobs(submittedBy="nobody")["jobs"] == []
+    assert jobs(dateFrom="2000-01-01T00:00:00Z", dateTo="2000-01-02T00:00:00Z")["jobs"] == []
+    assert len(jobs(dateFrom="2000-01-01T00:00:00Z")["jobs"]) == 4
+    paged = jobs(page=2, pageSize=3)
+    assert [j["jobId"] for j in paged["jobs"]] == [ids[0]] and paged["hasNextPage"] is False
+    assert jobs(page=1, pageSize=3)["hasNextPage"] is True
+    for query in ({"pageSize": 101}, {"page": 0}, {"status": "Done"}, {"jobType": "X"}):
+        response = tenant.get("/execution/jobs", params=query)
+        assert response.status_code == 400 and response.json()["error"], query
+
+
+def test_cancel_a_running_job_and_not_a_finished_one(tenant: Tenant) -> None:
+    slow = tenant.define("slow", "sleep 30")
+    job_id = submit(tenant, slow).json()["jobId"]
+    wait_job(tenant, job_id, {"Running"})
+    response = tenant.client.request(
+        "DELETE",
+        tenant.base + f"/execution/job/{job_id}",
+        json={"reason": "User requested cancellation", "forceTermination": False},
+    )
+    assert response.status_code == 200, response.text
+    assert response.json()["jobId"] == job_id
+    assert wait_job(tenant, job_id, {"Cancelled"})["status"] == "Cancelled"
+    again = tenant.client.delete(tenant.base + f"/execution/job/{job_id}")
+    assert again.status_code == 409 and again.json()["jobId"] == job_id
+    # The reason is kept with the execution's history.
+    v1 = tenant.client.get("/api/v1/executions", params={"per_page": 5}).json()["data"]
+    v1_id = next(
+        e["id"]
+        for e in v1
+        if tenant.client.get(f"/api/v1/executions/{e['id']}").json()["data"]["uuid"] == job_id
+    )
+    events = tenant.client.get(f"/api/v1/executions/{v1_id}/history").json()["data"]
+    assert any("User requested cancellation" in (e["message"] or "") for e in events)
+
+
+def test_retry_makes_a_new_linked_job_only_for_failed_or_cancelled_ones(tenant: Tenant) -> None:
+    action = tenant.define("picky", 'test "$PARAM_MODE" = good', parameters={
+        "type": "object", "properties": {"mode": {"type": "string", "default": "bad"}}
+    })  # fmt: skip
+    failed = submit(tenant, action, priority="Low").json()["jobId"]
+    assert wait_job(tenant, failed, {"Completed", "Failed"})["status"] == "Failed"
+    response = tenant.post(
+        f"/execution/job/{failed}/retry",
+        json={
+            "retryReason": "Infrastructure issue resolved",
+            "modifyParameters": True,
+            "updatedParameters": {"mode": "good", "timeoutMinutes": 3},
+            "priority": "High",
+            "immediateExecution": False,
+        },
+    )
+    assert response.status_code == 200, response.text
+    retried = response.json()
+    assert retried["jobId"] != failed and retried["retryOf"] == failed
+    assert retried["retryReason"] == "Infrastructure issue resolved"
+    assert retried["priority"] == "High" and retried["jobName"] == "Weekly Process Analysis"
+    done = wait_job(tenant, retried["jobId"], {"Completed", "Failed"})
+    assert done["status"] == "Completed"
+    refused = tenant.post(f"/execution/job/{retried['jobId']}/retry", json={})
+    assert refused.status_code == 409 and refused.json()["jobId"] == retried["jobId"]
+
+
+def test_estimates_come_from_the_resources_history(tenant: Tenant) -> None:
+    action = tenant.define("steady", "sleep 0.2")
+    for _ in range(4):
+        wait_job(tenant, submit(tenant, action).json()["jobId"], {"Completed"})
+    estimate = submit(tenant, action).json()
+    seconds = estimate["estimatedDurationSeconds"]
+    assert 0.1 < seconds["min"] <= seconds["max"] < 5
+    assert estimate["estimatedDuration"].endswith("seconds")
