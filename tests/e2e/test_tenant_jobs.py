@@ -12,7 +12,7 @@ import pytest
 
 from tests.e2e.test_flows import define as define_flow
 from tests.e2e.test_tenant_actions import Tenant
-from tests.support import wait_for
+from tests.support import new_project, wait_for
 
 # Reports progress and counters through the control file, then takes its time.
 WORKING = (
@@ -281,3 +281,120 @@ def test_estimates_come_from_the_resources_history(tenant: Tenant) -> None:
     seconds = estimate["estimatedDurationSeconds"]
     assert 0.1 < seconds["min"] <= seconds["max"] < 5
     assert estimate["estimatedDuration"].endswith("seconds")
+
+
+OUTPUTS = (
+    "sleep 1.5; "  # long enough for the resource sampler (once a second) to see it
+    'mkdir -p "$EXECD_ARTIFACTS_DIR/reports"; '
+    'echo "<html>report</html>" > "$EXECD_ARTIFACTS_DIR/reports/summary.html"; '
+    'printf "a,b\\n1,2\\n" > "$EXECD_ARTIFACTS_DIR/enriched.csv"; '
+    'echo "<svg/>" > "$EXECD_ARTIFACTS_DIR/process map.svg"; '
+    'echo "model" > "$EXECD_ARTIFACTS_DIR/journey.pkl"; '
+    'echo \'{"warning": "Some timestamps had to be inferred"}\' >> "$EXECD_CONTROL_FILE"; '
+    'echo \'{"warning": "Some timestamps had to be inferred"}\' >> "$EXECD_CONTROL_FILE"; '
+    'echo \'{"processed": 2, "total": 2}\' >> "$EXECD_CONTROL_FILE"; '
+    'echo \'{"summary": {"dataQualityScore": 94.2, "processingEfficiency": 87.5},'
+    ' "outputs": [{"path": "enriched.csv", "title": "Enriched data", "recordCount": 2}],'
+    ' "qualityMetrics": {"dataValidation": {"totalRecords": 3, "validRecords": 2}}}\''
+    ' > "$EXECD_RESULT_FILE"'
+)
+
+
+def test_results_list_outputs_with_working_download_urls(tenant: Tenant) -> None:
+    action = tenant.define("outputs", OUTPUTS)
+    job_id = submit(tenant, action).json()["jobId"]
+    wait_job(tenant, job_id, {"Completed"})
+    response = tenant.get(f"/execution/job/{job_id}/results")
+    assert response.status_code == 200, response.text
+    results = response.json()
+    assert results["jobId"] == job_id and results["status"] == "Completed"
+    assert results["success"] is True and results["completionTime"] and results["totalDuration"]
+    assert results["summary"] == {
+        "recordsProcessed": 2,
+        "outputsGenerated": 4,
+        "dataQualityScore": 94.2,
+        "processingEfficiency": 87.5,
+    }
+    primary = results["results"]["primaryOutput"]
+    assert primary["type"] == "Report" and primary["format"] == "html"
+    others = {o["path"]: o for o in results["results"]["additionalOutputs"]}
+    assert set(others) == {"enriched.csv", "process map.svg", "journey.pkl"}
+    assert others["enriched.csv"]["title"] == "Enriched data"
+    assert others["enriched.csv"]["recordCount"] == 2
+    assert others["journey.pkl"]["outputType"] == "models"
+    for output in [primary, *others.values()]:
+        assert output["downloadUrl"].startswith(str(tenant.client.base_url))
+        file = tenant.client.get(output["downloadUrl"])
+        assert file.status_code == 200 and len(file.content) == output["sizeBytes"]
+        anonymous = httpx.get(output["downloadUrl"])
+        assert anonymous.status_code == 401  # authenticated URLs
+    metrics = results["executionMetrics"]
+    assert metrics["peakMemoryBytes"] > 0 and metrics["totalCpuSeconds"] is not None
+    assert metrics["diskIoOperations"] is not None
+    quality = results["qualityMetrics"]
+    assert quality["dataValidation"] == {"totalRecords": 3, "validRecords": 2}
+    assert quality["warnings"] == [
+        {"type": "Action", "message": "Some timestamps had to be inferred", "count": 2}
+    ]
+
+    visual = tenant.get(f"/execution/job/{job_id}/results", params={"outputType": "visualizations"})
+    assert [visual.json()["results"]["primaryOutput"]["format"]] == ["svg"]
+    assert visual.json()["results"]["additionalOutputs"] == []
+    bare = tenant.get(f"/execution/job/{job_id}/results", params={"includeArtifacts": "false"})
+    assert bare.json()["results"] == {"primaryOutput": None, "additionalOutputs": []}
+    detailed = tenant.get(f"/execution/job/{job_id}/results", params={"format": "detailed"}).json()
+    assert detailed["result"]["summary"]["dataQualityScore"] == 94.2
+    assert tenant.client.get(detailed["logs"]["stdout"]).status_code == 200
+    download = tenant.get(f"/execution/job/{job_id}/results", params={"format": "download"})
+    assert download.status_code == 200 and download.headers["content-type"] == "application/zip"
+    assert download.content[:2] == b"PK"
+    for query in ({"format": "pdf"}, {"outputType": "songs"}):
+        assert tenant.get(f"/execution/job/{job_id}/results", params=query).status_code == 400
+    missing = tenant.get(f"/execution/job/{job_id}/artifacts/../../etc/passwd")
+    assert missing.status_code == 404
+
+
+def test_results_of_an_unfinished_job_are_a_conflict(tenant: Tenant) -> None:
+    job_id = submit(tenant, tenant.define("long", "sleep 30")).json()["jobId"]
+    response = tenant.get(f"/execution/job/{job_id}/results")
+    assert response.status_code == 409 and response.json()["jobId"] == job_id
+    tenant.client.delete(tenant.base + f"/execution/job/{job_id}")
+
+
+def test_queue_view_and_system_status(
+    tenant: Tenant, client: httpx.Client, shared_server: Any, admin: httpx.Client
+) -> None:
+    # Four slow jobs at Low priority behind everything else: some wait in the queue.
+    slow = tenant.define("queue-filler", "sleep 3")
+    ids = [submit(tenant, slow, priority="Low").json()["jobId"] for _ in range(4)]
+    status = client.get(f"/api/{tenant.tenant}/execution/system/status")
+    assert status.status_code == 200, status.text
+    body = status.json()
+    assert body["systemStatus"] in {"Healthy", "Busy"}
+    node = body["executionNodes"][0]
+    assert node["status"] == "Active" and node["jobCapacity"] >= 1
+    stats = body["queueStatistics"]
+    assert stats["totalQueuedJobs"] == sum(
+        stats[k]
+        for k in (
+            "criticalPriorityJobs",
+            "highPriorityJobs",
+            "normalPriorityJobs",
+            "lowPriorityJobs",
+        )
+    )
+    assert body["resourceUtilization"]["totalCpuCapacity"] >= 100
+    assert body["resourceUtilization"]["diskSpaceAvailableBytes"] > 0
+    assert "jobsCompletedToday" in body["performanceMetrics"]
+
+    queue = tenant.get("/execution/queue").json()
+    assert queue["capacity"]["totalSlots"] >= 1
+    positions = [j["queuePosition"] for j in queue["queuedJobs"]]
+    assert positions == sorted(positions)
+    assert {j["jobId"] for j in queue["queuedJobs"]} <= set(ids)
+    for job_id in ids:
+        tenant.client.delete(tenant.base + f"/execution/job/{job_id}")
+
+    _, _, other = new_project(admin)
+    foreign = shared_server.client(other).get(f"/api/{tenant.tenant}/execution/system/status")
+    assert foreign.status_code == 401 and foreign.json()["error"]

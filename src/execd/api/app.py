@@ -48,4 +48,5 @@ def create_app(
     app.include_router(v1.router)
     app.include_router(flows.router)
     app.include_router(tenant.router)
+    app.include_router(tenant.system_router)
     return app

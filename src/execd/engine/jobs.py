@@ -17,7 +17,7 @@ from execd.engine.service import ActionService, ExecutionService, SubmitOptions
 from execd.errors import Conflict, InvalidInput, NotFound
 from execd.store.jobs import JobFilter, JobStore
 from execd.store.schema import executions as ex
-from execd.store.workers import OFFLINE, WorkerRegistry
+from execd.store.workers import OFFLINE, WorkerNode, WorkerRegistry
 
 JOB_TYPES = ("ProcessMining", "DataEnrichment", "Notebook", "Analysis")
 RESOURCE_TYPES = ("Action", "Pipeline")
@@ -216,29 +216,71 @@ class JobService:
         if job.status not in PENDING:
             return Estimate(0, job.started, duration)
         ahead = await self.store.ahead_of(job)
-        capacity, active = await self._capacity()
-        now = time.time()
-        due = job.not_before if job.not_before and job.not_before > now else now
-        if capacity == 0:
-            return Estimate(ahead + 1, None, duration)  # nobody to run it yet
-        free = max(0, capacity - active)
-        if ahead < free:
-            return Estimate(ahead + 1, due, duration)
+        nodes = await self.live_nodes()
         per_job = await self.store.recent_run_time() or 1.0
-        waves = (ahead - free) // capacity + 1
-        return Estimate(ahead + 1, max(due, now + waves * per_job), duration)
+        return Estimate(ahead + 1, _start_time(job, ahead, nodes, per_job), duration)
 
-    async def _capacity(self) -> tuple[int, int]:
+    async def live_nodes(self) -> list[WorkerNode]:
         alive_since = time.time() - self.worker_alive_seconds
-        nodes = [
+        return [
             n
             for n in await self.registry.nodes(include_offline=False)
             if n.state != OFFLINE and n.last_heartbeat >= alive_since
         ]
-        return sum(n.capacity for n in nodes), sum(n.active for n in nodes)
+
+    async def queue(
+        self, caller: Principal, limit: int = 100
+    ) -> tuple[list[tuple[Execution, int, float | None]], list[WorkerNode]]:
+        """The project's executions waiting for a worker: each with its place in the
+        whole queue and when it will likely start; and the live workers."""
+        waiting = await self.store.queue_of(caller.project_id, limit)
+        nodes = await self.live_nodes()
+        per_job = await self.store.recent_run_time() or 1.0
+        return [
+            (e, place, _start_time(e, place - 1, nodes, per_job)) for e, place in waiting
+        ], nodes
+
+    async def system(self, caller: Principal) -> SystemFigures:
+        now = time.time()
+        midnight = now - now % 86400
+        return SystemFigures(
+            nodes=await self.live_nodes(),
+            waiting=await self.store.waiting_by_priority(),
+            wait_seconds=await self.store.recent_wait(),
+            run_seconds=await self.store.recent_run_time(),
+            today=await self.store.ended_since(caller.tenant_id, midnight),
+            day_elapsed=now - midnight,
+        )
 
     def is_finished(self, job: Execution) -> bool:
         return job.status in TERMINAL
+
+
+@dataclass(frozen=True)
+class SystemFigures:
+    nodes: list[WorkerNode]
+    waiting: dict[Priority, int]
+    wait_seconds: float | None
+    run_seconds: float | None
+    today: dict[Status, tuple[int, float]]  # the tenant's executions ended today (UTC)
+    day_elapsed: float
+
+
+def _start_time(
+    job: Execution, ahead: int, nodes: list[WorkerNode], per_job: float
+) -> float | None:
+    """When `job` will likely start: at once if a worker slot is free for it, else
+    after the waves of work ahead of it, each lasting a recent run time."""
+    now = time.time()
+    due = job.not_before if job.not_before and job.not_before > now else now
+    capacity = sum(n.capacity for n in nodes)
+    if capacity == 0:
+        return None  # nobody to run it yet
+    free = max(0, capacity - sum(n.active for n in nodes))
+    if ahead < free:
+        return due
+    waves = (ahead - free) // capacity + 1
+    return max(due, now + waves * per_job)
 
 
 def _resource_column(job: Execution) -> Any:

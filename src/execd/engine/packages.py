@@ -10,7 +10,6 @@ few hundred kilobytes of memory, never its own size.
 from __future__ import annotations
 
 import hashlib
-import os
 import zipfile
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -69,8 +68,12 @@ def record(execution: Execution, events: list[StatusEvent]) -> dict[str, Any]:
 
 
 def contents(
-    execution: Execution, events: list[StatusEvent], store_dir: Path
+    execution: Execution,
+    events: list[StatusEvent],
+    store_dir: Path,
+    artifacts: list[tuple[str, int]],
 ) -> list[tuple[str, Source]]:
+    """What goes into the package; `artifacts` as ArtifactStore.list_artifacts gives them."""
     files: list[tuple[str, Source]] = [
         ("execution.json", orjson.dumps(record(execution, events), option=orjson.OPT_INDENT_2)),
         ("result.json", orjson.dumps(execution.result, option=orjson.OPT_INDENT_2)),
@@ -78,14 +81,8 @@ def contents(
     for stream in ("stdout", "stderr"):
         path = store_dir / f"{stream}.log"
         files.append((f"{stream}.log", path if path.is_file() else b""))
-    artifacts = store_dir / "artifacts"
-    if artifacts.is_dir():
-        for directory, subdirs, names in os.walk(artifacts):  # does not follow symlinks
-            subdirs.sort()
-            for name in sorted(names):
-                path = Path(directory) / name
-                if path.is_file() and not path.is_symlink():
-                    files.append((f"artifacts/{path.relative_to(artifacts).as_posix()}", path))
+    for relative, _ in artifacts:
+        files.append((f"artifacts/{relative}", store_dir / "artifacts" / relative))
     return files
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
+from pathlib import Path
 from typing import Any
 
 from execd.domain.access import Principal, require
@@ -277,10 +278,18 @@ class ExecutionService:
         if execution.status not in TERMINAL:
             return None
         events = await self.queries.history(caller.project_id, execution.id)
-        files = await asyncio.to_thread(
-            packages.contents, execution, events, self.artifacts.dir_for(execution)
-        )
+        listed = await asyncio.to_thread(self.artifacts.list_artifacts, execution)
+        files = packages.contents(execution, events, self.artifacts.dir_for(execution), listed)
         return packages.stream(execution, files)
+
+    async def artifacts_of(self, execution: Execution) -> list[tuple[str, int]]:
+        return await asyncio.to_thread(self.artifacts.list_artifacts, execution)
+
+    def artifact_file(self, execution: Execution, relative: str) -> Path | None:
+        return self.artifacts.artifact_file(execution, relative)
+
+    def log_file(self, execution: Execution, stream: str) -> Path:
+        return self.artifacts.output_file(execution, stream)
 
     async def of_action(self, caller: Principal, action: Action, page: Page) -> list[Execution]:
         """Executions of one action, newest first."""

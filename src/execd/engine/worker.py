@@ -115,6 +115,8 @@ class Worker:
             __version__,
             live_within=self.config.lease_seconds,
             devices=self.config.devices,
+            cpu_count=psutil.cpu_count(),
+            memory_total=psutil.virtual_memory().total,
         )
         self.id = node.id
         lost = await self.queue.recover_worker(node.id)

@@ -113,7 +113,7 @@ class UsageSampler:
         except psutil.Error:  # already gone: nothing to sample
             self.root = None
         self.cpu_seconds_by_pid: dict[int, float] = {}
-        self.io_by_pid: dict[int, tuple[int, int]] = {}
+        self.io_by_pid: dict[int, tuple[int, int, int]] = {}
         self.peak_memory = 0
         self.last: dict[str, Any] = {}
         self._procs: dict[int, psutil.Process] = {}
@@ -139,15 +139,20 @@ class UsageSampler:
                 cpu_percent += proc.cpu_percent()
                 with contextlib.suppress(psutil.Error, AttributeError):
                     io = proc.io_counters()
-                    self.io_by_pid[proc.pid] = (io.read_bytes, io.write_bytes)
+                    self.io_by_pid[proc.pid] = (
+                        io.read_bytes,
+                        io.write_bytes,
+                        io.read_count + io.write_count,
+                    )
         self.peak_memory = max(self.peak_memory, memory)
         self.last = {
             "cpu_percent": round(cpu_percent, 1),
             "memory_bytes": memory,
             "peak_memory_bytes": self.peak_memory,
             "cpu_seconds": round(sum(self.cpu_seconds_by_pid.values()), 3),
-            "read_bytes": sum(r for r, _ in self.io_by_pid.values()),
-            "write_bytes": sum(w for _, w in self.io_by_pid.values()),
+            "read_bytes": sum(io[0] for io in self.io_by_pid.values()),
+            "write_bytes": sum(io[1] for io in self.io_by_pid.values()),
+            "io_operations": sum(io[2] for io in self.io_by_pid.values()),
         }
         return self.last
 

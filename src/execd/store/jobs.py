@@ -12,7 +12,7 @@ from execd.domain.executions import Execution
 from execd.domain.states import Priority, Status
 from execd.store.database import Database
 from execd.store.rows import to_execution
-from execd.store.schema import JOBS
+from execd.store.schema import DEVICE_READY_SQL, JOBS, READY_SQL
 from execd.store.schema import executions as ex
 
 
@@ -95,6 +95,77 @@ class JobStore:
             lambda conn: conn.execute(select(func.avg(latest.c.seconds))).scalar()
         )
         return None if value is None else float(value)
+
+    async def waiting_by_priority(self) -> dict[Priority, int]:
+        """Executions waiting to start, in every project, by priority; each part is
+        counted from its own partial index."""
+        parts = (READY_SQL, DEVICE_READY_SQL, ex.c.status == Status.REQUESTED)
+
+        def read(conn: Connection) -> dict[Priority, int]:
+            found: dict[Priority, int] = {}
+            for part in parts:
+                rows = conn.execute(
+                    select(ex.c.priority, func.count()).where(part).group_by(ex.c.priority)
+                )
+                for priority, count in rows:
+                    found[Priority(priority)] = found.get(Priority(priority), 0) + int(count)
+            return found
+
+        return await self.db.read(read)
+
+    async def recent_wait(self, sample: int = 200) -> float | None:
+        """Mean time from submission to start of the latest started executions."""
+        latest = (
+            select((ex.c.started - ex.c.created).label("seconds"))
+            .where(ex.c.started.is_not(None), ex.c.not_before.is_(None))
+            .order_by(ex.c.id.desc())
+            .limit(sample)
+            .subquery()
+        )
+        value = await self.db.read(
+            lambda conn: conn.execute(select(func.avg(latest.c.seconds))).scalar()
+        )
+        return None if value is None else float(value)
+
+    async def ended_since(self, tenant_id: str, since: float) -> dict[Status, tuple[int, float]]:
+        """Per final status: how many of the tenant's executions ended since `since`,
+        and their total run time."""
+        query = (
+            select(ex.c.status, func.count(), func.sum(ex.c.ended - ex.c.started))
+            .where(ex.c.tenant_id == tenant_id, ex.c.ended >= since)
+            .group_by(ex.c.status)
+        )
+        rows = await self.db.read(lambda conn: list(conn.execute(query)))
+        return {Status(s): (int(n), float(t or 0.0)) for s, n, t in rows}
+
+    async def queue_of(self, project_id: str, limit: int) -> list[tuple[Execution, int]]:
+        """The project's executions waiting for a worker, best first, with their place
+        in the whole queue (1 = next)."""
+        ranked = (
+            select(
+                ex.c.id,
+                ex.c.project_id,
+                func.row_number().over(order_by=(ex.c.priority.desc(), ex.c.id)).label("position"),
+            )
+            .where(READY_SQL)
+            .subquery()
+        )
+        query = (
+            select(ex, ranked.c.position)
+            .join(ranked, ranked.c.id == ex.c.id)
+            .where(ranked.c.project_id == project_id)
+            .order_by(ranked.c.position)
+            .limit(limit)
+        )
+
+        def read(conn: Connection) -> list[tuple[Execution, int]]:
+            rows = conn.execute(query).mappings()
+            return [
+                (to_execution({k: v for k, v in r.items() if k != "position"}), int(r["position"]))
+                for r in rows
+            ]
+
+        return await self.db.read(read)
 
 
 def _where(project_id: str, f: JobFilter) -> list[ColumnElement[bool]]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from sqlalchemy import RowMapping
@@ -14,7 +15,7 @@ _STATUS = {s.value: s for s in Status}
 _PRIORITY = {int(p): p for p in Priority}
 
 
-def to_execution(row: RowMapping) -> Execution:
+def to_execution(row: Mapping[Any, Any]) -> Execution:
     data = dict(row)
     data["status"] = _STATUS[data["status"]]
     data["priority"] = _PRIORITY[data["priority"]]

@@ -237,6 +237,8 @@ Index(
     sqlite_where=FLOW_ROWS,
     postgresql_where=FLOW_ROWS,
 )
+# Today's figures per tenant (seed 002's system status).
+Index("ix_executions_tenant_id_ended", executions.c.tenant_id, executions.c.ended)
 JOBS = text("job_type IS NOT NULL")
 Index(
     "ix_executions_jobs",
@@ -314,5 +316,8 @@ workers = Table(
     Column("last_heartbeat", Ts, nullable=False),
     # Devices this worker serves: executions bound to one run only on such a worker.
     Column("devices", Json, nullable=False, server_default="[]"),
+    # The machine's size, for capacity figures (seed 002's system status).
+    Column("cpu_count", Integer),
+    Column("memory_total", BigInteger),
     sqlite_autoincrement=True,
 )

@@ -35,6 +35,8 @@ class WorkerNode:
     started: float
     last_heartbeat: float
     devices: list[str] = field(default_factory=list)
+    cpu_count: int | None = None
+    memory_total: int | None = None
 
 
 class WorkerRegistry:
@@ -52,6 +54,8 @@ class WorkerRegistry:
         *,
         live_within: float = 0.0,
         devices: list[str] | None = None,
+        cpu_count: int | None = None,
+        memory_total: int | None = None,
     ) -> WorkerNode:
         """Insert or take over the row called `name` (a restarted worker keeps its id).
 
@@ -74,6 +78,8 @@ class WorkerRegistry:
                 "pid": pid,
                 "labels": labels,
                 "devices": sorted(set(devices or [])),
+                "cpu_count": cpu_count,
+                "memory_total": memory_total,
                 "capacity": capacity,
                 "active": 0,
                 "state": ACTIVE,

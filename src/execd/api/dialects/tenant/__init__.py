@@ -9,15 +9,19 @@ from typing import Any
 
 from fastapi import APIRouter
 
-from execd.api.dialects.tenant import actions, history, jobs
+from execd.api.dialects.tenant import actions, history, jobs, system
 from execd.api.errors import ErrorInfo, ErrorShape
 
 router = APIRouter(prefix="/api/{tenantId}/{projectId}")
 router.include_router(actions.router)
 router.include_router(history.router)
 router.include_router(jobs.router)
+# /api/{tenantId}/execution/system/status has no project in its path.
+system_router = system.router
 
-_PATHS = re.compile(r"^/api/[^/]+/[^/]+/(action|actionexecution|execution)(/|$)")
+_PATHS = re.compile(
+    r"^/api/[^/]+/([^/]+/(action|actionexecution|execution)(/|$)|execution/system/status$)"
+)
 # Detail fields the documents show beside "error".
 _FIELDS = ("actionId", "executionId", "jobId", "reason")
 

@@ -5,8 +5,10 @@ from __future__ import annotations
 import time
 from datetime import datetime
 from typing import Annotated, Any
+from urllib.parse import quote
 
 from fastapi import APIRouter, Query, Request
+from fastapi.responses import FileResponse, PlainTextResponse, StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field
 
 from execd.api.deps import RuntimeDep
@@ -18,7 +20,7 @@ from execd.domain.actions import MAX_SECONDS
 from execd.domain.executions import Execution
 from execd.domain.states import TERMINAL, Priority, Status
 from execd.engine.jobs import JOB_TYPES, Estimate, JobRequest
-from execd.errors import InvalidInput
+from execd.errors import Conflict, InvalidInput, NotFound
 from execd.runtime import Runtime
 from execd.store.jobs import JobFilter
 
@@ -373,3 +375,233 @@ async def retry_job(
         timeout_minutes=timeout,
     )
     return Json(await _shown(runtime, caller, job))
+
+
+# -- results ------------------------------------------------------------------------------
+
+FORMATS = ("summary", "detailed", "download")
+
+
+def _object(value: Any) -> dict[str, Any]:
+    return value if isinstance(value, dict) else {}
+
+
+def _reported_outputs(result: Any) -> dict[str, dict[str, Any]]:
+    """The action's own description of its outputs: result["outputs"], a list of
+    objects with a `path` under the artifacts directory."""
+    outputs = result.get("outputs") if isinstance(result, dict) else None
+    if not isinstance(outputs, list):
+        return {}
+    return {o["path"]: o for o in outputs if isinstance(o, dict) and isinstance(o.get("path"), str)}
+
+
+def _results(
+    request: Request,
+    job: Execution,
+    artifacts: list[tuple[str, int]],
+    *,
+    detailed: bool,
+    include_artifacts: bool,
+    output_kind: str | None,
+) -> dict[str, Any]:
+    result = job.result if isinstance(job.result, dict) else {}
+    reported = _reported_outputs(job.result)
+    base = str(
+        request.url_for(
+            "download_artifact",
+            tenantId=job.tenant_id,
+            projectId=job.project_id,
+            jobId=job.uuid,
+            path="-",
+        )
+    ).rstrip("-")
+    outputs = [
+        wire.output(path, size, base + quote(path), reported.get(path))
+        for path, size in artifacts
+        if output_kind is None or wire.output_type(path) == output_kind
+    ]
+    primary_path = next((p for p, o in reported.items() if o.get("primary")), None)
+    primary = next((o for o in outputs if o["path"] == primary_path), None)
+    if primary is None:
+        primary = next((o for o in outputs if o["outputType"] == "reports"), None)
+    if primary is None and outputs:
+        primary = outputs[0]
+    progress = job.progress or {}
+    usage = job.usage or {}
+    summary: dict[str, Any] = _object(result.get("summary"))
+    quality: dict[str, Any] = _object(result.get("qualityMetrics"))
+    warnings = quality.get("warnings")
+    if warnings is None:
+        counted: dict[str, int] = {}
+        for message in progress.get("warning_messages", []):
+            counted[str(message)] = counted.get(str(message), 0) + 1
+        warnings = [{"type": "Action", "message": m, "count": n} for m, n in counted.items()]
+    elapsed = _elapsed(job)
+    cpu_seconds = usage.get("cpu_seconds")
+    body: dict[str, Any] = {
+        "jobId": job.uuid,
+        "status": wire.SPELLING[job.status],
+        "completionTime": wire.iso(job.ended),
+        "totalDuration": wire.human_seconds(elapsed),
+        "totalDurationSeconds": None if elapsed is None else round(elapsed, 3),
+        "success": job.status is Status.COMPLETED,
+        "summary": {
+            "recordsProcessed": summary.get("recordsProcessed", progress.get("processed")),
+            "outputsGenerated": len(artifacts),
+            "dataQualityScore": summary.get("dataQualityScore"),
+            "processingEfficiency": summary.get("processingEfficiency"),
+        },
+        "results": {
+            "primaryOutput": primary if include_artifacts else None,
+            "additionalOutputs": [o for o in outputs if o is not primary]
+            if include_artifacts
+            else [],
+        },
+        "executionMetrics": {
+            "totalCpuTime": wire.human_seconds(cpu_seconds),
+            "totalCpuSeconds": cpu_seconds,
+            "peakMemoryUsage": wire.human_bytes(usage.get("peak_memory_bytes")),
+            "peakMemoryBytes": usage.get("peak_memory_bytes"),
+            "diskIoOperations": usage.get("io_operations"),
+            "diskReadBytes": usage.get("read_bytes"),
+            "diskWriteBytes": usage.get("write_bytes"),
+            "networkDataTransfer": None,  # not measured per process
+        },
+        "qualityMetrics": {
+            "dataValidation": quality.get("dataValidation"),
+            "processingErrors": quality.get("processingErrors", []),
+            "warnings": warnings,
+        },
+    }
+    if job.status is not Status.COMPLETED:
+        body["error"] = job.error
+    if detailed:
+        body["result"] = job.result
+        body["parameters"] = job.visible_parameters
+        body["logs"] = {
+            stream: str(
+                request.url_for(
+                    "download_log",
+                    tenantId=job.tenant_id,
+                    projectId=job.project_id,
+                    jobId=job.uuid,
+                    stream=stream,
+                )
+            )
+            for stream in ("stdout", "stderr")
+        }
+    return body
+
+
+@router.get(
+    "/job/{jobId}/results", summary="A finished job's results and outputs", response_model=None
+)
+async def job_results(
+    request: Request,
+    runtime: RuntimeDep,
+    caller: TenantCaller,
+    jobId: str,
+    format: str = "summary",
+    includeArtifacts: bool = True,
+    outputType: str | None = None,
+) -> Json | StreamingResponse:
+    if format not in FORMATS:
+        raise InvalidInput(f"format must be one of {', '.join(FORMATS)}")
+    if outputType is not None and outputType not in wire.OUTPUT_TYPES:
+        raise InvalidInput(f"outputType must be one of {', '.join(wire.OUTPUT_TYPES)}")
+    job = await runtime.jobs.get(caller, jobId)
+    if job.status not in TERMINAL:
+        raise Conflict(
+            f"Job {job.uuid} has not finished ({wire.SPELLING[job.status]}); "
+            "its results come when it ends",
+            jobId=job.uuid,
+        )
+    if format == "download":
+        chunks = await runtime.executions.package(caller, job)
+        assert chunks is not None
+        return StreamingResponse(
+            chunks,
+            media_type="application/zip",
+            headers={"Content-Disposition": f'attachment; filename="{job.uuid}.zip"'},
+        )
+    artifacts = await runtime.executions.artifacts_of(job)
+    return Json(
+        _results(
+            request,
+            job,
+            artifacts,
+            detailed=format == "detailed",
+            include_artifacts=includeArtifacts,
+            output_kind=outputType,
+        )
+    )
+
+
+@router.get(
+    "/job/{jobId}/artifacts/{path:path}", summary="One output file of a job", response_model=None
+)
+async def download_artifact(
+    runtime: RuntimeDep,
+    caller: TenantCaller,
+    jobId: str,
+    path: str,
+) -> FileResponse:
+    job = await runtime.jobs.get(caller, jobId)
+    found = runtime.executions.artifact_file(job, path)
+    if found is None:
+        raise NotFound("Artifact not found", jobId=job.uuid)
+    return FileResponse(found, filename=found.name)
+
+
+@router.get("/job/{jobId}/logs/{stream}", summary="A job's stdout or stderr", response_model=None)
+async def download_log(
+    runtime: RuntimeDep,
+    caller: TenantCaller,
+    jobId: str,
+    stream: str,
+) -> FileResponse | PlainTextResponse:
+    job = await runtime.jobs.get(caller, jobId)
+    if stream not in ("stdout", "stderr"):
+        raise NotFound("Log not found", jobId=job.uuid)
+    path = runtime.executions.log_file(job, stream)
+    if not path.is_file():
+        return PlainTextResponse("")
+    return FileResponse(path, media_type="text/plain")
+
+
+@router.get("/queue", summary="The project's jobs waiting for a worker, and the capacity")
+async def queue(runtime: RuntimeDep, caller: TenantCaller) -> Json:
+    waiting, nodes = await runtime.jobs.queue(caller)
+    capacity = sum(n.capacity for n in nodes)
+    busy = sum(n.active for n in nodes)
+    estimates = {}
+    for execution, _, _ in waiting:
+        estimate = await runtime.jobs.estimate(caller, execution)
+        estimates[execution.id] = estimate.duration
+    return Json(
+        {
+            "queuedJobs": [
+                {
+                    "jobId": e.uuid,
+                    "jobName": (e.job or {}).get("name") or e.action_ref,
+                    "jobType": e.job_type,
+                    "priority": e.priority.label,
+                    "status": wire.SPELLING[e.status],
+                    "queuePosition": place,
+                    "estimatedStartTime": wire.iso(start),
+                    "estimatedDuration": wire.human_range(*d) if (d := estimates[e.id]) else None,
+                    "dateSubmitted": wire.iso(e.created),
+                    "submittedBy": e.submitted_by,
+                }
+                for e, place, start in waiting
+            ],
+            "totalQueued": len(waiting),
+            "capacity": {
+                "workers": len(nodes),
+                "totalSlots": capacity,
+                "busySlots": busy,
+                "freeSlots": max(0, capacity - busy),
+            },
+            "timestamp": wire.iso(time.time()),
+        }
+    )

@@ -29,10 +29,18 @@ def upgrade() -> None:
             sqlite_where=sa.text(JOBS),
             postgresql_where=sa.text(JOBS),
         )
+        batch_op.create_index("ix_executions_tenant_id_ended", ["tenant_id", "ended"])
+    with op.batch_alter_table("workers", schema=None) as batch_op:
+        batch_op.add_column(sa.Column("cpu_count", sa.Integer(), nullable=True))
+        batch_op.add_column(sa.Column("memory_total", sa.BigInteger(), nullable=True))
 
 
 def downgrade() -> None:
+    with op.batch_alter_table("workers", schema=None) as batch_op:
+        batch_op.drop_column("memory_total")
+        batch_op.drop_column("cpu_count")
     with op.batch_alter_table("executions", schema=None) as batch_op:
+        batch_op.drop_index("ix_executions_tenant_id_ended")
         batch_op.drop_index("ix_executions_jobs")
         batch_op.drop_column("job")
         batch_op.drop_column("job_type")
