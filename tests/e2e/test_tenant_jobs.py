@@ -398,3 +398,41 @@ def test_queue_view_and_system_status(
     _, _, other = new_project(admin)
     foreign = shared_server.client(other).get(f"/api/{tenant.tenant}/execution/system/status")
     assert foreign.status_code == 401 and foreign.json()["error"]
+
+
+# On SIGTERM it takes half a second to clean up, then writes an artifact saying so.
+CLEANS_UP = (
+    'echo partial > "$EXECD_ARTIFACTS_DIR/partial.csv"; '
+    "trap 'sleep 0.5; echo done > \"$EXECD_ARTIFACTS_DIR/cleanup.txt\"; exit 0' TERM; "
+    "sleep 30 & wait"
+)
+
+
+@pytest.mark.parametrize(
+    ("options", "kept"),
+    [
+        ({}, {"partial.csv", "cleanup.txt"}),  # graceful: it may clean up; all is kept
+        ({"forceTermination": True}, {"partial.csv"}),  # killed at once: no clean-up
+        ({"preservePartialResults": False}, set()),  # what it wrote is discarded
+    ],
+    ids=["graceful", "force", "discard"],
+)
+def test_cancel_options(tenant: Tenant, options: dict[str, Any], kept: set[str]) -> None:
+    job_id = submit(tenant, tenant.define("cleaner", CLEANS_UP)).json()["jobId"]
+    wait_for(
+        lambda: (
+            job(tenant, job_id)["status"] == "Running"
+            and job(tenant, job_id)["execution"]["memoryBytes"]
+        ),
+        message="running",
+    )
+    response = tenant.client.request(
+        "DELETE", tenant.base + f"/execution/job/{job_id}", json={"reason": "test", **options}
+    )
+    assert response.status_code == 200, response.text
+    wait_job(tenant, job_id, {"Cancelled"})
+    results = tenant.get(f"/execution/job/{job_id}/results").json()
+    outputs = results["results"]["additionalOutputs"] + (
+        [results["results"]["primaryOutput"]] if results["results"]["primaryOutput"] else []
+    )
+    assert {o["path"] for o in outputs} == kept

@@ -58,6 +58,7 @@ class Execution:
     plan: dict[str, Any] | None = None
     job_type: str | None = None
     job: dict[str, Any] | None = None
+    cancel_request: dict[str, Any] | None = None
 
     @property
     def is_flow(self) -> bool:

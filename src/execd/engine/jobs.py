@@ -141,11 +141,23 @@ class JobService:
     ) -> tuple[list[Execution], dict[Status, int]]:
         return await self.store.page(caller.project_id, f, size, (page - 1) * size)
 
-    async def cancel(self, caller: Principal, job_id: str, reason: str | None) -> Execution:
+    async def cancel(
+        self,
+        caller: Principal,
+        job_id: str,
+        reason: str | None,
+        *,
+        force: bool = False,
+        keep_results: bool = True,
+    ) -> Execution:
+        """Stop a job: gracefully, or at once with `force`; without `keep_results`
+        the artifacts it wrote so far are deleted."""
         require(caller, "operator")
         job = await self.get(caller, job_id)
         try:
-            await self.executions.cancel(caller, job.id, reason=reason)
+            await self.executions.cancel(
+                caller, job.id, reason=reason, force=force, discard=not keep_results
+            )
         except Conflict:
             raise Conflict(
                 f"Job {job_id} has already ended ({job.status.value}) and cannot be cancelled",

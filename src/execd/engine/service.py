@@ -308,13 +308,20 @@ class ExecutionService:
         return await self.queries.history(caller.project_id, execution_id)
 
     async def cancel(
-        self, caller: Principal, execution_id: int, *, reason: str | None = None
+        self,
+        caller: Principal,
+        execution_id: int,
+        *,
+        reason: str | None = None,
+        force: bool = False,
+        discard: bool = False,
     ) -> Execution:
         """Idempotent while cancelling; a Conflict once the execution has ended."""
         require(caller, "operator")
         execution = None
         if 0 < execution_id <= MAX_ID:
-            execution = await self.queue.cancel(caller.project_id, execution_id, reason)
+            request = {"force": force, "discard": discard} if force or discard else None
+            execution = await self.queue.cancel(caller.project_id, execution_id, reason, request)
         if execution is None:
             raise NotFound(f"Execution with ID {execution_id} not found", id=execution_id)
         return execution

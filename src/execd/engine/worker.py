@@ -67,6 +67,8 @@ class Running:
     task: asyncio.Task[None]
     stop: asyncio.Event = field(default_factory=asyncio.Event)
     reason: str | None = None  # "cancel", "lost" or "shutdown" once asked to stop
+    # How a cancel asked to stop: at once (no grace), and whether to drop artifacts.
+    cancel_request: dict[str, Any] = field(default_factory=dict)
 
 
 class Worker:
@@ -338,12 +340,18 @@ class Worker:
             except Exception as exc:
                 log.warning("runner_error", execution=execution.id, error=repr(exc))
                 return Outcome(Status.FAILED, error=f"runner error: {exc}")
+        if entry.cancel_request.get("force"):
+            ctx.kill_grace = 0.0  # forceTermination: SIGKILL without waiting
         run.cancel()  # stops the run: the runner kills its processes before returning
         await asyncio.gather(run, return_exceptions=True)
         if entry.reason is None:
             return Outcome(Status.TIMEOUT, error=f"timed out after {execution.timeout:g} seconds")
         if entry.reason == "cancel":
-            return Outcome(Status.CANCELLED, error="cancelled")
+            error = "cancelled"
+            if entry.cancel_request.get("discard"):
+                await asyncio.to_thread(shutil.rmtree, paths.artifacts_dir, ignore_errors=True)
+                error = "cancelled; partial results discarded"
+            return Outcome(Status.CANCELLED, error=error)
         return None  # lost or shutting down: someone else finishes it
 
     def _note(self, execution_id: int, key: str, value: Any) -> None:
@@ -415,10 +423,15 @@ class Worker:
         asked = time.monotonic()
         statuses = await self.queue.renew_leases(self.id, held, self.config.lease_seconds)
         self._renewed_at = asked
+        cancelling = [i for i, status in statuses.items() if status is Status.CANCELING]
+        requests = await self.queue.cancel_requests(cancelling) if cancelling else {}
         for execution_id, status in statuses.items():
             if status is None:
                 self._stop_one(execution_id, "lost")
             elif status is Status.CANCELING:
+                entry = self.running.get(execution_id)
+                if entry is not None and entry.reason is None:
+                    entry.cancel_request = requests.get(execution_id) or {}
                 self._stop_one(execution_id, "cancel")
 
     def _stop_one(self, execution_id: int, reason: str) -> None:

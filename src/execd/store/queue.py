@@ -459,18 +459,33 @@ class Queue:
 
     # -- cancellation -----------------------------------------------------------------
 
+    async def cancel_requests(self, ids: Sequence[int]) -> dict[int, dict[str, Any]]:
+        """How each execution was asked to stop (force, discard), where it says."""
+        query = select(ex.c.id, ex.c.cancel_request).where(ex.c.id.in_(list(ids)))
+        rows = await self.db.read(lambda conn: list(conn.execute(query)))
+        return {r.id: r.cancel_request for r in rows if r.cancel_request}
+
     async def cancel(
-        self, project_id: str, execution_id: int, reason: str | None = None
+        self,
+        project_id: str,
+        execution_id: int,
+        reason: str | None = None,
+        request: Mapping[str, Any] | None = None,
     ) -> Execution | None:
         """Cancel an execution and its descendants. Unclaimed or not yet started work is
         cancelled at once; running work goes to `canceling` until its worker stops it.
         """
         return await self.db.write(
-            lambda conn: self._cancel(conn, project_id, execution_id, reason)
+            lambda conn: self._cancel(conn, project_id, execution_id, reason, request)
         )
 
     def _cancel(
-        self, conn: Connection, project_id: str, execution_id: int, reason: str | None
+        self,
+        conn: Connection,
+        project_id: str,
+        execution_id: int,
+        reason: str | None,
+        request: Mapping[str, Any] | None,
     ) -> Execution | None:
         now = now_of(conn)
         query = select(ex).where(ex.c.id == execution_id, ex.c.project_id == project_id)
@@ -483,15 +498,22 @@ class Queue:
                 f"Execution {execution_id} is already {execution.status.value}",
                 status=execution.status.value,
             )
-        self.cancel_all(conn, now, [execution_id, *self._descendants(conn, execution_id)], reason)
+        targets = [execution_id, *self._descendants(conn, execution_id)]
+        self.cancel_all(conn, now, targets, reason, request)
         return to_execution(conn.execute(query).mappings().one())
 
     def cancel_all(
-        self, conn: Connection, now: float, ids: Sequence[int], reason: str | None = None
+        self,
+        conn: Connection,
+        now: float,
+        ids: Sequence[int],
+        reason: str | None = None,
+        request: Mapping[str, Any] | None = None,
     ) -> None:
         """Cancel these executions: unclaimed or not started at once, running ones by
-        asking their workers (`canceling`). `reason` goes into their status events."""
-        applied = self._apply(conn, now, _cancel_changes(ids, reason))
+        asking their workers (`canceling`). `reason` goes into their status events;
+        `request` (force, discard) tells their workers how to stop."""
+        applied = self._apply(conn, now, _cancel_changes(ids, reason, request))
         if any(e is not None and e.status is Status.CANCELING for e in applied):
             self.db.notify_cancel(conn)
 
@@ -688,8 +710,11 @@ def _target(state: RowState | None, change: Change) -> Status | None:
     return target if can_transition(state.status, target) else None
 
 
-def _cancel_changes(ids: Iterable[int], reason: str | None = None) -> list[Change]:
+def _cancel_changes(
+    ids: Iterable[int], reason: str | None = None, request: Mapping[str, Any] | None = None
+) -> list[Change]:
     why = f": {reason}" if reason else ""
+    values = {"cancel_request": dict(request)} if request else {}
     changes = []
     for execution_id in ids:
         # Whichever applies: not yet running -> cancelled; running -> canceling.
@@ -707,6 +732,7 @@ def _cancel_changes(ids: Iterable[int], reason: str | None = None) -> list[Chang
                 Status.CANCELING,
                 when=frozenset({Status.RUNNING}),
                 message=f"cancellation requested{why}",
+                values=values,
             )
         )
     return changes

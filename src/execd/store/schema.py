@@ -152,6 +152,8 @@ executions = Table(
     # (name, description, resource, scheduling, notifications, retry reason).
     Column("job_type", String(32)),
     Column("job", Json),
+    # How a cancel asked a running execution to stop: {"force": ..., "discard": ...}.
+    Column("cancel_request", Json),
     UniqueConstraint("project_id", "idempotency_key"),
     sqlite_autoincrement=True,
 )

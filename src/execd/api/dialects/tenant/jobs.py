@@ -336,7 +336,13 @@ async def cancel_job(
     jobId: str,
 ) -> Json:
     body: CancelBody = await _body(request, CancelBody)
-    job = await runtime.jobs.cancel(caller, jobId, body.reason)
+    job = await runtime.jobs.cancel(
+        caller,
+        jobId,
+        body.reason,
+        force=body.forceTermination,
+        keep_results=body.preservePartialResults,
+    )
     return Json(
         {
             "jobId": job.uuid,

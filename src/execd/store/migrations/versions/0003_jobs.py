@@ -23,6 +23,7 @@ def upgrade() -> None:
     with op.batch_alter_table("executions", schema=None) as batch_op:
         batch_op.add_column(sa.Column("job_type", sa.String(length=32), nullable=True))
         batch_op.add_column(sa.Column("job", JSON, nullable=True))
+        batch_op.add_column(sa.Column("cancel_request", JSON, nullable=True))
         batch_op.create_index(
             "ix_executions_jobs",
             ["project_id", "id"],
@@ -42,5 +43,6 @@ def downgrade() -> None:
     with op.batch_alter_table("executions", schema=None) as batch_op:
         batch_op.drop_index("ix_executions_tenant_id_ended")
         batch_op.drop_index("ix_executions_jobs")
+        batch_op.drop_column("cancel_request")
         batch_op.drop_column("job")
         batch_op.drop_column("job_type")
