@@ -3,9 +3,12 @@ and node metrics from a real running action, list, cancel, retry."""
 
 from __future__ import annotations
 
+import json
 import time
 import uuid
+from pathlib import Path
 from typing import Any
+from xml.etree import ElementTree
 
 import httpx
 import pytest
@@ -436,3 +439,53 @@ def test_cancel_options(tenant: Tenant, options: dict[str, Any], kept: set[str])
         [results["results"]["primaryOutput"]] if results["results"]["primaryOutput"] else []
     )
     assert {o["path"] for o in outputs} == kept
+
+
+def test_the_example_csv_report_runs_as_a_job(deployment: Any) -> None:
+    """The examples pack's demo action, end to end: progress while it runs, node
+    metrics from the worker, and a report, a data file and an SVG chart to download."""
+    examples = Path(__file__).resolve().parents[2] / "examples"
+    server = deployment.server(workers=1, EXECD_ACTIONS_PATH=str(examples))
+    client = server.client()
+    definition = json.loads((examples / "csv_report.json").read_text())
+    created = client.post("/api/v1/actions", json=definition)
+    assert created.status_code == 201, created.text
+    tenant = Tenant(client)
+    response = submit(
+        tenant,
+        created.json()["data"]["uuid"],
+        jobType="DataEnrichment",
+        parameters={"rows": 4000, "delay": 0.1},
+    )
+    assert response.status_code == 201, response.text
+    job_id = response.json()["jobId"]
+
+    def processing() -> dict[str, Any] | None:
+        body = job(tenant, job_id)
+        ok = body["progress"]["currentStage"] == "Data Processing"
+        ok = ok and 5 < body["progress"]["percentage"] < 100
+        return body if ok and body["execution"]["memoryBytes"] else None
+
+    running = wait_for(processing, timeout=30, message="processing with metrics")
+    assert running["metrics"]["totalRecords"] == 4000
+    assert 0 < running["metrics"]["recordsProcessed"] <= 4000
+    assert running["execution"]["executionNode"]
+
+    done = wait_job(tenant, job_id, {"Completed", "Failed"})
+    assert done["status"] == "Completed", done
+    assert done["metrics"]["recordsProcessed"] == 4000 and done["metrics"]["errorCount"] == 42
+    assert done["metrics"]["warningCount"] == 1
+    results = tenant.get(f"/execution/job/{job_id}/results").json()
+    assert results["summary"]["recordsProcessed"] == 4000
+    assert results["summary"]["dataQualityScore"] == pytest.approx(98.9, abs=0.1)
+    primary = results["results"]["primaryOutput"]
+    assert primary["path"] == "report.html" and primary["title"] == "CSV report"
+    outputs = {o["path"]: o for o in results["results"]["additionalOutputs"]}
+    assert outputs["summary.csv"]["recordCount"] == 5
+    chart = client.get(outputs["chart.svg"]["downloadUrl"])
+    assert chart.status_code == 200
+    assert ElementTree.fromstring(chart.content).tag.endswith("svg")
+    table = client.get(outputs["summary.csv"]["downloadUrl"]).text.splitlines()
+    assert table[0] == "region,count,total_amount" and len(table) == 6
+    assert "Total amount by region" in client.get(primary["downloadUrl"]).text
+    assert results["qualityMetrics"]["dataValidation"]["invalidRecords"] == 42
