@@ -54,6 +54,17 @@ class Settings(BaseSettings):
     # Names of environment variables passed on to actions besides the basic ones.
     action_env: Annotated[list[str], NoDecode] = Field(default_factory=list)
 
+    # Job notifications (seed 002): e-mail over SMTP, and webhooks.
+    smtp_host: str | None = None
+    smtp_port: int = Field(default=25, ge=1, le=65535)
+    smtp_username: str | None = None
+    smtp_password: str | None = None
+    smtp_from: str = "execd@localhost"
+    smtp_starttls: bool = False
+    notify_seconds: float = Field(default=2.0, gt=0)
+    notify_attempts: int = Field(default=5, ge=1, le=100)
+    notify_backoff_seconds: float = Field(default=10.0, ge=0)
+
     # SQLite durability: FULL syncs the WAL at each commit, so an acknowledged
     # submission survives a power cut, not only a killed process.
     sqlite_synchronous: str = "FULL"

@@ -11,6 +11,7 @@ from execd.config import Settings
 from execd.engine.accounts import AccountService
 from execd.engine.flows import FlowService
 from execd.engine.jobs import JobService
+from execd.engine.notifier import Notifier, SmtpSettings
 from execd.engine.reaper import Reaper
 from execd.engine.service import ActionService, ExecutionService
 from execd.engine.worker import Worker, WorkerConfig
@@ -23,6 +24,7 @@ from execd.store.executions import ExecutionQueries
 from execd.store.flows import FlowStore
 from execd.store.jobs import JobStore
 from execd.store.migrate import upgrade
+from execd.store.notifications import NotificationStore
 from execd.store.queue import Queue
 from execd.store.workers import WorkerRegistry
 
@@ -61,6 +63,7 @@ class Runtime:
             self.executions,
             self.flows,
             self.registry,
+            NotificationStore(self.db),
             worker_alive_seconds=settings.lease_seconds,
         )
         self.workers: list[Worker] = []
@@ -83,9 +86,24 @@ class Runtime:
             interval=settings.reaper_seconds,
             lease_seconds=settings.lease_seconds,
         )
+        notifier = Notifier(
+            self.jobs.notifications,
+            SmtpSettings(
+                host=settings.smtp_host,
+                port=settings.smtp_port,
+                username=settings.smtp_username,
+                password=settings.smtp_password,
+                sender=settings.smtp_from,
+                starttls=settings.smtp_starttls,
+            ),
+            interval=settings.notify_seconds,
+            attempts=settings.notify_attempts,
+            backoff=settings.notify_backoff_seconds,
+        )
         self._background = [
             asyncio.create_task(self.db.listen()),
             asyncio.create_task(reaper.run()),
+            asyncio.create_task(notifier.run()),
         ]
         for index in range(workers):
             worker = self.new_worker(index if workers > 1 else None)

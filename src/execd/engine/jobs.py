@@ -16,6 +16,7 @@ from execd.engine.flows import FlowService
 from execd.engine.service import ActionService, ExecutionService, SubmitOptions
 from execd.errors import Conflict, InvalidInput, NotFound
 from execd.store.jobs import JobFilter, JobStore
+from execd.store.notifications import Notification, NotificationStore
 from execd.store.schema import executions as ex
 from execd.store.workers import OFFLINE, WorkerNode, WorkerRegistry
 
@@ -59,9 +60,11 @@ class JobService:
         executions: ExecutionService,
         flows: FlowService,
         registry: WorkerRegistry,
+        notifications: NotificationStore,
         *,
         worker_alive_seconds: float,
     ) -> None:
+        self.notifications = notifications
         self.store = store
         self.actions = actions
         self.executions = executions
@@ -135,6 +138,10 @@ class JobService:
         if execution.job_type is None:
             raise job_not_found(job_id)
         return execution
+
+    async def deliveries(self, job: Execution) -> list[Notification]:
+        """The notifications this job has sent, or is still trying to send."""
+        return await self.notifications.of(job.id)
 
     async def page(
         self, caller: Principal, f: JobFilter, page: int, size: int

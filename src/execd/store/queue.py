@@ -38,6 +38,7 @@ from execd.domain.states import (
     settle,
 )
 from execd.errors import Conflict
+from execd.store import notifications
 from execd.store.changes import NOW, Change
 from execd.store.clock import now_of
 from execd.store.database import Database
@@ -82,6 +83,7 @@ class RowState:
     runner: str
     parent_id: int | None
     device_id: str | None
+    job_type: str | None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "status", Status(self.status))
@@ -106,6 +108,7 @@ STATE_COLUMNS = (
     ex.c.runner,
     ex.c.parent_id,
     ex.c.device_id,
+    ex.c.job_type,
 )
 
 
@@ -670,6 +673,15 @@ class Queue:
             for state in current.values()
         ):
             self.db.notify_jobs(conn)  # a device is free: whoever waits for it can start
+        ended_jobs = [
+            state.id
+            for state in current.values()
+            if state.job_type is not None
+            and state.status in TERMINAL
+            and original[state.id] not in TERMINAL
+        ]
+        if ended_jobs:
+            notifications.enqueue(conn, now, ended_jobs)
         if flows:
             self.flows.advance(conn, now, flows)
         return results

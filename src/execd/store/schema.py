@@ -282,6 +282,34 @@ flows = Table(
 )
 Index("ix_flows_project_id_created", flows.c.project_id, flows.c.created)
 
+# Job notifications (e-mail, webhook): queued in the transaction that ends the job,
+# sent and retried by the notifier; a delivery never changes the job.
+notifications = Table(
+    "notifications",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("execution_id", BigInteger, nullable=False),
+    Column("tenant_id", Uuid, nullable=False),
+    Column("project_id", Uuid, nullable=False),
+    Column("channel", String(16), nullable=False),  # email | webhook
+    Column("target", Text, nullable=False),  # an address, or a URL
+    Column("event", String(16), nullable=False),  # completed | failed
+    Column("state", String(16), nullable=False),  # pending | sent | failed
+    Column("attempts", Integer, nullable=False),
+    Column("next_attempt", Ts),
+    Column("last_error", Text),
+    Column("created", Ts, nullable=False),
+    Column("sent", Ts),
+    sqlite_autoincrement=True,
+)
+Index("ix_notifications_execution_id", notifications.c.execution_id)
+Index(
+    "ix_notifications_due",
+    notifications.c.next_attempt,
+    sqlite_where=text("state = 'pending'"),
+    postgresql_where=text("state = 'pending'"),
+)
+
 execution_events = Table(
     "execution_events",
     metadata,

@@ -242,7 +242,23 @@ def _submitted(job: Execution, estimate: Estimate) -> dict[str, Any]:
 
 
 async def _shown(runtime: Runtime, caller: Principal, job: Execution) -> dict[str, Any]:
-    return job_body(job, await _nodes(runtime))
+    body = job_body(job, await _nodes(runtime))
+    body["notifications"] = {
+        **((job.job or {}).get("notifications") or {}),
+        "deliveries": [
+            {
+                "channel": n.channel,
+                "target": n.target,
+                "event": n.event,
+                "state": n.state,
+                "attempts": n.attempts,
+                "lastError": n.last_error,
+                "dateSent": wire.iso(n.sent),
+            }
+            for n in await runtime.jobs.deliveries(job)
+        ],
+    }
+    return body
 
 
 # -- routes -------------------------------------------------------------------------------

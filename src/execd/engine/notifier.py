@@ -1,0 +1,142 @@
+"""Sends job notifications: e-mail over SMTP and webhook POSTs, with retries.
+
+Deliveries are queued in the database when a job ends; every `execd serve` runs a
+notifier that claims due ones (so several nodes never send one twice at once), sends
+them, and records the outcome. A failed delivery is tried again with backoff, up to
+`attempts` times, and then recorded as failed; the job itself never changes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import smtplib
+from dataclasses import dataclass
+from email.message import EmailMessage
+
+import httpx
+import orjson
+import structlog
+
+from execd.domain.executions import Execution
+from execd.store.notifications import Notification, NotificationStore
+
+log = structlog.get_logger(__name__)
+
+
+@dataclass(frozen=True)
+class SmtpSettings:
+    host: str | None
+    port: int
+    username: str | None
+    password: str | None
+    sender: str
+    starttls: bool
+    timeout: float = 30.0
+
+
+class Notifier:
+    def __init__(
+        self,
+        store: NotificationStore,
+        smtp: SmtpSettings,
+        *,
+        interval: float,
+        attempts: int,
+        backoff: float,
+    ) -> None:
+        self.store = store
+        self.smtp = smtp
+        self.interval = interval
+        self.attempts = attempts
+        self.backoff = backoff
+        self._http: httpx.AsyncClient | None = None
+
+    async def run(self) -> None:
+        self._http = httpx.AsyncClient(timeout=30.0, follow_redirects=False)
+        try:
+            while True:
+                try:
+                    due = await self.store.claim()
+                except Exception as exc:  # the database may be briefly unreachable
+                    log.warning("notifier_claim_failed", error=str(exc))
+                    due = []
+                await asyncio.gather(*(self._deliver(n, job) for n, job in due))
+                if not due:
+                    await asyncio.sleep(self.interval)
+        finally:
+            await self._http.aclose()
+
+    async def _deliver(self, notification: Notification, job: Execution) -> None:
+        try:
+            if notification.channel == "email":
+                await asyncio.to_thread(self._send_mail, notification, job)
+            else:
+                await self._post(notification, job)
+            error = None
+        except Exception as exc:
+            error = f"{type(exc).__name__}: {exc}"[:2000]
+        retry_in = None
+        if error is not None and notification.attempts + 1 < self.attempts:
+            retry_in = self.backoff * 2**notification.attempts
+        if error is not None:
+            log.warning("notification_failed", id=notification.id, error=error, retry=retry_in)
+        try:
+            await self.store.record(notification, error, retry_in)
+        except Exception as exc:  # the claim runs out and it is tried again
+            log.warning("notification_record_failed", id=notification.id, error=str(exc))
+
+    def _send_mail(self, notification: Notification, job: Execution) -> None:
+        if not self.smtp.host:
+            raise RuntimeError("no SMTP server configured (EXECD_SMTP_HOST)")
+        message = EmailMessage()
+        message["From"] = self.smtp.sender
+        message["To"] = notification.target
+        message["Subject"] = subject(job, notification.event)
+        message.set_content(body(job, notification.event))
+        with smtplib.SMTP(self.smtp.host, self.smtp.port, timeout=self.smtp.timeout) as smtp:
+            if self.smtp.starttls:
+                smtp.starttls()
+            if self.smtp.username:
+                smtp.login(self.smtp.username, self.smtp.password or "")
+            smtp.send_message(message)
+
+    async def _post(self, notification: Notification, job: Execution) -> None:
+        assert self._http is not None
+        payload = {
+            "event": f"job.{notification.event}",
+            "jobId": job.uuid,
+            "jobName": (job.job or {}).get("name"),
+            "jobType": job.job_type,
+            "status": job.status.value,
+            "error": job.error,
+            "tenantId": job.tenant_id,
+            "projectId": job.project_id,
+            "dateEnded": job.ended,
+        }
+        response = await self._http.post(
+            notification.target,
+            content=orjson.dumps(payload),
+            headers={"Content-Type": "application/json"},
+        )
+        response.raise_for_status()
+
+
+def subject(job: Execution, event: str) -> str:
+    name = (job.job or {}).get("name") or job.action_ref
+    return f"[execd] Job {name!r} {event}"
+
+
+def body(job: Execution, event: str) -> str:
+    info = job.job or {}
+    lines = [
+        f"Job: {info.get('name') or job.action_ref} ({job.uuid})",
+        f"Type: {job.job_type}",
+        f"Resource: {(info.get('resource') or {}).get('resourceName') or job.action_ref}",
+        f"Outcome: {event} ({job.status.value})",
+        f"Submitted by: {job.submitted_by}",
+    ]
+    if job.started is not None and job.ended is not None:
+        lines.append(f"Run time: {job.ended - job.started:.1f} seconds")
+    if job.error:
+        lines.append(f"Error: {job.error}")
+    return "\n".join(lines) + "\n"
