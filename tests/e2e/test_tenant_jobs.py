@@ -489,3 +489,20 @@ def test_the_example_csv_report_runs_as_a_job(deployment: Any) -> None:
     assert table[0] == "region,count,total_amount" and len(table) == 6
     assert "Total amount by region" in client.get(primary["downloadUrl"]).text
     assert results["qualityMetrics"]["dataValidation"]["invalidRecords"] == 42
+
+
+def test_timeout_minutes_bounds_an_action_job(tenant: Tenant) -> None:
+    job_id = submit(
+        tenant, tenant.define("too-slow", "sleep 30"), scheduling={"timeoutMinutes": 0.01}
+    ).json()["jobId"]
+    done = wait_job(tenant, job_id, {"Failed", "Completed"})
+    assert done["status"] == "Failed" and "timed out after 0.6 seconds" in done["error"]
+
+
+def test_an_immediate_retry_jumps_the_queue(tenant: Tenant) -> None:
+    failed = submit(tenant, tenant.define("once", "exit 1"), priority="Low").json()["jobId"]
+    wait_job(tenant, failed, {"Failed"})
+    retried = tenant.post(f"/execution/job/{failed}/retry", json={"immediateExecution": True})
+    assert retried.status_code == 200 and retried.json()["priority"] == "Critical"
+    kept = tenant.post(f"/execution/job/{failed}/retry", json={})
+    assert kept.json()["priority"] == "Low" and kept.json()["retryOf"] == failed
