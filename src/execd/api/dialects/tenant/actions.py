@@ -90,7 +90,7 @@ async def ping(caller: TenantCaller) -> Json:
 
 
 @router.get("/unauthorized-ping", summary="Check the service, no token needed")
-async def unauthorized_ping() -> Json:
+async def unauthorized_ping(tenantId: str, projectId: str) -> Json:
     return Json({"status": "ok", "timestamp": wire.iso(time.time())})
 
 
