@@ -3,9 +3,11 @@ and node metrics from a real running action, list, cancel, retry."""
 
 from __future__ import annotations
 
+import io
 import json
 import time
 import uuid
+import zipfile
 from pathlib import Path
 from typing import Any
 from xml.etree import ElementTree
@@ -506,3 +508,71 @@ def test_an_immediate_retry_jumps_the_queue(tenant: Tenant) -> None:
     assert retried.status_code == 200 and retried.json()["priority"] == "Critical"
     kept = tenant.post(f"/execution/job/{failed}/retry", json={})
     assert kept.json()["priority"] == "Low" and kept.json()["retryOf"] == failed
+
+
+@pytest.mark.parametrize(
+    "script",
+    [
+        # The whole artifact directory swapped for a link to the server's /etc.
+        'rm -rf "$EXECD_ARTIFACTS_DIR"; ln -s /etc "$EXECD_ARTIFACTS_DIR"',
+        # The execution's own directory swapped: logs and artifacts through the link.
+        'd="$(dirname "$EXECD_ARTIFACTS_DIR")"; rm -rf "$d"; ln -s /etc "$d"',
+        # A link among real files, and a log replaced by a link to the process's secrets.
+        'ln -s /etc/passwd "$EXECD_ARTIFACTS_DIR/passwd"; echo ok > "$EXECD_ARTIFACTS_DIR/ok.txt"',
+    ],
+    ids=["artifacts-dir", "execution-dir", "file"],
+)
+def test_links_planted_by_an_action_reach_nothing_outside(tenant: Tenant, script: str) -> None:
+    job_id = submit(tenant, tenant.define("planter", script)).json()["jobId"]
+    wait_job(tenant, job_id, {"Completed", "Failed"})
+    results = tenant.get(f"/execution/job/{job_id}/results").json()
+    paths = {o["path"] for o in results["results"]["additionalOutputs"]}
+    if results["results"]["primaryOutput"]:
+        paths.add(results["results"]["primaryOutput"]["path"])
+    assert paths <= {"ok.txt"}
+    for path in ("passwd", "hostname", "../../../etc/passwd"):
+        assert tenant.get(f"/execution/job/{job_id}/artifacts/{path}").status_code == 404
+    package = tenant.get(f"/execution/job/{job_id}/results", params={"format": "download"})
+    assert package.status_code == 200 and b"root:" not in package.content
+    archive = zipfile.ZipFile(io.BytesIO(package.content))
+    assert {n for n in archive.namelist() if n.startswith("artifacts/")} <= {"artifacts/ok.txt"}
+
+
+def test_a_log_replaced_by_a_link_serves_nothing(tenant: Tenant) -> None:
+    script = (
+        'log="$(dirname "$EXECD_ARTIFACTS_DIR")/stdout.log"; sleep 0.5; '
+        'rm -f "$log"; ln -s /proc/self/environ "$log"'
+    )
+    job_id = submit(tenant, tenant.define("log-link", script)).json()["jobId"]
+    wait_job(tenant, job_id, {"Completed", "Failed"})
+    log = tenant.get(f"/execution/job/{job_id}/logs/stdout")
+    assert log.status_code == 200 and b"EXECD" not in log.content
+    package = tenant.get(f"/execution/job/{job_id}/results", params={"format": "download"})
+    assert b"EXECD_ADMIN_TOKEN" not in package.content
+
+
+def test_odd_values_get_answers_not_errors(tenant: Tenant) -> None:
+    action = tenant.define(
+        "odd",
+        'echo \'{"eta": 1e300, "percent": 0.000001}\' >> "$EXECD_CONTROL_FILE"; '
+        "printf x > \"$EXECD_ARTIFACTS_DIR/$(printf 'a\\377b.csv')\"; sleep 1.5",
+    )
+    far = submit(
+        tenant,
+        action,
+        scheduling={"executeImmediately": False, "scheduledTime": "9999-12-31T23:59:59-14:00"},
+    )
+    assert far.status_code == 400 and "ten years" in far.json()["error"]
+    job_id = submit(tenant, action).json()["jobId"]
+    # Running with an ETA beyond any calendar: the job and the list still answer.
+    running = wait_job(tenant, job_id, {"Running"})
+    assert running["progress"]["percentage"] >= 0
+    assert tenant.get("/execution/jobs").status_code == 200
+    wait_job(tenant, job_id, {"Completed"})
+    assert tenant.get(f"/execution/job/{job_id}/results").status_code == 200
+    package = tenant.get(f"/execution/job/{job_id}/results", params={"format": "download"})
+    assert zipfile.ZipFile(io.BytesIO(package.content)).testzip() is None
+    nul = tenant.client.request(
+        "DELETE", tenant.base + f"/execution/job/{job_id}", json={"reason": "a\u0000b"}
+    )
+    assert nul.status_code == 400

@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from execd.domain.access import Principal, require
+from execd.domain.actions import MAX_SECONDS
 from execd.domain.executions import Execution
 from execd.domain.states import PENDING, TERMINAL, Priority, Status
 from execd.engine.flows import FlowService
@@ -80,6 +81,8 @@ class JobService:
         if not request.execute_immediately:
             if request.scheduled_time is None:
                 raise InvalidInput("scheduling.scheduledTime is needed unless executeImmediately")
+            if request.scheduled_time > time.time() + MAX_SECONDS:
+                raise InvalidInput("scheduling.scheduledTime is more than ten years away")
             not_before = request.scheduled_time
         timeout = request.timeout_minutes * 60 if request.timeout_minutes is not None else None
         resource_name = await self._resource_name(caller, request)
@@ -224,14 +227,7 @@ class JobService:
         """Where the job stands in the queue, when it will likely start and how long it
         will likely run: from the real queue, the live workers' free capacity, and the
         run times of this resource's completed executions."""
-        durations = await self.store.run_times(caller.project_id, _resource_column(job))
-        duration = None
-        if durations:
-            if len(durations) >= 4:
-                low, _, high = statistics.quantiles(durations, n=4)
-            else:
-                low, high = min(durations), max(durations)
-            duration = (low, high)
+        duration = await self._likely_duration(caller, job)
         if job.status not in PENDING:
             return Estimate(0, job.started, duration)
         ahead = await self.store.ahead_of(job)
@@ -247,17 +243,34 @@ class JobService:
             if n.state != OFFLINE and n.last_heartbeat >= alive_since
         ]
 
-    async def queue(
-        self, caller: Principal, limit: int = 100
-    ) -> tuple[list[tuple[Execution, int, float | None]], list[WorkerNode]]:
-        """The project's executions waiting for a worker: each with its place in the
-        whole queue and when it will likely start; and the live workers."""
+    async def _likely_duration(
+        self, caller: Principal, job: Execution
+    ) -> tuple[float, float] | None:
+        durations = await self.store.run_times(caller.project_id, _resource_column(job))
+        if not durations:
+            return None
+        if len(durations) >= 4:
+            low, _, high = statistics.quantiles(durations, n=4)
+            return low, high
+        return min(durations), max(durations)
+
+    async def queue(self, caller: Principal, limit: int = 100) -> QueueView:
+        """The project's executions waiting for a worker (the first `limit`): each with
+        its place in the whole queue, when it will likely start and for how long; the
+        total waiting; and the live workers. A handful of queries, however long."""
         waiting = await self.store.queue_of(caller.project_id, limit)
         nodes = await self.live_nodes()
         per_job = await self.store.recent_run_time() or 1.0
-        return [
-            (e, place, _start_time(e, place - 1, nodes, per_job)) for e, place in waiting
-        ], nodes
+        durations: dict[str, tuple[float, float] | None] = {}
+        items = []
+        for execution, place in waiting:
+            key = execution.flow_id or execution.action_ref
+            if key not in durations:
+                durations[key] = await self._likely_duration(caller, execution)
+            start = _start_time(execution, place - 1, nodes, per_job)
+            items.append(QueuedItem(execution, place, start, durations[key]))
+        total = await self.store.waiting_in(caller.project_id)
+        return QueueView(items, total, nodes)
 
     async def system(self, caller: Principal) -> SystemFigures:
         now = time.time()
@@ -273,6 +286,21 @@ class JobService:
 
     def is_finished(self, job: Execution) -> bool:
         return job.status in TERMINAL
+
+
+@dataclass(frozen=True)
+class QueuedItem:
+    execution: Execution
+    position: int
+    start: float | None
+    duration: tuple[float, float] | None
+
+
+@dataclass(frozen=True)
+class QueueView:
+    items: list[QueuedItem]
+    total: int
+    nodes: list[WorkerNode]
 
 
 @dataclass(frozen=True)

@@ -17,8 +17,11 @@ import httpx
 import orjson
 import structlog
 
+from execd.domain import times
 from execd.domain.executions import Execution
-from execd.store.notifications import Notification, NotificationStore
+from execd.store.notifications import DELIVERY_SECONDS, Notification, NotificationStore
+
+MAX_IN_FLIGHT = 32
 
 log = structlog.get_logger(__name__)
 
@@ -31,7 +34,7 @@ class SmtpSettings:
     password: str | None
     sender: str
     starttls: bool
-    timeout: float = 30.0
+    timeout: float = 10.0  # per SMTP step; a whole delivery stays under DELIVERY_SECONDS
 
 
 class Notifier:
@@ -52,18 +55,28 @@ class Notifier:
         self._http: httpx.AsyncClient | None = None
 
     async def run(self) -> None:
-        self._http = httpx.AsyncClient(timeout=30.0, follow_redirects=False)
+        """Each delivery runs on its own: a slow receiver holds up only itself."""
+        self._http = httpx.AsyncClient(timeout=10.0, follow_redirects=False)
+        in_flight: set[asyncio.Task[None]] = set()
         try:
             while True:
-                try:
-                    due = await self.store.claim()
-                except Exception as exc:  # the database may be briefly unreachable
-                    log.warning("notifier_claim_failed", error=str(exc))
-                    due = []
-                await asyncio.gather(*(self._deliver(n, job) for n, job in due))
+                room = MAX_IN_FLIGHT - len(in_flight)
+                due = []
+                if room > 0:
+                    try:
+                        due = await self.store.claim(room)
+                    except Exception as exc:  # the database may be briefly unreachable
+                        log.warning("notifier_claim_failed", error=str(exc))
+                for notification, job in due:
+                    task = asyncio.create_task(self._deliver(notification, job))
+                    in_flight.add(task)
+                    task.add_done_callback(in_flight.discard)
                 if not due:
                     await asyncio.sleep(self.interval)
         finally:
+            for task in in_flight:
+                task.cancel()
+            await asyncio.gather(*in_flight, return_exceptions=True)
             await self._http.aclose()
 
     async def _deliver(self, notification: Notification, job: Execution) -> None:
@@ -71,10 +84,10 @@ class Notifier:
             if notification.channel == "email":
                 await asyncio.to_thread(self._send_mail, notification, job)
             else:
-                await self._post(notification, job)
+                await asyncio.wait_for(self._post(notification, job), DELIVERY_SECONDS)
             error = None
         except Exception as exc:
-            error = f"{type(exc).__name__}: {exc}"[:2000]
+            error = f"{type(exc).__name__}: {exc}"[:2000] or type(exc).__name__
         retry_in = None
         if error is not None and notification.attempts + 1 < self.attempts:
             retry_in = self.backoff * 2**notification.attempts
@@ -103,20 +116,25 @@ class Notifier:
     async def _post(self, notification: Notification, job: Execution) -> None:
         assert self._http is not None
         payload = {
+            "deliveryId": notification.id,  # the same on every retry: deduplicate on it
             "event": f"job.{notification.event}",
             "jobId": job.uuid,
             "jobName": (job.job or {}).get("name"),
             "jobType": job.job_type,
-            "status": job.status.value,
+            "outcome": "Completed" if notification.event == "completed" else "Failed",
+            "status": job.status.value,  # the canonical state: timeout, abandoned, ...
             "error": job.error,
             "tenantId": job.tenant_id,
             "projectId": job.project_id,
-            "dateEnded": job.ended,
+            "dateEnded": times.iso(job.ended),
         }
         response = await self._http.post(
             notification.target,
             content=orjson.dumps(payload),
-            headers={"Content-Type": "application/json"},
+            headers={
+                "Content-Type": "application/json",
+                "X-Execd-Delivery": str(notification.id),
+            },
         )
         response.raise_for_status()
 

@@ -11,23 +11,17 @@ from __future__ import annotations
 
 import hashlib
 import zipfile
-from collections.abc import Iterator
-from datetime import UTC, datetime
-from pathlib import Path
-from typing import Any
+from collections.abc import Callable, Iterator
+from functools import partial
+from typing import Any, BinaryIO
 
 import orjson
 
+from execd.domain import times
 from execd.domain.executions import Execution, StatusEvent
 
 CHUNK = 256 * 1024
-Source = Path | bytes
-
-
-def _iso(ts: float | None) -> str | None:
-    if ts is None:
-        return None
-    return datetime.fromtimestamp(ts, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+Source = Callable[[], BinaryIO | None] | bytes
 
 
 def record(execution: Execution, events: list[StatusEvent]) -> dict[str, Any]:
@@ -47,9 +41,9 @@ def record(execution: Execution, events: list[StatusEvent]) -> dict[str, Any]:
         "retryOf": e.retry_of,
         "parentId": e.parent_id,
         "submittedBy": e.submitted_by,
-        "created": _iso(e.created),
-        "started": _iso(e.started),
-        "ended": _iso(e.ended),
+        "created": times.iso(e.created),
+        "started": times.iso(e.started),
+        "ended": times.iso(e.ended),
         "error": e.error,
         "exitCode": e.exit_code,
         "progress": e.progress,
@@ -58,7 +52,7 @@ def record(execution: Execution, events: list[StatusEvent]) -> dict[str, Any]:
             {
                 "from": ev.from_status.value if ev.from_status else None,
                 "to": ev.to_status.value,
-                "at": _iso(ev.at),
+                "at": times.iso(ev.at),
                 "attempt": ev.attempt,
                 "message": ev.message,
             }
@@ -70,19 +64,19 @@ def record(execution: Execution, events: list[StatusEvent]) -> dict[str, Any]:
 def contents(
     execution: Execution,
     events: list[StatusEvent],
-    store_dir: Path,
+    open_file: Callable[[str], BinaryIO | None],
     artifacts: list[tuple[str, int]],
 ) -> list[tuple[str, Source]]:
-    """What goes into the package; `artifacts` as ArtifactStore.list_artifacts gives them."""
+    """What goes into the package. `open_file` opens a file of the execution's
+    directory safely (ArtifactStore.open_file); `artifacts` is its listing."""
     files: list[tuple[str, Source]] = [
         ("execution.json", orjson.dumps(record(execution, events), option=orjson.OPT_INDENT_2)),
         ("result.json", orjson.dumps(execution.result, option=orjson.OPT_INDENT_2)),
     ]
-    for stream in ("stdout", "stderr"):
-        path = store_dir / f"{stream}.log"
-        files.append((f"{stream}.log", path if path.is_file() else b""))
+    for name in ("stdout.log", "stderr.log"):
+        files.append((name, partial(open_file, name)))
     for relative, _ in artifacts:
-        files.append((f"artifacts/{relative}", store_dir / "artifacts" / relative))
+        files.append((f"artifacts/{relative}", partial(open_file, f"artifacts/{relative}")))
     return files
 
 
@@ -133,9 +127,9 @@ def _chunks(source: Source) -> Iterator[bytes]:
     if isinstance(source, bytes):
         yield source
         return
-    try:
-        with source.open("rb") as handle:
-            while chunk := handle.read(CHUNK):
-                yield chunk
-    except OSError:
-        return  # removed meanwhile: an empty entry, and the manifest says size 0
+    handle = source()
+    if handle is None:
+        return  # gone, or no longer a regular file: an empty entry, size 0 in the manifest
+    with handle:
+        while chunk := handle.read(CHUNK):
+            yield chunk

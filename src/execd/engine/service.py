@@ -6,8 +6,8 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
-from pathlib import Path
-from typing import Any
+from functools import partial
+from typing import Any, BinaryIO
 
 from execd.domain.access import Principal, require
 from execd.domain.actions import (
@@ -279,17 +279,20 @@ class ExecutionService:
             return None
         events = await self.queries.history(caller.project_id, execution.id)
         listed = await asyncio.to_thread(self.artifacts.list_artifacts, execution)
-        files = packages.contents(execution, events, self.artifacts.dir_for(execution), listed)
+        files = packages.contents(
+            execution, events, partial(self.artifacts.open_file, execution), listed
+        )
         return packages.stream(execution, files)
 
     async def artifacts_of(self, execution: Execution) -> list[tuple[str, int]]:
         return await asyncio.to_thread(self.artifacts.list_artifacts, execution)
 
-    def artifact_file(self, execution: Execution, relative: str) -> Path | None:
-        return self.artifacts.artifact_file(execution, relative)
+    def open_artifact(self, execution: Execution, relative: str) -> BinaryIO | None:
+        """An artifact file opened for reading (never through a symlink), or None."""
+        return self.artifacts.open_artifact(execution, relative)
 
-    def log_file(self, execution: Execution, stream: str) -> Path:
-        return self.artifacts.output_file(execution, stream)
+    def open_log(self, execution: Execution, stream: str) -> BinaryIO | None:
+        return self.artifacts.open_file(execution, f"{stream}.log")
 
     async def of_action(self, caller: Principal, action: Action, page: Page) -> list[Execution]:
         """Executions of one action, newest first."""

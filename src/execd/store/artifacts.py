@@ -4,7 +4,9 @@ several) holding each execution's logs and artifact files."""
 from __future__ import annotations
 
 import os
+import stat
 from pathlib import Path
+from typing import BinaryIO
 
 from execd.domain.executions import Execution
 
@@ -12,6 +14,12 @@ STREAMS = ("stdout", "stderr")
 
 
 class ArtifactStore:
+    """Everything under an execution's directory was written by its action, which may
+    have swapped files or directories for symlinks to anything the service can read.
+    So nothing here follows a symlink: the execution's directory must really be where
+    it belongs, and each file is opened with O_NOFOLLOW and checked to be a regular
+    file before a byte of it is served."""
+
     def __init__(self, root: Path) -> None:
         self.root = root
 
@@ -24,33 +32,65 @@ class ArtifactStore:
         return self.dir_for(execution) / f"{stream}.log"
 
     def read_output(self, execution: Execution, stream: str, limit: int | None = None) -> bytes:
-        path = self.output_file(execution, stream)
-        try:
-            with path.open("rb") as handle:
-                return handle.read() if limit is None else handle.read(limit)
-        except FileNotFoundError:
+        handle = self.open_file(execution, f"{stream}.log" if stream in STREAMS else "")
+        if handle is None:
             return b""
+        with handle:
+            return handle.read() if limit is None else handle.read(limit)
+
+    def _own_dir(self, execution: Execution) -> Path | None:
+        """The execution's directory, if it is a real directory where it belongs."""
+        expected = Path(os.path.realpath(self.root)) / execution.project_id / execution.uuid
+        directory = self.dir_for(execution)
+        try:
+            if os.path.realpath(directory) != str(expected) or not directory.is_dir():
+                return None
+        except OSError:
+            return None
+        return expected
+
+    def open_file(self, execution: Execution, relative: str) -> BinaryIO | None:
+        """A regular file under the execution's directory, opened for reading, or None
+        (missing, not a regular file, or reached through a symlink)."""
+        base = self._own_dir(execution)
+        if base is None or not relative:
+            return None
+        path = Path(os.path.normpath(base / relative))
+        try:
+            if base not in path.parents or os.path.realpath(path) != str(path):
+                return None
+            fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+        except (OSError, ValueError):
+            return None
+        handle = os.fdopen(fd, "rb")
+        if not stat.S_ISREG(os.fstat(handle.fileno()).st_mode):
+            handle.close()
+            return None
+        return handle
 
     def list_artifacts(self, execution: Execution) -> list[tuple[str, int]]:
-        """(relative path, size) of every artifact file, in path order; symlinks are
-        never followed."""
-        root = self.dir_for(execution) / "artifacts"
+        """(relative path, size) of every artifact file, in path order. Symlinks are
+        never followed, and names that are not valid UTF-8 are left out."""
+        base = self._own_dir(execution)
+        if base is None:
+            return []
+        root = base / "artifacts"
         found: list[tuple[str, int]] = []
-        if not root.is_dir():
+        if root.is_symlink() or not root.is_dir():
             return found
-        for directory, subdirs, names in os.walk(root):
+        for directory, subdirs, names in os.walk(root):  # never descends into links
             subdirs.sort()
             for name in sorted(names):
                 path = Path(directory) / name
-                if path.is_file() and not path.is_symlink():
-                    found.append((path.relative_to(root).as_posix(), path.stat().st_size))
+                relative = path.relative_to(root).as_posix()
+                try:
+                    relative.encode("utf-8")
+                    info = path.lstat()
+                except (UnicodeEncodeError, OSError):
+                    continue
+                if stat.S_ISREG(info.st_mode):
+                    found.append((relative, info.st_size))
         return found
 
-    def artifact_file(self, execution: Execution, relative: str) -> Path | None:
-        """The artifact at `relative`, if it is a regular file inside the execution's
-        artifact directory (no way out through `..` or a symlink)."""
-        root = (self.dir_for(execution) / "artifacts").resolve()
-        path = (root / relative).resolve()
-        if root not in path.parents or not path.is_file():
-            return None
-        return path
+    def open_artifact(self, execution: Execution, relative: str) -> BinaryIO | None:
+        return self.open_file(execution, f"artifacts/{relative}")

@@ -138,6 +138,11 @@ class JobStore:
         rows = await self.db.read(lambda conn: list(conn.execute(query)))
         return {Status(s): (int(n), float(t or 0.0)) for s, n, t in rows}
 
+    async def waiting_in(self, project_id: str) -> int:
+        """How many of the project's executions wait for a worker."""
+        query = select(func.count()).where(ex.c.project_id == project_id, READY_SQL)
+        return int(await self.db.read(lambda conn: conn.execute(query).scalar_one()))
+
     async def queue_of(self, project_id: str, limit: int) -> list[tuple[Execution, int]]:
         """The project's executions waiting for a worker, best first, with their place
         in the whole queue (1 = next)."""

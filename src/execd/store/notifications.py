@@ -18,8 +18,10 @@ from execd.store.schema import executions as ex
 from execd.store.schema import notifications as nt
 
 PENDING, SENT, FAILED = "pending", "sent", "failed"
-# How long a claimed delivery may take before another notifier may try it again.
-CLAIM_SECONDS = 60.0
+# How long a claimed delivery may take before another notifier may try it again; every
+# delivery gives up well before (DELIVERY_SECONDS), so two never overlap.
+CLAIM_SECONDS = 120.0
+DELIVERY_SECONDS = 60.0
 
 
 @dataclass(frozen=True)
@@ -102,17 +104,17 @@ class NotificationStore:
             if not rows:
                 return []
             ids = [r.id for r in rows]
-            conn.execute(
-                update(nt).where(nt.c.id.in_(ids)).values(next_attempt=now + CLAIM_SECONDS)
-            )
+            until = now + CLAIM_SECONDS
+            conn.execute(update(nt).where(nt.c.id.in_(ids)).values(next_attempt=until))
             jobs = {
                 r["id"]: to_execution(r)
                 for r in conn.execute(
                     select(ex).where(ex.c.id.in_({r.execution_id for r in rows}))
                 ).mappings()
             }
+            # The claim's end is its token: only the holder of this claim records it.
             return [
-                (Notification(**r._mapping), jobs[r.execution_id])
+                (Notification(**{**r._mapping, "next_attempt": until}), jobs[r.execution_id])
                 for r in rows
                 if r.execution_id in jobs
             ]
@@ -136,7 +138,15 @@ class NotificationStore:
                 values.update(next_attempt=now + retry_in)
             else:
                 values.update(state=FAILED, next_attempt=None)
-            conn.execute(update(nt).where(nt.c.id == notification.id).values(values))
+            conn.execute(
+                update(nt)
+                .where(
+                    nt.c.id == notification.id,
+                    nt.c.state == PENDING,
+                    nt.c.next_attempt == notification.next_attempt,
+                )
+                .values(values)
+            )
 
         await self.db.write(record)
 

@@ -249,6 +249,14 @@ Index(
     sqlite_where=JOBS,
     postgresql_where=JOBS,
 )
+# The jobs list's summary counts, read from the index alone.
+Index(
+    "ix_executions_jobs_status",
+    executions.c.project_id,
+    executions.c.status,
+    sqlite_where=JOBS,
+    postgresql_where=JOBS,
+)
 # A device runs one top-level execution (a flow with all its steps) at a time: the
 # database refuses a second holder even if two claims race.
 DEVICE_HELD = text(

@@ -4,13 +4,15 @@ status spelling, durations in milliseconds and words, and the success envelope."
 from __future__ import annotations
 
 import time
-from datetime import UTC, datetime
 from typing import Any
 
+from execd.domain import times
 from execd.domain.executions import Execution
 from execd.domain.flows import Flow, plan_steps, step_name
 from execd.domain.states import TERMINAL, Status
 from execd.errors import InvalidInput
+
+iso = times.iso  # the one way every dialect writes a time
 
 # Canonical state -> this dialect's spelling (DESIGN.md section 3), and back.
 SPELLING: dict[Status, str] = {
@@ -42,13 +44,6 @@ def parse_status(value: str) -> frozenset[Status]:
             title="Invalid status",
         )
     return statuses
-
-
-def iso(ts: float | None) -> str | None:
-    if ts is None:
-        return None
-    moment = datetime.fromtimestamp(ts, UTC)
-    return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def now_iso() -> str:

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
+import mimetypes
 import time
-from datetime import datetime
-from typing import Annotated, Any
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from typing import Annotated, Any, BinaryIO
 from urllib.parse import quote
 
 from fastapi import APIRouter, Query, Request
-from fastapi.responses import FileResponse, PlainTextResponse, StreamingResponse
+from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field
 
 from execd.api.deps import RuntimeDep
@@ -95,11 +98,15 @@ def _priority(value: str | int) -> Priority:
 
 
 def _timestamp(value: datetime | None, name: str) -> float | None:
+    """A time without a zone is UTC (the seed's own client sends naive times)."""
     if value is None:
         return None
     if value.tzinfo is None:
-        raise InvalidInput(f"{name} needs a time zone (e.g. 2024-01-20T10:30:00Z)")
-    return value.timestamp()
+        value = value.replace(tzinfo=UTC)
+    try:
+        return value.timestamp()
+    except (OverflowError, OSError, ValueError):
+        raise InvalidInput(f"{name} is out of range") from None
 
 
 async def _body(request: Request, model: type[BaseModel]) -> Any:
@@ -567,12 +574,18 @@ async def download_artifact(
     caller: TenantCaller,
     jobId: str,
     path: str,
-) -> FileResponse:
+) -> StreamingResponse:
     job = await runtime.jobs.get(caller, jobId)
-    found = runtime.executions.artifact_file(job, path)
-    if found is None:
+    handle = await asyncio.to_thread(runtime.executions.open_artifact, job, path)
+    if handle is None:
         raise NotFound("Artifact not found", jobId=job.uuid)
-    return FileResponse(found, filename=found.name)
+    name = path.rsplit("/", 1)[-1]
+    media = mimetypes.guess_type(name)[0] or "application/octet-stream"
+    return StreamingResponse(
+        _stream(handle),
+        media_type=media,
+        headers={"Content-Disposition": f"attachment; filename*=UTF-8''{quote(name)}"},
+    )
 
 
 @router.get("/job/{jobId}/logs/{stream}", summary="A job's stdout or stderr", response_model=None)
@@ -581,45 +594,49 @@ async def download_log(
     caller: TenantCaller,
     jobId: str,
     stream: str,
-) -> FileResponse | PlainTextResponse:
+) -> StreamingResponse:
     job = await runtime.jobs.get(caller, jobId)
     if stream not in ("stdout", "stderr"):
         raise NotFound("Log not found", jobId=job.uuid)
-    path = runtime.executions.log_file(job, stream)
-    if not path.is_file():
-        return PlainTextResponse("")
-    return FileResponse(path, media_type="text/plain")
+    handle = await asyncio.to_thread(runtime.executions.open_log, job, stream)
+    return StreamingResponse(
+        _stream(handle) if handle is not None else iter([b""]), media_type="text/plain"
+    )
+
+
+def _stream(handle: BinaryIO) -> Iterator[bytes]:
+    with handle:
+        while chunk := handle.read(256 * 1024):
+            yield chunk
 
 
 @router.get("/queue", summary="The project's jobs waiting for a worker, and the capacity")
 async def queue(runtime: RuntimeDep, caller: TenantCaller) -> Json:
-    waiting, nodes = await runtime.jobs.queue(caller)
-    capacity = sum(n.capacity for n in nodes)
-    busy = sum(n.active for n in nodes)
-    estimates = {}
-    for execution, _, _ in waiting:
-        estimate = await runtime.jobs.estimate(caller, execution)
-        estimates[execution.id] = estimate.duration
+    view = await runtime.jobs.queue(caller)
+    capacity = sum(n.capacity for n in view.nodes)
+    busy = sum(n.active for n in view.nodes)
     return Json(
         {
             "queuedJobs": [
                 {
-                    "jobId": e.uuid,
-                    "jobName": (e.job or {}).get("name") or e.action_ref,
-                    "jobType": e.job_type,
-                    "priority": e.priority.label,
-                    "status": wire.SPELLING[e.status],
-                    "queuePosition": place,
-                    "estimatedStartTime": wire.iso(start),
-                    "estimatedDuration": wire.human_range(*d) if (d := estimates[e.id]) else None,
-                    "dateSubmitted": wire.iso(e.created),
-                    "submittedBy": e.submitted_by,
+                    "jobId": item.execution.uuid,
+                    "jobName": (item.execution.job or {}).get("name") or item.execution.action_ref,
+                    "jobType": item.execution.job_type,
+                    "priority": item.execution.priority.label,
+                    "status": wire.SPELLING[item.execution.status],
+                    "queuePosition": item.position,
+                    "estimatedStartTime": wire.iso(item.start),
+                    "estimatedDuration": wire.human_range(*item.duration)
+                    if item.duration
+                    else None,
+                    "dateSubmitted": wire.iso(item.execution.created),
+                    "submittedBy": item.execution.submitted_by,
                 }
-                for e, place, start in waiting
+                for item in view.items
             ],
-            "totalQueued": len(waiting),
+            "totalQueued": view.total,
             "capacity": {
-                "workers": len(nodes),
+                "workers": len(view.nodes),
                 "totalSlots": capacity,
                 "busySlots": busy,
                 "freeSlots": max(0, capacity - busy),

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from typing import Any
 
+from execd.domain import times
 from execd.domain.actions import Action
 from execd.domain.executions import Execution
 from execd.domain.states import Status
+
+iso = times.iso  # the one way every dialect writes a time
 
 SPELLING: dict[Status, str] = {
     Status.REQUESTED: "Queued",
@@ -21,12 +23,6 @@ SPELLING: dict[Status, str] = {
     Status.ABANDONED: "Failed",  # notes say why
     Status.CANCELLED: "Cancelled",
 }
-
-
-def iso(ts: float | None) -> str | None:
-    if ts is None:
-        return None
-    return datetime.fromtimestamp(ts, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def execution(e: Execution, action_id: str | None) -> dict[str, Any]:

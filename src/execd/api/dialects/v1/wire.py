@@ -3,20 +3,14 @@
 from __future__ import annotations
 
 import math
-from datetime import UTC, datetime
 from typing import Any
 
+from execd.domain import times
 from execd.domain.actions import Action
 from execd.domain.executions import Execution, StatusEvent
 from execd.store.workers import WorkerNode
 
-
-def iso(ts: float | None) -> str | None:
-    """RFC 3339 in UTC with milliseconds: 2024-01-13T10:00:00.000Z."""
-    if ts is None:
-        return None
-    moment = datetime.fromtimestamp(ts, UTC)
-    return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+iso = times.iso  # the one way every dialect writes a time
 
 
 def summary(e: Execution) -> dict[str, Any]:

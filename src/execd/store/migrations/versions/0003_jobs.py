@@ -32,6 +32,12 @@ def upgrade() -> None:
             postgresql_where=sa.text(JOBS),
         )
         batch_op.create_index("ix_executions_tenant_id_ended", ["tenant_id", "ended"])
+        batch_op.create_index(
+            "ix_executions_jobs_status",
+            ["project_id", "status"],
+            sqlite_where=sa.text(JOBS),
+            postgresql_where=sa.text(JOBS),
+        )
     op.create_table(
         "notifications",
         sa.Column("id", ID, autoincrement=True, nullable=False),
@@ -69,6 +75,7 @@ def downgrade() -> None:
         batch_op.drop_column("memory_total")
         batch_op.drop_column("cpu_count")
     with op.batch_alter_table("executions", schema=None) as batch_op:
+        batch_op.drop_index("ix_executions_jobs_status")
         batch_op.drop_index("ix_executions_tenant_id_ended")
         batch_op.drop_index("ix_executions_jobs")
         batch_op.drop_column("cancel_request")
