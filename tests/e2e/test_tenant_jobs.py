@@ -576,3 +576,48 @@ def test_odd_values_get_answers_not_errors(tenant: Tenant) -> None:
         "DELETE", tenant.base + f"/execution/job/{job_id}", json={"reason": "a\u0000b"}
     )
     assert nul.status_code == 400
+
+
+def test_a_pipeline_job_shows_its_steps_progress_metrics_and_files(tenant: Tenant) -> None:
+    analyse = (
+        'echo \'{"percent": 40, "stage": "Mining", "processed": 30, "total": 60}\' '
+        '>> "$EXECD_CONTROL_FILE"; echo "<html>map</html>" > "$EXECD_ARTIFACTS_DIR/map.html"; '
+        'echo analysed; python3 -c "b = bytearray(30_000_000); import time; time.sleep(2)"'
+    )
+    enrich = (
+        'echo \'{"processed": 60, "total": 60}\' >> "$EXECD_CONTROL_FILE"; '
+        'printf "a,b\\n" > "$EXECD_ARTIFACTS_DIR/data.csv"'
+    )
+    flow = define_flow(
+        tenant.client,
+        "Customer Analytics Pipeline",
+        [
+            {"name": "analyse", "action": "core.shell", "parameters": {"cmd": analyse}},
+            {"name": "enrich", "action": "core.shell", "parameters": {"cmd": enrich}},
+        ],
+    )
+    job_id = submit(tenant, flow, resourceType="Pipeline").json()["jobId"]
+
+    def analysing() -> dict[str, Any] | None:
+        body = job(tenant, job_id)
+        ok = body["progress"]["currentStage"] == "analyse: Mining"
+        return body if ok and body["execution"]["memoryBytes"] else None
+
+    running = wait_for(analysing, timeout=20, message="first step reported")
+    assert running["progress"]["percentage"] == 20  # 40% of the first of two steps
+    assert running["execution"]["executionNode"] and running["metrics"]["totalRecords"] == 60
+    done = wait_job(tenant, job_id, {"Completed", "Failed"})
+    assert done["status"] == "Completed" and done["progress"]["percentage"] == 100
+    assert done["metrics"]["recordsProcessed"] == 90  # both steps' counters
+    results = tenant.get(f"/execution/job/{job_id}/results").json()
+    assert results["summary"]["outputsGenerated"] == 2
+    assert results["results"]["primaryOutput"]["path"] == "step-1/map.html"
+    (data,) = results["results"]["additionalOutputs"]
+    assert data["path"] == "step-2/data.csv"
+    assert tenant.client.get(data["downloadUrl"]).text == "a,b\n"
+    assert results["executionMetrics"]["peakMemoryBytes"] > 20_000_000
+    package = tenant.get(f"/execution/job/{job_id}/results", params={"format": "download"})
+    archive = zipfile.ZipFile(io.BytesIO(package.content))
+    assert archive.read("step-1/artifacts/map.html") == b"<html>map</html>\n"
+    assert archive.read("step-1/stdout.log") == b"analysed\n"
+    assert "step-2/artifacts/data.csv" in archive.namelist()

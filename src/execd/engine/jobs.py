@@ -6,12 +6,13 @@ from __future__ import annotations
 import statistics
 import time
 import uuid as uuidlib
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import dataclass, field, replace
+from typing import Any, BinaryIO
 
 from execd.domain.access import Principal, require
 from execd.domain.actions import MAX_SECONDS
 from execd.domain.executions import Execution
+from execd.domain.flows import FLOW_RUNNER, plan_steps, step_name
 from execd.domain.states import PENDING, TERMINAL, Priority, Status
 from execd.engine.flows import FlowService
 from execd.engine.service import ActionService, ExecutionService, SubmitOptions
@@ -141,6 +142,50 @@ class JobService:
         if execution.job_type is None:
             raise job_not_found(job_id)
         return execution
+
+    # -- what a job is made of ------------------------------------------------------------
+
+    async def parts(self, job: Execution) -> list[tuple[str, Execution]]:
+        """The executions that do a job's work, each with the prefix its files show
+        under: the job itself for an Action job; for a Pipeline, the flow execution and
+        the latest attempt of every step below it ("step-1/", "step-2/step-1/", ...)."""
+        found: list[tuple[str, Execution]] = [("", job)]
+        if job.flow_id is None:
+            return found
+        frontier = found
+        while frontier:
+            children = await self.flows.steps_of([e for _, e in frontier])
+            below: list[tuple[str, Execution]] = []
+            for prefix, parent in frontier:
+                latest: dict[int, Execution] = {}
+                for child in children.get(parent.id, []):
+                    if child.sequence is not None:
+                        latest[child.sequence] = child  # oldest first: the last one wins
+                for sequence, child in sorted(latest.items()):
+                    below.append((f"{prefix}step-{sequence}/", child))
+            found.extend(below)
+            frontier = below
+        return found
+
+    async def view(self, job: Execution) -> tuple[Execution, list[tuple[str, Execution]]]:
+        """The job as its API shows it: for a Pipeline, progress, counters, resource use
+        and node come from its steps. Also returns its parts."""
+        parts = await self.parts(job)
+        if job.flow_id is None:
+            return job, parts
+        return replace(job, **_pipeline_figures(job, parts)), parts
+
+    async def artifacts(self, parts: list[tuple[str, Execution]]) -> list[tuple[str, int]]:
+        found: list[tuple[str, int]] = []
+        for prefix, part in parts:
+            found += [(prefix + p, size) for p, size in await self.executions.artifacts_of(part)]
+        return found
+
+    def open_artifact(self, parts: list[tuple[str, Execution]], path: str) -> BinaryIO | None:
+        for prefix, part in sorted(parts, key=lambda p: -len(p[0])):
+            if path.startswith(prefix):
+                return self.executions.open_artifact(part, path[len(prefix) :])
+        return None
 
     async def deliveries(self, job: Execution) -> list[Notification]:
         """The notifications this job has sent, or is still trying to send."""
@@ -328,6 +373,49 @@ def _start_time(
         return due
     waves = (ahead - free) // capacity + 1
     return max(due, now + waves * per_job)
+
+
+def _pipeline_figures(job: Execution, parts: list[tuple[str, Execution]]) -> dict[str, Any]:
+    """Progress, counters, resource use and node of a Pipeline job, from its steps."""
+    runs = [e for _, e in parts[1:] if e.runner != FLOW_RUNNER]
+    progress: dict[str, Any] = {}
+    for key in ("processed", "total", "errors", "warnings"):
+        values = [e.progress[key] for e in runs if e.progress and key in e.progress]
+        if values:
+            progress[key] = sum(values)
+    messages = [m for e in runs for m in (e.progress or {}).get("warning_messages", [])]
+    if messages:
+        progress["warning_messages"] = messages
+    top = {e.sequence: e for prefix, e in parts[1:] if prefix.count("/") == 1}
+    total = len(plan_steps(job.plan)) or 1
+    done = sum(1 for e in top.values() if e.status in TERMINAL)
+    current = next((e for e in top.values() if e.status not in TERMINAL), None)
+    fraction = 0.0
+    if current is not None:
+        fraction = float((current.progress or {}).get("percent") or 0.0) / 100
+        name = step_name(plan_steps(job.plan)[(current.sequence or 1) - 1])
+        inner = (current.progress or {}).get("stage")
+        progress["stage"] = f"{name}: {inner}" if inner else name
+    progress["percent"] = round(100 * (done + fraction) / total, 1)
+    active = [e for e in runs if e.status not in TERMINAL]
+    usage: dict[str, Any] = {}
+    for key in ("memory_bytes", "cpu_percent"):
+        values = [e.usage[key] for e in active if e.usage and key in e.usage]
+        if values:
+            usage[key] = sum(values)
+    for key in ("cpu_seconds", "disk_bytes", "read_bytes", "write_bytes", "io_operations"):
+        values = [e.usage[key] for e in runs if e.usage and key in e.usage]
+        if values:
+            usage[key] = sum(values)
+    peaks = [
+        e.usage["peak_memory_bytes"] for e in runs if e.usage and "peak_memory_bytes" in e.usage
+    ]
+    if peaks:
+        usage["peak_memory_bytes"] = max(peaks)
+    node = next((e.worker_id for e in active if e.worker_id), None)
+    if node is None and runs:
+        node = runs[-1].worker_id
+    return {"progress": progress, "usage": usage or None, "worker_id": node}
 
 
 def _resource_column(job: Execution) -> Any:

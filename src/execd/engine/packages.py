@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import zipfile
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from functools import partial
 from typing import Any, BinaryIO
 
@@ -61,22 +62,31 @@ def record(execution: Execution, events: list[StatusEvent]) -> dict[str, Any]:
     }
 
 
+@dataclass(frozen=True)
+class Part:
+    """Files of one execution in the package, under `prefix` ("" for the execution
+    itself, "step-2/" for a flow's second step, and so on down)."""
+
+    prefix: str
+    open_file: Callable[[str], BinaryIO | None]  # ArtifactStore.open_file, bound
+    artifacts: list[tuple[str, int]]  # ArtifactStore.list_artifacts
+
+
 def contents(
-    execution: Execution,
-    events: list[StatusEvent],
-    open_file: Callable[[str], BinaryIO | None],
-    artifacts: list[tuple[str, int]],
+    execution: Execution, events: list[StatusEvent], parts: list[Part]
 ) -> list[tuple[str, Source]]:
-    """What goes into the package. `open_file` opens a file of the execution's
-    directory safely (ArtifactStore.open_file); `artifacts` is its listing."""
+    """What goes into the package: the record and result of `execution`, then the
+    logs and artifacts of each part."""
     files: list[tuple[str, Source]] = [
         ("execution.json", orjson.dumps(record(execution, events), option=orjson.OPT_INDENT_2)),
         ("result.json", orjson.dumps(execution.result, option=orjson.OPT_INDENT_2)),
     ]
-    for name in ("stdout.log", "stderr.log"):
-        files.append((name, partial(open_file, name)))
-    for relative, _ in artifacts:
-        files.append((f"artifacts/{relative}", partial(open_file, f"artifacts/{relative}")))
+    for part in parts:
+        for name in ("stdout.log", "stderr.log"):
+            files.append((f"{part.prefix}{name}", partial(part.open_file, name)))
+        for relative, _ in part.artifacts:
+            source = partial(part.open_file, f"artifacts/{relative}")
+            files.append((f"{part.prefix}artifacts/{relative}", source))
     return files
 
 

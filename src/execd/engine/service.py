@@ -272,17 +272,24 @@ class ExecutionService:
     ) -> tuple[list[Execution], int | None]:
         return await self.queries.search(caller.project_id, f, page, with_total=with_total)
 
-    async def package(self, caller: Principal, execution: Execution) -> Iterator[bytes] | None:
+    async def package(
+        self,
+        caller: Principal,
+        execution: Execution,
+        parts: list[tuple[str, Execution]] | None = None,
+    ) -> Iterator[bytes] | None:
         """The result package of a finished execution, as ZIP chunks written on demand;
-        None while it has not finished (there is no package yet)."""
+        None while it has not finished (there is no package yet). `parts` are the
+        executions whose files go in, each under its prefix (default: its own)."""
         if execution.status not in TERMINAL:
             return None
         events = await self.queries.history(caller.project_id, execution.id)
-        listed = await asyncio.to_thread(self.artifacts.list_artifacts, execution)
-        files = packages.contents(
-            execution, events, partial(self.artifacts.open_file, execution), listed
-        )
-        return packages.stream(execution, files)
+        packed = []
+        for prefix, part in parts if parts is not None else [("", execution)]:
+            listed = await asyncio.to_thread(self.artifacts.list_artifacts, part)
+            opener = partial(self.artifacts.open_file, part)
+            packed.append(packages.Part(prefix, opener, listed))
+        return packages.stream(execution, packages.contents(execution, events, packed))
 
     async def artifacts_of(self, execution: Execution) -> list[tuple[str, int]]:
         return await asyncio.to_thread(self.artifacts.list_artifacts, execution)

@@ -368,8 +368,8 @@ class FlowStore:
         return await self.db.write(remove)
 
 
-_STEP = [c for c in ex.c if c.name not in ("plan", "progress", "usage", "secrets")]
-_LIGHT_STEP = [c for c in _STEP if c.name not in ("result", "error")]
+_STEP = [c for c in ex.c if c.name != "plan"]
+_LIGHT_STEP = [c for c in _STEP if c.name not in ("result", "error", "progress", "usage")]
 
 
 def _history_where(project_id: str, f: HistoryFilter) -> list[ColumnElement[bool]]:

@@ -76,7 +76,9 @@ async def download_package(
         execution = await runtime.executions.get_by_uuid(caller, executionId.lower())
     except NotFound:
         raise NotFound("Execution not found", executionId=executionId) from None
-    chunks = await runtime.executions.package(caller, execution)
+    # A flow execution's package holds its steps' files too, under step-N/.
+    parts = await runtime.jobs.parts(execution) if execution.flow_id else None
+    chunks = await runtime.executions.package(caller, execution, parts)
     if chunks is None:
         raise NotFound("Zip file not found", executionId=executionId)
     return StreamingResponse(

@@ -249,6 +249,7 @@ def _submitted(job: Execution, estimate: Estimate) -> dict[str, Any]:
 
 
 async def _shown(runtime: Runtime, caller: Principal, job: Execution) -> dict[str, Any]:
+    job, _ = await runtime.jobs.view(job)
     body = job_body(job, await _nodes(runtime))
     body["notifications"] = {
         **((job.job or {}).get("notifications") or {}),
@@ -335,7 +336,7 @@ async def list_jobs(
     total = sum(counts.values())
     return Json(
         {
-            "jobs": [_list_item(j) for j in jobs],
+            "jobs": [_list_item((await runtime.jobs.view(j))[0]) for j in jobs],
             "summary": {
                 "totalJobs": total,
                 "runningJobs": count("Running"),
@@ -545,15 +546,16 @@ async def job_results(
             "its results come when it ends",
             jobId=job.uuid,
         )
+    job, parts = await runtime.jobs.view(job)
     if format == "download":
-        chunks = await runtime.executions.package(caller, job)
+        chunks = await runtime.executions.package(caller, job, parts)
         assert chunks is not None
         return StreamingResponse(
             chunks,
             media_type="application/zip",
             headers={"Content-Disposition": f'attachment; filename="{job.uuid}.zip"'},
         )
-    artifacts = await runtime.executions.artifacts_of(job)
+    artifacts = await runtime.jobs.artifacts(parts)
     return Json(
         _results(
             request,
@@ -576,7 +578,8 @@ async def download_artifact(
     path: str,
 ) -> StreamingResponse:
     job = await runtime.jobs.get(caller, jobId)
-    handle = await asyncio.to_thread(runtime.executions.open_artifact, job, path)
+    _, parts = await runtime.jobs.view(job)
+    handle = await asyncio.to_thread(runtime.jobs.open_artifact, parts, path)
     if handle is None:
         raise NotFound("Artifact not found", jobId=job.uuid)
     name = path.rsplit("/", 1)[-1]
