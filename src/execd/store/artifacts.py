@@ -32,7 +32,9 @@ class ArtifactStore:
         return self.dir_for(execution) / f"{stream}.log"
 
     def read_output(self, execution: Execution, stream: str, limit: int | None = None) -> bytes:
-        handle = self.open_file(execution, f"{stream}.log" if stream in STREAMS else "")
+        if stream not in STREAMS:
+            raise ValueError(f"unknown stream {stream!r}")
+        handle = self.open_file(execution, f"{stream}.log")
         if handle is None:
             return b""
         with handle:
