@@ -126,6 +126,9 @@ class ExecutionFilter:
     action_id: int | None = None
     created_after: float | None = None
     created_before: float | None = None
+    updated_after: float | None = None
+    updated_before: float | None = None
+    below_id: int | None = None  # keyset paging: only executions older than this id
 
 
 @dataclass(frozen=True)

@@ -4,7 +4,8 @@ executions. Dialects translate; they never talk to the store themselves."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
+import shutil
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, replace
 from functools import partial
 from typing import Any, BinaryIO
@@ -30,6 +31,7 @@ from execd.domain.executions import (
     Page,
     StatusEvent,
 )
+from execd.domain.retries import retry_of
 from execd.domain.states import TERMINAL, Priority
 from execd.engine import packages
 from execd.engine.batching import GroupCommit
@@ -300,6 +302,93 @@ class ExecutionService:
 
     def open_log(self, execution: Execution, stream: str) -> BinaryIO | None:
         return self.artifacts.open_file(execution, f"{stream}.log")
+
+    async def retry(
+        self,
+        caller: Principal,
+        execution_id: int,
+        parameters: dict[str, Any] | None = None,
+        priority: Priority | None = None,
+    ) -> Execution:
+        """A new execution of what `execution_id` ran, linked to it (`retry_of`), with
+        `parameters` merged over its own (validated again). Only once it has ended."""
+        require(caller, "operator")
+        old = await self.get(caller, execution_id)
+        if old.status not in TERMINAL:
+            raise Conflict(
+                f"Execution {execution_id} is {old.status.value}; only an execution that "
+                "has ended can be retried",
+                status=old.status.value,
+            )
+        if old.sequence is not None:
+            raise Conflict(
+                f"Execution {execution_id} is a step of flow execution {old.parent_id}; "
+                "retry the flow",
+                status=old.status.value,
+            )
+        values = old.parameters
+        if parameters:
+            if old.flow_id is not None:
+                raise InvalidInput("A flow execution is retried with its own parameters")
+            values = {**old.parameters, **parameters}
+            if old.action_id is not None or old.action_ref in CORE_ACTIONS:
+                action = await self.actions.get(caller, old.action_ref)
+                values = self.actions.validate_parameters(action, values)
+        new = replace(
+            retry_of(old, parameters=values, submitted_by=caller.label),
+            priority=priority if priority is not None else old.priority,
+        )
+        return (await self.submit_new(new)).execution
+
+    async def cancel_many(
+        self, caller: Principal, ids: list[int], reason: str | None = None
+    ) -> dict[int, tuple[str, Execution | None]]:
+        """Cancel each: ("cancelled" | "canceling" | "not_found" | "finished", it)."""
+        require(caller, "operator")
+        results: dict[int, tuple[str, Execution | None]] = {}
+        for execution_id in ids:
+            try:
+                execution = await self.cancel(caller, execution_id, reason=reason)
+            except NotFound:
+                results[execution_id] = ("not_found", None)
+            except Conflict:
+                results[execution_id] = ("finished", None)
+            else:
+                results[execution_id] = (execution.status.value, execution)
+        return results
+
+    async def delete_many(self, caller: Principal, ids: list[int]) -> dict[int, str]:
+        """Delete each (with everything below it) if it has ended: "deleted",
+        "not_found" or "not_finished". Logs and artifacts go too."""
+        require(caller, "operator")
+        results, removed = await self.queries.delete(caller.project_id, ids)
+
+        def remove_files() -> None:
+            for execution in removed:
+                shutil.rmtree(self.artifacts.dir_for(execution), ignore_errors=True)
+
+        await asyncio.to_thread(remove_files)
+        return results
+
+    async def matching_ids(self, caller: Principal, f: ExecutionFilter, limit: int) -> list[int]:
+        return await self.queries.ids(caller.project_id, f, limit)
+
+    async def export(
+        self, caller: Principal, f: ExecutionFilter, batch: int = 1000
+    ) -> AsyncIterator[list[Execution]]:
+        """Every execution matching `f`, newest first, in batches read one at a time
+        (keyset paging), so memory stays flat however many there are."""
+        below: int | None = f.below_id
+        while True:
+            items, _ = await self.queries.search(
+                caller.project_id, replace(f, below_id=below), Page(1, batch), with_total=False
+            )
+            if not items:
+                return
+            yield items
+            if len(items) < batch:
+                return
+            below = items[-1].id
 
     async def of_action(self, caller: Principal, action: Action, page: Page) -> list[Execution]:
         """Executions of one action, newest first."""

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import Connection, Text, cast, func, select
+from sqlalchemy import Connection, Text, cast, delete, func, select
 from sqlalchemy.sql.elements import ColumnElement
 
 from execd.domain.executions import Execution, ExecutionFilter, ExecutionStats, Page, StatusEvent
-from execd.domain.states import Status
+from execd.domain.states import TERMINAL, Status
 from execd.store.database import Database
 from execd.store.rows import to_execution
 from execd.store.schema import execution_events as events
@@ -33,6 +33,12 @@ def _conditions(project_id: str, f: ExecutionFilter) -> list[ColumnElement[bool]
         where.append(ex.c.created >= f.created_after)
     if f.created_before is not None:
         where.append(ex.c.created < f.created_before)
+    if f.updated_after is not None:
+        where.append(ex.c.updated >= f.updated_after)
+    if f.updated_before is not None:
+        where.append(ex.c.updated < f.updated_before)
+    if f.below_id is not None:
+        where.append(ex.c.id < f.below_id)
     if f.result_contains:
         where.append(cast(ex.c.result, Text).icontains(f.result_contains, autoescape=True))
     return where
@@ -41,6 +47,18 @@ def _conditions(project_id: str, f: ExecutionFilter) -> list[ColumnElement[bool]
 class ExecutionQueries:
     def __init__(self, db: Database) -> None:
         self.db = db
+
+    async def delete(
+        self, project_id: str, ids: list[int]
+    ) -> tuple[dict[int, str], list[Execution]]:
+        return await self.db.write(lambda conn: delete_terminal(conn, project_id, ids))
+
+    async def ids(self, project_id: str, f: ExecutionFilter, limit: int) -> list[int]:
+        """Ids of the newest `limit` executions matching `f`."""
+        query = (
+            select(ex.c.id).where(*_conditions(project_id, f)).order_by(ex.c.id.desc()).limit(limit)
+        )
+        return await self.db.read(lambda conn: list(conn.execute(query).scalars()))
 
     async def get(self, project_id: str, execution_id: int) -> Execution | None:
         return await self._one(ex.c.id == execution_id, ex.c.project_id == project_id)
@@ -126,3 +144,51 @@ def _to_event(row: Any) -> StatusEvent:
         worker_id=row["worker_id"],
         message=row["message"],
     )
+
+
+def delete_terminal(
+    conn: Connection, project_id: str, ids: list[int]
+) -> tuple[dict[int, str], list[Execution]]:
+    """Delete these executions with everything below them, each only if all of it has
+    ended. Per id: "deleted", "not_found" or "not_finished"; and what was removed."""
+    rows = conn.execute(
+        select(ex).where(ex.c.project_id == project_id, ex.c.id.in_(ids)).with_for_update()
+    ).mappings()
+    found = {r["id"]: to_execution(r) for r in rows}
+    results: dict[int, str] = {}
+    removed: list[Execution] = []
+    done: set[int] = set()
+    for execution_id in ids:
+        root = found.get(execution_id)
+        if root is None or execution_id in done:
+            results[execution_id] = "deleted" if execution_id in done else "not_found"
+            continue
+        tree = with_descendants(conn, [root])
+        if any(e.status not in TERMINAL for e in tree):
+            results[execution_id] = "not_finished"
+            continue
+        delete_rows(conn, [e.id for e in tree])
+        done.update(e.id for e in tree)
+        removed.extend(tree)
+        results[execution_id] = "deleted"
+    return results, removed
+
+
+def with_descendants(conn: Connection, roots: list[Execution]) -> list[Execution]:
+    """`roots` and every execution below them (children, their children, ...)."""
+    tree = list(roots)
+    frontier = [r.id for r in roots]
+    while frontier:
+        rows = conn.execute(select(ex).where(ex.c.parent_id.in_(frontier))).mappings()
+        found = [to_execution(r) for r in rows]
+        tree.extend(found)
+        frontier = [e.id for e in found]
+    return tree
+
+
+def delete_rows(conn: Connection, ids: list[int]) -> None:
+    """Delete executions and their status events, in chunks."""
+    for start in range(0, len(ids), 500):
+        part = ids[start : start + 500]
+        conn.execute(delete(events).where(events.c.execution_id.in_(part)))
+        conn.execute(delete(ex).where(ex.c.id.in_(part)))

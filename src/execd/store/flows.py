@@ -26,8 +26,9 @@ from execd.domain.states import TERMINAL, Status
 from execd.errors import Conflict
 from execd.store.clock import now_of
 from execd.store.database import Database
+from execd.store.executions import delete_rows, with_descendants
 from execd.store.rows import to_execution
-from execd.store.schema import DEVICE_HELD, FLOW_ROWS, execution_events, executions, flows
+from execd.store.schema import DEVICE_HELD, FLOW_ROWS, executions, flows
 
 ex = executions
 GraphCheck = Callable[[dict[str, list[str]]], None]
@@ -340,13 +341,7 @@ class FlowStore:
                     code="EXECUTION_IS_SUBFLOW",
                     title="Cannot delete a sub-flow execution on its own",
                 )
-            tree = list(roots)
-            frontier = [r.id for r in roots]
-            while frontier:
-                rows = conn.execute(select(ex).where(ex.c.parent_id.in_(frontier))).mappings()
-                found = [to_execution(r) for r in rows]
-                tree.extend(found)
-                frontier = [e.id for e in found]
+            tree = with_descendants(conn, roots)
             unfinished = [e for e in tree if e.status not in TERMINAL]
             if unfinished:
                 raise Conflict(
@@ -356,13 +351,7 @@ class FlowStore:
                     code="EXECUTION_RUNNING",
                     title="Execution is still running",
                 )
-            ids = [e.id for e in tree]
-            for chunk in range(0, len(ids), 500):
-                part = ids[chunk : chunk + 500]
-                conn.execute(
-                    delete(execution_events).where(execution_events.c.execution_id.in_(part))
-                )
-                conn.execute(delete(ex).where(ex.c.id.in_(part)))
+            delete_rows(conn, [e.id for e in tree])
             return tree
 
         return await self.db.write(remove)

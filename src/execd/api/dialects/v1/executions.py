@@ -2,18 +2,25 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+import base64
+import csv
+import io
+from collections.abc import AsyncIterator, Iterable
+from dataclasses import replace
+from datetime import UTC, datetime
 from typing import Annotated, Any
 
+import orjson
 from fastapi import APIRouter, Header, Path, Query
-from fastapi.responses import PlainTextResponse
+from fastapi.responses import PlainTextResponse, StreamingResponse
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field
 
 from execd.api.deps import Caller, RuntimeDep
 from execd.api.dialects.v1 import wire
 from execd.api.responses import Json
+from execd.domain.access import Principal
 from execd.domain.actions import MAX_SECONDS
-from execd.domain.executions import MAX_ID, ExecutionFilter, Page
+from execd.domain.executions import MAX_ID, Execution, ExecutionFilter, Page
 from execd.domain.states import PENDING, Priority, Status, parse_status
 from execd.engine.service import SubmitOptions
 from execd.errors import InvalidInput
@@ -39,6 +46,67 @@ async def _list(
     return Json(wire.page([wire.summary(e) for e in items], page, per_page, total or 0))
 
 
+Time = Annotated[datetime | None, Query(description="ISO 8601; UTC when no zone is given")]
+
+
+def _seconds(value: datetime | None) -> float | None:
+    if value is None:
+        return None
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=UTC)
+    try:
+        return value.timestamp()
+    except (OverflowError, OSError, ValueError):
+        raise InvalidInput("A time is out of range") from None
+
+
+def _cursor(value: str | None) -> int | None:
+    """Cursors are opaque to clients; inside, the id the next page starts below."""
+    if not value:
+        return None
+    kind, below = "", None
+    try:
+        kind, _, number = base64.urlsafe_b64decode(value.encode() + b"==").decode().partition(":")
+        below = int(number)
+    except ValueError:  # binascii.Error and UnicodeDecodeError are ValueErrors
+        pass
+    if kind != "below" or below is None or not 0 < below <= MAX_ID:
+        raise InvalidInput("Invalid cursor: pass the next_cursor of a previous page")
+    return below
+
+
+def _next_cursor(items: list[Execution], size: int) -> str | None:
+    if len(items) < size:
+        return None
+    return base64.urlsafe_b64encode(f"below:{items[-1].id}".encode()).decode().rstrip("=")
+
+
+def _filter(
+    status: str | None,
+    action_ref: str | None,
+    pack_name: str | None,
+    result_contains: str | None,
+    enforcement: int | None,
+    parent: int | None,
+    created_after: datetime | None,
+    created_before: datetime | None,
+    updated_after: datetime | None,
+    updated_before: datetime | None,
+) -> ExecutionFilter:
+    return ExecutionFilter(
+        statuses=frozenset({_status(status)}) if status is not None else None,
+        action_ref=action_ref,
+        pack=pack_name,
+        result_contains=result_contains or None,
+        enforcement_id=enforcement,
+        parent_id=parent,
+        created_after=_seconds(created_after),
+        created_before=_seconds(created_before),
+        updated_after=_seconds(updated_after),
+        updated_before=_seconds(updated_before),
+    )
+
+
 @router.get("", summary="List executions, newest first")
 async def list_executions(
     runtime: RuntimeDep,
@@ -51,16 +119,83 @@ async def list_executions(
     result_contains: str | None = None,
     enforcement: Id = None,
     parent: Id = None,
+    created_after: Time = None,
+    created_before: Time = None,
+    updated_after: Time = None,
+    updated_before: Time = None,
+    cursor: Annotated[
+        str | None, Query(max_length=100, description="empty to start, then next_cursor")
+    ] = None,
+    include_total: bool = True,
 ) -> Json:
-    f = ExecutionFilter(
-        statuses=frozenset({_status(status)}) if status is not None else None,
-        action_ref=action_ref,
-        pack=pack_name,
-        result_contains=result_contains or None,
-        enforcement_id=enforcement,
-        parent_id=parent,
+    f = _filter(
+        status, action_ref, pack_name, result_contains, enforcement, parent,
+        created_after, created_before, updated_after, updated_before,
+    )  # fmt: skip
+    below = _cursor(cursor)
+    if below is not None:  # keyset paging: as fast on page 10,000 as on page 1
+        f = replace(f, below_id=below)
+        page = 1
+    items, total = await runtime.executions.search(
+        caller, f, Page(page, per_page), with_total=include_total and below is None
     )
-    return await _list(runtime, caller, f, page, per_page)
+    body = wire.page([wire.summary(e) for e in items], page, per_page, total or 0)
+    if total is None:
+        body["pagination"]["total_items"] = None
+        body["pagination"]["total_pages"] = None
+    if cursor is not None:  # cursor paging was asked for (cursor= to start)
+        body["pagination"]["next_cursor"] = _next_cursor(items, per_page)
+    return Json(body)
+
+
+EXPORT_FIELDS = (
+    "id", "uuid", "action_ref", "status", "priority", "parent", "attempt", "created",
+    "started", "ended", "duration_ms", "exit_code", "error", "submitted_by",
+)  # fmt: skip
+
+
+@router.get("/export", summary="Every matching execution, streamed as CSV or JSON lines")
+async def export(
+    runtime: RuntimeDep,
+    caller: Caller,
+    format: Annotated[str, Query(pattern="^(csv|jsonl)$")] = "jsonl",
+    status: str | None = None,
+    action_ref: str | None = None,
+    pack_name: str | None = None,
+    result_contains: str | None = None,
+    enforcement: Id = None,
+    parent: Id = None,
+    created_after: Time = None,
+    created_before: Time = None,
+    updated_after: Time = None,
+    updated_before: Time = None,
+) -> StreamingResponse:
+    f = _filter(
+        status, action_ref, pack_name, result_contains, enforcement, parent,
+        created_after, created_before, updated_after, updated_before,
+    )  # fmt: skip
+
+    async def lines() -> AsyncIterator[bytes]:
+        if format == "csv":
+            yield (",".join(EXPORT_FIELDS) + "\r\n").encode()
+        async for batch in runtime.executions.export(caller, f):
+            chunk = io.StringIO()
+            writer = csv.writer(chunk) if format == "csv" else None
+            for execution in batch:
+                record = wire.execution(execution)
+                row = {k: record[k] for k in EXPORT_FIELDS}
+                if writer is not None:
+                    writer.writerow(["" if row[k] is None else row[k] for k in EXPORT_FIELDS])
+                else:
+                    chunk.write(orjson.dumps(record).decode() + "\n")
+            yield chunk.getvalue().encode()
+
+    media = "text/csv; charset=utf-8" if format == "csv" else "application/x-ndjson"
+    return StreamingResponse(
+        lines(),
+        media_type=media,
+        headers={"Content-Disposition": f'attachment; filename="executions.{format}"'},
+    )
 
 
 @router.get("/stats", summary="Counts by status over every visible execution")
@@ -157,6 +292,86 @@ async def get_execution(runtime: RuntimeDep, caller: Caller, execution_id: int) 
 @router.post("/{execution_id:int}/cancel", summary="Cancel an execution and its children")
 async def cancel(runtime: RuntimeDep, caller: Caller, execution_id: int) -> Json:
     return Json({"data": wire.execution(await runtime.executions.cancel(caller, execution_id))})
+
+
+class RetryBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    parameters: dict[str, Any] = Field(default_factory=dict, description="Overrides")
+    priority: str | int | None = None
+
+
+@router.post("/{execution_id:int}/retry", status_code=201, summary="Run it again, linked")
+async def retry(
+    runtime: RuntimeDep, caller: Caller, execution_id: int, body: RetryBody | None = None
+) -> Json:
+    body = body or RetryBody()
+    priority = None
+    if body.priority is not None:
+        try:
+            priority = Priority.parse(body.priority)
+        except ValueError as exc:
+            raise InvalidInput(str(exc)) from None
+    execution = await runtime.executions.retry(caller, execution_id, body.parameters, priority)
+    return Json({"data": wire.execution(execution)}, status_code=201)
+
+
+class BulkFilter(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    status: str | None = None
+    action_ref: str | None = Field(default=None, max_length=300)
+    pack_name: str | None = Field(default=None, max_length=100)
+    created_before: datetime | None = None
+    created_after: datetime | None = None
+
+
+class BulkBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    ids: list[Annotated[int, Field(ge=1, le=MAX_ID)]] | None = Field(default=None, max_length=1000)
+    filter: BulkFilter | None = None
+    reason: str | None = Field(default=None, max_length=2000)
+
+
+async def _targets(runtime: RuntimeDep, caller: Principal, body: BulkBody) -> list[int]:
+    if (body.ids is None) == (body.filter is None):
+        raise InvalidInput("Give either ids (up to 1000) or a filter")
+    if body.ids is not None:
+        return list(dict.fromkeys(body.ids))
+    assert body.filter is not None
+    spec = body.filter
+    f = _filter(
+        spec.status, spec.action_ref, spec.pack_name, None, None, None,
+        spec.created_after, spec.created_before, None, None,
+    )  # fmt: skip
+    return await runtime.executions.matching_ids(caller, f, BULK_LIMIT)
+
+
+BULK_LIMIT = 1000
+
+
+@router.post("/bulk/cancel", summary="Cancel many executions: by ids or by a filter")
+async def bulk_cancel(runtime: RuntimeDep, caller: Caller, body: BulkBody) -> Json:
+    ids = await _targets(runtime, caller, body)
+    results = await runtime.executions.cancel_many(caller, ids, body.reason)
+    data = [{"id": i, "result": outcome} for i, (outcome, _) in results.items()]
+    return Json({"data": data, "summary": _summary(o for o, _ in results.values())})
+
+
+@router.post("/bulk/delete", summary="Delete many ended executions: by ids or by a filter")
+async def bulk_delete(runtime: RuntimeDep, caller: Caller, body: BulkBody) -> Json:
+    ids = await _targets(runtime, caller, body)
+    results = await runtime.executions.delete_many(caller, ids)
+    data = [{"id": i, "result": outcome} for i, outcome in results.items()]
+    return Json({"data": data, "summary": _summary(results.values())})
+
+
+def _summary(outcomes: Iterable[str]) -> dict[str, int]:
+    counted: dict[str, int] = {}
+    for outcome in outcomes:
+        counted[outcome] = counted.get(outcome, 0) + 1
+    return counted
 
 
 @router.get("/{execution_id:int}/history", summary="Every status change, oldest first")
