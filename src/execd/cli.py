@@ -150,6 +150,38 @@ def migrate(
     typer.echo("database is up to date")
 
 
+@app.command()
+def gc(
+    dry_run: Annotated[bool, typer.Option(help="Only count what would be deleted")] = False,
+    days: Annotated[
+        float | None, typer.Option(help="Days to keep ended executions [EXECD_RETENTION_DAYS]")
+    ] = None,
+    database_url: Annotated[str | None, typer.Option(help="[EXECD_DATABASE_URL]")] = None,
+) -> None:
+    """Apply the retention policy now: delete ended executions past their time."""
+    settings = _settings(database_url=database_url, retention_days=days)
+    if not settings.retention_policy().days:
+        typer.echo("error: no retention policy: set EXECD_RETENTION_DAYS or --days", err=True)
+        raise typer.Exit(2)
+    swept = _run(_gc(settings, dry_run))
+    if dry_run:
+        typer.echo(f"would delete {swept.deleted} executions (and what is below them)")
+    else:
+        typer.echo(f"deleted {swept.deleted} executions in {swept.batches} batches")
+
+
+async def _gc(settings: Settings, dry_run: bool) -> Any:
+    from execd.runtime import Runtime
+    from execd.store.migrate import upgrade
+
+    await asyncio.to_thread(upgrade, settings.resolved_database_url)
+    runtime = Runtime(settings)
+    try:
+        return await runtime.retention.sweep(dry_run=dry_run)
+    finally:
+        await runtime.db.dispose()
+
+
 @token_app.command("create")
 def token_create(
     name: Annotated[str, typer.Option(help="What the token is for")],

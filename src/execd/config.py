@@ -10,6 +10,9 @@ from typing import Annotated
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from execd.domain.retention import Policy
+from execd.domain.states import Status
+
 
 def _split(value: object) -> object:
     if isinstance(value, str):
@@ -65,6 +68,16 @@ class Settings(BaseSettings):
     notify_attempts: int = Field(default=5, ge=1, le=100)
     notify_backoff_seconds: float = Field(default=10.0, ge=0)
 
+    # Retention: days to keep ended executions (none: forever), per status if given.
+    retention_days: float | None = Field(default=None, gt=0)
+    retention_days_completed: float | None = Field(default=None, gt=0)
+    retention_days_failed: float | None = Field(default=None, gt=0)
+    retention_days_timeout: float | None = Field(default=None, gt=0)
+    retention_days_cancelled: float | None = Field(default=None, gt=0)
+    retention_days_abandoned: float | None = Field(default=None, gt=0)
+    retention_keep_per_action: int = Field(default=0, ge=0)
+    retention_seconds: float = Field(default=3600.0, gt=0)
+
     # SQLite durability: FULL syncs the WAL at each commit, so an acknowledged
     # submission survives a power cut, not only a killed process.
     sqlite_synchronous: str = "FULL"
@@ -88,6 +101,20 @@ class Settings(BaseSettings):
     @property
     def resolved_work_dir(self) -> Path:
         return (self.work_dir or self.data_dir / "work").resolve()
+
+    def retention_policy(self) -> Policy:
+        days: dict[Status, float] = {}
+        for status in (
+            Status.COMPLETED,
+            Status.FAILED,
+            Status.TIMEOUT,
+            Status.CANCELLED,
+            Status.ABANDONED,
+        ):
+            value = getattr(self, f"retention_days_{status.value}") or self.retention_days
+            if value is not None:
+                days[status] = value
+        return Policy(days=days, keep_per_action=self.retention_keep_per_action)
 
     def default_worker_name(self) -> str:
         return self.worker_name or f"{socket.gethostname()}-{os.getpid()}"

@@ -13,6 +13,7 @@ from execd.engine.flows import FlowService
 from execd.engine.jobs import JobService
 from execd.engine.notifier import Notifier, SmtpSettings
 from execd.engine.reaper import Reaper
+from execd.engine.retention import Retention
 from execd.engine.service import ActionService, ExecutionService
 from execd.engine.worker import Worker, WorkerConfig
 from execd.runners.registry import build_runners
@@ -26,6 +27,7 @@ from execd.store.jobs import JobStore
 from execd.store.migrate import upgrade
 from execd.store.notifications import NotificationStore
 from execd.store.queue import Queue
+from execd.store.retention import RetentionStore
 from execd.store.workers import WorkerRegistry
 
 log = structlog.get_logger(__name__)
@@ -66,6 +68,9 @@ class Runtime:
             NotificationStore(self.db),
             worker_alive_seconds=settings.lease_seconds,
         )
+        self.retention = Retention(
+            RetentionStore(self.db), self.artifacts, settings.retention_policy()
+        )
         self.workers: list[Worker] = []
         self.admin_token: str | None = None
         self._background: list[asyncio.Task[None]] = []
@@ -105,6 +110,10 @@ class Runtime:
             asyncio.create_task(reaper.run()),
             asyncio.create_task(notifier.run()),
         ]
+        if self.retention.policy.days:
+            self._background.append(
+                asyncio.create_task(self.retention.run(settings.retention_seconds))
+            )
         for index in range(workers):
             worker = self.new_worker(index if workers > 1 else None)
             self.workers.append(worker)

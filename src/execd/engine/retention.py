@@ -1,0 +1,67 @@
+"""Retention: ended executions older than the policy allows are deleted, with their
+events, logs and artifacts, in small batches so the queue never waits on it. Runs in
+every `execd serve` (every EXECD_RETENTION_SECONDS) and as `execd gc`."""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+from dataclasses import dataclass
+
+import structlog
+
+from execd.domain.executions import Execution
+from execd.domain.retention import Policy
+from execd.store.artifacts import ArtifactStore
+from execd.store.retention import RetentionStore
+
+log = structlog.get_logger(__name__)
+BATCH = 200
+
+
+@dataclass(frozen=True)
+class Sweep:
+    deleted: int  # executions removed (or, in a dry run, top-level ones that would be)
+    batches: int
+
+
+class Retention:
+    def __init__(self, store: RetentionStore, artifacts: ArtifactStore, policy: Policy) -> None:
+        self.store = store
+        self.artifacts = artifacts
+        self.policy = policy
+
+    async def sweep(self, *, dry_run: bool = False) -> Sweep:
+        """Delete what the policy lets go; with `dry_run`, only count the top-level
+        executions that would go (each takes everything below it along)."""
+        if dry_run:
+            return Sweep(len(await self.store.expired(self.policy, 10**9)), 0)
+        deleted = batches = 0
+        while True:
+            ids = await self.store.expired(self.policy, BATCH)
+            if not ids:
+                break
+            removed = await self.store.delete(ids)
+            if not removed:
+                break  # what is left has something below it still running
+            await asyncio.to_thread(self._remove_files, removed)
+            deleted += len(removed)
+            batches += 1
+            if len(ids) < BATCH:
+                break
+            await asyncio.sleep(0)  # other work gets its turn between batches
+        if deleted:
+            log.info("retention_deleted", executions=deleted, batches=batches)
+        return Sweep(deleted, batches)
+
+    def _remove_files(self, removed: list[Execution]) -> None:
+        for execution in removed:
+            shutil.rmtree(self.artifacts.dir_for(execution), ignore_errors=True)
+
+    async def run(self, interval: float) -> None:
+        while True:
+            try:
+                await self.sweep()
+            except Exception as exc:
+                log.warning("retention_error", error=str(exc))
+            await asyncio.sleep(interval)
