@@ -7,10 +7,15 @@ import csv
 import io
 import json
 import time
+import uuid
 
 import httpx
+import psutil
+from sqlalchemy import create_engine, insert
 
-from tests.support import get, history, submit, wait_status
+from execd.store.database import sync_url
+from execd.store.schema import executions
+from tests.support import Deployment, get, history, submit, wait_status
 
 
 def _define(client: httpx.Client, ref: str, script: str, **kw: object) -> None:
@@ -128,3 +133,54 @@ def test_time_ranges_cursors_and_export(client: httpx.Client) -> None:
     assert [int(r["id"]) for r in rows] == ids[::-1]
     assert rows[0]["action_ref"] == "core.noop" and rows[0]["status"] == "completed"
     assert client.get("/api/v1/executions/export", params={"format": "xml"}).status_code == 400
+
+
+def test_an_export_of_100000_executions_streams_in_flat_memory(deployment: Deployment) -> None:
+    server = deployment.server(workers=0)
+    client = server.client()
+    me = client.get("/api/v1/me").json()["data"]
+    now = time.time()
+    rows = [
+        {
+            "uuid": str(uuid.uuid4()),
+            "tenant_id": me["tenant_id"],
+            "project_id": me["project_id"],
+            "action_ref": "core.noop",
+            "pack": "core",
+            "runner": "local",
+            "entry_point": "noop",
+            "parameters": {"n": n},
+            "status": "completed",
+            "priority": 1,
+            "attempt": 1,
+            "max_attempts": 1,
+            "fence": 1,
+            "created": now - 100_000 + n,
+            "updated": now - 100_000 + n,
+            "started": now - 100_000 + n,
+            "ended": now - 100_000 + n + 0.01,
+            "result": {"message": "x" * 50},
+        }
+        for n in range(100_000)
+    ]
+    engine = create_engine(sync_url(deployment.database_url))
+    with engine.begin() as conn:
+        for start in range(0, len(rows), 10_000):
+            conn.execute(insert(executions), rows[start : start + 10_000])
+    engine.dispose()
+    del rows
+
+    process = psutil.Process(server.pid)
+    before = process.memory_info().rss
+    peak = before
+    count = 0
+    with client.stream("GET", "/api/v1/executions/export", params={"format": "jsonl"}) as reply:
+        assert reply.status_code == 200
+        for line in reply.iter_lines():
+            if line:
+                count += 1
+            if count % 5000 == 0:
+                peak = max(peak, process.memory_info().rss)
+    assert count == 100_000
+    # 100,000 rows are about 60 MB of JSON lines; the server holds a batch at a time.
+    assert peak - before < 40 * 1024 * 1024, (before, peak)
