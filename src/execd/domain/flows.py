@@ -176,22 +176,6 @@ def _text(value: Any) -> str:
 # -- reading a plan -----------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class StepSummary:
-    total: int
-    passed: int
-    failed: int
-    skipped: int
-
-    def as_json(self) -> dict[str, int]:
-        return {
-            "total": self.total,
-            "passed": self.passed,
-            "failed": self.failed,
-            "skipped": self.skipped,
-        }
-
-
 def plan_steps(plan: dict[str, Any] | None) -> list[dict[str, Any]]:
     steps = (plan or {}).get("steps")
     return steps if isinstance(steps, list) else []

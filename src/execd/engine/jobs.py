@@ -329,9 +329,6 @@ class JobService:
             day_elapsed=now - midnight,
         )
 
-    def is_finished(self, job: Execution) -> bool:
-        return job.status in TERMINAL
-
 
 @dataclass(frozen=True)
 class QueuedItem:

@@ -26,11 +26,6 @@ class ArtifactStore:
     def dir_for(self, execution: Execution) -> Path:
         return self.root / execution.project_id / execution.uuid
 
-    def output_file(self, execution: Execution, stream: str) -> Path:
-        if stream not in STREAMS:
-            raise ValueError(f"unknown stream {stream!r}")
-        return self.dir_for(execution) / f"{stream}.log"
-
     def read_output(self, execution: Execution, stream: str, limit: int | None = None) -> bytes:
         if stream not in STREAMS:
             raise ValueError(f"unknown stream {stream!r}")

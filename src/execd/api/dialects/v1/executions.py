@@ -11,7 +11,7 @@ from datetime import UTC, datetime
 from typing import Annotated, Any
 
 import orjson
-from fastapi import APIRouter, Header, Path, Query
+from fastapi import APIRouter, Depends, Header, Path, Query
 from fastapi.responses import PlainTextResponse, StreamingResponse
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field
 
@@ -107,12 +107,7 @@ def _filter(
     )
 
 
-@router.get("", summary="List executions, newest first")
-async def list_executions(
-    runtime: RuntimeDep,
-    caller: Caller,
-    page: PageNumber = 1,
-    per_page: PerPage = 20,
+async def listed(
     status: str | None = None,
     action_ref: str | None = None,
     pack_name: str | None = None,
@@ -123,15 +118,29 @@ async def list_executions(
     created_before: Time = None,
     updated_after: Time = None,
     updated_before: Time = None,
+) -> ExecutionFilter:
+    """The list filters, shared by the list and the export."""
+    return _filter(
+        status, action_ref, pack_name, result_contains, enforcement, parent,
+        created_after, created_before, updated_after, updated_before,
+    )  # fmt: skip
+
+
+Listed = Annotated[ExecutionFilter, Depends(listed)]
+
+
+@router.get("", summary="List executions, newest first")
+async def list_executions(
+    runtime: RuntimeDep,
+    caller: Caller,
+    f: Listed,
+    page: PageNumber = 1,
+    per_page: PerPage = 20,
     cursor: Annotated[
         str | None, Query(max_length=100, description="empty to start, then next_cursor")
     ] = None,
     include_total: bool = True,
 ) -> Json:
-    f = _filter(
-        status, action_ref, pack_name, result_contains, enforcement, parent,
-        created_after, created_before, updated_after, updated_before,
-    )  # fmt: skip
     below = _cursor(cursor)
     if below is not None:  # keyset paging: as fast on page 10,000 as on page 1
         f = replace(f, below_id=below)
@@ -158,23 +167,9 @@ EXPORT_FIELDS = (
 async def export(
     runtime: RuntimeDep,
     caller: Caller,
+    f: Listed,
     format: Annotated[str, Query(pattern="^(csv|jsonl)$")] = "jsonl",
-    status: str | None = None,
-    action_ref: str | None = None,
-    pack_name: str | None = None,
-    result_contains: str | None = None,
-    enforcement: Id = None,
-    parent: Id = None,
-    created_after: Time = None,
-    created_before: Time = None,
-    updated_after: Time = None,
-    updated_before: Time = None,
 ) -> StreamingResponse:
-    f = _filter(
-        status, action_ref, pack_name, result_contains, enforcement, parent,
-        created_after, created_before, updated_after, updated_before,
-    )  # fmt: skip
-
     async def lines() -> AsyncIterator[bytes]:
         if format == "csv":
             yield (",".join(EXPORT_FIELDS) + "\r\n").encode()
