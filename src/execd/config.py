@@ -78,6 +78,11 @@ class Settings(BaseSettings):
     retention_keep_per_action: int = Field(default=0, ge=0)
     retention_seconds: float = Field(default=3600.0, gt=0)
 
+    # Rules: how often each `execd serve` looks for due timers and new events.
+    rules_poll_seconds: float = Field(default=0.5, gt=0)
+    # Live streams: how often a stream looks for new events or output.
+    stream_poll_seconds: float = Field(default=0.25, gt=0)
+
     # SQLite durability: FULL syncs the WAL at each commit, so an acknowledged
     # submission survives a power cut, not only a killed process.
     sqlite_synchronous: str = "FULL"

@@ -14,6 +14,7 @@ from execd.engine.jobs import JobService
 from execd.engine.notifier import Notifier, SmtpSettings
 from execd.engine.reaper import Reaper
 from execd.engine.retention import Retention
+from execd.engine.rules import RuleEngine, RuleService
 from execd.engine.service import ActionService, ExecutionService
 from execd.engine.worker import Worker, WorkerConfig
 from execd.runners.registry import build_runners
@@ -28,6 +29,7 @@ from execd.store.migrate import upgrade
 from execd.store.notifications import NotificationStore
 from execd.store.queue import Queue
 from execd.store.retention import RetentionStore
+from execd.store.rules import RuleStore
 from execd.store.workers import WorkerRegistry
 
 log = structlog.get_logger(__name__)
@@ -71,6 +73,7 @@ class Runtime:
         self.retention = Retention(
             RetentionStore(self.db), self.artifacts, settings.retention_policy()
         )
+        self.rules = RuleService(RuleStore(self.db, self.queue, self.actions.prepare))
         self.workers: list[Worker] = []
         self.admin_token: str | None = None
         self._background: list[asyncio.Task[None]] = []
@@ -109,6 +112,9 @@ class Runtime:
             asyncio.create_task(self.db.listen()),
             asyncio.create_task(reaper.run()),
             asyncio.create_task(notifier.run()),
+            asyncio.create_task(
+                RuleEngine(self.rules.store, poll_seconds=settings.rules_poll_seconds).run()
+            ),
         ]
         if self.retention.policy.days:
             self._background.append(

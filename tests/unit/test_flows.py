@@ -4,7 +4,8 @@ import pytest
 
 from execd.api.dialects.flows import params
 from execd.api.dialects.flows.wire import format_duration
-from execd.domain.flows import FlowSpec, FlowStep, TemplateError, find_cycle, render, validate_flow
+from execd.domain.flows import FlowSpec, FlowStep, find_cycle, validate_flow
+from execd.domain.templates import TemplateError, render
 from execd.errors import InvalidInput
 
 

@@ -16,11 +16,8 @@ Plan (stored with the PARENT or SUBFLOW execution, JSON):
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
 from typing import Any
-
-import orjson
 
 from execd.domain.actions import MAX_SECONDS
 
@@ -115,62 +112,6 @@ def find_cycle(start: str, calls_of: dict[str, list[str]]) -> list[str] | None:
         return None
 
     return visit(start)
-
-
-# -- templating ---------------------------------------------------------------------
-
-_PLACEHOLDER = re.compile(r"\{\{\s*([A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z0-9_-]+)*)\s*\}\}")
-
-
-class TemplateError(ValueError):
-    pass
-
-
-def render(value: Any, context: dict[str, Any]) -> Any:
-    """Fill `{{ parameters.name }}` (and `{{ deviceId }}`, `{{ flowId }}`,
-    `{{ flowName }}`) in every string of `value`. A string that is exactly one
-    placeholder takes the value with its JSON type; inside longer text, the value's
-    text (JSON for non-strings) is inserted."""
-    if isinstance(value, str):
-        whole = _PLACEHOLDER.fullmatch(value)
-        if whole:
-            return _lookup(whole.group(1), context)
-        return _PLACEHOLDER.sub(lambda m: _text(_lookup(m.group(1), context)), value)
-    if isinstance(value, dict):
-        return {k: render(v, context) for k, v in value.items()}
-    if isinstance(value, list):
-        return [render(v, context) for v in value]
-    return value
-
-
-def parameters_used(value: Any) -> set[str]:
-    """The flow parameters (top-level names) the placeholders in `value` read."""
-    if isinstance(value, str):
-        return {
-            path.split(".")[1]
-            for path in _PLACEHOLDER.findall(value)
-            if path.startswith("parameters.") and path.count(".") >= 1
-        }
-    if isinstance(value, dict):
-        return set().union(*(parameters_used(v) for v in value.values()))
-    if isinstance(value, list):
-        return set().union(*(parameters_used(v) for v in value))
-    return set()
-
-
-def _lookup(path: str, context: dict[str, Any]) -> Any:
-    value: Any = context
-    for part in path.split("."):
-        if not isinstance(value, dict) or part not in value:
-            raise TemplateError(f"Unknown template value {{{{ {path} }}}}")
-        value = value[part]
-    return value
-
-
-def _text(value: Any) -> str:
-    if isinstance(value, str):
-        return value
-    return "" if value is None else orjson.dumps(value).decode()
 
 
 # -- reading a plan -----------------------------------------------------------------

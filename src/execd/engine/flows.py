@@ -22,12 +22,10 @@ from execd.domain.flows import (
     MAX_PLAN_STEPS,
     Flow,
     FlowSpec,
-    TemplateError,
     find_cycle,
-    parameters_used,
-    render,
     validate_flow,
 )
+from execd.domain.templates import TemplateError, parameters_used, render
 from execd.engine.service import (
     DEFAULT_OPTIONS,
     ActionService,

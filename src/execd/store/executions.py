@@ -126,7 +126,11 @@ class ExecutionQueries:
     async def history(self, project_id: str, execution_id: int) -> list[StatusEvent]:
         query = (
             select(events)
-            .where(events.c.execution_id == execution_id, events.c.project_id == project_id)
+            .where(
+                events.c.execution_id == execution_id,
+                events.c.project_id == project_id,
+                events.c.kind.is_(None),  # status changes, not progress reports
+            )
             .order_by(events.c.id)
         )
         return await self.db.read(

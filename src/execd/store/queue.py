@@ -42,6 +42,7 @@ from execd.store import notifications
 from execd.store.changes import NOW, Change
 from execd.store.clock import now_of
 from execd.store.database import Database
+from execd.store.events import current_txid
 from execd.store.flow_engine import FlowEngine
 from execd.store.rows import to_execution
 from execd.store.schema import LEASED_SQL
@@ -208,7 +209,7 @@ HELD_BY = (
     .with_for_update()
 )
 """What one worker holds: read from ix_executions_worker_leased."""
-INSERT_EVENTS = insert(events)
+INSERT_EVENTS = insert(events).values(txid=current_txid())
 
 
 class Queue:
@@ -638,6 +639,8 @@ class Queue:
             updated = state.moved(target, values)
             if target is not state.status:
                 history.append(_event(updated, state.status, target, now, change.message))
+            elif values.get("progress") is not None:
+                history.append(_event(updated, target, target, now, progress=values["progress"]))
             current[state.id] = updated
             results.append(updated)
         self._write(conn, pending, original)
@@ -817,7 +820,9 @@ def _event(
     message: str | None = None,
     *,
     worker_id: int | None = None,
+    progress: Any = None,
 ) -> dict[str, Any]:
+    """An event row: a status change, or (with `progress`) a progress report."""
     return {
         "execution_id": execution.id,
         "tenant_id": execution.tenant_id,
@@ -828,4 +833,6 @@ def _event(
         "attempt": execution.attempt,
         "worker_id": worker_id if worker_id is not None else execution.worker_id,
         "message": message,
+        "kind": None if progress is None else "progress",
+        "data": progress,
     }

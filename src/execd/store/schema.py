@@ -331,9 +331,102 @@ execution_events = Table(
     Column("attempt", Integer, nullable=False),
     Column("worker_id", BigInteger),
     Column("message", Text),
+    # The writing transaction's id (PostgreSQL; 0 on SQLite): readers of the event log
+    # follow (txid, id) order and stop at the oldest transaction still running, so an
+    # event committed late below one already read is never skipped (store/events.py).
+    Column("txid", BigInteger),
+    # NULL for a status change; "progress" for a progress report (data holds it).
+    Column("kind", String(16)),
+    Column("data", Json),
     sqlite_autoincrement=True,
 )
 Index("ix_execution_events_execution_id_id", execution_events.c.execution_id, execution_events.c.id)
+Index("ix_execution_events_txid_id", execution_events.c.txid, execution_events.c.id)
+
+triggers = Table(
+    "triggers",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("tenant_id", Uuid, ForeignKey("tenants.id"), nullable=False),
+    Column("project_id", Uuid, ForeignKey("projects.id"), nullable=False),
+    Column("ref", String(200), nullable=False),
+    Column("type", String(16), nullable=False),  # webhook | timer | execution
+    Column("description", Text, nullable=False),
+    Column("config", Json, nullable=False),
+    # A webhook's HMAC secret (it must be kept to check signatures; never shown again).
+    Column("secret", Text),
+    Column("enabled", Boolean, nullable=False),
+    # A timer's next due time: claimed by compare-and-set, so it fires once.
+    Column("next_fire", Ts),
+    Column("created", Ts, nullable=False),
+    Column("updated", Ts, nullable=False),
+    UniqueConstraint("project_id", "ref"),
+    sqlite_autoincrement=True,
+)
+DUE_SQL = text("next_fire IS NOT NULL")
+Index(
+    "ix_triggers_next_fire",
+    triggers.c.next_fire,
+    sqlite_where=DUE_SQL,
+    postgresql_where=DUE_SQL,
+)
+Index("ix_triggers_type_project_id", triggers.c.type, triggers.c.project_id)
+
+rules = Table(
+    "rules",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("tenant_id", Uuid, ForeignKey("tenants.id"), nullable=False),
+    Column("project_id", Uuid, ForeignKey("projects.id"), nullable=False),
+    Column("ref", String(200), nullable=False),
+    Column("description", Text, nullable=False),
+    Column("trigger_id", BigInteger, ForeignKey("triggers.id"), nullable=False),
+    Column("criteria", Json),
+    Column("action_ref", String(300), nullable=False),
+    Column("parameters", Json, nullable=False),
+    Column("enabled", Boolean, nullable=False),
+    Column("created", Ts, nullable=False),
+    Column("updated", Ts, nullable=False),
+    Column("created_by", String(200)),
+    UniqueConstraint("project_id", "ref"),
+    sqlite_autoincrement=True,
+)
+Index("ix_rules_trigger_id", rules.c.trigger_id)
+
+# One row per rule firing; the rule and trigger are copied by ref, so the record
+# outlives them.
+enforcements = Table(
+    "enforcements",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("tenant_id", Uuid, nullable=False),
+    Column("project_id", Uuid, nullable=False),
+    Column("rule_id", BigInteger, nullable=False),
+    Column("rule_ref", String(200), nullable=False),
+    Column("trigger_id", BigInteger, nullable=False),
+    Column("trigger_ref", String(200), nullable=False),
+    Column("trigger_type", String(16), nullable=False),
+    Column("payload", Json),
+    Column("status", String(16), nullable=False),  # succeeded | failed
+    Column("error", Text),
+    # Rules chained through execution triggers: 1 for a firing by anything else.
+    Column("depth", Integer, nullable=False),
+    Column("execution_ids", Json, nullable=False),
+    Column("created", Ts, nullable=False),
+    sqlite_autoincrement=True,
+)
+Index("ix_enforcements_project_id_id", enforcements.c.project_id, enforcements.c.id)
+Index("ix_enforcements_rule_id_id", enforcements.c.rule_id, enforcements.c.id)
+
+# How far a follower of the event log has read (see store/events.py).
+event_cursors = Table(
+    "event_cursors",
+    metadata,
+    Column("name", String(64), primary_key=True),
+    Column("txid", BigInteger, nullable=False),
+    Column("event_id", BigInteger, nullable=False),
+    Column("updated", Ts, nullable=False),
+)
 
 workers = Table(
     "workers",

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from execd.api.dialects.v1 import admin, catalog, executions
+from execd.api.dialects.v1 import admin, catalog, executions, rules
 from execd.api.errors import ErrorShape, default_body
 
 PREFIX = "/api/v1"
@@ -14,5 +14,6 @@ router = APIRouter(prefix=PREFIX)
 router.include_router(executions.router)
 router.include_router(catalog.router)
 router.include_router(admin.router)
+router.include_router(rules.router)
 
 ERRORS = ErrorShape(matches=lambda path: path.startswith(PREFIX + "/"), body=default_body)

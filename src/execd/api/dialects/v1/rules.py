@@ -1,0 +1,264 @@
+"""/api/v1/triggers, /api/v1/rules, /api/v1/enforcements and /api/v1/webhooks."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+import orjson
+from fastapi import APIRouter, Header, Path, Query, Request, Response
+from pydantic import BaseModel, ConfigDict, Field
+
+from execd.api.deps import Caller, RuntimeDep
+from execd.api.dialects.v1 import wire
+from execd.api.responses import Json
+from execd.domain import jsonsafe
+from execd.domain.executions import MAX_ID
+from execd.domain.rules import Enforcement, Rule, RuleSpec, Trigger, TriggerSpec
+from execd.engine.rules import SIGNATURE_HEADER
+from execd.errors import InvalidInput
+
+router = APIRouter(tags=["v1 rules"])
+
+MAX_PAYLOAD = 1024 * 1024
+Ref = Annotated[str, Path(min_length=1, max_length=200)]
+PageNumber = Annotated[int, Query(ge=1, le=10**9)]
+
+
+class TriggerBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    ref: str = Field(min_length=1, max_length=200)
+    type: str = Field(description="webhook, timer or execution")
+    description: str = Field(default="", max_length=10_000)
+    enabled: bool = True
+    config: dict[str, Any] = Field(default_factory=dict)
+    secret: str | None = Field(
+        default=None, max_length=500, description="HMAC webhooks: made for you if left out"
+    )
+
+    def spec(self) -> TriggerSpec:
+        return TriggerSpec(self.ref, self.type, self.description, self.enabled, self.config)
+
+
+def _trigger(t: Trigger, secret: str | None = None) -> dict[str, Any]:
+    body = {
+        "id": t.id,
+        "ref": t.ref,
+        "type": t.type,
+        "description": t.description,
+        "config": t.config,
+        "enabled": t.enabled,
+        "next_fire": wire.iso(t.next_fire),
+        "has_secret": t.has_secret,
+        "webhook_url": f"/api/v1/webhooks/{t.ref}" if t.type == "webhook" else None,
+        "created": wire.iso(t.created),
+        "updated": wire.iso(t.updated),
+    }
+    if secret is not None:
+        body["secret"] = secret  # only in the answer that made it
+    return body
+
+
+@router.get("/triggers", summary="Every trigger of the project")
+async def list_triggers(runtime: RuntimeDep, caller: Caller) -> Json:
+    return Json({"data": [_trigger(t) for t in await runtime.rules.triggers(caller)]})
+
+
+@router.post("/triggers", status_code=201, summary="Create a webhook, timer or execution trigger")
+async def create_trigger(runtime: RuntimeDep, caller: Caller, body: TriggerBody) -> Json:
+    trigger, secret = await runtime.rules.create_trigger(caller, body.spec(), body.secret)
+    return Json({"data": _trigger(trigger, secret)}, status_code=201)
+
+
+@router.get("/triggers/{ref}", summary="One trigger")
+async def get_trigger(runtime: RuntimeDep, caller: Caller, ref: Ref) -> Json:
+    return Json({"data": _trigger(await runtime.rules.trigger(caller, ref))})
+
+
+@router.put("/triggers/{ref}", summary="Replace a trigger (its type stays)")
+async def put_trigger(runtime: RuntimeDep, caller: Caller, ref: Ref, body: TriggerBody) -> Json:
+    trigger, secret = await runtime.rules.update_trigger(caller, ref, body.spec(), body.secret)
+    return Json({"data": _trigger(trigger, secret)})
+
+
+@router.delete("/triggers/{ref}", status_code=204, summary="Delete a trigger no rule uses")
+async def delete_trigger(runtime: RuntimeDep, caller: Caller, ref: Ref) -> Response:
+    await runtime.rules.delete_trigger(caller, ref)
+    return Response(status_code=204)
+
+
+class RuleBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    ref: str = Field(min_length=1, max_length=200)
+    trigger: str = Field(min_length=1, max_length=200, description="The trigger's ref")
+    action_ref: str = Field(min_length=1, max_length=300)
+    description: str = Field(default="", max_length=10_000)
+    criteria: dict[str, Any] | None = None
+    parameters: dict[str, Any] = Field(
+        default_factory=dict, description="Template: {{ payload.x }} placeholders"
+    )
+    enabled: bool = True
+
+    def spec(self) -> RuleSpec:
+        return RuleSpec(
+            ref=self.ref,
+            trigger_ref=self.trigger,
+            action_ref=self.action_ref,
+            description=self.description,
+            criteria=self.criteria,
+            parameters=self.parameters,
+            enabled=self.enabled,
+        )
+
+
+class RulePatch(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    trigger: str | None = Field(default=None, min_length=1, max_length=200)
+    action_ref: str | None = Field(default=None, min_length=1, max_length=300)
+    description: str | None = Field(default=None, max_length=10_000)
+    criteria: dict[str, Any] | None = None
+    parameters: dict[str, Any] | None = None
+    enabled: bool | None = None
+
+
+def _rule(r: Rule) -> dict[str, Any]:
+    return {
+        "id": r.id,
+        "ref": r.ref,
+        "description": r.description,
+        "trigger": r.trigger_ref,
+        "criteria": r.criteria,
+        "action_ref": r.action_ref,
+        "parameters": r.parameters,
+        "enabled": r.enabled,
+        "created": wire.iso(r.created),
+        "updated": wire.iso(r.updated),
+        "created_by": r.created_by,
+    }
+
+
+@router.get("/rules", summary="Rules of the project, by ref")
+async def list_rules(
+    runtime: RuntimeDep,
+    caller: Caller,
+    trigger: str | None = None,
+    action_ref: str | None = None,
+    enabled: bool | None = None,
+    page: Annotated[int, Query(ge=1, le=10**9)] = 1,
+    per_page: Annotated[int, Query(ge=1, le=100)] = 20,
+) -> Json:
+    found, total = await runtime.rules.rules(
+        caller,
+        trigger_ref=trigger,
+        action_ref=action_ref,
+        enabled=enabled,
+        limit=per_page,
+        offset=(page - 1) * per_page,
+    )
+    return Json(wire.page([_rule(r) for r in found], page, per_page, total))
+
+
+@router.post("/rules", status_code=201, summary="Create a rule")
+async def create_rule(runtime: RuntimeDep, caller: Caller, body: RuleBody) -> Json:
+    return Json({"data": _rule(await runtime.rules.create_rule(caller, body.spec()))}, 201)
+
+
+@router.get("/rules/{ref}", summary="One rule")
+async def get_rule(runtime: RuntimeDep, caller: Caller, ref: Ref) -> Json:
+    return Json({"data": _rule(await runtime.rules.rule(caller, ref))})
+
+
+@router.put("/rules/{ref}", summary="Replace a rule")
+async def put_rule(runtime: RuntimeDep, caller: Caller, ref: Ref, body: RuleBody) -> Json:
+    return Json({"data": _rule(await runtime.rules.update_rule(caller, ref, body.spec()))})
+
+
+@router.patch("/rules/{ref}", summary="Change some fields of a rule (enable or disable it, ...)")
+async def patch_rule(runtime: RuntimeDep, caller: Caller, ref: Ref, body: RulePatch) -> Json:
+    current = await runtime.rules.rule(caller, ref)
+    given = body.model_dump(exclude_unset=True)
+    spec = RuleSpec(
+        ref=current.ref,
+        trigger_ref=given.get("trigger") or current.trigger_ref,
+        action_ref=given.get("action_ref") or current.action_ref,
+        description=_or(given, "description", current.description),
+        criteria=given.get("criteria", current.criteria),
+        parameters=_or(given, "parameters", current.parameters),
+        enabled=_or(given, "enabled", current.enabled),
+    )
+    return Json({"data": _rule(await runtime.rules.update_rule(caller, ref, spec))})
+
+
+def _or(given: dict[str, Any], key: str, default: Any) -> Any:
+    value = given.get(key)
+    return default if value is None else value
+
+
+@router.delete("/rules/{ref}", status_code=204, summary="Delete a rule (its enforcements stay)")
+async def delete_rule(runtime: RuntimeDep, caller: Caller, ref: Ref) -> Response:
+    await runtime.rules.delete_rule(caller, ref)
+    return Response(status_code=204)
+
+
+def _enforcement(e: Enforcement) -> dict[str, Any]:
+    return {
+        "id": e.id,
+        "rule": e.rule_id,
+        "rule_ref": e.rule_ref,
+        "trigger": e.trigger_id,
+        "trigger_ref": e.trigger_ref,
+        "trigger_type": e.trigger_type,
+        "payload": e.payload,
+        "status": e.status,
+        "error": e.error,
+        "depth": e.depth,
+        "executions": e.execution_ids,
+        "created": wire.iso(e.created),
+    }
+
+
+@router.get("/enforcements", summary="Rule firings, newest first")
+async def list_enforcements(
+    runtime: RuntimeDep,
+    caller: Caller,
+    rule: str | None = None,
+    status: Annotated[str | None, Query(pattern="^(succeeded|failed)$")] = None,
+    page: Annotated[int, Query(ge=1, le=10**9)] = 1,
+    per_page: Annotated[int, Query(ge=1, le=100)] = 20,
+) -> Json:
+    found, total = await runtime.rules.enforcements(
+        caller, rule_ref=rule, status=status, limit=per_page, offset=(page - 1) * per_page
+    )
+    return Json(wire.page([_enforcement(e) for e in found], page, per_page, total))
+
+
+@router.get("/enforcements/{enforcement_id:int}", summary="One rule firing")
+async def get_enforcement(
+    runtime: RuntimeDep, caller: Caller, enforcement_id: Annotated[int, Path(ge=1, le=MAX_ID)]
+) -> Json:
+    return Json({"data": _enforcement(await runtime.rules.enforcement(caller, enforcement_id))})
+
+
+@router.post("/webhooks/{trigger_ref}", status_code=202, summary="Fire a webhook trigger")
+async def webhook(
+    runtime: RuntimeDep,
+    request: Request,
+    trigger_ref: Ref,
+    authorization: Annotated[str | None, Header(include_in_schema=False)] = None,
+    signature: Annotated[str | None, Header(alias=SIGNATURE_HEADER)] = None,
+) -> Json:
+    body = await request.body()
+    if len(body) > MAX_PAYLOAD:
+        raise InvalidInput(f"A webhook payload has at most {MAX_PAYLOAD} bytes")
+    try:
+        payload = orjson.loads(body) if body.strip() else {}
+    except orjson.JSONDecodeError:
+        raise InvalidInput("The webhook payload must be JSON") from None
+    if problem := jsonsafe.problem(payload, "the payload"):
+        raise InvalidInput(problem[0].upper() + problem[1:])
+    caller = await runtime.accounts.authenticate(authorization) if authorization else None
+    trigger, fired = await runtime.rules.webhook(caller, trigger_ref, body, signature, payload)
+    data = {"trigger": trigger.ref, "enforcements": [_enforcement(e) for e in fired]}
+    return Json({"data": data}, status_code=202)

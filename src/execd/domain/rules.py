@@ -1,0 +1,413 @@
+"""Triggers, rules and enforcements: what makes executions happen without a client.
+
+A *trigger* is a source of events: a webhook called over HTTP, a timer (cron
+expression in a time zone, or an interval), or an execution of some action reaching
+some status. A *rule* watches one trigger: when the trigger fires and the rule's
+criteria match the event's payload, it runs an action with parameters rendered from
+a template. Every such firing leaves an *enforcement*: the rule, the payload, the
+outcome, and the executions it created.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import regex
+from cronsim import CronSim, CronSimError
+
+from execd.domain import templates
+from execd.domain.states import TERMINAL, parse_status
+
+WEBHOOK, TIMER, EXECUTION = "webhook", "timer", "execution"
+TRIGGER_TYPES = (WEBHOOK, TIMER, EXECUTION)
+REF = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,199}$")
+
+# Webhook authentication: the project's bearer token, or an HMAC-SHA256 signature of
+# the raw body with the trigger's secret (header X-Execd-Signature: sha256=<hex>).
+TOKEN, HMAC = "token", "hmac"
+
+# After downtime, a timer that missed due times fires once for the latest of them
+# ("latest", the default), for each of them up to MAX_CATCH_UP ("all"), or only if the
+# latest is at most MISFIRE_GRACE seconds late ("skip").
+CATCH_UP = ("latest", "all", "skip")
+MAX_CATCH_UP = 100
+MISFIRE_GRACE = 60.0
+MIN_INTERVAL = 1.0
+MAX_INTERVAL = 366 * 86400.0
+
+# A chain of rules (an execution trigger whose rule runs an action that fires another
+# execution trigger ...) stops at this depth: a rule that re-runs its own action must
+# not loop for ever.
+MAX_CHAIN = 10
+
+MAX_CRITERIA_NODES = 100
+MAX_CRITERIA_DEPTH = 16
+MAX_PATTERN = 1000
+REGEX_TIMEOUT = 0.05  # seconds a regex criterion may take on one payload
+COMPARISONS = ("equals", "not_equals", "contains", "regex", "gt", "gte", "lt", "lte", "exists")
+
+
+class RuleError(ValueError):
+    """A trigger, rule or criteria definition that cannot be accepted."""
+
+
+@dataclass(frozen=True)
+class Trigger:
+    id: int
+    tenant_id: str
+    project_id: str
+    ref: str
+    type: str
+    description: str
+    config: dict[str, Any]
+    enabled: bool
+    next_fire: float | None
+    created: float
+    updated: float
+    has_secret: bool = False
+
+
+@dataclass(frozen=True)
+class Rule:
+    id: int
+    tenant_id: str
+    project_id: str
+    ref: str
+    description: str
+    trigger_id: int
+    trigger_ref: str
+    criteria: dict[str, Any] | None
+    action_ref: str
+    parameters: dict[str, Any]
+    enabled: bool
+    created: float
+    updated: float
+    created_by: str | None = None
+
+
+@dataclass(frozen=True)
+class Enforcement:
+    id: int
+    rule_id: int
+    rule_ref: str
+    trigger_id: int
+    trigger_ref: str
+    trigger_type: str
+    payload: Any
+    status: str  # succeeded | failed
+    error: str | None
+    depth: int
+    execution_ids: list[int]
+    created: float
+
+
+@dataclass(frozen=True)
+class TriggerSpec:
+    ref: str
+    type: str
+    description: str = ""
+    enabled: bool = True
+    config: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class RuleSpec:
+    ref: str
+    trigger_ref: str
+    action_ref: str
+    description: str = ""
+    criteria: dict[str, Any] | None = None
+    parameters: dict[str, Any] = field(default_factory=dict)
+    enabled: bool = True
+
+
+def check_ref(kind: str, ref: str) -> None:
+    if not REF.match(ref):
+        raise RuleError(
+            f"A {kind} ref has 1 to 200 letters, digits, '_', '.' or '-' and starts "
+            "with a letter or digit"
+        )
+
+
+# -- trigger configuration ------------------------------------------------------------
+
+
+def normalise_config(kind: str, config: dict[str, Any]) -> dict[str, Any]:
+    """The trigger's configuration, checked and with its defaults filled in."""
+    if kind == WEBHOOK:
+        return _webhook_config(config)
+    if kind == TIMER:
+        return _timer_config(config)
+    if kind == EXECUTION:
+        return _execution_config(config)
+    raise RuleError(f"Unknown trigger type {kind!r}; use one of {', '.join(TRIGGER_TYPES)}")
+
+
+def _only(config: dict[str, Any], allowed: set[str], kind: str) -> None:
+    extra = sorted(set(config) - allowed)
+    if extra:
+        raise RuleError(f"Unknown {kind} trigger setting(s): {', '.join(extra)}")
+
+
+def _webhook_config(config: dict[str, Any]) -> dict[str, Any]:
+    _only(config, {"auth"}, WEBHOOK)
+    auth = config.get("auth", TOKEN)
+    if auth not in (TOKEN, HMAC):
+        raise RuleError("A webhook's auth is 'token' or 'hmac'")
+    return {"auth": auth}
+
+
+def _timer_config(config: dict[str, Any]) -> dict[str, Any]:
+    _only(config, {"cron", "timezone", "interval", "catch_up"}, TIMER)
+    cron, interval = config.get("cron"), config.get("interval")
+    if (cron is None) == (interval is None):
+        raise RuleError("A timer has either a cron expression or an interval (seconds)")
+    catch_up = config.get("catch_up", "latest")
+    if catch_up not in CATCH_UP:
+        raise RuleError(f"catch_up is one of {', '.join(CATCH_UP)}")
+    if interval is not None:
+        if (
+            isinstance(interval, bool)
+            or not isinstance(interval, int | float)
+            or not MIN_INTERVAL <= interval <= MAX_INTERVAL
+        ):
+            raise RuleError(
+                f"interval is a number of seconds from {MIN_INTERVAL:.0f} to {MAX_INTERVAL:.0f}"
+            )
+        if "timezone" in config:
+            raise RuleError("timezone applies to cron timers only")
+        return {"interval": float(interval), "catch_up": catch_up}
+    if not isinstance(cron, str) or len(cron) > 200:
+        raise RuleError("cron is a cron expression such as '*/5 * * * *'")
+    zone = config.get("timezone", "UTC")
+    if not isinstance(zone, str):
+        raise RuleError("timezone is an IANA time zone name such as 'Europe/Berlin'")
+    _zone(zone)
+    try:
+        CronSim(cron, datetime.now(UTC))
+    except CronSimError as exc:
+        raise RuleError(f"Invalid cron expression {cron!r}: {exc}") from None
+    return {"cron": cron, "timezone": zone, "catch_up": catch_up}
+
+
+def _zone(name: str) -> ZoneInfo:
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise RuleError(f"Unknown time zone {name!r}") from None
+
+
+def _execution_config(config: dict[str, Any]) -> dict[str, Any]:
+    _only(config, {"action_ref", "statuses"}, EXECUTION)
+    action_ref = config.get("action_ref")
+    valid = isinstance(action_ref, str) and 0 < len(action_ref) <= 300
+    if action_ref is not None and not valid:
+        raise RuleError("action_ref is the ref of an action (omit it for any action)")
+    raw = config.get("statuses")
+    if raw is None:
+        statuses = sorted(s.value for s in TERMINAL)
+    else:
+        if not isinstance(raw, list) or not raw or not all(isinstance(s, str) for s in raw):
+            raise RuleError("statuses is a non-empty list of execution statuses")
+        try:
+            statuses = sorted({parse_status(s).value for s in raw})
+        except ValueError as exc:
+            raise RuleError(str(exc)) from None
+    return {"action_ref": action_ref, "statuses": statuses}
+
+
+def execution_matches(config: dict[str, Any], action_ref: str, status: str) -> bool:
+    wanted = config.get("action_ref")
+    return (wanted is None or wanted == action_ref) and status in config.get("statuses", ())
+
+
+# -- timers ---------------------------------------------------------------------------
+
+
+def next_fire(config: dict[str, Any], after: float) -> float:
+    """The first due time of a timer strictly after `after` (seconds since the epoch)."""
+    interval = config.get("interval")
+    if interval is not None:
+        return after + float(interval)
+    return next(_cron_times(config, after))
+
+
+def _cron_times(config: dict[str, Any], after: float) -> Iterator[float]:
+    zone = _zone(config.get("timezone", "UTC"))
+    start = datetime.fromtimestamp(after, zone)
+    for moment in CronSim(config["cron"], start):
+        yield moment.timestamp()
+
+
+@dataclass(frozen=True)
+class Firing:
+    """What a timer does now that its due time has come."""
+
+    times: list[float]  # the due times it fires for, oldest first
+    skipped: int  # due times its catch-up policy let go
+    upcoming: float  # its next due time, after now
+
+
+def due_times(config: dict[str, Any], due: float, now: float) -> Firing:
+    """The times a timer fires for now (its stored `due` time has come), following its
+    catch-up policy, and its next due time after `now`."""
+    interval = config.get("interval")
+    if interval is not None:
+        # Intervals skip ahead arithmetically: no walk through a long downtime.
+        behind = max(0, math.floor((now - due) / interval))
+        first = max(0, behind - MAX_CATCH_UP + 1)
+        missed = [due + k * interval for k in range(first, behind + 1)]
+        total, upcoming = behind + 1, due + (behind + 1) * interval
+    else:
+        missed, total, upcoming = [due], 1, next_fire(config, due)
+        while upcoming <= now:
+            missed = [*missed[-(MAX_CATCH_UP - 1) :], upcoming]
+            total += 1
+            upcoming = next_fire(config, upcoming)
+            if total > 100_000:  # years of a per-minute cron: start again from now
+                missed, upcoming = [], next_fire(config, now)
+                break
+    policy = config.get("catch_up", "latest")
+    if policy == "skip":
+        missed = missed[-1:] if missed and now - missed[-1] <= MISFIRE_GRACE else []
+    elif policy != "all":
+        missed = missed[-1:]
+    return Firing(missed, total - len(missed), upcoming)
+
+
+# -- criteria ---------------------------------------------------------------------------
+
+
+def check_criteria(criteria: Any) -> None:
+    """Refuse criteria that are not a tree of and/or/not over comparisons."""
+    if criteria is None:
+        return
+    count = 0
+
+    def visit(node: Any, depth: int) -> None:
+        nonlocal count
+        count += 1
+        if count > MAX_CRITERIA_NODES or depth > MAX_CRITERIA_DEPTH:
+            raise RuleError(
+                f"Criteria have at most {MAX_CRITERIA_NODES} conditions, "
+                f"nested at most {MAX_CRITERIA_DEPTH} deep"
+            )
+        if not isinstance(node, dict):
+            raise RuleError("A criterion is an object: {field, op, value} or {and|or: [...]}")
+        if set(node) in ({"and"}, {"or"}):
+            parts = next(iter(node.values()))
+            if not isinstance(parts, list) or not parts:
+                raise RuleError("'and' and 'or' take a non-empty list of criteria")
+            for part in parts:
+                visit(part, depth + 1)
+            return
+        if set(node) == {"not"}:
+            visit(node["not"], depth + 1)
+            return
+        extra = set(node) - {"field", "op", "value"}
+        if extra or "field" not in node or "op" not in node:
+            raise RuleError("A comparison is {field, op, value}; combine them with and/or/not")
+        path, op = node["field"], node["op"]
+        if not isinstance(path, str) or not path or len(path) > 500:
+            raise RuleError("field is a dotted path into the event, such as payload.severity")
+        if op not in COMPARISONS:
+            raise RuleError(f"Unknown op {op!r}; use one of {', '.join(COMPARISONS)}")
+        value = node.get("value")
+        if op == "exists":
+            if not isinstance(value, bool | None):
+                raise RuleError("exists takes value true (the default) or false")
+        elif "value" not in node:
+            raise RuleError(f"{op} needs a value")
+        if op == "regex":
+            if not isinstance(value, str) or len(value) > MAX_PATTERN:
+                raise RuleError(f"regex takes a pattern of at most {MAX_PATTERN} characters")
+            try:
+                regex.compile(value)
+            except regex.error as exc:
+                raise RuleError(f"Invalid regex {value!r}: {exc}") from None
+        if op in ("gt", "gte", "lt", "lte") and not _orderable(value):
+            raise RuleError(f"{op} compares with a number or a string")
+
+    visit(criteria, 1)
+
+
+def matches(criteria: dict[str, Any] | None, context: dict[str, Any]) -> bool:
+    """Whether the event (`context`: payload, trigger) meets the criteria."""
+    if criteria is None:
+        return True
+    if "and" in criteria:
+        return all(matches(part, context) for part in criteria["and"])
+    if "or" in criteria:
+        return any(matches(part, context) for part in criteria["or"])
+    if "not" in criteria:
+        return not matches(criteria["not"], context)
+    op: str = criteria["op"]
+    expected: Any = criteria.get("value")
+    found = templates.find(criteria["field"], context)
+    present = found is not templates.MISSING
+    if op == "exists":
+        return present == (expected is not False)
+    if not present:
+        return op == "not_equals"
+    if op == "equals":
+        return _same(found, expected)
+    if op == "not_equals":
+        return not _same(found, expected)
+    if op == "contains":
+        if isinstance(found, str):
+            return isinstance(expected, str) and expected in found
+        if isinstance(found, list):
+            return any(_same(item, expected) for item in found)
+        if isinstance(found, dict):
+            return isinstance(expected, str) and expected in found
+        return False
+    if op == "regex":
+        if not isinstance(found, str) or not isinstance(expected, str):
+            return False
+        try:
+            return regex.search(expected, found, timeout=REGEX_TIMEOUT) is not None
+        except TimeoutError:
+            return False
+    return _compare(op, found, expected)
+
+
+def _same(a: Any, b: Any) -> bool:
+    # JSON semantics: 1 == 1.0, but true is not 1.
+    if isinstance(a, bool) or isinstance(b, bool):
+        return isinstance(a, bool) and isinstance(b, bool) and a == b
+    return bool(a == b)
+
+
+def _orderable(value: Any) -> bool:
+    return isinstance(value, int | float | str) and not isinstance(value, bool)
+
+
+def _compare(op: str, found: Any, expected: Any) -> bool:
+    if not (_orderable(found) and _orderable(expected)):
+        return False
+    if isinstance(found, str) != isinstance(expected, str):
+        return False
+    if op == "gt":
+        return bool(found > expected)
+    if op == "gte":
+        return bool(found >= expected)
+    if op == "lt":
+        return bool(found < expected)
+    return bool(found <= expected)
+
+
+def check_template(parameters: Any) -> None:
+    if not isinstance(parameters, dict):
+        raise RuleError("parameters is an object (a template of the action's parameters)")
+
+
+def render_parameters(template: dict[str, Any], context: dict[str, Any]) -> dict[str, Any]:
+    rendered = templates.render(template, context)
+    assert isinstance(rendered, dict)
+    return rendered

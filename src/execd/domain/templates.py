@@ -1,0 +1,83 @@
+"""Sandboxed templating: `{{ path.to.value }}` placeholders filled from a context.
+
+Only look-ups, never code: a placeholder names a value by a dotted path through
+objects (and list positions), nothing is evaluated. Flow steps and rule parameter
+templates both use it.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import orjson
+
+_PLACEHOLDER = re.compile(r"\{\{\s*([A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z0-9_-]+)*)\s*\}\}")
+
+
+class TemplateError(ValueError):
+    pass
+
+
+def render(value: Any, context: dict[str, Any]) -> Any:
+    """Fill the placeholders in every string of `value`. A string that is exactly one
+    placeholder takes the value with its JSON type; inside longer text, the value's
+    text (JSON for non-strings) is inserted."""
+    if isinstance(value, str):
+        whole = _PLACEHOLDER.fullmatch(value)
+        if whole:
+            return lookup(whole.group(1), context)
+        return _PLACEHOLDER.sub(lambda m: _text(lookup(m.group(1), context)), value)
+    if isinstance(value, dict):
+        return {k: render(v, context) for k, v in value.items()}
+    if isinstance(value, list):
+        return [render(v, context) for v in value]
+    return value
+
+
+def parameters_used(value: Any) -> set[str]:
+    """The flow parameters (top-level names) the placeholders in `value` read."""
+    if isinstance(value, str):
+        return {
+            path.split(".")[1]
+            for path in _PLACEHOLDER.findall(value)
+            if path.startswith("parameters.") and path.count(".") >= 1
+        }
+    if isinstance(value, dict):
+        return set().union(*(parameters_used(v) for v in value.values()))
+    if isinstance(value, list):
+        return set().union(*(parameters_used(v) for v in value))
+    return set()
+
+
+MISSING = object()
+
+
+def find(path: str, context: Any) -> Any:
+    """The value at a dotted path (a number picks a list item), or `MISSING`."""
+    value = context
+    for part in path.split("."):
+        if isinstance(value, dict) and part in value:
+            value = value[part]
+        elif isinstance(value, list) and part.isdigit() and int(part) < len(value):
+            value = value[int(part)]
+        else:
+            return MISSING
+    return value
+
+
+def exists(path: str, context: Any) -> bool:
+    return find(path, context) is not MISSING
+
+
+def lookup(path: str, context: dict[str, Any]) -> Any:
+    value = find(path, context)
+    if value is MISSING:
+        raise TemplateError(f"Unknown template value {{{{ {path} }}}}")
+    return value
+
+
+def _text(value: Any) -> str:
+    if isinstance(value, str):
+        return value
+    return "" if value is None else orjson.dumps(value).decode()

@@ -1,0 +1,223 @@
+"""Triggers, rules and enforcements: the use cases, webhook authentication, and the
+loop (in every `execd serve`) that fires timers and follows the event log."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import hmac
+import secrets
+from typing import Any
+
+import structlog
+
+from execd.domain import rules as domain
+from execd.domain.access import Principal, require
+from execd.domain.rules import Enforcement, Rule, RuleError, RuleSpec, Trigger, TriggerSpec
+from execd.errors import Conflict, InvalidInput, NotFound, Unauthorized
+from execd.store.rules import RuleStore
+
+log = structlog.get_logger(__name__)
+SIGNATURE_HEADER = "X-Execd-Signature"
+MIN_SECRET = 16
+
+
+def _checked(check: Any, *args: Any) -> Any:
+    try:
+        return check(*args)
+    except RuleError as exc:
+        raise InvalidInput(str(exc)) from None
+
+
+def signature(secret: str, body: bytes) -> str:
+    """What a sender puts in X-Execd-Signature: sha256=<hex HMAC of the raw body>."""
+    return "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+
+
+class RuleService:
+    def __init__(self, store: RuleStore) -> None:
+        self.store = store
+
+    # -- triggers ---------------------------------------------------------------------
+
+    def _trigger_spec(self, spec: TriggerSpec) -> TriggerSpec:
+        _checked(domain.check_ref, "trigger", spec.ref)
+        config = _checked(domain.normalise_config, spec.type, spec.config)
+        return TriggerSpec(spec.ref, spec.type, spec.description, spec.enabled, config)
+
+    @staticmethod
+    def _secret(spec: TriggerSpec, given: str | None, has_one: bool) -> str | None:
+        """The HMAC secret to store: the one given, or a new one for an HMAC webhook."""
+        if given is not None:
+            if spec.type != domain.WEBHOOK or spec.config.get("auth") != domain.HMAC:
+                raise InvalidInput("Only a webhook with auth 'hmac' has a secret")
+            if len(given) < MIN_SECRET:
+                raise InvalidInput(f"A webhook secret has at least {MIN_SECRET} characters")
+            return given
+        if spec.type == domain.WEBHOOK and spec.config.get("auth") == domain.HMAC and not has_one:
+            return secrets.token_urlsafe(32)
+        return None
+
+    async def create_trigger(
+        self, caller: Principal, spec: TriggerSpec, secret: str | None
+    ) -> tuple[Trigger, str | None]:
+        """The trigger, and its HMAC secret if one was made (shown this once only)."""
+        require(caller, "operator")
+        spec = self._trigger_spec(spec)
+        stored = self._secret(spec, secret, has_one=False)
+        trigger = await self.store.create_trigger(caller.tenant_id, caller.project_id, spec, stored)
+        return trigger, (stored if secret is None else None)
+
+    async def update_trigger(
+        self, caller: Principal, ref: str, spec: TriggerSpec, secret: str | None
+    ) -> tuple[Trigger, str | None]:
+        require(caller, "operator")
+        spec = self._trigger_spec(spec)
+        current = await self.store.trigger(caller.project_id, ref)
+        stored = self._secret(spec, secret, has_one=current.has_secret)
+        trigger = await self.store.update_trigger(caller.project_id, ref, spec, stored)
+        return trigger, (stored if secret is None else None)
+
+    async def delete_trigger(self, caller: Principal, ref: str) -> None:
+        require(caller, "operator")
+        await self.store.delete_trigger(caller.project_id, ref)
+
+    async def trigger(self, caller: Principal, ref: str) -> Trigger:
+        return await self.store.trigger(caller.project_id, ref)
+
+    async def triggers(self, caller: Principal) -> list[Trigger]:
+        return await self.store.triggers(caller.project_id)
+
+    # -- rules ------------------------------------------------------------------------------
+
+    @staticmethod
+    def _rule_spec(spec: RuleSpec) -> RuleSpec:
+        _checked(domain.check_ref, "rule", spec.ref)
+        _checked(domain.check_criteria, spec.criteria)
+        _checked(domain.check_template, spec.parameters)
+        return spec
+
+    async def create_rule(self, caller: Principal, spec: RuleSpec) -> Rule:
+        require(caller, "operator")
+        return await self.store.create_rule(
+            caller.tenant_id, caller.project_id, self._rule_spec(spec), caller.label
+        )
+
+    async def update_rule(self, caller: Principal, ref: str, spec: RuleSpec) -> Rule:
+        require(caller, "operator")
+        return await self.store.update_rule(caller.project_id, ref, self._rule_spec(spec))
+
+    async def delete_rule(self, caller: Principal, ref: str) -> None:
+        require(caller, "operator")
+        await self.store.delete_rule(caller.project_id, ref)
+
+    async def rule(self, caller: Principal, ref: str) -> Rule:
+        return await self.store.rule(caller.project_id, ref)
+
+    async def rules(
+        self,
+        caller: Principal,
+        *,
+        trigger_ref: str | None,
+        action_ref: str | None,
+        enabled: bool | None,
+        limit: int,
+        offset: int,
+    ) -> tuple[list[Rule], int]:
+        return await self.store.rules(
+            caller.project_id,
+            trigger_ref=trigger_ref,
+            action_ref=action_ref,
+            enabled=enabled,
+            limit=limit,
+            offset=offset,
+        )
+
+    async def enforcements(
+        self,
+        caller: Principal,
+        *,
+        rule_ref: str | None,
+        status: str | None,
+        limit: int,
+        offset: int,
+    ) -> tuple[list[Enforcement], int]:
+        return await self.store.enforcements(
+            caller.project_id, rule_ref=rule_ref, status=status, limit=limit, offset=offset
+        )
+
+    async def enforcement(self, caller: Principal, enforcement_id: int) -> Enforcement:
+        return await self.store.enforcement(caller.project_id, enforcement_id)
+
+    # -- webhooks ---------------------------------------------------------------------------
+
+    async def webhook(
+        self, caller: Principal | None, ref: str, body: bytes, sig: str | None, payload: Any
+    ) -> tuple[Trigger, list[Enforcement]]:
+        """Fire the webhook trigger `ref`. A caller with a token fires its project's
+        trigger; a call without one must carry the HMAC signature of a trigger's secret.
+        Unknown triggers and bad signatures get the same answer."""
+        if caller is not None:
+            require(caller, "operator")
+            found = await self.store.webhooks(ref, caller.project_id)
+            if not found:
+                raise NotFound(f"Webhook trigger {ref} not found", ref=ref)
+            trigger, _ = found[0]
+        else:
+            if not sig:
+                raise Unauthorized(
+                    f"Sign the body ({SIGNATURE_HEADER}: sha256=<hex HMAC-SHA256>) "
+                    "or send a bearer token"
+                )
+            signed = [
+                t
+                for t, secret in await self.store.webhooks(ref, None)
+                if secret is not None
+                and t.config.get("auth") == domain.HMAC
+                and hmac.compare_digest(signature(secret, body), sig.strip())
+            ]
+            if not signed:
+                raise Unauthorized("The signature does not match any webhook trigger")
+            trigger = signed[0]
+        if not trigger.enabled:
+            raise Conflict(f"Trigger {ref} is disabled", ref=ref)
+        return trigger, await self.store.fire(trigger, payload)
+
+
+class RuleEngine:
+    """Fires due timers and follows the event log for execution triggers. Runs in every
+    `execd serve`: the store's compare-and-set and cursor lock make each firing happen
+    once, however many run."""
+
+    def __init__(self, store: RuleStore, *, poll_seconds: float) -> None:
+        self.store = store
+        self.poll_seconds = poll_seconds
+
+    async def tick(self) -> int:
+        """One round: due timers, then the log. Returns events read (a full batch:
+        go again at once)."""
+        for trigger_id, due in await self.store.due_timers():
+            fired = await self.store.fire_timer(trigger_id, due)
+            if fired is not None:
+                log.info("timer_fired", trigger_id=trigger_id, enforcements=len(fired))
+        return await self.store.follow()
+
+    async def run(self) -> None:
+        await self.store.start_following()
+        while True:
+            read = 0
+            try:
+                read = await self.tick()
+            except Exception as exc:
+                log.warning("rules_error", error=str(exc))
+            if read:
+                await asyncio.sleep(0)
+                continue
+            wait = self.poll_seconds
+            try:
+                due = await self.store.next_timer()
+                if due is not None:
+                    wait = min(wait, due)
+            except Exception as exc:
+                log.warning("rules_error", error=str(exc))
+            await asyncio.sleep(wait)

@@ -1,0 +1,108 @@
+"""Timers (issue 5): a cron timer fires once per due time with two servers on one
+database, and after downtime each catch-up policy does what docs/rules.md says."""
+
+from __future__ import annotations
+
+import itertools
+import time
+from datetime import datetime
+from typing import Any
+
+import httpx
+import pytest
+from sqlalchemy import create_engine, update
+
+from execd.store.database import sync_url
+from execd.store.schema import triggers
+from tests.support import Deployment, new_project, wait_for
+
+
+def make(client: httpx.Client, path: str, body: dict[str, Any]) -> dict[str, Any]:
+    response = client.post(path, json=body)
+    assert response.status_code == 201, response.text
+    data: dict[str, Any] = response.json()["data"]
+    return data
+
+
+def fired(client: httpx.Client, rule: str) -> list[dict[str, Any]]:
+    response = client.get("/api/v1/enforcements", params={"rule": rule, "per_page": 100})
+    assert response.status_code == 200, response.text
+    found: list[dict[str, Any]] = response.json()["data"]
+    return found
+
+
+def timer(client: httpx.Client, ref: str, config: dict[str, Any]) -> None:
+    make(client, "/api/v1/triggers", {"ref": ref, "type": "timer", "config": config})
+    make(client, "/api/v1/rules", {"ref": ref, "trigger": ref, "action_ref": "core.noop"})
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("backend", ["postgresql"], indirect=True)
+def test_two_servers_fire_a_cron_timer_once_per_minute(deployment: Deployment) -> None:
+    first = deployment.server(workers=1)
+    second = deployment.server(workers=1)
+    _, _, token = new_project(first.client())
+    one, two = first.client(token), second.client(token)
+    timer(one, "every-minute", {"cron": "* * * * *", "timezone": "Europe/Berlin"})
+    # An interval timer at the same time: one firing per second, not two.
+    timer(two, "every-second", {"interval": 1})
+    started = time.time()
+
+    minute = wait_for(
+        lambda: fired(one, "every-minute"), timeout=75, interval=0.5, message="the cron timer"
+    )
+    time.sleep(2)  # a second server that was late would have fired by now
+    minute = fired(two, "every-minute")
+    assert len(minute) == 1, minute
+    scheduled = datetime.fromisoformat(minute[0]["payload"]["scheduled_time"])
+    assert scheduled.second == 0 and scheduled.microsecond == 0
+    assert scheduled.timestamp() > started
+
+    seconds = fired(one, "every-second")
+    times = [datetime.fromisoformat(e["payload"]["scheduled_time"]).timestamp() for e in seconds]
+    assert len(times) >= 5
+    assert len(set(times)) == len(times), "a due time fired twice"
+    ordered = sorted(times)
+    assert all(round(b - a, 3) == 1.0 for a, b in itertools.pairwise(ordered)), (
+        "a due time was skipped"
+    )
+
+
+def test_missed_due_times_follow_the_catch_up_policy(deployment: Deployment) -> None:
+    server = deployment.server(workers=1)
+    _, _, token = new_project(server.client())
+    client = server.client(token)
+    for policy in ("all", "latest", "skip"):
+        timer(client, f"catch-{policy}", {"interval": 120, "catch_up": policy})
+    # The service was "down" for ten minutes: each timer's due time is long past.
+    engine = create_engine(sync_url(deployment.database_url))
+    with engine.begin() as conn:
+        conn.execute(
+            update(triggers)
+            .where(triggers.c.ref.like("catch-%"))
+            .values(next_fire=time.time() - 590)
+        )
+    engine.dispose()
+
+    every = wait_for(lambda: len(found := fired(client, "catch-all")) >= 5 and found)
+    latest = wait_for(lambda: fired(client, "catch-latest"))
+    skip_timer = wait_for(
+        lambda: (
+            (t := client.get("/api/v1/triggers/catch-skip").json()["data"])["next_fire"]
+            and datetime.fromisoformat(t["next_fire"]).timestamp() > time.time()
+            and t
+        )
+    )
+    assert len(every) == 5  # 590, 470, 350, 230 and 110 seconds ago
+    # Each was late by more than the misfire grace (60 s).
+    assert all(e["payload"]["catch_up"] and e["payload"]["skipped"] == 0 for e in every)
+    # "latest" fired once, for the last due time (110 s ago), and let four go; "skip"
+    # let all go, the last being later than the grace.
+    assert len(latest) == 1
+    assert latest[0]["payload"]["skipped"] == 4 and latest[0]["payload"]["catch_up"]
+    assert fired(client, "catch-skip") == []
+    assert skip_timer["enabled"] is True
+    # Each moved on to its next due time in the future.
+    for policy in ("all", "latest"):
+        data = client.get(f"/api/v1/triggers/catch-{policy}").json()["data"]
+        assert datetime.fromisoformat(data["next_fire"]).timestamp() > time.time()
