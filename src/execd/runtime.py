@@ -16,12 +16,14 @@ from execd.engine.reaper import Reaper
 from execd.engine.retention import Retention
 from execd.engine.rules import RuleEngine, RuleService
 from execd.engine.service import ActionService, ExecutionService
+from execd.engine.streams import LiveStreams
 from execd.engine.worker import Worker, WorkerConfig
 from execd.runners.registry import build_runners
 from execd.store.accounts import Accounts
 from execd.store.artifacts import ArtifactStore
 from execd.store.catalog import Catalog
 from execd.store.database import Database
+from execd.store.events import EventLog
 from execd.store.executions import ExecutionQueries
 from execd.store.flows import FlowStore
 from execd.store.jobs import JobStore
@@ -72,6 +74,9 @@ class Runtime:
         )
         self.retention = Retention(
             RetentionStore(self.db), self.artifacts, settings.retention_policy()
+        )
+        self.streams = LiveStreams(
+            EventLog(self.db), self.executions, poll_seconds=settings.stream_poll_seconds
         )
         self.rules = RuleService(RuleStore(self.db, self.queue, self.actions.prepare))
         self.workers: list[Worker] = []

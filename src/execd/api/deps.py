@@ -6,7 +6,8 @@ import json
 import re
 from typing import Annotated
 
-from fastapi import Depends, Header, Request
+from fastapi import Depends, Header, Query, Request
+from starlette.requests import HTTPConnection
 
 from execd.domain import jsonsafe
 from execd.domain.access import Principal
@@ -19,7 +20,7 @@ from execd.runtime import Runtime
 _SUSPECT_BODY = re.compile(rb"\\u0000|\\u[dD][89a-fA-F]|\d{19,}")
 
 
-async def get_runtime(request: Request) -> Runtime:
+async def get_runtime(request: HTTPConnection) -> Runtime:
     runtime: Runtime = request.app.state.runtime
     return runtime
 
@@ -28,7 +29,7 @@ RuntimeDep = Annotated[Runtime, Depends(get_runtime)]
 
 
 async def get_caller(
-    request: Request,
+    request: HTTPConnection,
     authorization: Annotated[str | None, Header(include_in_schema=False)] = None,
 ) -> Principal:
     runtime: Runtime = request.app.state.runtime
@@ -38,15 +39,31 @@ async def get_caller(
 Caller = Annotated[Principal, Depends(get_caller)]
 
 
-async def screen_request(request: Request) -> None:
+async def get_stream_caller(
+    request: HTTPConnection,
+    authorization: Annotated[str | None, Header(include_in_schema=False)] = None,
+    token: Annotated[str | None, Query(include_in_schema=False, max_length=500)] = None,
+) -> Principal:
+    """Streams also take the token as `?token=`: browsers' EventSource and WebSocket
+    cannot send an Authorization header."""
+    runtime: Runtime = request.app.state.runtime
+    if not authorization and token:
+        authorization = f"Bearer {token}"
+    return await runtime.accounts.authenticate(authorization)
+
+
+StreamCaller = Annotated[Principal, Depends(get_stream_caller)]
+
+
+async def screen_request(request: HTTPConnection) -> None:
     """Refuse, in the dialect's error shape, input that neither database can store."""
     if jsonsafe.NUL in request.url.path:
         raise InvalidInput("The path must not contain NUL characters")
     for name, value in request.query_params.multi_items():
         if jsonsafe.NUL in name or jsonsafe.NUL in value:
             raise InvalidInput(f"Query parameter '{name}' must not contain NUL characters")
-    if request.method in ("GET", "HEAD", "OPTIONS"):
-        return
+    if not isinstance(request, Request) or request.method in ("GET", "HEAD", "OPTIONS"):
+        return  # a WebSocket has no body
     body = await request.body()
     deep = body.count(b"[") + body.count(b"{") > jsonsafe.MAX_DEPTH
     if not deep and not _SUSPECT_BODY.search(body):

@@ -35,6 +35,22 @@ class ArtifactStore:
         with handle:
             return handle.read() if limit is None else handle.read(limit)
 
+    def read_output_from(
+        self, execution: Execution, stream: str, offset: int, limit: int
+    ) -> tuple[bytes, int]:
+        """Up to `limit` bytes of a log from byte `offset`, and the log's size now."""
+        if stream not in STREAMS:
+            raise ValueError(f"unknown stream {stream!r}")
+        handle = self.open_file(execution, f"{stream}.log")
+        if handle is None:
+            return b"", 0
+        with handle:
+            size = os.fstat(handle.fileno()).st_size
+            if offset >= size:
+                return b"", size
+            handle.seek(offset)
+            return handle.read(limit), size
+
     def _own_dir(self, execution: Execution) -> Path | None:
         """The execution's directory, if it is a real directory where it belongs."""
         expected = Path(os.path.realpath(self.root)) / execution.project_id / execution.uuid

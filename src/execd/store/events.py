@@ -22,6 +22,7 @@ from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.functions import FunctionElement
 
+from execd.store.database import Database
 from execd.store.schema import execution_events as events
 from execd.store.schema import executions as ex
 
@@ -156,3 +157,14 @@ def _to_event(row: Any) -> LogEvent:
         message=row["message"],
         data=row["data"],
     )
+
+
+class EventLog:
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    async def tail(self) -> Position:
+        return await self.db.read(tail)
+
+    async def read(self, after: Position, limit: int) -> tuple[list[LogEvent], Position]:
+        return await self.db.read(lambda conn: read(conn, after, limit))

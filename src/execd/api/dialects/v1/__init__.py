@@ -5,12 +5,13 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from execd.api.dialects.v1 import admin, catalog, executions, rules
+from execd.api.dialects.v1 import admin, catalog, executions, rules, streams
 from execd.api.errors import ErrorShape, default_body
 
 PREFIX = "/api/v1"
 
 router = APIRouter(prefix=PREFIX)
+router.include_router(streams.router)
 router.include_router(executions.router)
 router.include_router(catalog.router)
 router.include_router(admin.router)

@@ -1,0 +1,236 @@
+"""Live streams of the v1 dialect, as Server-Sent Events and over WebSocket:
+
+- /api/v1/executions/stream: execution events (created, status, progress), filtered
+  by execution, action and status, resumed from Last-Event-ID (or ?last_event_id=).
+- /api/v1/executions/{id}/output/{stdout|stderr}/stream: the output as it is
+  written, resumed from a byte offset (Last-Event-ID or ?offset=), then `done`.
+
+Each SSE event carries `id:`; a WebSocket message is the same event as one JSON object
+{"id", "event", "data"}. WebSocket errors are one {"error", "status"} message, then a
+close with code 4000 + status.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from typing import Annotated, Any
+
+import orjson
+from fastapi import APIRouter, Header, Path, Query, WebSocket, WebSocketDisconnect
+from fastapi.responses import StreamingResponse
+
+from execd.api.deps import RuntimeDep, StreamCaller, get_stream_caller
+from execd.api.dialects.v1 import wire
+from execd.domain.access import Principal
+from execd.domain.executions import MAX_ID
+from execd.domain.states import parse_status
+from execd.engine.streams import Done, EventFilter, Output, Reset, position
+from execd.errors import ExecdError, InvalidInput
+from execd.runtime import Runtime
+from execd.store.artifacts import STREAMS
+from execd.store.events import LogEvent
+
+router = APIRouter(prefix="/executions", tags=["v1 streams"])
+
+Frame = tuple[str | None, str, Any] | None  # (id, event, data); None: keep alive
+SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+
+
+def _event(e: LogEvent) -> Frame:
+    data = {
+        "execution": e.execution_id,
+        "action_ref": e.action_ref,
+        "from_status": e.from_status,
+        "status": e.to_status,
+        "at": wire.iso(e.at),
+        "attempt": e.attempt,
+        "message": e.message,
+    }
+    if e.kind == "progress":
+        data["progress"] = e.data
+    return (str(e.position), e.kind, data)
+
+
+def _filter(execution: int | None, action_ref: str | None, status: str | None) -> EventFilter:
+    statuses = None
+    if status:
+        try:
+            statuses = frozenset(parse_status(s).value for s in status.split(","))
+        except ValueError as exc:
+            raise InvalidInput(str(exc)) from None
+    return EventFilter(execution, action_ref, statuses)
+
+
+async def _event_frames(
+    runtime: Runtime, caller: Principal, f: EventFilter, resume: str | None
+) -> AsyncIterator[Frame]:
+    async for batch in runtime.streams.events(caller, f, position(resume)):
+        if not batch:
+            yield None
+        for e in batch:
+            yield _event(e)
+
+
+def _offset(value: str | None) -> int:
+    if value is None or not value.strip():
+        return 0
+    if not value.strip().isdigit() or int(value) > 2**62:
+        raise InvalidInput("The offset (or Last-Event-ID) is a byte offset: 0 or more")
+    return int(value)
+
+
+async def _output_frames(
+    runtime: Runtime, caller: Principal, execution_id: int, stream: str, offset: int
+) -> AsyncIterator[Frame]:
+    async for item in runtime.streams.output(caller, execution_id, stream, offset):
+        if isinstance(item, Output):
+            text = item.data.decode("utf-8", errors="replace")
+            yield (str(item.end), "output", {"offset": item.offset, "data": text})
+        elif isinstance(item, Reset):
+            yield ("0", "reset", {"offset": 0})
+        elif isinstance(item, Done):
+            yield (str(item.offset), "done", {"status": item.status.value, "offset": item.offset})
+        else:
+            yield None
+
+
+def _sse(frames: AsyncIterator[Frame]) -> StreamingResponse:
+    async def body() -> AsyncIterator[bytes]:
+        yield b"retry: 1000\n\n"
+        async for frame in frames:
+            if frame is None:
+                yield b": keep-alive\n\n"
+                continue
+            event_id, event, data = frame
+            head = f"id: {event_id}\n" if event_id is not None else ""
+            yield f"{head}event: {event}\ndata: {orjson.dumps(data).decode()}\n\n".encode()
+
+    return StreamingResponse(body(), media_type="text/event-stream", headers=SSE_HEADERS)
+
+
+Status = Annotated[str | None, Query(max_length=200, description="Statuses, comma-separated")]
+ExecutionId = Annotated[int | None, Query(ge=1, le=MAX_ID)]
+ActionRef = Annotated[str | None, Query(max_length=300)]
+
+
+@router.get("/stream", summary="Execution events, live (Server-Sent Events)")
+async def event_stream(
+    runtime: RuntimeDep,
+    caller: StreamCaller,
+    execution: ExecutionId = None,
+    action_ref: ActionRef = None,
+    status: Status = None,
+    last_event_id_query: Annotated[str | None, Query(alias="last_event_id", max_length=60)] = None,
+    last_event_id: Annotated[str | None, Header(max_length=60)] = None,
+) -> StreamingResponse:
+    f = _filter(execution, action_ref, status)
+    resume = last_event_id or last_event_id_query
+    position(resume)  # a bad id is a 400 before the stream starts
+    return _sse(_event_frames(runtime, caller, f, resume))
+
+
+@router.get(
+    "/{execution_id:int}/output/{stream}/stream",
+    summary="An execution's stdout or stderr, live (Server-Sent Events)",
+)
+async def output_stream(
+    runtime: RuntimeDep,
+    caller: StreamCaller,
+    execution_id: Annotated[int, Path(le=MAX_ID)],
+    stream: str,
+    offset: Annotated[str | None, Query(max_length=20)] = None,
+    last_event_id: Annotated[str | None, Header(max_length=60)] = None,
+) -> StreamingResponse:
+    start = _offset(last_event_id if last_event_id is not None else offset)
+    if stream not in STREAMS:
+        raise InvalidInput(f"Unknown stream {stream!r}: use stdout or stderr")
+    await runtime.executions.get(caller, execution_id)  # a 404 before the stream starts
+    return _sse(_output_frames(runtime, caller, execution_id, stream, start))
+
+
+_END = object()
+
+
+async def _serve(websocket: WebSocket, frames: AsyncIterator[Frame]) -> None:
+    """Send frames until they end or the client goes (noticed at once, even while no
+    frame is due); errors become one error message and a close code."""
+
+    async def watch() -> None:
+        with contextlib.suppress(WebSocketDisconnect):
+            while True:
+                await websocket.receive_text()
+
+    watcher = asyncio.create_task(watch())
+    try:
+        while True:
+            step: asyncio.Future[Any] = asyncio.ensure_future(anext(frames, _END))
+            await asyncio.wait({step, watcher}, return_when=asyncio.FIRST_COMPLETED)
+            if not step.done():  # the client left
+                step.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await step
+                return
+            frame = step.result()
+            if frame is _END:
+                await websocket.close()
+                return
+            if frame is None:
+                continue
+            event_id, event, data = frame
+            await websocket.send_text(
+                orjson.dumps({"id": event_id, "event": event, "data": data}).decode()
+            )
+    except ExecdError as exc:
+        await websocket.send_text(
+            orjson.dumps({"error": exc.message, "status": exc.status_code}).decode()
+        )
+        await websocket.close(code=4000 + exc.status_code)
+    except WebSocketDisconnect:
+        pass
+    finally:
+        watcher.cancel()
+
+
+async def _ws_caller(websocket: WebSocket, token: str | None) -> Principal:
+    return await get_stream_caller(websocket, websocket.headers.get("authorization"), token)
+
+
+@router.websocket("/stream")
+async def event_socket(
+    websocket: WebSocket,
+    execution: ExecutionId = None,
+    action_ref: ActionRef = None,
+    status: Status = None,
+    last_event_id: Annotated[str | None, Query(max_length=60)] = None,
+    token: Annotated[str | None, Query(max_length=500)] = None,
+) -> None:
+    await websocket.accept()
+
+    async def frames() -> AsyncIterator[Frame]:
+        caller = await _ws_caller(websocket, token)
+        f = _filter(execution, action_ref, status)
+        async for frame in _event_frames(websocket.app.state.runtime, caller, f, last_event_id):
+            yield frame
+
+    await _serve(websocket, frames())
+
+
+@router.websocket("/{execution_id:int}/output/{stream}/stream")
+async def output_socket(
+    websocket: WebSocket,
+    execution_id: Annotated[int, Path(le=MAX_ID)],
+    stream: str,
+    offset: Annotated[str | None, Query(max_length=20)] = None,
+    token: Annotated[str | None, Query(max_length=500)] = None,
+) -> None:
+    await websocket.accept()
+
+    async def frames() -> AsyncIterator[Frame]:
+        caller = await _ws_caller(websocket, token)
+        runtime = websocket.app.state.runtime
+        async for frame in _output_frames(runtime, caller, execution_id, stream, _offset(offset)):
+            yield frame
+
+    await _serve(websocket, frames())
