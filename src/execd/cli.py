@@ -5,14 +5,20 @@ from __future__ import annotations
 import asyncio
 import signal
 import sys
+from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
 
 from execd import __version__
 from execd import logging as execd_logging
 from execd.config import Settings
+
+if TYPE_CHECKING:
+    from execd.runtime import Runtime
+
+T = TypeVar("T")
 
 app = typer.Typer(
     name="execd",
@@ -163,23 +169,37 @@ def gc(
     if not settings.retention_policy().days:
         typer.echo("error: no retention policy: set EXECD_RETENTION_DAYS or --days", err=True)
         raise typer.Exit(2)
-    swept = _run(_gc(settings, dry_run))
+    swept = _run(_offline(settings, lambda r: r.retention.sweep(dry_run=dry_run)))
     if dry_run:
         typer.echo(f"would delete {swept.deleted} executions (and what is below them)")
     else:
         typer.echo(f"deleted {swept.deleted} executions in {swept.batches} batches")
 
 
-async def _gc(settings: Settings, dry_run: bool) -> Any:
+async def _offline(settings: Settings, job: Callable[[Runtime], Awaitable[T]]) -> T:
+    """Run `job` against the database (migrated first), without serving anything."""
     from execd.runtime import Runtime
     from execd.store.migrate import upgrade
 
     await asyncio.to_thread(upgrade, settings.resolved_database_url)
     runtime = Runtime(settings)
     try:
-        return await runtime.retention.sweep(dry_run=dry_run)
+        return await job(runtime)
     finally:
         await runtime.db.dispose()
+
+
+@app.command()
+def rollup(
+    rebuild: Annotated[
+        bool, typer.Option(help="Forget every rollup and compute them all again")
+    ] = False,
+    database_url: Annotated[str | None, typer.Option(help="[EXECD_DATABASE_URL]")] = None,
+) -> None:
+    """Roll up the analytics of every hour that is over (serve does it every minute)."""
+    settings = _settings(database_url=database_url)
+    hours = _run(_offline(settings, lambda r: r.executions.roll_up(rebuild=rebuild)))
+    typer.echo(f"rolled up {hours} hours")
 
 
 @token_app.command("create")

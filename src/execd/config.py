@@ -80,6 +80,8 @@ class Settings(BaseSettings):
 
     # Rules: how often each `execd serve` looks for due timers and new events.
     rules_poll_seconds: float = Field(default=0.5, gt=0)
+    # Analytics: how often each `execd serve` rolls up the hours that are over.
+    rollup_seconds: float = Field(default=60.0, gt=0)
     # Live streams: how often a stream looks for new events or output.
     stream_poll_seconds: float = Field(default=0.25, gt=0)
 

@@ -117,6 +117,7 @@ class Runtime:
             asyncio.create_task(self.db.listen()),
             asyncio.create_task(reaper.run()),
             asyncio.create_task(notifier.run()),
+            asyncio.create_task(self.executions.roll_up_forever(settings.rollup_seconds)),
             asyncio.create_task(
                 RuleEngine(self.rules.store, poll_seconds=settings.rules_poll_seconds).run()
             ),

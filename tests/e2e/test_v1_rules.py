@@ -101,6 +101,7 @@ def test_a_webhook_fires_a_rule_whose_execution_fires_a_second_rule(
     assert second["payload"]["execution"]["id"] == execution_id
     assert second["payload"]["execution"]["status"] == "completed"
     assert second["depth"] == 2
+    assert second["payload"]["execution"]["submitted_by"] == "rule:page-oncall"
     [followed] = second["executions"]
     assert wait_status(client, followed)["status"] == "completed"
     assert get(client, followed)["config"] == {
@@ -281,3 +282,29 @@ def test_an_interval_timer_fires_on_time(client: httpx.Client) -> None:
         json={"ref": "tick", "type": "timer", "config": {"interval": 1}, "enabled": False},
     )
     assert off.status_code == 200 and off.json()["data"]["next_fire"] is None
+
+
+def test_a_rule_that_triggers_itself_stops_at_the_chain_limit(client: httpx.Client) -> None:
+    make(
+        client,
+        "/api/v1/triggers",
+        {"ref": "noop-done", "type": "execution",
+         "config": {"action_ref": "core.noop", "statuses": ["completed"]}},
+    )  # fmt: skip
+    make(
+        client, "/api/v1/rules", {"ref": "again", "trigger": "noop-done", "action_ref": "core.noop"}
+    )
+    first = client.post("/api/v1/executions/execute", json={"action_ref": "core.noop"})
+    assert first.status_code == 201
+
+    def stopped() -> list[dict[str, Any]] | None:
+        found = enforcements(client, rule="again")
+        return found if any(e["status"] == "failed" for e in found) else None
+
+    chain = sorted(
+        wait_for(stopped, timeout=60, message="the chain to stop"), key=lambda e: e["id"]
+    )
+    assert [e["depth"] for e in chain] == list(range(1, 12))
+    assert all(e["status"] == "succeeded" and len(e["executions"]) == 1 for e in chain[:10])
+    assert chain[10]["executions"] == [] and "deeper than 10" in chain[10]["error"]
+    assert chain[0]["payload"]["execution"]["id"] == first.json()["data"]["id"]

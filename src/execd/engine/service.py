@@ -5,10 +5,13 @@ from __future__ import annotations
 
 import asyncio
 import shutil
+import time
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, replace
 from functools import partial
 from typing import Any, BinaryIO
+
+import structlog
 
 from execd.domain.access import Principal, require
 from execd.domain.actions import (
@@ -21,6 +24,7 @@ from execd.domain.actions import (
     split_ref,
     validate_spec,
 )
+from execd.domain.analytics import BUCKETS, MAX_BUCKETS, Aggregate
 from execd.domain.core_pack import CORE_ACTIONS, CORE_BY_UUID
 from execd.domain.executions import (
     MAX_ID,
@@ -43,6 +47,7 @@ from execd.store.queue import Queue, Submitted
 from execd.store.workers import WorkerNode, WorkerRegistry
 
 MAX_IDEMPOTENCY_KEY = 255
+log = structlog.get_logger(__name__)
 
 
 @dataclass(frozen=True)
@@ -401,6 +406,49 @@ class ExecutionService:
 
     async def stats(self, caller: Principal, f: ExecutionFilter | None = None) -> ExecutionStats:
         return await self.queries.stats(caller.project_id, f)
+
+    async def analytics(
+        self,
+        caller: Principal,
+        since: float | None,
+        until: float | None,
+        *,
+        by_action: bool,
+        bucket: str | None,
+    ) -> tuple[float, float, list[Aggregate]]:
+        """What ended in [since, until) (default: the last 24 hours), per action and/or
+        per bucket: the window and its groups."""
+        until = until if until is not None else time.time()
+        since = since if since is not None else until - 86400
+        if since >= until:
+            raise InvalidInput("since must be before until")
+        width = BUCKETS.get(bucket) if bucket is not None else None
+        if bucket is not None and width is None:
+            raise InvalidInput(f"bucket is one of {', '.join(BUCKETS)}")
+        if width is not None and (until - since) / width > MAX_BUCKETS:
+            raise InvalidInput(f"That window has more than {MAX_BUCKETS} {bucket}s")
+        groups = await self.queries.analytics(
+            caller.project_id, since, until, by_action=by_action, bucket_seconds=width
+        )
+        return since, until, groups
+
+    async def roll_up(self, *, rebuild: bool = False) -> int:
+        """Seal the analytics rollups of every hour that is over; `rebuild` first
+        forgets them all (after executions were changed by hand, say)."""
+        if rebuild:
+            await self.queries.rebuild_rollups()
+        sealed = 0
+        while hours := await self.queries.seal_rollups():
+            sealed += hours
+        return sealed
+
+    async def roll_up_forever(self, interval: float) -> None:
+        while True:
+            try:
+                await self.queries.seal_rollups()
+            except Exception as exc:
+                log.warning("rollup_error", error=str(exc))
+            await asyncio.sleep(interval)
 
     async def history(self, caller: Principal, execution_id: int) -> list[StatusEvent]:
         await self.get(caller, execution_id)

@@ -7,8 +7,10 @@ from typing import Any
 from sqlalchemy import Connection, Text, cast, delete, func, select
 from sqlalchemy.sql.elements import ColumnElement
 
+from execd.domain.analytics import Aggregate
 from execd.domain.executions import Execution, ExecutionFilter, ExecutionStats, Page, StatusEvent
 from execd.domain.states import TERMINAL, Status
+from execd.store import analytics
 from execd.store.database import Database
 from execd.store.rows import to_execution
 from execd.store.schema import execution_events as events
@@ -122,6 +124,28 @@ class ExecutionQueries:
 
         by_status = await self.db.read(count)
         return ExecutionStats(total=sum(by_status.values()), by_status=by_status)
+
+    async def analytics(
+        self,
+        project_id: str,
+        since: float,
+        until: float,
+        *,
+        by_action: bool,
+        bucket_seconds: int | None,
+    ) -> list[Aggregate]:
+        return await self.db.read(
+            lambda conn: analytics.aggregate(
+                conn, project_id, since, until, by_action=by_action, bucket_seconds=bucket_seconds
+            )
+        )
+
+    async def seal_rollups(self, max_hours: int = 24) -> int:
+        """Roll up the hours that are over (see store/analytics.py)."""
+        return await self.db.write(lambda conn: analytics.seal(conn, max_hours))
+
+    async def rebuild_rollups(self) -> None:
+        await self.db.write(analytics.rebuild)
 
     async def history(self, project_id: str, execution_id: int) -> list[StatusEvent]:
         query = (

@@ -597,7 +597,7 @@ def _executions(conn: Connection, ids: set[int]) -> dict[int, dict[str, Any]]:
     query = select(
         ex.c.id, ex.c.uuid, ex.c.action_ref, ex.c.parameters, ex.c.secrets, ex.c.result,
         ex.c.error, ex.c.exit_code, ex.c.parent_id, ex.c.enforcement_id, ex.c.rule_id,
-        ex.c.started, ex.c.ended, ex.c.attempt,
+        ex.c.started, ex.c.ended, ex.c.attempt, ex.c.submitted_by,
     ).where(ex.c.id.in_(sorted(ids)))  # fmt: skip
     found: dict[int, dict[str, Any]] = {}
     for row in conn.execute(query).mappings():
@@ -613,6 +613,7 @@ def _executions(conn: Connection, ids: set[int]) -> dict[int, dict[str, Any]]:
             "parent": row["parent_id"],
             "enforcement": row["enforcement_id"],
             "rule": row["rule_id"],
+            "submitted_by": row["submitted_by"],
             "started": iso(row["started"]) if row["started"] else None,
             "ended": iso(row["ended"]) if row["ended"] else None,
         }

@@ -239,6 +239,15 @@ Index(
     sqlite_where=FLOW_ROWS,
     postgresql_where=FLOW_ROWS,
 )
+# Analytics: what ended in an hour (rollups) or a window, read from the index alone.
+Index(
+    "ix_executions_analytics",
+    executions.c.ended,
+    executions.c.project_id,
+    executions.c.action_ref,
+    executions.c.status,
+    executions.c.started,
+)
 # Today's figures per tenant (seed 002's system status).
 Index("ix_executions_tenant_id_ended", executions.c.tenant_id, executions.c.ended)
 JOBS = text("job_type IS NOT NULL")
@@ -418,7 +427,21 @@ enforcements = Table(
 Index("ix_enforcements_project_id_id", enforcements.c.project_id, enforcements.c.id)
 Index("ix_enforcements_rule_id_id", enforcements.c.rule_id, enforcements.c.id)
 
-# How far a follower of the event log has read (see store/events.py).
+# Analytics rollups: per project, hour, action and final status, what ended and a
+# histogram of run times (see domain/analytics.py). Written once an hour is over.
+execution_rollups = Table(
+    "execution_rollups",
+    metadata,
+    Column("project_id", Uuid, primary_key=True),
+    Column("hour", Ts, primary_key=True),
+    Column("action_ref", String(300), primary_key=True),
+    Column("status", String(16), primary_key=True),
+    Column("ended", Integer, nullable=False),
+    Column("durations", Json, nullable=False),  # [[bin, count], ...]
+)
+
+# How far a follower of the event log has read (see store/events.py), and which hours
+# the analytics rollups cover (store/analytics.py).
 event_cursors = Table(
     "event_cursors",
     metadata,

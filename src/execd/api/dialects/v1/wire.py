@@ -7,10 +7,15 @@ from typing import Any
 
 from execd.domain import times
 from execd.domain.actions import Action
+from execd.domain.analytics import Aggregate
 from execd.domain.executions import Execution, StatusEvent
+from execd.domain.states import Status
 from execd.store.workers import WorkerNode
 
 iso = times.iso  # the one way every dialect writes a time
+TERMINAL_ORDER = (
+    Status.COMPLETED, Status.FAILED, Status.TIMEOUT, Status.CANCELLED, Status.ABANDONED,
+)  # fmt: skip
 
 
 def summary(e: Execution) -> dict[str, Any]:
@@ -60,6 +65,30 @@ def execution(e: Execution) -> dict[str, Any]:
         "submitted_by": e.submitted_by,
         "idempotency_key": e.idempotency_key,
     }
+
+
+def aggregate(a: Aggregate, width: float) -> dict[str, Any]:
+    """One analytics group; `width` is the seconds its throughput is counted over."""
+
+    def ms(seconds: float | None) -> int | None:
+        return None if seconds is None else round(seconds * 1000)
+
+    p50, p95, p99 = a.percentiles()
+    body: dict[str, Any] = {}
+    if a.action_ref is not None:
+        body["action_ref"] = a.action_ref
+    if a.bucket is not None:
+        body["bucket"] = iso(a.bucket)
+    body.update(
+        {
+            "ended": a.ended,
+            **{s.value: a.by_status.get(s, 0) for s in TERMINAL_ORDER},
+            "failure_rate": a.failure_rate,
+            "throughput_per_hour": round(a.ended * 3600 / width, 3),
+            "duration_ms": {"p50": ms(p50), "p95": ms(p95), "p99": ms(p99)},
+        }
+    )
+    return body
 
 
 def page(items: list[dict[str, Any]], number: int, size: int, total: int) -> dict[str, Any]:

@@ -44,6 +44,18 @@ def upgrade() -> None:
         batch_op.create_index("ix_enforcements_rule_id_id", ["rule_id", "id"], unique=False)
 
     op.create_table(
+        "execution_rollups",
+        sa.Column("project_id", sa.String(length=36), nullable=False),
+        sa.Column("hour", sa.Double(), nullable=False),
+        sa.Column("action_ref", sa.String(length=300), nullable=False),
+        sa.Column("status", sa.String(length=16), nullable=False),
+        sa.Column("ended", sa.Integer(), nullable=False),
+        sa.Column("durations", JSON, nullable=False),
+        sa.PrimaryKeyConstraint(
+            "project_id", "hour", "action_ref", "status", name=op.f("pk_execution_rollups")
+        ),
+    )
+    op.create_table(
         "event_cursors",
         sa.Column("name", sa.String(length=64), nullable=False),
         sa.Column("txid", sa.BigInteger(), nullable=False),
@@ -121,11 +133,17 @@ def upgrade() -> None:
         batch_op.add_column(sa.Column("kind", sa.String(length=16), nullable=True))
         batch_op.add_column(sa.Column("data", JSON, nullable=True))
         batch_op.create_index("ix_execution_events_txid_id", ["txid", "id"], unique=False)
+    with op.batch_alter_table("executions", schema=None) as batch_op:
+        batch_op.create_index(
+            "ix_executions_analytics", ["ended", "project_id", "action_ref", "status", "started"]
+        )
     # Events written before: older than any transaction from now on.
     op.execute("UPDATE execution_events SET txid = 0")
 
 
 def downgrade() -> None:
+    with op.batch_alter_table("executions", schema=None) as batch_op:
+        batch_op.drop_index("ix_executions_analytics")
     with op.batch_alter_table("execution_events", schema=None) as batch_op:
         batch_op.drop_index("ix_execution_events_txid_id")
         batch_op.drop_column("data")
@@ -146,6 +164,7 @@ def downgrade() -> None:
 
     op.drop_table("triggers")
     op.drop_table("event_cursors")
+    op.drop_table("execution_rollups")
     with op.batch_alter_table("enforcements", schema=None) as batch_op:
         batch_op.drop_index("ix_enforcements_rule_id_id")
         batch_op.drop_index("ix_enforcements_project_id_id")

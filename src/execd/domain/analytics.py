@@ -1,0 +1,110 @@
+"""Execution analytics: counts, failure rate and duration percentiles of the
+executions that ended in a window, per action and/or per time bucket.
+
+Durations are kept as log-scale histograms: bin i holds durations in
+(GAMMA^(i-1), GAMMA^i] milliseconds, so a percentile read from a histogram is within
+1 % of the true value, and histograms of hours, actions and statuses add up. That is
+what makes hourly rollups mergeable into any window (store/analytics.py).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+
+from execd.domain.states import Status
+
+FAILURES = frozenset({Status.FAILED, Status.TIMEOUT, Status.ABANDONED})
+BUCKETS = {"hour": 3600, "day": 86400}
+PERCENTILES = (0.5, 0.95, 0.99)
+MAX_BUCKETS = 10_000
+ROLLUP_SECONDS = 3600  # rollups are per hour
+ACCURACY = 0.01
+GAMMA = (1 + ACCURACY) / (1 - ACCURACY)
+_LOG_GAMMA = math.log(GAMMA)
+
+
+def bin_of(seconds: float) -> int:
+    """The histogram bin of a duration (bin 0: a millisecond or less)."""
+    ms = seconds * 1000
+    return 0 if ms <= 1 else math.ceil(math.log(ms) / _LOG_GAMMA)
+
+
+def value_of(bin_index: int) -> float:
+    """The duration (seconds) a bin stands for: within 1 % of any it holds."""
+    if bin_index <= 0:
+        return 0.001
+    return 2 * GAMMA**bin_index / (GAMMA + 1) / 1000
+
+
+def merge(into: dict[int, int], more: Mapping[int, int] | Iterable[Sequence[int]]) -> None:
+    """Add a histogram (a mapping, or [bin, count] pairs as rollups store it) into one."""
+    get = into.get
+    for bin_index, count in more.items() if isinstance(more, Mapping) else more:
+        into[bin_index] = get(bin_index, 0) + count
+
+
+def percentiles(
+    histogram: Mapping[int, int], ps: Sequence[float] = PERCENTILES
+) -> list[float | None]:
+    """Nearest rank: for each p, the bin holding the ceil(p x n)-th smallest duration
+    (one walk through the bins for all of them)."""
+    total = sum(histogram.values())
+    if not total:
+        return [None] * len(ps)
+    ranks = [max(1, math.ceil(p * total - 1e-9)) for p in ps]
+    found: list[float | None] = [None] * len(ps)
+    seen, todo = 0, sorted(range(len(ps)), key=lambda i: ranks[i])
+    for bin_index in sorted(histogram):
+        seen += histogram[bin_index]
+        while todo and seen >= ranks[todo[0]]:
+            found[todo.pop(0)] = value_of(bin_index)
+        if not todo:
+            break
+    return found
+
+
+def percentile(histogram: Mapping[int, int], p: float) -> float | None:
+    return percentiles(histogram, [p])[0]
+
+
+@dataclass
+class Aggregate:
+    """What ended in one group (an action, a bucket, or both)."""
+
+    action_ref: str | None
+    bucket: float | None  # the bucket's start (seconds since the epoch)
+    by_status: dict[Status, int] = field(default_factory=dict)
+    # Run times (started to ended) of those that ran.
+    durations: dict[int, int] = field(default_factory=dict)
+
+    def add(
+        self, status: Status, count: int, durations: Mapping[int, int] | Iterable[Sequence[int]]
+    ) -> None:
+        self.by_status[status] = self.by_status.get(status, 0) + count
+        merge(self.durations, durations)
+
+    @property
+    def ended(self) -> int:
+        return sum(self.by_status.values())
+
+    @property
+    def failures(self) -> int:
+        return sum(n for s, n in self.by_status.items() if s in FAILURES)
+
+    @property
+    def failure_rate(self) -> float | None:
+        """Failed, timed out or abandoned, over all that ended (cancelled included)."""
+        return round(self.failures / self.ended, 4) if self.ended else None
+
+    def percentiles(self) -> list[float | None]:
+        return percentiles(self.durations)
+
+
+def histogram(durations: Iterable[float]) -> dict[int, int]:
+    found: dict[int, int] = {}
+    for seconds in durations:
+        b = bin_of(max(seconds, 0.0))
+        found[b] = found.get(b, 0) + 1
+    return found
