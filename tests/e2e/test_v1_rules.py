@@ -167,6 +167,12 @@ def test_hmac_webhooks_need_a_valid_signature(shared_server: Any, client: httpx.
         headers={**headers, "X-Execd-Signature": signed(secret, body)},
     )
     assert good.status_code == 202, good.text
+    odd = anonymous.post(
+        "/api/v1/webhooks/signed-hook",
+        content=body,
+        headers={**headers, "X-Execd-Signature": "sha256=é".encode()},  # not ASCII
+    )
+    assert odd.status_code == 401
     [enforcement] = good.json()["data"]["enforcements"]
     assert enforcement["payload"] == {"event": "push"}
     assert wait_status(client, enforcement["executions"][0])["status"] == "completed"
@@ -185,6 +191,7 @@ def test_definitions_are_checked_and_managed(client: httpx.Client) -> None:
         {"ref": "x", "type": "webhook", "config": {"auth": "hmac"}, "secret": "short"},
         {"ref": "x", "type": "webhook", "secret": "a-long-enough-secret-value"},
         {"ref": "-bad ref", "type": "webhook"},
+        {"ref": "x", "type": "timer", "config": {"cron": "* * * * * *"}},  # five fields
     ]
     for body in bad_triggers:
         response = client.post("/api/v1/triggers", json=body)
@@ -201,11 +208,15 @@ def test_definitions_are_checked_and_managed(client: httpx.Client) -> None:
         {"and": []},
         {"field": "payload.x", "op": "gt", "value": [1]},
         {"field": "payload.x", "op": "equals"},
+        {"field": "payload.x", "op": "regex", "value": "(?:a{1000}){1000}"},
+        {"field": "payload.x", "op": "regex", "value": "(?:" * 200 + "a" + ")" * 200},
     ]
     for criteria in bad_criteria:
         body = {"ref": "r", "trigger": "hook", "action_ref": "core.noop", "criteria": criteria}
         response = client.post("/api/v1/rules", json=body)
         assert response.status_code == 400, (criteria, response.text)
+    long_ref = {"ref": "r" * 191, "trigger": "hook", "action_ref": "core.noop"}
+    assert client.post("/api/v1/rules", json=long_ref).status_code == 400
     missing = {"ref": "r", "trigger": "nope", "action_ref": "core.noop"}
     assert client.post("/api/v1/rules", json=missing).status_code == 400
 

@@ -173,6 +173,8 @@ def test_progress_reports_are_streamed(client: httpx.Client) -> None:
     thread.join()
     percents = [d["progress"]["percent"] for _, k, d in seen if k == "progress"]
     assert percents and percents == sorted(percents) and percents[0] >= 25
+    # A progress event only when the progress changed (not at each resource sample).
+    assert len(percents) == len(set(percents))
     assert all(d["status"] == "running" for _, k, d in seen if k == "progress")
 
 
@@ -216,6 +218,9 @@ def test_output_streams_live_and_resumes_from_an_offset(client: httpx.Client) ->
     )
     assert client.get("/api/v1/executions/999999999/output/stdout/stream").status_code == 404
     assert client.get(path, params={"offset": "-1"}).status_code == 400
+    assert client.get(path, params={"offset": "²"}).status_code == 400  # a digit, not ASCII
+    odd = client.get("/api/v1/executions/stream", params={"last_event_id": "1-²"})
+    assert odd.status_code == 400
 
 
 def ws_url(server: Server, path: str, **params: Any) -> str:

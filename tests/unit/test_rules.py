@@ -54,6 +54,7 @@ EVENT = {
         ({"field": "payload.absent", "op": "exists", "value": False}, True),
         ({"field": "payload.tags.1", "op": "equals", "value": "prod"}, True),
         ({"field": "payload.tags.9", "op": "exists"}, False),
+        ({"field": "payload.tags.²", "op": "exists"}, False),  # not an ASCII digit
         ({"and": [{"field": "payload.count", "op": "gt", "value": 1},
                   {"field": "payload.severity", "op": "equals", "value": "high"}]}, True),
         ({"and": [{"field": "payload.count", "op": "gt", "value": 1},

@@ -38,6 +38,7 @@ TOKEN, HMAC = "token", "hmac"
 CATCH_UP = ("latest", "all", "skip")
 MAX_CATCH_UP = 100
 MISFIRE_GRACE = 60.0
+CATCH_UP_DAYS = 31  # missed cron times older than this are neither fired nor counted
 MIN_INTERVAL = 1.0
 MAX_INTERVAL = 366 * 86400.0
 
@@ -48,8 +49,10 @@ MAX_CHAIN = 10
 
 MAX_CRITERIA_NODES = 100
 MAX_CRITERIA_DEPTH = 16
-MAX_PATTERN = 1000
-REGEX_TIMEOUT = 0.05  # seconds a regex criterion may take on one payload
+MAX_PATTERN = 300
+MAX_REPEAT = 100  # the largest {n,m} bound a pattern may use
+MAX_GROUP_DEPTH = 10
+REGEX_TIMEOUT = 0.02  # seconds a regex criterion may take on one payload
 COMPARISONS = ("equals", "not_equals", "contains", "regex", "gt", "gte", "lt", "lte", "exists")
 
 
@@ -128,9 +131,11 @@ class RuleSpec:
 
 
 def check_ref(kind: str, ref: str) -> None:
-    if not REF.match(ref):
+    # A rule's executions are submitted by "rule:<ref>" (at most 200 characters).
+    longest = 190 if kind == "rule" else 200
+    if not REF.match(ref) or len(ref) > longest:
         raise RuleError(
-            f"A {kind} ref has 1 to 200 letters, digits, '_', '.' or '-' and starts "
+            f"A {kind} ref has 1 to {longest} letters, digits, '_', '.' or '-' and starts "
             "with a letter or digit"
         )
 
@@ -183,8 +188,8 @@ def _timer_config(config: dict[str, Any]) -> dict[str, Any]:
         if "timezone" in config:
             raise RuleError("timezone applies to cron timers only")
         return {"interval": float(interval), "catch_up": catch_up}
-    if not isinstance(cron, str) or len(cron) > 200:
-        raise RuleError("cron is a cron expression such as '*/5 * * * *'")
+    if not isinstance(cron, str) or len(cron) > 200 or len(cron.split()) != 5:
+        raise RuleError("cron is a five-field cron expression such as '*/5 * * * *'")
     zone = config.get("timezone", "UTC")
     if not isinstance(zone, str):
         raise RuleError("timezone is an IANA time zone name such as 'Europe/Berlin'")
@@ -265,14 +270,15 @@ def due_times(config: dict[str, Any], due: float, now: float) -> Firing:
         missed = [due + k * interval for k in range(first, behind + 1)]
         total, upcoming = behind + 1, due + (behind + 1) * interval
     else:
+        # A long downtime is walked through from CATCH_UP_DAYS ago at most: a
+        # per-minute cron missed for a year is not 500,000 steps.
+        if due < now - CATCH_UP_DAYS * 86400:
+            due = next_fire(config, now - CATCH_UP_DAYS * 86400)
         missed, total, upcoming = [due], 1, next_fire(config, due)
         while upcoming <= now:
             missed = [*missed[-(MAX_CATCH_UP - 1) :], upcoming]
             total += 1
             upcoming = next_fire(config, upcoming)
-            if total > 100_000:  # years of a per-minute cron: start again from now
-                missed, upcoming = [], next_fire(config, now)
-                break
     policy = config.get("catch_up", "latest")
     if policy == "skip":
         missed = missed[-1:] if missed and now - missed[-1] <= MISFIRE_GRACE else []
@@ -327,14 +333,32 @@ def check_criteria(criteria: Any) -> None:
         if op == "regex":
             if not isinstance(value, str) or len(value) > MAX_PATTERN:
                 raise RuleError(f"regex takes a pattern of at most {MAX_PATTERN} characters")
-            try:
-                regex.compile(value)
-            except regex.error as exc:
-                raise RuleError(f"Invalid regex {value!r}: {exc}") from None
+            check_pattern(value)
         if op in ("gt", "gte", "lt", "lte") and not _orderable(value):
             raise RuleError(f"{op} compares with a number or a string")
 
     visit(criteria, 1)
+
+
+_BOUND = re.compile(r"\{\s*(\d+)\s*(?:,\s*(\d*)\s*)?\}")
+
+
+def check_pattern(pattern: str) -> None:
+    """Refuse patterns whose compiled form could be huge: large counted repeats, deep
+    nesting. (Matching is also time-limited: REGEX_TIMEOUT.)"""
+    for low, high in _BOUND.findall(pattern):
+        if int(low) > MAX_REPEAT or (high and int(high) > MAX_REPEAT):
+            raise RuleError(f"A regex repeat count is at most {MAX_REPEAT}")
+    depth = deepest = 0
+    for char in pattern.replace("\\(", "").replace("\\)", ""):
+        depth += (char == "(") - (char == ")")
+        deepest = max(deepest, depth)
+    if deepest > MAX_GROUP_DEPTH:
+        raise RuleError(f"A regex nests groups at most {MAX_GROUP_DEPTH} deep")
+    try:
+        regex.compile(pattern)
+    except Exception as exc:  # regex.error, but also RecursionError and the like
+        raise RuleError(f"Invalid regex {pattern!r}: {exc}") from None
 
 
 def matches(criteria: dict[str, Any] | None, context: dict[str, Any]) -> bool:

@@ -12,6 +12,7 @@ from typing import Any
 
 import orjson
 
+_INDEX = re.compile(r"[0-9]{1,9}")  # ASCII digits only: int() reads other digits too
 _PLACEHOLDER = re.compile(r"\{\{\s*([A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z0-9_-]+)*)\s*\}\}")
 
 
@@ -59,7 +60,7 @@ def find(path: str, context: Any) -> Any:
     for part in path.split("."):
         if isinstance(value, dict) and part in value:
             value = value[part]
-        elif isinstance(value, list) and part.isdigit() and int(part) < len(value):
+        elif isinstance(value, list) and _INDEX.fullmatch(part) and int(part) < len(value):
             value = value[int(part)]
         else:
             return MISSING

@@ -152,11 +152,18 @@ class RuleService:
     # -- webhooks ---------------------------------------------------------------------------
 
     async def webhook(
-        self, caller: Principal | None, ref: str, body: bytes, sig: str | None, payload: Any
+        self,
+        caller: Principal | None,
+        ref: str,
+        body: bytes,
+        sig: str | None,
+        payload: Any,
+        project_id: str | None = None,
     ) -> tuple[Trigger, list[Enforcement]]:
         """Fire the webhook trigger `ref`. A caller with a token fires its project's
         trigger; a call without one must carry the HMAC signature of a trigger's secret.
-        Unknown triggers and bad signatures get the same answer."""
+        Unknown triggers and bad signatures get the same answer. `project_id` picks the
+        project when the same ref and secret are used in several."""
         if caller is not None:
             require(caller, "operator")
             found = await self.store.webhooks(ref, caller.project_id)
@@ -169,15 +176,21 @@ class RuleService:
                     f"Sign the body ({SIGNATURE_HEADER}: sha256=<hex HMAC-SHA256>) "
                     "or send a bearer token"
                 )
+            given = sig.strip().encode("utf-8", "replace")
             signed = [
                 t
-                for t, secret in await self.store.webhooks(ref, None)
+                for t, secret in await self.store.webhooks(ref, project_id)
                 if secret is not None
                 and t.config.get("auth") == domain.HMAC
-                and hmac.compare_digest(signature(secret, body), sig.strip())
+                and hmac.compare_digest(signature(secret, body).encode(), given)
             ]
             if not signed:
                 raise Unauthorized("The signature does not match any webhook trigger")
+            if len(signed) > 1:  # the same ref and secret in several projects
+                raise Conflict(
+                    "The signature matches webhook triggers of several projects: "
+                    "add ?project=<project id> to the URL"
+                )
             trigger = signed[0]
         if not trigger.enabled:
             raise Conflict(f"Trigger {ref} is disabled", ref=ref)
@@ -197,13 +210,23 @@ class RuleEngine:
         """One round: due timers, then the log. Returns events read (a full batch:
         go again at once)."""
         for trigger_id, due in await self.store.due_timers():
-            fired = await self.store.fire_timer(trigger_id, due)
+            try:
+                fired = await self.store.fire_timer(trigger_id, due)
+            except Exception as exc:  # one timer's trouble must not hold up the others
+                log.warning("timer_error", trigger_id=trigger_id, error=str(exc))
+                continue
             if fired is not None:
                 log.info("timer_fired", trigger_id=trigger_id, enforcements=len(fired))
         return await self.store.follow()
 
     async def run(self) -> None:
-        await self.store.start_following()
+        while True:
+            try:
+                await self.store.start_following()
+                break
+            except Exception as exc:
+                log.warning("rules_error", error=str(exc))
+                await asyncio.sleep(self.poll_seconds)
         while True:
             read = 0
             try:

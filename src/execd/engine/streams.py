@@ -93,8 +93,8 @@ class LiveStreams:
         here = after if after is not None else await self.log.tail()
         quiet_since = time.monotonic()
         while True:
-            found, here = await self.log.read(here, BATCH)
-            mine = [e for e in found if e.project_id == caller.project_id and f.wants(e)]
+            found, here = await self.log.read(here, BATCH, caller.project_id)
+            mine = [e for e in found if f.wants(e)]
             if mine or time.monotonic() - quiet_since > KEEPALIVE_SECONDS:
                 quiet_since = time.monotonic()
                 yield mine

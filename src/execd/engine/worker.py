@@ -95,7 +95,7 @@ class Worker:
         self._reports: GroupCommit[Change, Status | None] = GroupCommit(queue.apply)
         # Latest progress/usage/pid per running execution, and which changed since written.
         self._latest: dict[int, dict[str, Any]] = {}
-        self._dirty: set[int] = set()
+        self._dirty: dict[int, set[str]] = {}  # what changed since last written
         self._ready = asyncio.Event()
         self._inherited_env = inherited_environment(config.action_env)
         self._renewed_at = time.monotonic()  # when the last lease renewal was asked for
@@ -203,7 +203,7 @@ class Worker:
             return  # an older run of an execution this worker has claimed again
         del self.running[execution_id]
         self._latest.pop(execution_id, None)
-        self._dirty.discard(execution_id)
+        self._dirty.pop(execution_id, None)
         self._slot_freed.set()
 
     # -- running one execution --------------------------------------------------------
@@ -358,20 +358,22 @@ class Worker:
         """Progress, usage and the pid are written in batches, not one by one."""
         if execution_id in self.running:
             self._latest.setdefault(execution_id, {})[key] = value
-            self._dirty.add(execution_id)
+            self._dirty.setdefault(execution_id, set()).add(key)
 
     async def _progress_loop(self) -> None:
         while True:
             await asyncio.sleep(PROGRESS_FLUSH_SECONDS)
-            dirty, self._dirty = self._dirty, set()
+            dirty, self._dirty = self._dirty, {}
+            # Only what changed: a progress value written again would be a progress
+            # event again (usage and pid change far more often than progress).
             changes = [
                 Change(
                     execution_id,
                     fence=self.running[execution_id].execution.fence,
                     when=frozenset({Status.RUNNING, Status.CANCELING}),
-                    values=dict(self._latest[execution_id]),
+                    values={k: self._latest[execution_id][k] for k in keys},
                 )
-                for execution_id in dirty
+                for execution_id, keys in dirty.items()
                 if execution_id in self.running and execution_id in self._latest
             ]
             if changes:

@@ -29,7 +29,7 @@ from execd.store.schema import event_cursors, execution_rollups
 from execd.store.schema import executions as ex
 
 CURSOR = "rollups"
-GRACE = 120.0  # seconds after an hour ends before it is sealed
+GRACE = 300.0  # seconds after an hour ends before it is sealed
 _LOCK = zlib.crc32(b"execd.analytics.rollups")
 _TERMINAL = sorted(s.value for s in TERMINAL)
 

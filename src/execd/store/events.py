@@ -14,6 +14,7 @@ Live streams (api/dialects/v1/streams.py) and the rules' execution triggers
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -27,6 +28,7 @@ from execd.store.schema import execution_events as events
 from execd.store.schema import executions as ex
 
 MAX_ID = 2**63 - 1
+_DIGITS = re.compile(r"[0-9]{1,19}")
 
 
 class current_txid(FunctionElement[int]):
@@ -76,7 +78,7 @@ class Position:
     @classmethod
     def parse(cls, text: str) -> Position:
         txid, sep, event_id = text.strip().partition("-")
-        if not sep or not txid.isdigit() or not event_id.isdigit():
+        if not sep or not _DIGITS.fullmatch(txid) or not _DIGITS.fullmatch(event_id):
             raise ValueError(f"not an event position: {text!r}")
         position = cls(int(txid), int(event_id))
         if position.txid > MAX_ID or position.id > MAX_ID:
@@ -131,12 +133,17 @@ _READ = (
 )
 
 
-def read(conn: Connection, after: Position, limit: int) -> tuple[list[LogEvent], Position]:
-    """Up to `limit` final events after `after`, and the position after the last one."""
+def read(
+    conn: Connection, after: Position, limit: int, project_id: str | None = None
+) -> tuple[list[LogEvent], Position]:
+    """Up to `limit` final events after `after` (of one project, or of all), and the
+    position after the last one."""
     query = _READ.where(
         tuple_(events.c.txid, events.c.id) > tuple_(after.txid, after.id),
         events.c.txid < horizon(),
     ).limit(limit)
+    if project_id is not None:  # read through ix_execution_events_project_id_txid_id
+        query = query.where(events.c.project_id == project_id)
     found = [_to_event(row) for row in conn.execute(query).mappings()]
     return found, (found[-1].position if found else after)
 
@@ -166,5 +173,7 @@ class EventLog:
     async def tail(self) -> Position:
         return await self.db.read(tail)
 
-    async def read(self, after: Position, limit: int) -> tuple[list[LogEvent], Position]:
-        return await self.db.read(lambda conn: read(conn, after, limit))
+    async def read(
+        self, after: Position, limit: int, project_id: str | None = None
+    ) -> tuple[list[LogEvent], Position]:
+        return await self.db.read(lambda conn: read(conn, after, limit, project_id))

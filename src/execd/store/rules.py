@@ -13,10 +13,11 @@ import zlib
 from collections.abc import Callable
 from typing import Any
 
+import structlog
 from sqlalchemy import Connection, delete, func, insert, select, text, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
 from execd.domain import rules as domain
 from execd.domain.actions import Action, mask_secrets
@@ -26,7 +27,7 @@ from execd.domain.rules import Enforcement, Rule, RuleSpec, Trigger, TriggerSpec
 from execd.domain.templates import TemplateError
 from execd.domain.times import iso
 from execd.errors import Conflict, ExecdError, InvalidInput, NotFound
-from execd.store import events as log
+from execd.store import events as event_log
 from execd.store.clock import now_of
 from execd.store.database import Database
 from execd.store.queue import Queue
@@ -37,6 +38,7 @@ from execd.store.schema import executions as ex
 # What a rule's execution is validated and filled in with: ActionService.prepare.
 Prepare = Callable[[Action, dict[str, Any]], dict[str, Any]]
 RULES_CURSOR = "rules"
+log = structlog.get_logger(__name__)
 _TRIGGER_COLUMNS = [c for c in triggers.c if c.name != "secret"]
 
 
@@ -74,6 +76,7 @@ class RuleStore:
                 )
             except IntegrityError:
                 raise Conflict(f"Trigger {spec.ref} already exists", ref=spec.ref) from None
+            _start_watching(conn, spec, row["id"])
             return _trigger(row, secret is not None)
 
         return await self.db.write(create)
@@ -111,6 +114,8 @@ class RuleStore:
                 row = conn.execute(statement).mappings().one()
             except IntegrityError:
                 raise Conflict(f"Trigger {spec.ref} already exists", ref=spec.ref) from None
+            if not current["enabled"]:  # enabled again: from now on
+                _start_watching(conn, spec, row["id"])
             return _trigger(row, row["secret"] is not None)
 
         return await self.db.write(change)
@@ -374,7 +379,7 @@ class RuleStore:
         """Make sure the rules' cursor exists; a new one starts at the end of the log."""
 
         def ensure(conn: Connection) -> None:
-            here = log.tail(conn)
+            here = event_log.tail(conn)
             values = {
                 "name": RULES_CURSOR,
                 "txid": here.txid,
@@ -387,59 +392,51 @@ class RuleStore:
         await self.db.write(ensure)
 
     async def follow(self, limit: int = 500) -> int:
-        """Read the next events of the log and fire the execution triggers they match,
-        moving the cursor in the same transaction. Returns how many events were read."""
+        """Read the next events of the log and fire the execution triggers they match.
+        The events are read and matched outside the write lock; the write then checks
+        the cursor has not moved, fires, and moves it, in one transaction. With no
+        execution trigger at all, nothing is read or written. Returns how many events
+        were read."""
+        looked = await self.db.read(lambda conn: _look(conn, limit))
+        if looked is None:
+            return 0
+        after, read, position, fired = looked
+        if position == after:
+            return 0
 
-        def follow(conn: Connection) -> int:
+        def advance(conn: Connection) -> bool:
             if conn.dialect.name == "postgresql":  # one follower at a time, in any process
                 conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _CURSOR_LOCK})
-            cursor = (
-                conn.execute(select(event_cursors).where(event_cursors.c.name == RULES_CURSOR))
-                .mappings()
-                .first()
-            )
-            if cursor is None:
-                return 0
-            after = log.Position(cursor["txid"], cursor["event_id"])
-            read, position = log.read(conn, after, limit)
-            if not read:
-                return 0
+            if _cursor(conn) != after:
+                return False  # another process moved it first: look again
             now = now_of(conn)
-            watching = (
-                conn.execute(
-                    select(triggers).where(
-                        triggers.c.type == domain.EXECUTION, triggers.c.enabled.is_(True)
-                    )
-                )
-                .mappings()
-                .all()
-            )
-            fired = [
-                (event, trigger)
-                for event in read
-                if event.kind != "progress" and event.action_ref is not None
-                for trigger in watching
-                if trigger["project_id"] == event.project_id
-                and domain.execution_matches(trigger["config"], event.action_ref, event.to_status)
-            ]
             if fired:
+                still = {  # triggers disabled or deleted since they were read do not fire
+                    row["id"]: row
+                    for row in conn.execute(
+                        select(triggers).where(
+                            triggers.c.id.in_({t for _, t in fired}),
+                            triggers.c.enabled.is_(True),
+                        )
+                    ).mappings()
+                }
                 sources = _executions(conn, {event.execution_id for event, _ in fired})
-                for event, trigger in fired:
+                for event, trigger_id in fired:
                     source = sources.get(event.execution_id)
-                    if source is None:
+                    if source is None or trigger_id not in still:
                         continue
                     payload = {"execution": {**source, "status": event.to_status}}
                     payload["execution"]["from_status"] = event.from_status
                     depth = _depth_after(conn, source["enforcement"])
-                    self._fire(conn, now, trigger, payload, depth=depth)
+                    self._fire(conn, now, still[trigger_id], payload, depth=depth)
             conn.execute(
                 update(event_cursors)
                 .where(event_cursors.c.name == RULES_CURSOR)
                 .values(txid=position.txid, event_id=position.id, updated=now)
             )
-            return len(read)
+            return True
 
-        return await self.db.write(follow)
+        return len(read) if await self.db.write(advance) else 0
 
     def _fire(
         self, conn: Connection, now: float, trigger: Any, payload: Any, *, depth: int
@@ -486,12 +483,19 @@ class RuleStore:
                         f"Not run: a chain of rules deeper than {domain.MAX_CHAIN} "
                         "(does a rule trigger itself?)"
                     )
-                item = self._execution(conn, rule, context, enforcement_id)
-                created = self.queue.insert(conn, now, [item])
+                # A savepoint: whatever goes wrong with this rule's execution (even in
+                # the database) fails this enforcement only, never the firing.
+                with conn.begin_nested():
+                    item = self._execution(conn, rule, context, enforcement_id)
+                    created = self.queue.insert(conn, now, [item])
                 record["execution_ids"] = [e.id for e in created]
             except (ExecdError, TemplateError) as exc:
                 record["status"] = "failed"
                 record["error"] = exc.message if isinstance(exc, ExecdError) else str(exc)
+            except (SQLAlchemyError, ValueError, TypeError) as exc:
+                log.warning("rule_failed", rule=rule["ref"], error=str(exc))
+                record["status"] = "failed"
+                record["error"] = f"Not run: {type(exc).__name__}"
             conn.execute(
                 update(enforcements)
                 .where(enforcements.c.id == enforcement_id)
@@ -537,6 +541,71 @@ class RuleStore:
 
 
 _CURSOR_LOCK = zlib.crc32(b"execd.rules.cursor")
+Looked = tuple[
+    event_log.Position, list[event_log.LogEvent], event_log.Position, list[tuple[Any, int]]
+]
+
+
+def _start_watching(conn: Connection, spec: TriggerSpec, trigger_id: int) -> None:
+    """While no execution trigger is enabled the log is not followed at all; the first
+    one to be enabled starts the cursor at the end of the log, so it fires for what
+    happens from now on (not for everything since the last one was disabled)."""
+    if spec.type != domain.EXECUTION or not spec.enabled:
+        return
+    others = conn.execute(
+        select(triggers.c.id)
+        .where(
+            triggers.c.type == domain.EXECUTION,
+            triggers.c.enabled.is_(True),
+            triggers.c.id != trigger_id,
+        )
+        .limit(1)
+    ).first()
+    if others is None:
+        here = event_log.tail(conn)
+        conn.execute(
+            update(event_cursors)
+            .where(event_cursors.c.name == RULES_CURSOR)
+            .values(txid=here.txid, event_id=here.id, updated=now_of(conn))
+        )
+
+
+def _cursor(conn: Connection) -> event_log.Position | None:
+    row = conn.execute(
+        select(event_cursors.c.txid, event_cursors.c.event_id).where(
+            event_cursors.c.name == RULES_CURSOR
+        )
+    ).first()
+    return None if row is None else event_log.Position(row.txid, row.event_id)
+
+
+def _look(conn: Connection, limit: int) -> Looked | None:
+    """The cursor, the events after it, where they end, and which of them fire which
+    execution trigger (by id)."""
+    after = _cursor(conn)
+    if after is None:
+        return None
+    watching = (
+        conn.execute(
+            select(triggers.c.id, triggers.c.project_id, triggers.c.config).where(
+                triggers.c.type == domain.EXECUTION, triggers.c.enabled.is_(True)
+            )
+        )
+        .mappings()
+        .all()
+    )
+    if not watching:  # nothing to fire (the first trigger moves the cursor to "now")
+        return None
+    read, position = event_log.read(conn, after, limit)
+    fired = [
+        (event, trigger["id"])
+        for event in read
+        if event.kind != "progress" and event.action_ref is not None
+        for trigger in watching
+        if trigger["project_id"] == event.project_id
+        and domain.execution_matches(trigger["config"], event.action_ref, event.to_status)
+    ]
+    return after, read, position, fired
 
 
 def _first_fire(spec: TriggerSpec, now: float) -> float | None:

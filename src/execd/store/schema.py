@@ -351,6 +351,12 @@ execution_events = Table(
 )
 Index("ix_execution_events_execution_id_id", execution_events.c.execution_id, execution_events.c.id)
 Index("ix_execution_events_txid_id", execution_events.c.txid, execution_events.c.id)
+Index(
+    "ix_execution_events_project_id_txid_id",
+    execution_events.c.project_id,
+    execution_events.c.txid,
+    execution_events.c.id,
+)
 
 triggers = Table(
     "triggers",

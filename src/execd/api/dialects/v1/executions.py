@@ -218,9 +218,9 @@ async def stats(
         start, end, groups = await runtime.executions.analytics(
             caller, _seconds(since), _seconds(until), by_action=group_by == "action", bucket=bucket
         )
-        width = BUCKETS[bucket] if bucket else end - start
+        width = BUCKETS[bucket] if bucket else None
         data["window"] = {"since": wire.iso(start), "until": wire.iso(end)}
-        data["groups"] = [wire.aggregate(g, width) for g in groups]
+        data["groups"] = [wire.aggregate(g, start, end, width) for g in groups]
     return Json({"data": data})
 
 

@@ -248,6 +248,7 @@ async def webhook(
     trigger_ref: Ref,
     authorization: Annotated[str | None, Header(include_in_schema=False)] = None,
     signature: Annotated[str | None, Header(alias=SIGNATURE_HEADER)] = None,
+    project: Annotated[str | None, Query(max_length=36, description="Signed calls")] = None,
 ) -> Json:
     body = await request.body()
     if len(body) > MAX_PAYLOAD:
@@ -259,6 +260,8 @@ async def webhook(
     if problem := jsonsafe.problem(payload, "the payload"):
         raise InvalidInput(problem[0].upper() + problem[1:])
     caller = await runtime.accounts.authenticate(authorization) if authorization else None
-    trigger, fired = await runtime.rules.webhook(caller, trigger_ref, body, signature, payload)
+    trigger, fired = await runtime.rules.webhook(
+        caller, trigger_ref, body, signature, payload, project
+    )
     data = {"trigger": trigger.ref, "enforcements": [_enforcement(e) for e in fired]}
     return Json({"data": data}, status_code=202)

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import re
 from collections.abc import AsyncIterator
 from typing import Annotated, Any
 
@@ -76,7 +77,7 @@ async def _event_frames(
 def _offset(value: str | None) -> int:
     if value is None or not value.strip():
         return 0
-    if not value.strip().isdigit() or int(value) > 2**62:
+    if not re.fullmatch(r"[0-9]{1,18}", value.strip()):
         raise InvalidInput("The offset (or Last-Event-ID) is a byte offset: 0 or more")
     return int(value)
 
@@ -157,10 +158,9 @@ async def _serve(websocket: WebSocket, frames: AsyncIterator[Frame]) -> None:
     """Send frames until they end or the client goes (noticed at once, even while no
     frame is due); errors become one error message and a close code."""
 
-    async def watch() -> None:
-        with contextlib.suppress(WebSocketDisconnect):
-            while True:
-                await websocket.receive_text()
+    async def watch() -> None:  # what the client sends is ignored, until it leaves
+        while (await websocket.receive())["type"] != "websocket.disconnect":
+            pass
 
     watcher = asyncio.create_task(watch())
     try:

@@ -67,8 +67,13 @@ def execution(e: Execution) -> dict[str, Any]:
     }
 
 
-def aggregate(a: Aggregate, width: float) -> dict[str, Any]:
-    """One analytics group; `width` is the seconds its throughput is counted over."""
+def aggregate(a: Aggregate, since: float, until: float, bucket: float | None) -> dict[str, Any]:
+    """One analytics group of the window [since, until); its throughput is counted over
+    the part of its bucket inside the window (the whole window without buckets)."""
+    if a.bucket is not None and bucket is not None:
+        width = min(a.bucket + bucket, until) - max(a.bucket, since)
+    else:
+        width = until - since
 
     def ms(seconds: float | None) -> int | None:
         return None if seconds is None else round(seconds * 1000)

@@ -133,6 +133,9 @@ def upgrade() -> None:
         batch_op.add_column(sa.Column("kind", sa.String(length=16), nullable=True))
         batch_op.add_column(sa.Column("data", JSON, nullable=True))
         batch_op.create_index("ix_execution_events_txid_id", ["txid", "id"], unique=False)
+        batch_op.create_index(
+            "ix_execution_events_project_id_txid_id", ["project_id", "txid", "id"], unique=False
+        )
     with op.batch_alter_table("executions", schema=None) as batch_op:
         batch_op.create_index(
             "ix_executions_analytics", ["ended", "project_id", "action_ref", "status", "started"]
@@ -145,6 +148,7 @@ def downgrade() -> None:
     with op.batch_alter_table("executions", schema=None) as batch_op:
         batch_op.drop_index("ix_executions_analytics")
     with op.batch_alter_table("execution_events", schema=None) as batch_op:
+        batch_op.drop_index("ix_execution_events_project_id_txid_id")
         batch_op.drop_index("ix_execution_events_txid_id")
         batch_op.drop_column("data")
         batch_op.drop_column("kind")
