@@ -140,6 +140,13 @@ def upgrade() -> None:
         batch_op.create_index(
             "ix_executions_analytics", ["ended", "project_id", "action_ref", "status", "started"]
         )
+    if op.get_bind().dialect.name == "postgresql":
+        # Processes still running the previous version during a rolling upgrade write
+        # events without a txid: the database fills it in, so followers still see them.
+        op.execute(
+            "ALTER TABLE execution_events ALTER COLUMN txid "
+            "SET DEFAULT CAST(CAST(pg_current_xact_id() AS TEXT) AS BIGINT)"
+        )
     # Events written before: older than any transaction from now on.
     op.execute("UPDATE execution_events SET txid = 0")
 
