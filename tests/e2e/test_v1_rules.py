@@ -11,7 +11,7 @@ from typing import Any
 import httpx
 import orjson
 
-from tests.support import get, wait_for, wait_status
+from tests.support import get, new_project, wait_for, wait_status
 
 
 def make(client: httpx.Client, path: str, body: dict[str, Any]) -> dict[str, Any]:
@@ -319,3 +319,35 @@ def test_a_rule_that_triggers_itself_stops_at_the_chain_limit(client: httpx.Clie
     assert all(e["status"] == "succeeded" and len(e["executions"]) == 1 for e in chain[:10])
     assert chain[10]["executions"] == [] and "deeper than 10" in chain[10]["error"]
     assert chain[0]["payload"]["execution"]["id"] == first.json()["data"]["id"]
+
+
+def test_a_secret_shared_by_two_projects_needs_the_project_named(
+    shared_server: Any, admin: httpx.Client
+) -> None:
+    secret = "one-secret-for-two-projects-0123456789"
+    projects = []
+    for _ in range(2):
+        _, project_id, token = new_project(admin)
+        client = shared_server.client(token)
+        body = {"ref": "deploys", "type": "webhook", "config": {"auth": "hmac"}, "secret": secret}
+        created = make(client, "/api/v1/triggers", body)
+        assert "secret" not in created  # given, so not echoed back
+        make(client, "/api/v1/rules", {"ref": "r", "trigger": "deploys", "action_ref": "core.noop"})
+        projects.append((project_id, client))
+    anonymous = httpx.Client(base_url=shared_server.url, timeout=10)
+    body = orjson.dumps({"ref": "main"})
+    headers = {"Content-Type": "application/json", "X-Execd-Signature": signed(secret, body)}
+    ambiguous = anonymous.post("/api/v1/webhooks/deploys", content=body, headers=headers)
+    assert ambiguous.status_code == 409 and "project" in ambiguous.json()["error"]
+    second_id, second = projects[1]
+    named = anonymous.post(
+        "/api/v1/webhooks/deploys", params={"project": second_id}, content=body, headers=headers
+    )
+    assert named.status_code == 202, named.text
+    assert len(enforcements(second)) == 1 and enforcements(projects[0][1]) == []
+    anonymous.close()
+
+    # A viewer's token may not fire a webhook.
+    _, _, viewer_token = new_project(admin, role="viewer")
+    viewer = shared_server.client(viewer_token)
+    assert viewer.post("/api/v1/webhooks/deploys", json={}).status_code == 403
