@@ -65,10 +65,6 @@ def percentiles(
     return found
 
 
-def percentile(histogram: Mapping[int, int], p: float) -> float | None:
-    return percentiles(histogram, [p])[0]
-
-
 @dataclass
 class Aggregate:
     """What ended in one group (an action, a bucket, or both)."""

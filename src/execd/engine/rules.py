@@ -206,10 +206,11 @@ class RuleEngine:
         self.store = store
         self.poll_seconds = poll_seconds
 
-    async def tick(self) -> int:
-        """One round: due timers, then the log. Returns events read (a full batch:
-        go again at once)."""
-        for trigger_id, due in await self.store.due_timers():
+    async def tick(self) -> tuple[int, float | None]:
+        """One round: due timers, then the log. Returns the events read (any: go again
+        at once) and the seconds until the next timer is due."""
+        due_now, next_due = await self.store.timers()
+        for trigger_id, due in due_now:
             try:
                 fired = await self.store.fire_timer(trigger_id, due)
             except Exception as exc:  # one timer's trouble must not hold up the others
@@ -217,7 +218,7 @@ class RuleEngine:
                 continue
             if fired is not None:
                 log.info("timer_fired", trigger_id=trigger_id, enforcements=len(fired))
-        return await self.store.follow()
+        return await self.store.follow(), next_due
 
     async def run(self) -> None:
         while True:
@@ -228,19 +229,13 @@ class RuleEngine:
                 log.warning("rules_error", error=str(exc))
                 await asyncio.sleep(self.poll_seconds)
         while True:
-            read = 0
+            read, next_due = 0, None
             try:
-                read = await self.tick()
+                read, next_due = await self.tick()
             except Exception as exc:
                 log.warning("rules_error", error=str(exc))
             if read:
                 await asyncio.sleep(0)
                 continue
-            wait = self.poll_seconds
-            try:
-                due = await self.store.next_timer()
-                if due is not None:
-                    wait = min(wait, due)
-            except Exception as exc:
-                log.warning("rules_error", error=str(exc))
+            wait = self.poll_seconds if next_due is None else min(self.poll_seconds, next_due)
             await asyncio.sleep(wait)

@@ -16,21 +16,20 @@ lock on PostgreSQL, the single writer on SQLite.
 from __future__ import annotations
 
 import math
-import zlib
 from collections.abc import Iterable
 from typing import Any
 
-from sqlalchemy import Connection, delete, func, insert, select, text, update
+from sqlalchemy import Connection, delete, func, insert, select, update
 
 from execd.domain.analytics import ROLLUP_SECONDS, Aggregate, bin_of, histogram
 from execd.domain.states import TERMINAL, Status
 from execd.store.clock import now_of
+from execd.store.database import exclusive
 from execd.store.schema import event_cursors, execution_rollups
 from execd.store.schema import executions as ex
 
 CURSOR = "rollups"
 GRACE = 300.0  # seconds after an hour ends before it is sealed
-_LOCK = zlib.crc32(b"execd.analytics.rollups")
 _TERMINAL = sorted(s.value for s in TERMINAL)
 
 
@@ -50,13 +49,23 @@ def coverage(conn: Connection) -> tuple[float, float] | None:
     return None if row is None else (float(row.txid), float(row.event_id))
 
 
+def _first_open_hour(now: float) -> float:
+    """The start of the first hour that cannot be sealed yet."""
+    return _floor(now - GRACE - ROLLUP_SECONDS) + ROLLUP_SECONDS
+
+
+def due(conn: Connection) -> bool:
+    """Whether an hour waits to be sealed (a read: `seal` takes the write lock)."""
+    covered = coverage(conn)
+    return covered is None or covered[1] < _first_open_hour(now_of(conn))
+
+
 def seal(conn: Connection, max_hours: int = 24) -> int:
     """Roll up the hours that are over and not yet rolled up (up to `max_hours`);
     returns how many were."""
-    if conn.dialect.name == "postgresql":
-        conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _LOCK})
+    exclusive(conn, "execd-analytics-rollups")
     now = now_of(conn)
-    limit = _floor(now - GRACE - ROLLUP_SECONDS) + ROLLUP_SECONDS  # first hour not over
+    limit = _first_open_hour(now)
     covered = coverage(conn)
     if covered is None:
         oldest = conn.execute(select(func.min(ex.c.ended))).scalar()

@@ -75,6 +75,13 @@ def sync_url(url: str) -> URL:
     raise ValueError(f"Unsupported database URL {url!r}: use sqlite:/// or postgresql://")
 
 
+def exclusive(conn: Connection, name: str) -> None:
+    """Hold `name` until this write transaction ends, against every other process: a
+    PostgreSQL advisory lock. (SQLite's write transactions already run one at a time.)"""
+    if conn.dialect.name == "postgresql":
+        conn.execute(text("SELECT pg_advisory_xact_lock(hashtext(:key))"), {"key": name})
+
+
 def configure_sqlite(engine: Engine, *, synchronous: str, immediate: bool) -> None:
     """Per-connection pragmas; `immediate` takes the write lock at BEGIN, not mid-transaction."""
 

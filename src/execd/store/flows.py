@@ -15,7 +15,6 @@ from sqlalchemy import (
     func,
     insert,
     select,
-    text,
     update,
 )
 from sqlalchemy.sql.elements import ColumnElement
@@ -25,7 +24,7 @@ from execd.domain.flows import Flow, FlowSpec, FlowStep
 from execd.domain.states import TERMINAL, Status
 from execd.errors import Conflict
 from execd.store.clock import now_of
-from execd.store.database import Database
+from execd.store.database import Database, exclusive
 from execd.store.executions import delete_rows, with_descendants
 from execd.store.rows import to_execution
 from execd.store.schema import DEVICE_HELD, FLOW_ROWS, executions, flows
@@ -204,11 +203,7 @@ class FlowStore:
     def _checked(self, conn: Connection, project_id: str, check: GraphCheck | None) -> None:
         """Serialise changes to one project's flows (PostgreSQL; SQLite has one writer)
         and run `check` on the call graph as this transaction sees it."""
-        if self.db.is_postgres:
-            conn.execute(
-                text("SELECT pg_advisory_xact_lock(hashtext(:key))"),
-                {"key": f"execd-flows:{project_id}"},
-            )
+        exclusive(conn, f"execd-flows:{project_id}")
         if check is not None:
             rows = conn.execute(
                 select(flows.c.id, flows.c.calls).where(flows.c.project_id == project_id)

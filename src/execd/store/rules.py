@@ -9,12 +9,12 @@ never done twice.
 
 from __future__ import annotations
 
-import zlib
 from collections.abc import Callable
-from typing import Any
+from dataclasses import fields
+from typing import Any, TypeVar
 
 import structlog
-from sqlalchemy import Connection, delete, func, insert, select, text, update
+from sqlalchemy import Connection, delete, func, insert, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
@@ -29,7 +29,7 @@ from execd.domain.times import iso
 from execd.errors import Conflict, ExecdError, InvalidInput, NotFound
 from execd.store import events as event_log
 from execd.store.clock import now_of
-from execd.store.database import Database
+from execd.store.database import Database, exclusive
 from execd.store.queue import Queue
 from execd.store.rows import to_action
 from execd.store.schema import actions, enforcements, event_cursors, rules, triggers
@@ -315,28 +315,24 @@ class RuleStore:
 
         return await self.db.write(fire)
 
-    async def due_timers(self) -> list[tuple[int, float]]:
-        """Timers whose due time has come, and that time (what fire_timer claims)."""
+    async def timers(self) -> tuple[list[tuple[int, float]], float | None]:
+        """Timers whose due time has come, with that time (what fire_timer claims), and
+        the seconds until the next one after them (None: no other timer)."""
 
-        def due(conn: Connection) -> list[tuple[int, float]]:
+        def due(conn: Connection) -> tuple[list[tuple[int, float]], float | None]:
+            now = now_of(conn)
             query = (
                 select(triggers.c.id, triggers.c.next_fire)
-                .where(triggers.c.next_fire <= now_of(conn), triggers.c.next_fire.is_not(None))
+                .where(triggers.c.next_fire.is_not(None))
                 .order_by(triggers.c.next_fire)
-                .limit(100)
+                .limit(101)
             )
-            return [(r.id, r.next_fire) for r in conn.execute(query)]
+            found = [(r.id, r.next_fire) for r in conn.execute(query)]
+            ready = [t for t in found if t[1] <= now][:100]
+            later = [t[1] - now for t in found if t[1] > now]
+            return ready, (later[0] if later else None)
 
         return await self.db.read(due)
-
-    async def next_timer(self) -> float | None:
-        """Seconds until the earliest timer is due (None: no timer)."""
-
-        def first(conn: Connection) -> float | None:
-            due = conn.execute(select(func.min(triggers.c.next_fire))).scalar()
-            return None if due is None else max(0.0, due - now_of(conn))
-
-        return await self.db.read(first)
 
     async def fire_timer(self, trigger_id: int, due: float) -> list[Enforcement] | None:
         """Fire a timer for its due time(s), if no other process did: the move of its
@@ -405,8 +401,7 @@ class RuleStore:
             return 0
 
         def advance(conn: Connection) -> bool:
-            if conn.dialect.name == "postgresql":  # one follower at a time, in any process
-                conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _CURSOR_LOCK})
+            exclusive(conn, "execd-rules-cursor")  # one follower at a time, in any process
             if _cursor(conn) != after:
                 return False  # another process moved it first: look again
             now = now_of(conn)
@@ -540,7 +535,6 @@ class RuleStore:
         )
 
 
-_CURSOR_LOCK = zlib.crc32(b"execd.rules.cursor")
 Looked = tuple[
     event_log.Position, list[event_log.LogEvent], event_log.Position, list[tuple[Any, int]]
 ]
@@ -699,54 +693,22 @@ def _depth_after(conn: Connection, enforcement_id: int | None) -> int:
     return 1 if row is None else int(row.depth) + 1
 
 
+R = TypeVar("R")
+
+
+def _record(kind: type[R], row: Any, **given: Any) -> R:
+    """A dataclass from the row's columns of the same names; `given` wins."""
+    names = {f.name for f in fields(kind)}  # type: ignore[arg-type]
+    return kind(**({k: v for k, v in dict(row).items() if k in names} | given))
+
+
 def _trigger(row: Any, has_secret: bool) -> Trigger:
-    return Trigger(
-        id=row["id"],
-        tenant_id=row["tenant_id"],
-        project_id=row["project_id"],
-        ref=row["ref"],
-        type=row["type"],
-        description=row["description"],
-        config=row["config"],
-        enabled=row["enabled"],
-        next_fire=row["next_fire"],
-        created=row["created"],
-        updated=row["updated"],
-        has_secret=has_secret,
-    )
+    return _record(Trigger, row, has_secret=has_secret)
 
 
 def _rule(row: Any, trigger_ref: str) -> Rule:
-    return Rule(
-        id=row["id"],
-        tenant_id=row["tenant_id"],
-        project_id=row["project_id"],
-        ref=row["ref"],
-        description=row["description"],
-        trigger_id=row["trigger_id"],
-        trigger_ref=trigger_ref,
-        criteria=row["criteria"],
-        action_ref=row["action_ref"],
-        parameters=row["parameters"],
-        enabled=row["enabled"],
-        created=row["created"],
-        updated=row["updated"],
-        created_by=row["created_by"],
-    )
+    return _record(Rule, row, trigger_ref=trigger_ref)
 
 
 def _enforcement(row: Any) -> Enforcement:
-    return Enforcement(
-        id=row["id"],
-        rule_id=row["rule_id"],
-        rule_ref=row["rule_ref"],
-        trigger_id=row["trigger_id"],
-        trigger_ref=row["trigger_ref"],
-        trigger_type=row["trigger_type"],
-        payload=row["payload"],
-        status=row["status"],
-        error=row["error"],
-        depth=row["depth"],
-        execution_ids=list(row["execution_ids"] or []),
-        created=row["created"],
-    )
+    return _record(Enforcement, row, execution_ids=list(row["execution_ids"] or []))
