@@ -1,4 +1,5 @@
-"""The `execd` command: run the server, a worker, migrations, and issue tokens."""
+"""Server-side commands: run the server or a worker, migrate, collect garbage, roll
+up analytics, and issue a token straight into the database."""
 
 from __future__ import annotations
 
@@ -13,21 +14,13 @@ import typer
 
 from execd import __version__
 from execd import logging as execd_logging
+from execd.cli.app import app
 from execd.config import Settings
 
 if TYPE_CHECKING:
     from execd.runtime import Runtime
 
 T = TypeVar("T")
-
-app = typer.Typer(
-    name="execd",
-    help="execd: a multi-tenant action and job execution service.",
-    no_args_is_help=True,
-    add_completion=False,
-)
-token_app = typer.Typer(help="API tokens.", no_args_is_help=True)
-app.add_typer(token_app, name="token")
 
 
 def _settings(**overrides: Any) -> Settings:
@@ -202,16 +195,11 @@ def rollup(
     typer.echo(f"rolled up {hours} hours")
 
 
-@token_app.command("create")
-def token_create(
-    name: Annotated[str, typer.Option(help="What the token is for")],
-    role: Annotated[str, typer.Option(help="viewer, operator or admin")] = "operator",
-    tenant: Annotated[str, typer.Option(help="Tenant name or id")] = "default",
-    project: Annotated[str, typer.Option(help="Project name or id")] = "default",
-    create: Annotated[bool, typer.Option(help="Create the tenant/project if missing")] = False,
-    database_url: Annotated[str | None, typer.Option(help="[EXECD_DATABASE_URL]")] = None,
+def issue_directly(
+    name: str, role: str, tenant: str, project: str, create: bool, database_url: str | None
 ) -> None:
-    """Create an API token directly in the database and print it (shown only once)."""
+    """`execd token create --direct`: a token written straight into the database, for
+    the first one of a project or when no admin token is at hand."""
     from execd.errors import ExecdError
 
     settings = _settings(database_url=database_url)
@@ -242,7 +230,3 @@ async def _issue(
         )
     finally:
         await db.dispose()
-
-
-def main() -> None:
-    app()

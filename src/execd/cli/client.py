@@ -1,0 +1,906 @@
+"""The commands that drive a server: each is a thin layer over the SDK (execd.client).
+
+Every command prints a table or a record for people and, with `--json`, the SDK's
+model as JSON for scripts. Errors are one line on stderr and an exit code
+(output.Exit); nothing prints a traceback for a server that is down, a bad token or an
+unknown id.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from datetime import datetime
+from pathlib import Path
+from typing import Annotated, Any
+
+import orjson
+import typer
+import yaml
+
+from execd.cli import output
+from execd.cli.app import (
+    actions_app,
+    app,
+    executions_app,
+    flows_app,
+    options,
+    rules_app,
+    system_app,
+    token_app,
+)
+from execd.cli.output import Exit, out
+from execd.client import AsyncClient, Client, ClientError, Execution, FlowExecution
+from execd.client import config as client_config
+
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table")]
+ParamOpt = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--param",
+        "-p",
+        help="A parameter as key=value (repeatable); a value that is JSON (5, true, "
+        '[1,2], {"a":1}, "quoted") is taken as such, anything else as text',
+    ),
+]
+StatusOpt = Annotated[
+    list[str] | None, typer.Option("--status", "-s", help="Only these statuses (repeatable)")
+]
+ActionOpt = Annotated[str | None, typer.Option("--action", "-a", help="Only this action ref")]
+PackOpt = Annotated[str | None, typer.Option("--pack", help="Only actions of this pack")]
+SinceOpt = Annotated[
+    datetime | None, typer.Option("--since", help="Created at or after (ISO 8601, UTC if no zone)")
+]
+UntilOpt = Annotated[
+    datetime | None, typer.Option("--until", help="Created before (ISO 8601, UTC if no zone)")
+]
+
+
+@contextmanager
+def connect() -> Iterator[Client]:
+    with output.errors(), Client(options.url, options.token) as client:
+        yield client
+
+
+def run_async(work: Callable[[AsyncClient], Any]) -> Any:
+    async def main() -> Any:
+        async with AsyncClient(options.url, options.token) as client:
+            return await work(client)
+
+    with output.errors():
+        return asyncio.run(main())
+
+
+def parse_params(pairs: list[str] | None) -> dict[str, Any]:
+    parameters: dict[str, Any] = {}
+    for pair in pairs or []:
+        key, sep, text = pair.partition("=")
+        if not sep or not key:
+            raise typer.BadParameter(f"{pair!r} is not key=value", param_hint="--param")
+        try:
+            parameters[key] = orjson.loads(text)
+        except orjson.JSONDecodeError:
+            parameters[key] = text
+    return parameters
+
+
+# --- following one execution --------------------------------------------------------
+
+
+async def follow(
+    client: AsyncClient, execution_id: int, *, log: bool, wait_timeout: float | None
+) -> Execution:
+    """Show an execution's progress until it ends: a bar on a terminal, a line per
+    change otherwise (both on stderr); with `log`, its stdout as it is written."""
+    started = time.monotonic()
+    bar = None if output.plain() else output.execution_bar()
+    task = None
+
+    def report(execution: Execution) -> None:
+        nonlocal task
+        if bar is None:
+            output.err.print(f"execution {execution.id}: {output.progress_line(execution)}")
+            return
+        p = execution.progress
+        percent = p.percent if p is not None else None
+        if execution.status == "completed":
+            percent = 100
+        fields: dict[str, Any] = {
+            "status": execution.status,
+            "stage": (p.stage or "") if p is not None else "",
+            "eta": output.eta(execution, time.monotonic() - started),
+        }
+        total = 100 if percent is not None else None
+        if task is None:
+            task = bar.add_task("", total=total, **fields)
+        bar.update(task, completed=percent or 0, total=total, **fields)
+
+    async def stream_log() -> None:
+        async for chunk in client.follow_output(execution_id):
+            sys.stdout.write(chunk)
+            sys.stdout.flush()
+
+    async def wait() -> Execution:
+        return await client.wait(execution_id, on_progress=report, timeout=wait_timeout)
+
+    if bar is not None:
+        bar.start()
+    try:
+        if log:
+            done, _ = await asyncio.gather(wait(), stream_log())
+        else:
+            done = await wait()
+    finally:
+        if bar is not None:
+            bar.stop()
+    return done
+
+
+def summary(execution: Execution) -> None:
+    output.fields(
+        [
+            ("id", str(execution.id)),
+            ("action", execution.action_ref),
+            ("status", output.status(execution.status)),
+            (
+                "duration",
+                f"{execution.duration_ms / 1000:.2f}s"
+                if execution.duration_ms is not None
+                else "-",
+            ),
+            ("result", output.cell(execution.result)),
+            *([("error", execution.error)] if execution.error else []),
+        ]
+    )
+
+
+def finish(execution: Execution, as_json: bool) -> None:
+    output.show(execution, as_json, lambda: summary(execution))
+    raise typer.Exit(output.BY_STATUS.get(execution.status, Exit.OK))
+
+
+def watch_one(execution_id: int, *, log: bool, wait_timeout: float | None, as_json: bool) -> None:
+    try:
+        done = run_async(lambda c: follow(c, execution_id, log=log, wait_timeout=wait_timeout))
+    except KeyboardInterrupt:
+        output.err.print(
+            f"stopped watching; execution {execution_id} goes on "
+            f"(`execd executions cancel {execution_id}` stops it)"
+        )
+        raise typer.Exit(130) from None
+    finish(done, as_json)
+
+
+WaitTimeoutOpt = Annotated[
+    float | None,
+    typer.Option(help="Give up waiting after this many seconds (exit 8); the execution goes on"),
+]
+
+
+@app.command()
+def run(
+    action_ref: Annotated[str, typer.Argument(help="The action to run, e.g. core.shell")],
+    param: ParamOpt = None,
+    wait: Annotated[
+        bool, typer.Option("--wait", "-w", help="Wait for it, with a progress bar")
+    ] = False,
+    follow_log: Annotated[
+        bool, typer.Option("--follow", "-f", help="Print its output as it runs (implies --wait)")
+    ] = False,
+    priority: Annotated[str | None, typer.Option(help="low, normal, high or critical")] = None,
+    timeout: Annotated[float | None, typer.Option(help="Its time limit in seconds")] = None,
+    delay: Annotated[
+        float | None, typer.Option(help="Start no sooner than this many seconds")
+    ] = None,
+    idempotency_key: Annotated[
+        str | None, typer.Option(help="Submitting twice with one key runs it once")
+    ] = None,
+    wait_timeout: WaitTimeoutOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Run an action. With --wait, the exit code tells how it ended: 0 completed,
+    1 failed, 3 timeout, 4 cancelled, 5 abandoned."""
+    parameters = parse_params(param)
+    with connect() as client:
+        execution = client.execute(
+            action_ref,
+            parameters,
+            priority=priority,
+            timeout=timeout,
+            delay=delay,
+            idempotency_key=idempotency_key,
+        )
+    if not (wait or follow_log):
+        output.show(
+            execution,
+            as_json,
+            lambda: out.print(
+                f"execution {execution.id} {execution.status} ({execution.action_ref})"
+            ),
+        )
+        return
+    if not as_json:
+        output.err.print(f"execution {execution.id} submitted ({execution.action_ref})")
+    watch_one(execution.id, log=follow_log, wait_timeout=wait_timeout, as_json=as_json)
+
+
+# --- executions -------------------------------------------------------------------------
+
+
+@executions_app.command("list")
+def executions_list(
+    status: StatusOpt = None,
+    action: ActionOpt = None,
+    pack: PackOpt = None,
+    since: SinceOpt = None,
+    until: UntilOpt = None,
+    result_contains: Annotated[str | None, typer.Option(help="Text in the result")] = None,
+    limit: Annotated[int, typer.Option("--limit", "-n", min=1, help="At most this many")] = 20,
+    as_json: JsonOpt = False,
+) -> None:
+    """Executions, newest first (the history of the project)."""
+    with connect() as client:
+        found = list(
+            client.iter_executions(
+                status=status,
+                action_ref=action,
+                pack=pack,
+                created_after=since,
+                created_before=until,
+                result_contains=result_contains,
+                limit=limit,
+            )
+        )
+    output.show(
+        found,
+        as_json,
+        lambda: output.table(
+            ("ID", "ACTION", "STATUS", "CREATED", "UPDATED"),
+            (
+                (
+                    str(e.id),
+                    e.action_ref,
+                    output.status(e.status),
+                    output.when(e.created),
+                    output.when(e.updated),
+                )
+                for e in found
+            ),
+        ),
+    )
+
+
+@executions_app.command("get")
+def executions_get(
+    execution_id: Annotated[int, typer.Argument(help="Execution id")], as_json: JsonOpt = False
+) -> None:
+    """One execution in full."""
+    with connect() as client:
+        e = client.get_execution(execution_id)
+
+    def render() -> None:
+        p = e.progress
+        output.fields(
+            [
+                ("id", str(e.id)),
+                ("uuid", e.uuid),
+                ("action", e.action_ref),
+                ("status", output.status(e.status)),
+                ("priority", e.priority),
+                ("attempt", f"{e.attempt} of {e.max_attempts}"),
+                ("parameters", output.cell(e.config)),
+                ("created", output.when(e.created)),
+                ("started", output.when(e.started)),
+                ("ended", output.when(e.ended_at)),
+                ("duration", f"{e.duration_ms / 1000:.2f}s" if e.duration_ms is not None else "-"),
+                ("progress", output.progress_line(e) if p is not None else "-"),
+                ("exit code", output.cell(e.exit_code)),
+                ("result", output.cell(e.result)),
+                ("error", output.cell(e.error)),
+                ("submitted by", output.cell(e.submitted_by)),
+                *([("parent", str(e.parent))] if e.parent else []),
+                *([("retry of", str(e.retry_of))] if e.retry_of else []),
+            ]
+        )
+
+    output.show(e, as_json, render)
+
+
+@executions_app.command("history")
+def executions_history(
+    execution_id: Annotated[int, typer.Argument(help="Execution id")], as_json: JsonOpt = False
+) -> None:
+    """Every status change of one execution, oldest first."""
+    with connect() as client:
+        changes = client.history(execution_id)
+    output.show(
+        changes,
+        as_json,
+        lambda: output.table(
+            ("AT", "FROM", "TO", "ATTEMPT", "MESSAGE"),
+            (
+                (
+                    output.when(c.at),
+                    output.cell(c.from_status),
+                    output.status(c.to_status),
+                    output.cell(c.attempt),
+                    output.cell(c.message),
+                )
+                for c in changes
+            ),
+        ),
+    )
+
+
+@executions_app.command("watch")
+def executions_watch(
+    execution_id: Annotated[
+        int | None, typer.Argument(help="One execution (without: every event of the project)")
+    ] = None,
+    status: StatusOpt = None,
+    action: ActionOpt = None,
+    wait_timeout: WaitTimeoutOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Follow one execution's progress until it ends (exit code as for `run --wait`), or
+    every execution event of the project as it happens (Ctrl-C to stop)."""
+    if execution_id is not None:
+        watch_one(execution_id, log=False, wait_timeout=wait_timeout, as_json=as_json)
+        return
+    try:
+        with connect() as client:
+            for event in client.events(status=status, action_ref=action):
+                if as_json:
+                    output.print_json_line(event)
+                    continue
+                line = output.status(event.status)
+                if event.kind == "progress" and event.progress is not None:
+                    p = event.progress
+                    line += f" {p.percent:.0f}%" if p.percent is not None else ""
+                    line += f" {p.stage}" if p.stage else ""
+                where = f"{event.execution:>8}  {event.action_ref or '-'}"
+                out.print(f"{output.when(event.at)}  {where}  {event.kind}: {line}")
+    except KeyboardInterrupt:
+        raise typer.Exit(0) from None
+
+
+@executions_app.command("logs")
+def executions_logs(
+    execution_id: Annotated[int, typer.Argument(help="Execution id")],
+    follow_log: Annotated[
+        bool, typer.Option("--follow", "-f", help="Keep printing until the execution ends")
+    ] = False,
+    stderr: Annotated[bool, typer.Option("--stderr", help="Its stderr instead of stdout")] = False,
+) -> None:
+    """What an execution wrote (stdout, or stderr with --stderr)."""
+    stream = "stderr" if stderr else "stdout"
+    try:
+        with connect() as client:
+            if follow_log:
+                for chunk in client.follow_output(execution_id, stream):
+                    sys.stdout.write(chunk)
+                    sys.stdout.flush()
+            else:
+                sys.stdout.write(client.output(execution_id, stream))
+    except KeyboardInterrupt:
+        raise typer.Exit(130) from None
+
+
+@executions_app.command("cancel")
+def executions_cancel(
+    ids: Annotated[list[int] | None, typer.Argument(help="Execution ids")] = None,
+    status: StatusOpt = None,
+    action: ActionOpt = None,
+    pack: PackOpt = None,
+    since: SinceOpt = None,
+    until: UntilOpt = None,
+    reason: Annotated[str | None, typer.Option(help="Why (kept in their history)")] = None,
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask")] = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Cancel executions, by id or by a filter (up to 1,000 at once); asks first
+    unless --yes."""
+    filtered = any(v for v in (status, action, pack, since, until))
+    if bool(ids) == filtered:
+        output.fail(
+            "give execution ids or a filter (--status, --action, --pack, --since, --until)",
+            Exit.USAGE,
+        )
+    with connect() as client:
+        if ids:
+            targets = list(ids)
+        else:
+            active = status or ["requested", "scheduling", "scheduled", "running"]
+            targets = [
+                e.id
+                for e in client.iter_executions(
+                    status=active,
+                    action_ref=action,
+                    pack=pack,
+                    created_after=since,
+                    created_before=until,
+                    limit=1000,
+                )
+            ]
+        if not targets:
+            output.err.print("nothing matches: nothing to cancel")
+            return
+        if not yes:
+            shown = ", ".join(str(i) for i in targets[:10]) + (" ..." if len(targets) > 10 else "")
+            try:
+                confirmed = typer.confirm(f"Cancel {len(targets)} execution(s): {shown}?", err=True)
+            except typer.Abort:  # no answer (end of input)
+                output.err.print()
+                confirmed = False
+            if not confirmed:
+                output.fail("not confirmed: nothing was cancelled", Exit.USAGE)
+        answer = client.bulk_cancel(targets, reason=reason)
+    output.show(
+        answer,
+        as_json,
+        lambda: output.table(
+            ("ID", "RESULT"), ((str(r["id"]), r["result"]) for r in answer["data"])
+        ),
+    )
+
+
+@executions_app.command("retry")
+def executions_retry(
+    execution_id: Annotated[int, typer.Argument(help="An ended execution")],
+    param: ParamOpt = None,
+    priority: Annotated[str | None, typer.Option(help="low, normal, high or critical")] = None,
+    wait: Annotated[bool, typer.Option("--wait", "-w", help="Wait for the new one")] = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Run an ended execution again (parameters given here override the old ones)."""
+    with connect() as client:
+        again = client.retry(execution_id, parse_params(param), priority)
+    if wait:
+        watch_one(again.id, log=False, wait_timeout=None, as_json=as_json)
+    output.show(
+        again,
+        as_json,
+        lambda: out.print(f"execution {again.id} {again.status} (retry of {execution_id})"),
+    )
+
+
+@executions_app.command("download")
+def executions_download(
+    execution_id: Annotated[int, typer.Argument(help="An ended execution")],
+    output_path: Annotated[
+        Path, typer.Option("--output", "-o", help="File or directory (default: here)")
+    ] = Path("."),
+) -> None:
+    """Download an execution's ZIP result package (record, result, logs, artifacts,
+    manifest)."""
+    with connect() as client, output.download_bar() as bar:
+        task = bar.add_task(f"execution {execution_id}", total=None)
+        saved = client.download_package(
+            execution_id,
+            output_path,
+            on_progress=lambda done, total: bar.update(task, completed=done, total=total),
+        )
+    out.print(f"{saved} ({saved.stat().st_size} bytes)")
+
+
+@executions_app.command("export")
+def executions_export(
+    format: Annotated[str, typer.Option("--format", help="jsonl or csv")] = "jsonl",
+    output_path: Annotated[
+        Path | None, typer.Option("--output", "-o", help="Write here instead of stdout")
+    ] = None,
+    status: StatusOpt = None,
+    action: ActionOpt = None,
+    pack: PackOpt = None,
+    since: SinceOpt = None,
+    until: UntilOpt = None,
+) -> None:
+    """Every matching execution, streamed: one JSON object per line, or CSV."""
+    if format not in ("jsonl", "csv"):
+        output.fail("--format is jsonl or csv", Exit.USAGE)
+    target = output_path.open("w", encoding="utf-8") if output_path else sys.stdout
+    count = 0
+    try:
+        with connect() as client:
+            for line in client.export(
+                format=format,
+                status=status,
+                action_ref=action,
+                pack=pack,
+                created_after=since,
+                created_before=until,
+            ):
+                target.write(line + "\n")
+                count += 1
+    finally:
+        if output_path:
+            target.close()
+    if output_path:
+        rows = count - 1 if format == "csv" and count else count
+        output.err.print(f"wrote {rows} executions to {output_path}")
+
+
+# --- actions, packs, flows, rules -------------------------------------------------------
+
+
+@actions_app.command("list")
+def actions_list(pack: PackOpt = None, as_json: JsonOpt = False) -> None:
+    """The project's actions, built-ins included."""
+    with connect() as client:
+        found = client.list_actions(pack)
+    output.show(
+        found,
+        as_json,
+        lambda: output.table(
+            ("REF", "RUNNER", "ENABLED", "DESCRIPTION"),
+            ((a.ref, a.runner, output.cell(a.enabled), a.description or "") for a in found),
+        ),
+    )
+
+
+@actions_app.command("get")
+def actions_get(
+    ref: Annotated[str, typer.Argument(help="Action ref")], as_json: JsonOpt = False
+) -> None:
+    """One action's definition."""
+    with connect() as client:
+        action = client.get_action(ref)
+    output.show(
+        action,
+        as_json,
+        lambda: output.fields(
+            [
+                ("ref", action.ref),
+                ("runner", action.runner),
+                ("entry point", output.cell(action.entry_point)),
+                ("parameters", output.cell(action.parameters)),
+                ("timeout", output.cell(action.timeout)),
+                ("retry", output.cell(action.retry)),
+                ("enabled", output.cell(action.enabled)),
+                ("builtin", output.cell(action.builtin)),
+                ("description", output.cell(action.description)),
+            ]
+        ),
+    )
+
+
+def load_pack(path: Path) -> dict[str, Any]:
+    try:
+        document = yaml.safe_load(
+            sys.stdin if str(path) == "-" else path.read_text(encoding="utf-8")
+        )
+    except OSError as exc:
+        output.fail(f"cannot read {path}: {exc.strerror}", Exit.USAGE)
+    except yaml.YAMLError as exc:
+        output.fail(f"{path} is not valid YAML: {exc}", Exit.USAGE)
+    if not isinstance(document, dict):
+        output.fail(f"{path} must be a mapping with actions, flows, triggers and rules", Exit.USAGE)
+    return document
+
+
+@actions_app.command("apply")
+def actions_apply(
+    file: Annotated[
+        Path, typer.Option("--file", "-f", help="A YAML (or JSON) pack file; - for stdin")
+    ],
+    as_json: JsonOpt = False,
+) -> None:
+    """Create or update the actions, flows, triggers and rules a pack file defines.
+    Applying the same file again changes nothing."""
+    document = load_pack(file)
+    with connect() as client:
+        applied = client.apply_pack(document)
+
+    def render() -> None:
+        output.table(("KIND", "NAME", "OUTCOME"), ((a.kind, a.ref, a.outcome) for a in applied))
+        for a in applied:
+            if a.secret:
+                out.print(f"webhook secret of {a.ref} (shown once): {a.secret}")
+
+    output.show(applied, as_json, render)
+
+
+@flows_app.command("list")
+def flows_list(as_json: JsonOpt = False) -> None:
+    """The project's flows."""
+    with connect() as client:
+        found = client.list_flows()
+    output.show(
+        found,
+        as_json,
+        lambda: output.table(
+            ("ID", "NAME", "STEPS", "DESCRIPTION"),
+            ((f.id, f.name, str(len(f.steps)), f.description or "") for f in found),
+        ),
+    )
+
+
+@flows_app.command("run")
+def flows_run(
+    flow: Annotated[str, typer.Argument(help="Flow id or name")],
+    param: ParamOpt = None,
+    device: Annotated[str | None, typer.Option(help="Run on this device's worker")] = None,
+    priority: Annotated[str | None, typer.Option(help="low, normal, high or critical")] = None,
+    wait: Annotated[bool, typer.Option("--wait", "-w", help="Wait until it ends")] = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Run a flow. With --wait, exit 0 when it PASSED, 1 FAILED, 4 CANCELLED."""
+    with connect() as client:
+        started = client.run_flow(flow, parse_params(param), device_id=device, priority=priority)
+        if not wait:
+            output.show(
+                started, as_json, lambda: out.print(f"flow execution {started.id} {started.status}")
+            )
+            return
+
+        def report(e: FlowExecution) -> None:
+            s = e.step_summary or {}
+            done = sum(int(s.get(k) or 0) for k in ("passed", "failed", "skipped"))
+            output.err.print(
+                f"flow execution {e.id}: {e.status} ({done}/{s.get('total', '?')} steps)"
+            )
+
+        ended = client.wait_flow(started.id, on_progress=report)
+
+    def render() -> None:
+        output.table(
+            ("STEP", "ACTION", "STATUS", "DURATION"),
+            (
+                (
+                    str(s.get("sequenceNumber")),
+                    s.get("action") or "-",
+                    output.status(s.get("status")),
+                    s.get("durationFormatted") or "-",
+                )
+                for s in ended.steps
+            ),
+        )
+        out.print(f"flow execution {ended.id} {output.status(ended.status)}")
+
+    output.show(ended, as_json, render)
+    raise typer.Exit(output.FLOW_BY_STATUS.get(ended.status, Exit.OK))
+
+
+@rules_app.command("list")
+def rules_list(
+    trigger: Annotated[str | None, typer.Option(help="Only rules on this trigger")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """The project's rules."""
+    with connect() as client:
+        found = client.list_rules(trigger=trigger)
+    output.show(
+        found,
+        as_json,
+        lambda: output.table(
+            ("REF", "TRIGGER", "ACTION", "ENABLED"),
+            ((r.ref, r.trigger, r.action_ref, output.cell(r.enabled)) for r in found),
+        ),
+    )
+
+
+# --- the system ---------------------------------------------------------------------------
+
+
+@app.command()
+def stats(
+    group_by: Annotated[str | None, typer.Option(help="action: one row per action")] = None,
+    bucket: Annotated[str | None, typer.Option(help="hour or day: one row per bucket")] = None,
+    since: Annotated[
+        datetime | None, typer.Option(help="Window start (default: a day ago)")
+    ] = None,
+    until: Annotated[datetime | None, typer.Option(help="Window end (default: now)")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Counts of executions by status; with --group-by/--bucket/--since/--until, also
+    what ended in the window: failure rate, throughput, run time percentiles."""
+    with connect() as client:
+        figures = client.stats(group_by=group_by, bucket=bucket, since=since, until=until)
+
+    def render() -> None:
+        names = (
+            "total",
+            "completed",
+            "failed",
+            "timeout",
+            "cancelled",
+            "abandoned",
+            "running",
+            "pending",
+        )
+        output.table([n.upper() for n in names], [[str(getattr(figures, n)) for n in names]])
+        if figures.groups is not None:
+            out.print()
+            output.table(
+                (
+                    "ACTION",
+                    "BUCKET",
+                    "ENDED",
+                    "FAILURE RATE",
+                    "PER HOUR",
+                    "P50 MS",
+                    "P95 MS",
+                    "P99 MS",
+                ),
+                (
+                    (
+                        g.get("action_ref", "*"),
+                        g.get("bucket", "*"),
+                        str(g["ended"]),
+                        f"{g['failure_rate'] * 100:.1f}%"
+                        if g.get("failure_rate") is not None
+                        else "-",
+                        str(g["throughput_per_hour"]),
+                        *(output.cell(g["duration_ms"].get(k)) for k in ("p50", "p95", "p99")),
+                    )
+                    for g in figures.groups
+                ),
+            )
+
+    output.show(figures, as_json, render)
+
+
+@app.command()
+def queue(as_json: JsonOpt = False) -> None:
+    """What waits for a worker in this project, in queue order, and free capacity."""
+    with connect() as client:
+        waiting = client.queue()
+
+    def render() -> None:
+        c = waiting.capacity
+        out.print(
+            f"{waiting.total_queued} queued; {c.get('workers')} workers, "
+            f"{c.get('busySlots')}/{c.get('totalSlots')} slots busy"
+        )
+        if waiting.queued_jobs:
+            output.table(
+                ("POS", "ID", "NAME", "PRIORITY", "STATUS", "SUBMITTED", "ESTIMATED START"),
+                (
+                    (
+                        output.cell(j.get("queuePosition")),
+                        output.cell(j.get("jobId")),
+                        output.cell(j.get("jobName")),
+                        output.cell(j.get("priority")),
+                        output.cell(j.get("status")),
+                        output.cell(j.get("dateSubmitted")),
+                        output.cell(j.get("estimatedStartTime")),
+                    )
+                    for j in waiting.queued_jobs
+                ),
+            )
+
+    output.show(waiting, as_json, render)
+
+
+@app.command()
+def workers(as_json: JsonOpt = False) -> None:
+    """The worker nodes and how busy they are."""
+    with connect() as client:
+        nodes = client.workers()
+    output.show(
+        nodes,
+        as_json,
+        lambda: output.table(
+            ("ID", "NAME", "STATE", "ACTIVE", "CAPACITY", "LABELS", "DEVICES", "LAST HEARTBEAT"),
+            (
+                (
+                    str(w.id),
+                    w.name,
+                    w.state,
+                    str(w.active),
+                    str(w.capacity),
+                    ",".join(w.labels) or "-",
+                    ",".join(w.devices) or "-",
+                    output.when(w.last_heartbeat),
+                )
+                for w in nodes
+            ),
+        ),
+    )
+
+
+@system_app.command("status")
+def system_status(as_json: JsonOpt = False) -> None:
+    """Health of the system: workers, the shared queue, recent performance."""
+    with connect() as client:
+        health = client.health()
+        status = client.system_status()
+
+    def render() -> None:
+        queue = status.get("queueStatistics") or {}
+        nodes = status.get("executionNodes") or []
+        output.fields(
+            [
+                ("server", f"{client.url} ({health.get('status', '?')})"),
+                ("system", output.cell(status.get("systemStatus"))),
+                ("workers", str(len(nodes))),
+                ("queued", output.cell(queue.get("totalQueuedJobs"))),
+                ("estimated processing", output.cell(queue.get("estimatedProcessingTime"))),
+            ]
+        )
+
+    output.show({"health": health, **status}, as_json, render)
+
+
+# --- accounts ---------------------------------------------------------------------------
+
+
+@app.command()
+def login(
+    url: Annotated[
+        str | None,
+        typer.Option(help="Server URL (default: --url, EXECD_URL or http://127.0.0.1:8080)"),
+    ] = None,
+    token: Annotated[str | None, typer.Option(help="API token (asked for when missing)")] = None,
+) -> None:
+    """Check a URL and token against the server and keep them for later commands
+    (in the user's config directory, readable only by the user)."""
+    chosen = url or options.url or client_config.resolve().url
+    if token is None:
+        token = options.token or typer.prompt("Token", hide_input=True, err=True)
+    with output.errors(), Client(chosen, token) as client:
+        me = client.me()
+        path = client_config.save(client.url, token)
+    out.print(
+        f"logged in to {client.url} as {me.token_name} ({me.role}) in project {me.project_id}"
+    )
+    out.print(f"saved to {path}")
+
+
+@app.command()
+def logout() -> None:
+    """Forget what `execd login` saved."""
+    path = client_config.config_path()
+    path.unlink(missing_ok=True)
+    out.print(f"removed {path}")
+
+
+@token_app.command("create")
+def token_create(
+    name: Annotated[str, typer.Option(help="What the token is for")],
+    role: Annotated[str, typer.Option(help="viewer, operator or admin")] = "operator",
+    project_id: Annotated[
+        str | None, typer.Option(help="Project id (default: the admin token's own)")
+    ] = None,
+    direct: Annotated[
+        bool,
+        typer.Option(
+            "--direct",
+            help="Write it straight into the database instead of asking a server "
+            "(for the first token; uses --tenant, --project, --create, --database-url)",
+        ),
+    ] = False,
+    tenant: Annotated[str, typer.Option(help="--direct: tenant name or id")] = "default",
+    project: Annotated[str, typer.Option(help="--direct: project name or id")] = "default",
+    create: Annotated[
+        bool, typer.Option(help="--direct: create the tenant/project if missing")
+    ] = False,
+    database_url: Annotated[str | None, typer.Option(help="--direct: [EXECD_DATABASE_URL]")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Create an API token (shown only once): through the server with an admin token,
+    or with --direct in the database."""
+    if direct:
+        from execd.cli.server import issue_directly
+
+        issue_directly(name, role, tenant, project, create, database_url)
+        return
+    with connect() as client:
+        made = client.create_token(name, role, project_id)
+    output.show(
+        made,
+        as_json,
+        lambda: output.fields(
+            [
+                ("tenant", made.get("tenant_id", "-")),
+                ("project", made.get("project_id", "-")),
+                ("token", made["token"]),
+            ]
+        ),
+    )
+
+
+__all__ = ["ClientError", "app"]

@@ -1,0 +1,242 @@
+"""How the CLI talks to people and to scripts: Rich tables and bars on a terminal,
+plain lines when not (no colours, no cursor movement), JSON with `--json`, one line
+on stderr for an error, and exit codes a script can tell apart."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable, Iterable, Sequence
+from contextlib import contextmanager
+from datetime import datetime
+from enum import IntEnum
+from typing import Any, NoReturn
+
+import orjson
+import typer
+from pydantic import BaseModel
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    DownloadColumn,
+    Progress,
+    TaskProgressColumn,
+    TextColumn,
+    TransferSpeedColumn,
+)
+from rich.table import Table
+
+from execd.client import ApiError, ClientError, ConnectionFailed, Execution, Forbidden, Unauthorized
+from execd.client.operations import WaitTimeout
+
+
+class Exit(IntEnum):
+    """Exit codes of the client commands (docs/cli.md lists them)."""
+
+    OK = 0
+    FAILED = 1  # the execution failed
+    USAGE = 2  # a bad command line (Click's own code)
+    TIMEOUT = 3  # the execution timed out
+    CANCELLED = 4
+    ABANDONED = 5
+    API_ERROR = 6  # the server refused: unknown id, bad token, invalid input...
+    UNREACHABLE = 7  # no server at the URL
+    WAIT_EXPIRED = 8  # --wait-timeout passed; the execution goes on
+
+
+BY_STATUS = {
+    "completed": Exit.OK,
+    "failed": Exit.FAILED,
+    "timeout": Exit.TIMEOUT,
+    "cancelled": Exit.CANCELLED,
+    "abandoned": Exit.ABANDONED,
+}
+FLOW_BY_STATUS = {"PASSED": Exit.OK, "FAILED": Exit.FAILED, "CANCELLED": Exit.CANCELLED}
+COLOURS = {
+    "completed": "green",
+    "PASSED": "green",
+    "failed": "red",
+    "FAILED": "red",
+    "timeout": "red",
+    "abandoned": "red",
+    "cancelled": "yellow",
+    "canceling": "yellow",
+    "CANCELLED": "yellow",
+    "running": "cyan",
+    "RUNNING": "cyan",
+}
+
+out = Console(highlight=False, soft_wrap=False)
+err = Console(stderr=True, highlight=False)
+for _console in (out, err):
+    if not _console.is_terminal:  # a pipe or a file: never wrap a row into two lines
+        _console.width = 4096
+
+
+def plain() -> bool:
+    """Progress goes to stderr; when that is not a terminal: no bars, no live updates,
+    a line per change instead."""
+    return not err.is_terminal
+
+
+def jsonable(value: Any) -> Any:
+    if isinstance(value, BaseModel):
+        return value.model_dump(mode="json", by_alias=True)
+    if isinstance(value, list | tuple):
+        return [jsonable(v) for v in value]
+    if isinstance(value, dict):
+        return {k: jsonable(v) for k, v in value.items()}
+    return value
+
+
+def print_json(value: Any) -> None:
+    data = orjson.dumps(jsonable(value), option=orjson.OPT_INDENT_2 | orjson.OPT_NON_STR_KEYS)
+    sys.stdout.write(data.decode() + "\n")
+    sys.stdout.flush()
+
+
+def print_json_line(value: Any) -> None:
+    sys.stdout.write(orjson.dumps(jsonable(value)).decode() + "\n")
+    sys.stdout.flush()
+
+
+def when(value: datetime | str | None) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, str):
+        return value
+    return value.astimezone().strftime("%Y-%m-%d %H:%M:%S")
+
+
+def status(value: str | None) -> str:
+    if value is None:
+        return "-"
+    colour = COLOURS.get(value)
+    return f"[{colour}]{value}[/]" if colour else value
+
+
+def cell(value: Any) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, datetime):
+        return when(value)
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, dict | list):
+        return orjson.dumps(value).decode()
+    return str(value)
+
+
+def table(
+    columns: Sequence[str], rows: Iterable[Sequence[Any]], *, title: str | None = None
+) -> None:
+    grid = Table(*columns, title=title, box=None, header_style="bold", pad_edge=False)
+    for row in rows:
+        grid.add_row(*row)
+    out.print(grid)
+
+
+def fields(pairs: Iterable[tuple[str, Any]]) -> None:
+    """A record as aligned `name  value` lines."""
+    grid = Table.grid(padding=(0, 2))
+    grid.add_column(style="bold")
+    grid.add_column(overflow="fold")
+    for name, value in pairs:
+        grid.add_row(name, value if isinstance(value, str) else cell(value))
+    out.print(grid)
+
+
+def show(data: Any, as_json: bool, render: Callable[[], None]) -> None:
+    if as_json:
+        print_json(data)
+    else:
+        render()
+
+
+def fail(message: str, code: int = Exit.API_ERROR) -> NoReturn:
+    err.print(f"[red]error:[/] {message}", markup=True, soft_wrap=True)
+    raise typer.Exit(code)
+
+
+@contextmanager
+def errors() -> Any:
+    """Turn what the SDK raises into one line on stderr and an exit code."""
+    try:
+        yield
+    except ConnectionFailed as exc:
+        fail(
+            f"{exc.message}\nIs it running (`make run`)? "
+            "Set the URL with --url, EXECD_URL or `execd login`.",
+            Exit.UNREACHABLE,
+        )
+    except Unauthorized as exc:
+        fail(
+            f"the server refused the token (401: {exc.message}). "
+            "Log in with `execd login` or set EXECD_TOKEN."
+        )
+    except Forbidden as exc:
+        fail(f"the token's role does not allow this (403: {exc.message})")
+    except ApiError as exc:
+        fail(f"{exc.message} ({exc.status})")
+    except WaitTimeout as exc:
+        fail(exc.message, Exit.WAIT_EXPIRED)
+    except ClientError as exc:
+        fail(exc.message)
+    except KeyboardInterrupt:
+        err.print("interrupted")
+        raise typer.Exit(130) from None
+
+
+def progress_line(execution: Execution) -> str:
+    """One line of what an execution reports, for logs and non-terminals."""
+    parts = [execution.status]
+    p = execution.progress
+    if p is not None:
+        if p.percent is not None:
+            parts.append(f"{p.percent:.0f}%")
+        if p.stage:
+            parts.append(p.stage)
+        if p.processed is not None:
+            parts.append(f"{p.processed}/{p.total if p.total is not None else '?'} records")
+        if p.eta is not None and execution.status == "running":
+            parts.append(f"eta {p.eta:.0f}s")
+    return " ".join(parts)
+
+
+def eta(execution: Execution, elapsed: float) -> str:
+    """Time left: what the action reports, else extrapolated from its percentage."""
+    p = execution.progress
+    if execution.status != "running" or p is None:
+        return ""
+    seconds = p.eta
+    if seconds is None and p.percent and 0 < p.percent < 100 and elapsed > 0:
+        seconds = elapsed * (100 - p.percent) / p.percent
+    if seconds is None:
+        return ""
+    minutes, seconds = divmod(int(seconds), 60)
+    return f"eta {minutes}:{seconds:02d}"
+
+
+def execution_bar() -> Progress:
+    """Status, percent, stage and time left of one execution, on stderr (stdout stays
+    for the log and the result)."""
+    return Progress(
+        TextColumn("{task.fields[status]}", style="bold"),
+        BarColumn(),
+        TaskProgressColumn(),
+        TextColumn("{task.fields[stage]}"),
+        TextColumn("{task.fields[eta]}"),
+        console=err,
+        transient=False,
+    )
+
+
+def download_bar() -> Progress:
+    return Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        DownloadColumn(),
+        TransferSpeedColumn(),
+        console=err,
+        transient=True,
+        disable=not err.is_terminal,
+    )

@@ -1,0 +1,82 @@
+"""The execd Python SDK: `Client` (blocking) and `AsyncClient` (asyncio) on httpx.
+
+    from execd.client import Client
+
+    with Client("http://127.0.0.1:8080", token="execd_...") as client:
+        run = client.execute("core.sleep", {"seconds": 2})
+        done = client.wait(run.id, on_progress=lambda e: print(e.status, e.progress))
+
+See docs/sdk.md.
+"""
+
+from execd.client.clients import AsyncClient, Client
+from execd.client.errors import (
+    ApiError,
+    BadRequest,
+    ClientError,
+    ConfigurationError,
+    Conflict,
+    ConnectionFailed,
+    Forbidden,
+    NotFound,
+    ServerError,
+    Unauthorized,
+)
+from execd.client.models import (
+    TERMINAL,
+    Action,
+    Applied,
+    Enforcement,
+    Event,
+    Execution,
+    ExecutionSummary,
+    Flow,
+    FlowExecution,
+    Job,
+    Me,
+    Page,
+    Progress,
+    Queue,
+    Rule,
+    Stats,
+    StatusChange,
+    Trigger,
+    Worker,
+)
+from execd.client.operations import FLOW_TERMINAL, WaitTimeout
+
+__all__ = [
+    "FLOW_TERMINAL",
+    "TERMINAL",
+    "Action",
+    "ApiError",
+    "Applied",
+    "AsyncClient",
+    "BadRequest",
+    "Client",
+    "ClientError",
+    "ConfigurationError",
+    "Conflict",
+    "ConnectionFailed",
+    "Enforcement",
+    "Event",
+    "Execution",
+    "ExecutionSummary",
+    "Flow",
+    "FlowExecution",
+    "Forbidden",
+    "Job",
+    "Me",
+    "NotFound",
+    "Page",
+    "Progress",
+    "Queue",
+    "Rule",
+    "ServerError",
+    "Stats",
+    "StatusChange",
+    "Trigger",
+    "Unauthorized",
+    "WaitTimeout",
+    "Worker",
+]

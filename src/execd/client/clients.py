@@ -1,0 +1,294 @@
+"""`Client` and `AsyncClient`: the two drivers of the operations (see protocol.py).
+
+Both take the server's URL and a token as arguments, or from EXECD_URL / EXECD_TOKEN,
+or from what `execd login` saved (see config.py), and are context managers:
+
+    with Client() as client:
+        execution = client.execute("core.echo", {"message": "hi"})
+        client.wait(execution.id, on_progress=print)
+
+    async with AsyncClient() as client:
+        execution = await client.execute("core.echo", {"message": "hi"})
+        async for chunk in client.follow_output(execution.id):
+            print(chunk, end="")
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import time
+from collections.abc import AsyncIterator, Generator, Iterator, Mapping
+from pathlib import Path
+from types import TracebackType
+from typing import Any, Self
+
+import httpx
+
+from execd import __version__
+from execd.client import config
+from execd.client.errors import ClientError, ConnectionFailed, error_for
+from execd.client.operations import Operations
+from execd.client.protocol import Download, Emit, Open, ReadLine, Reply, Request, Sleep, Step
+
+#: Streams wait this long for a byte (the server sends a keep-alive every 15 s).
+STREAM_READ_SECONDS = 60.0
+
+
+class _Driver(Operations):
+    """What both drivers share: configuration, and turning answers into results."""
+
+    def __init__(self, url: str | None, token: str | None, timeout: float) -> None:
+        super().__init__()
+        target = config.resolve(url, token)
+        self.url, self.token, self.timeout = target.url, target.token, timeout
+
+    def _options(self) -> dict[str, Any]:
+        headers = {"User-Agent": f"execd-client/{__version__}", "Accept": "application/json"}
+        if self.token:
+            headers["Authorization"] = f"Bearer {self.token}"
+        return {"base_url": self.url, "headers": headers, "timeout": self.timeout}
+
+    @staticmethod
+    def _arguments(request: Request) -> dict[str, Any]:
+        return {
+            "method": request.method,
+            "url": request.path,
+            "params": request.params,
+            "json": request.json,
+            "headers": request.headers,
+        }
+
+    @staticmethod
+    def _checked(status: int, headers: Mapping[str, str], content: bytes) -> Reply:
+        reply = Reply(status, dict(headers), content)
+        if status >= 400:
+            try:
+                body = reply.json()
+            except ValueError:
+                body = reply.text
+            raise error_for(status, body, f"HTTP {status}")
+        return reply
+
+    def _unreachable(self, exc: httpx.HTTPError) -> ConnectionFailed:
+        reason = str(exc) or type(exc).__name__
+        return ConnectionFailed(f"cannot reach the execd server at {self.url}: {reason}")
+
+    @staticmethod
+    def _partial(path: Path) -> Path:
+        return path.with_name(f".{path.name}.{os.getpid()}.part")
+
+
+class Client(_Driver):
+    """The blocking client."""
+
+    def __init__(
+        self,
+        url: str | None = None,
+        token: str | None = None,
+        *,
+        timeout: float = 30.0,
+        transport: httpx.BaseTransport | None = None,
+    ) -> None:
+        super().__init__(url, token, timeout)
+        self._http = httpx.Client(transport=transport, **self._options())
+
+    def close(self) -> None:
+        self._http.close()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
+
+    def _run(self, operation: Generator[Step, Any, Any]) -> Any:
+        steps = self._drive(operation)
+        while True:
+            try:
+                next(steps)
+            except StopIteration as stop:
+                return stop.value
+
+    def _iterate(self, operation: Generator[Step, Any, Any]) -> Iterator[Any]:
+        return self._drive(operation)
+
+    def _drive(self, operation: Generator[Step, Any, Any]) -> Generator[Any, None, Any]:
+        lines: Iterator[str] | None = None
+        streams = contextlib.ExitStack()
+        answer: Any = None
+        error: BaseException | None = None
+        with streams, contextlib.closing(operation):
+            while True:
+                try:
+                    step = operation.throw(error) if error else operation.send(answer)
+                except StopIteration as stop:
+                    return stop.value
+                answer, error = None, None
+                try:
+                    if isinstance(step, Emit):
+                        yield step.item
+                    elif isinstance(step, Request):
+                        answer = self._send(step)
+                    elif isinstance(step, Sleep):
+                        time.sleep(step.seconds)
+                    elif isinstance(step, Open):
+                        streams.close()
+                        lines = streams.enter_context(self._open(step.request))
+                    elif isinstance(step, ReadLine):
+                        answer = next(lines, None) if lines is not None else None
+                    elif isinstance(step, Download):
+                        answer = self._download(step)
+                except ClientError as exc:
+                    error = exc
+                except httpx.HTTPError as exc:
+                    error = self._unreachable(exc)
+
+    def _send(self, request: Request) -> Reply:
+        try:
+            response = self._http.request(**self._arguments(request))
+        except httpx.HTTPError as exc:
+            raise self._unreachable(exc) from None
+        return self._checked(response.status_code, response.headers, response.content)
+
+    @contextlib.contextmanager
+    def _open(self, request: Request) -> Iterator[Iterator[str]]:
+        timeout = httpx.Timeout(self.timeout, read=STREAM_READ_SECONDS)
+        with self._http.stream(**self._arguments(request), timeout=timeout) as response:
+            if response.status_code >= 400:
+                self._checked(response.status_code, response.headers, response.read())
+            yield response.iter_lines()
+
+    def _download(self, step: Download) -> int:
+        partial = self._partial(step.path)
+        done = 0
+        try:
+            with self._http.stream(**self._arguments(step.request)) as response:
+                if response.status_code >= 400:
+                    self._checked(response.status_code, response.headers, response.read())
+                total = (
+                    int(response.headers["content-length"])
+                    if "content-length" in response.headers
+                    else None
+                )
+                with partial.open("wb") as out:
+                    for chunk in response.iter_bytes():
+                        out.write(chunk)
+                        done += len(chunk)
+                        if step.progress:
+                            step.progress(done, total)
+            partial.replace(step.path)
+        finally:
+            partial.unlink(missing_ok=True)
+        return done
+
+
+class AsyncClient(_Driver):
+    """The asyncio client: the same methods, as coroutines and async iterators."""
+
+    def __init__(
+        self,
+        url: str | None = None,
+        token: str | None = None,
+        *,
+        timeout: float = 30.0,
+        transport: httpx.AsyncBaseTransport | None = None,
+    ) -> None:
+        super().__init__(url, token, timeout)
+        self._http = httpx.AsyncClient(transport=transport, **self._options())
+
+    async def aclose(self) -> None:
+        await self._http.aclose()
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.aclose()
+
+    async def _run(self, operation: Generator[Step, Any, Any]) -> Any:
+        result: list[Any] = []
+        async for _ in self._drive(operation, result):
+            pass
+        return result[0] if result else None
+
+    def _iterate(self, operation: Generator[Step, Any, Any]) -> AsyncIterator[Any]:
+        return self._drive(operation, [])
+
+    async def _drive(
+        self, operation: Generator[Step, Any, Any], result: list[Any]
+    ) -> AsyncIterator[Any]:
+        lines: AsyncIterator[str] | None = None
+        streams = contextlib.AsyncExitStack()
+        answer: Any = None
+        error: BaseException | None = None
+        async with streams:
+            with contextlib.closing(operation):
+                while True:
+                    try:
+                        step = operation.throw(error) if error else operation.send(answer)
+                    except StopIteration as stop:
+                        result.append(stop.value)
+                        return
+                    answer, error = None, None
+                    try:
+                        if isinstance(step, Emit):
+                            yield step.item
+                        elif isinstance(step, Request):
+                            answer = await self._send(step)
+                        elif isinstance(step, Sleep):
+                            await asyncio.sleep(step.seconds)
+                        elif isinstance(step, Open):
+                            await streams.aclose()
+                            lines = await streams.enter_async_context(self._open(step.request))
+                        elif isinstance(step, ReadLine):
+                            answer = await anext(lines, None) if lines is not None else None
+                        elif isinstance(step, Download):
+                            answer = await self._download(step)
+                    except ClientError as exc:
+                        error = exc
+                    except httpx.HTTPError as exc:
+                        error = self._unreachable(exc)
+
+    async def _send(self, request: Request) -> Reply:
+        try:
+            response = await self._http.request(**self._arguments(request))
+        except httpx.HTTPError as exc:
+            raise self._unreachable(exc) from None
+        return self._checked(response.status_code, response.headers, response.content)
+
+    @contextlib.asynccontextmanager
+    async def _open(self, request: Request) -> AsyncIterator[AsyncIterator[str]]:
+        timeout = httpx.Timeout(self.timeout, read=STREAM_READ_SECONDS)
+        async with self._http.stream(**self._arguments(request), timeout=timeout) as response:
+            if response.status_code >= 400:
+                self._checked(response.status_code, response.headers, await response.aread())
+            yield response.aiter_lines()
+
+    async def _download(self, step: Download) -> int:
+        partial = self._partial(step.path)
+        done = 0
+        try:
+            async with self._http.stream(**self._arguments(step.request)) as response:
+                if response.status_code >= 400:
+                    self._checked(response.status_code, response.headers, await response.aread())
+                total = (
+                    int(response.headers["content-length"])
+                    if "content-length" in response.headers
+                    else None
+                )
+                with partial.open("wb") as out:
+                    async for chunk in response.aiter_bytes():
+                        out.write(chunk)
+                        done += len(chunk)
+                        if step.progress:
+                            step.progress(done, total)
+            partial.replace(step.path)
+        finally:
+            partial.unlink(missing_ok=True)
+        return done

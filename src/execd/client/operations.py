@@ -1,0 +1,820 @@
+"""Every operation of the SDK, written once (see protocol.py for how they run).
+
+Executions, actions, triggers, rules and enforcements go through the v1 API; flows
+through the flow dialect; jobs, the queue, system status and result packages through
+the tenant dialect (its paths take the token's tenant and project, read once from
+`/api/v1/me`).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterable, Mapping
+from datetime import datetime
+from pathlib import Path
+from typing import Any, TypeVar
+
+import orjson
+
+from execd.client.errors import ClientError, ConnectionFailed, NotFound
+from execd.client.models import (
+    TERMINAL,
+    Action,
+    Applied,
+    Enforcement,
+    Event,
+    Execution,
+    ExecutionSummary,
+    Flow,
+    FlowExecution,
+    Job,
+    Me,
+    Page,
+    Pagination,
+    Queue,
+    Rule,
+    Stats,
+    StatusChange,
+    Trigger,
+    Worker,
+)
+from execd.client.protocol import (
+    Download,
+    Emit,
+    Open,
+    Operation,
+    ReadLine,
+    Reply,
+    Request,
+    Sleep,
+    SSEParser,
+    emits,
+    operation,
+    params,
+)
+
+M = TypeVar("M")
+V1 = "/api/v1"
+#: The flow dialect's spelling of a run that has ended.
+FLOW_TERMINAL = ("PASSED", "FAILED", "CANCELLED")
+
+
+class WaitTimeout(ClientError):
+    """`wait()` gave up before the execution ended (the execution goes on)."""
+
+
+def _data(reply: Reply) -> Any:
+    return reply.json()["data"]
+
+
+def _when(value: datetime | str | None) -> str | None:
+    return value.isoformat() if isinstance(value, datetime) else value
+
+
+def _filters(
+    status: str | Iterable[str] | None,
+    action_ref: str | None,
+    pack: str | None,
+    result_contains: str | None,
+    parent: int | None,
+    created_after: datetime | str | None,
+    created_before: datetime | str | None,
+) -> dict[str, Any]:
+    if status is not None and not isinstance(status, str):
+        status = ",".join(status)
+    return params(
+        status=status,
+        action_ref=action_ref,
+        pack_name=pack,
+        result_contains=result_contains,
+        parent=parent,
+        created_after=_when(created_after),
+        created_before=_when(created_before),
+    )
+
+
+def _same(wanted: Any, current: Any) -> bool:
+    """Whether what a definition asks for is already there: every key it names has the
+    same value (recursively), whatever else the server keeps beside them."""
+    if isinstance(wanted, Mapping):
+        return isinstance(current, Mapping) and all(
+            _same(v, current.get(k)) for k, v in wanted.items()
+        )
+    if isinstance(wanted, list):
+        return (
+            isinstance(current, list)
+            and len(wanted) == len(current)
+            and all(_same(w, c) for w, c in zip(wanted, current, strict=True))
+        )
+    return bool(wanted == current)
+
+
+class Operations:
+    """The methods `Client` and `AsyncClient` share. Each is a generator of steps."""
+
+    url: str
+    token: str | None
+
+    def __init__(self) -> None:
+        self._me: Me | None = None
+
+    # --- the token and the server ---------------------------------------------------
+
+    @operation
+    def me(self) -> Operation[Me]:
+        """The token's tenant, project, role and name."""
+        if self._me is None:
+            self._me = Me.model_validate(_data((yield Request("GET", f"{V1}/me"))))
+        return self._me
+
+    @operation
+    def health(self) -> Operation[dict[str, Any]]:
+        """`/healthz`: whether the server and its database answer (no token needed)."""
+        reply = yield Request("GET", "/healthz")
+        body: dict[str, Any] = reply.json()
+        return body
+
+    def _scope(self) -> Operation[str]:
+        me = yield from Operations.me.build(self)
+        return f"/api/{me.tenant_id}/{me.project_id}"
+
+    @operation
+    def create_token(
+        self, name: str, role: str = "operator", project_id: str | None = None
+    ) -> Operation[dict[str, Any]]:
+        """A new API token (admin). The answer is the only place its value appears."""
+        body = {"name": name, "role": role, "project_id": project_id}
+        reply = yield Request("POST", f"{V1}/tokens", json={k: v for k, v in body.items() if v})
+        token: dict[str, Any] = _data(reply)
+        return token
+
+    @operation
+    def workers(self) -> Operation[list[Worker]]:
+        """The worker nodes, live and recently gone."""
+        reply = yield Request("GET", f"{V1}/workers")
+        return [Worker.model_validate(w) for w in _data(reply)]
+
+    @operation
+    def queue(self) -> Operation[Queue]:
+        """What waits for a worker in this project, in queue order, and the capacity."""
+        scope = yield from self._scope()
+        return Queue.model_validate((yield Request("GET", f"{scope}/execution/queue")).json())
+
+    @operation
+    def system_status(self) -> Operation[dict[str, Any]]:
+        """The tenant's view of the system: workers, queue statistics, health."""
+        me = yield from Operations.me.build(self)
+        reply = yield Request("GET", f"/api/{me.tenant_id}/execution/system/status")
+        status: dict[str, Any] = reply.json()
+        return status
+
+    # --- actions ----------------------------------------------------------------------
+
+    @operation
+    def list_actions(self, pack: str | None = None) -> Operation[list[Action]]:
+        """The project's actions, built-ins included."""
+        reply = yield Request("GET", f"{V1}/actions", params=params(pack=pack))
+        return [Action.model_validate(a) for a in _data(reply)]
+
+    @operation
+    def get_action(self, ref: str) -> Operation[Action]:
+        return Action.model_validate(_data((yield Request("GET", f"{V1}/actions/{ref}"))))
+
+    @operation
+    def create_action(self, definition: Mapping[str, Any]) -> Operation[Action]:
+        """Define an action (see docs/actions.md); `Conflict` if the ref exists."""
+        reply = yield Request("POST", f"{V1}/actions", json=dict(definition))
+        return Action.model_validate(_data(reply))
+
+    @operation
+    def update_action(self, ref: str, definition: Mapping[str, Any]) -> Operation[Action]:
+        reply = yield Request("PUT", f"{V1}/actions/{ref}", json=dict(definition))
+        return Action.model_validate(_data(reply))
+
+    @operation
+    def delete_action(self, ref: str) -> Operation[None]:
+        yield Request("DELETE", f"{V1}/actions/{ref}")
+
+    # --- executions -------------------------------------------------------------------
+
+    @operation
+    def execute(
+        self,
+        action_ref: str,
+        parameters: Mapping[str, Any] | None = None,
+        *,
+        priority: str | int | None = None,
+        timeout: float | None = None,
+        delay: float | None = None,
+        not_before: datetime | str | None = None,
+        idempotency_key: str | None = None,
+        parent: int | None = None,
+    ) -> Operation[Execution]:
+        """Submit an execution of an action; answers it as queued."""
+        body = {
+            "action_ref": action_ref,
+            "parameters": dict(parameters or {}),
+            "priority": priority,
+            "timeout": timeout,
+            "delay": delay,
+            "not_before": _when(not_before),
+            "idempotency_key": idempotency_key,
+            "parent": parent,
+        }
+        body = {k: v for k, v in body.items() if v is not None}
+        reply = yield Request("POST", f"{V1}/executions/execute", json=body)
+        return Execution.model_validate(_data(reply))
+
+    @operation
+    def get_execution(self, execution_id: int) -> Operation[Execution]:
+        reply = yield Request("GET", f"{V1}/executions/{int(execution_id)}")
+        return Execution.model_validate(_data(reply))
+
+    @operation
+    def list_executions(
+        self,
+        *,
+        status: str | Iterable[str] | None = None,
+        action_ref: str | None = None,
+        pack: str | None = None,
+        result_contains: str | None = None,
+        parent: int | None = None,
+        created_after: datetime | str | None = None,
+        created_before: datetime | str | None = None,
+        page: int = 1,
+        per_page: int = 20,
+    ) -> Operation[Page[ExecutionSummary]]:
+        """One page of executions, newest first (see `iter_executions` for all)."""
+        query = _filters(
+            status, action_ref, pack, result_contains, parent, created_after, created_before
+        )
+        query.update(page=page, per_page=per_page)
+        body = (yield Request("GET", f"{V1}/executions", params=query)).json()
+        return Page[ExecutionSummary](
+            items=[ExecutionSummary.model_validate(e) for e in body["data"]],
+            pagination=Pagination.model_validate(body["pagination"]),
+        )
+
+    @emits(ExecutionSummary)
+    def iter_executions(
+        self,
+        *,
+        status: str | Iterable[str] | None = None,
+        action_ref: str | None = None,
+        pack: str | None = None,
+        result_contains: str | None = None,
+        parent: int | None = None,
+        created_after: datetime | str | None = None,
+        created_before: datetime | str | None = None,
+        limit: int | None = None,
+    ) -> Operation[None]:
+        """Every matching execution, newest first, page after page (by cursor, so rows
+        added meanwhile are neither skipped nor repeated); at most `limit`."""
+        query = _filters(
+            status, action_ref, pack, result_contains, parent, created_after, created_before
+        )
+        cursor: str | None = ""
+        given = 0
+        while cursor is not None:
+            size = 100 if limit is None else max(1, min(100, limit - given))
+            query.update(cursor=cursor, per_page=size)
+            body = (yield Request("GET", f"{V1}/executions", params=query)).json()
+            for item in body["data"]:
+                if limit is not None and given >= limit:
+                    return
+                yield Emit(ExecutionSummary.model_validate(item))
+                given += 1
+            cursor = body["pagination"].get("next_cursor")
+
+    @operation
+    def cancel(self, execution_id: int) -> Operation[Execution]:
+        """Cancel an execution and its children (`Conflict` once it has ended)."""
+        reply = yield Request("POST", f"{V1}/executions/{int(execution_id)}/cancel")
+        return Execution.model_validate(_data(reply))
+
+    @operation
+    def retry(
+        self,
+        execution_id: int,
+        parameters: Mapping[str, Any] | None = None,
+        priority: str | int | None = None,
+    ) -> Operation[Execution]:
+        """A new execution of what an ended one ran (parameters merged over the old)."""
+        body: dict[str, Any] = {"parameters": dict(parameters or {})}
+        if priority is not None:
+            body["priority"] = priority
+        reply = yield Request("POST", f"{V1}/executions/{int(execution_id)}/retry", json=body)
+        return Execution.model_validate(_data(reply))
+
+    @operation
+    def bulk_cancel(
+        self,
+        ids: Iterable[int] | None = None,
+        *,
+        filter: Mapping[str, Any] | None = None,
+        reason: str | None = None,
+    ) -> Operation[dict[str, Any]]:
+        """Cancel up to 1,000 executions, by ids or by a filter (status, action_ref,
+        pack_name, created_after, created_before): a result per id and a summary."""
+        body = self._bulk(ids, filter)
+        if reason:
+            body["reason"] = reason
+        bulk: dict[str, Any] = (
+            yield Request("POST", f"{V1}/executions/bulk/cancel", json=body)
+        ).json()
+        return bulk
+
+    @operation
+    def bulk_delete(
+        self, ids: Iterable[int] | None = None, *, filter: Mapping[str, Any] | None = None
+    ) -> Operation[dict[str, Any]]:
+        """Delete up to 1,000 ended executions with everything below them."""
+        body = self._bulk(ids, filter)
+        bulk: dict[str, Any] = (
+            yield Request("POST", f"{V1}/executions/bulk/delete", json=body)
+        ).json()
+        return bulk
+
+    @staticmethod
+    def _bulk(ids: Iterable[int] | None, filter: Mapping[str, Any] | None) -> dict[str, Any]:
+        if (ids is None) == (filter is None):
+            raise ClientError("give ids or a filter, not both")
+        if ids is not None:
+            return {"ids": [int(i) for i in ids]}
+        return {"filter": {k: _when(v) for k, v in dict(filter or {}).items() if v is not None}}
+
+    @operation
+    def history(self, execution_id: int) -> Operation[list[StatusChange]]:
+        """Every status change of an execution, oldest first."""
+        reply = yield Request("GET", f"{V1}/executions/{int(execution_id)}/history")
+        return [StatusChange.model_validate(e) for e in _data(reply)]
+
+    @operation
+    def output(self, execution_id: int, stream: str = "stdout") -> Operation[str]:
+        """What the execution wrote to stdout or stderr so far, as kept."""
+        reply = yield Request("GET", f"{V1}/executions/{int(execution_id)}/output/{stream}")
+        return str(reply.text)
+
+    @operation
+    def stats(
+        self,
+        *,
+        group_by: str | None = None,
+        bucket: str | None = None,
+        since: datetime | str | None = None,
+        until: datetime | str | None = None,
+    ) -> Operation[Stats]:
+        """Counts by status; with any argument, also per-action/per-bucket analytics."""
+        query = params(group_by=group_by, bucket=bucket, since=_when(since), until=_when(until))
+        return Stats.model_validate(
+            _data((yield Request("GET", f"{V1}/executions/stats", params=query)))
+        )
+
+    @operation
+    def wait(
+        self,
+        execution_id: int,
+        *,
+        on_progress: Callable[[Execution], None] | None = None,
+        timeout: float | None = None,
+        interval: float = 0.5,
+    ) -> Operation[Execution]:
+        """Wait until the execution has ended and answer it. `on_progress` is called with
+        the execution each time its status or progress changes (and once at the start).
+        `WaitTimeout` after `timeout` seconds; the execution itself goes on."""
+        return (
+            yield from self._poll(
+                lambda: Operations.get_execution.build(self, execution_id),
+                lambda e: e.status in TERMINAL,
+                lambda e: (e.status, e.progress),
+                on_progress,
+                timeout,
+                interval,
+                f"execution {execution_id}",
+            )
+        )
+
+    def _poll(
+        self,
+        fetch: Callable[[], Operation[M]],
+        finished: Callable[[M], bool],
+        signature: Callable[[M], Any],
+        on_change: Callable[[M], None] | None,
+        timeout: float | None,
+        interval: float,
+        what: str,
+    ) -> Operation[M]:
+        deadline = None if timeout is None else time.monotonic() + timeout
+        seen: Any = object()
+        pause = min(0.1, interval)
+        while True:
+            current = yield from fetch()
+            if on_change is not None and signature(current) != seen:
+                seen = signature(current)
+                on_change(current)
+            if finished(current):
+                return current
+            if deadline is not None and time.monotonic() >= deadline:
+                raise WaitTimeout(f"{what} has not ended after {timeout:g} s")
+            yield Sleep(pause)
+            pause = min(interval, pause * 2)
+
+    @emits(Event)
+    def events(
+        self,
+        *,
+        execution: int | None = None,
+        action_ref: str | None = None,
+        status: str | Iterable[str] | None = None,
+        last_event_id: str | None = None,
+        until_ended: bool = False,
+    ) -> Operation[None]:
+        """Execution events as they happen (created, status, progress), from now or after
+        `last_event_id` ("0-0": the oldest kept). A dropped connection is resumed where
+        it stopped, so no event is lost or repeated. With `until_ended` and an
+        `execution`, stops after its final status."""
+        if status is not None and not isinstance(status, str):
+            status = ",".join(status)
+        query = params(execution=execution, action_ref=action_ref, status=status)
+        position = last_event_id
+        while True:
+            headers = {"Last-Event-ID": position} if position else None
+            try:
+                yield Open(Request("GET", f"{V1}/executions/stream", query, headers=headers))
+                parser = SSEParser()
+                while (line := (yield ReadLine())) is not None:
+                    sse = parser.feed(line)
+                    if sse is None or sse.event not in ("created", "status", "progress"):
+                        continue
+                    position = sse.id
+                    data = orjson.loads(sse.data)
+                    event = Event.model_validate({"id": sse.id, "kind": sse.event, **data})
+                    yield Emit(event)
+                    if until_ended and event.kind == "status" and event.status in TERMINAL:
+                        return
+            except ConnectionFailed:
+                pass
+            yield Sleep(1.0)  # the server went away or closed the stream: resume
+
+    @emits(str)
+    def follow_output(
+        self, execution_id: int, stream: str = "stdout", *, offset: int = 0
+    ) -> Operation[None]:
+        """What the execution writes to `stream`, chunk by chunk as it writes it, from
+        byte `offset`; ends when the execution has ended and all of it was given."""
+        path = f"{V1}/executions/{int(execution_id)}/output/{stream}/stream"
+        while True:
+            try:
+                yield Open(Request("GET", path, params={"offset": offset}))
+                parser = SSEParser()
+                while (line := (yield ReadLine())) is not None:
+                    sse = parser.feed(line)
+                    if sse is None:
+                        continue
+                    data = orjson.loads(sse.data)
+                    if sse.event == "output":
+                        yield Emit(data["data"])
+                        offset = int(sse.id or offset)
+                    elif sse.event == "reset":
+                        offset = 0
+                    elif sse.event == "done":
+                        return
+            except ConnectionFailed:
+                pass
+            yield Sleep(1.0)
+
+    @operation
+    def download_package(
+        self,
+        execution_id: int,
+        destination: str | Path = ".",
+        *,
+        on_progress: Callable[[int, int | None], None] | None = None,
+    ) -> Operation[Path]:
+        """Save an ended execution's ZIP result package (execution.json, result.json,
+        logs, artifacts, manifest.json). `destination` is a file or a directory (then
+        `execution-<id>.zip` in it). `on_progress(bytes_so_far, total_or_None)`."""
+        found = yield from Operations.get_execution.build(self, execution_id)
+        scope = yield from self._scope()
+        path = Path(destination)
+        if path.is_dir():
+            path = path / f"execution-{found.id}.zip"
+        request = Request("GET", f"{scope}/actionexecution/downloadpackage/{found.uuid}")
+        yield Download(request, path, on_progress)
+        return path
+
+    @emits(str)
+    def export(
+        self,
+        *,
+        format: str = "jsonl",
+        status: str | Iterable[str] | None = None,
+        action_ref: str | None = None,
+        pack: str | None = None,
+        result_contains: str | None = None,
+        parent: int | None = None,
+        created_after: datetime | str | None = None,
+        created_before: datetime | str | None = None,
+    ) -> Operation[None]:
+        """Every matching execution as lines of JSON (`jsonl`) or CSV (header first),
+        streamed by the server however many there are."""
+        query = _filters(
+            status, action_ref, pack, result_contains, parent, created_after, created_before
+        )
+        query["format"] = format
+        yield Open(Request("GET", f"{V1}/executions/export", params=query))
+        while (line := (yield ReadLine())) is not None:
+            yield Emit(line)
+
+    # --- flows (the flow dialect) -----------------------------------------------------
+
+    @operation
+    def list_flows(self) -> Operation[list[Flow]]:
+        """Every flow of the project, newest first."""
+        flows: list[Flow] = []
+        while True:
+            query = {"limit": 100, "offset": len(flows)}
+            body = (yield Request("GET", "/api/flows", params=query)).json()
+            flows += [Flow.model_validate(f) for f in body["flows"]]
+            if not body["flows"] or not body["pagination"].get("hasMore"):
+                return flows
+
+    @operation
+    def get_flow(self, flow: str) -> Operation[Flow]:
+        """A flow by id, or by name."""
+        return (yield from self._flow(flow))
+
+    def _flow(self, flow: str) -> Operation[Flow]:
+        try:
+            return Flow.model_validate((yield Request("GET", f"/api/flows/{flow}")).json()["flow"])
+        except NotFound:
+            pass
+        named = [f for f in (yield from Operations.list_flows.build(self)) if f.name == flow]
+        if len(named) != 1:
+            detail = "no flow" if not named else f"{len(named)} flows"
+            raise NotFound(404, f"{detail} with id or name {flow!r}")
+        return named[0]
+
+    @operation
+    def create_flow(self, definition: Mapping[str, Any]) -> Operation[Flow]:
+        reply = yield Request("POST", "/api/flows", json=dict(definition))
+        return Flow.model_validate(reply.json()["flow"])
+
+    @operation
+    def update_flow(self, flow_id: str, definition: Mapping[str, Any]) -> Operation[Flow]:
+        reply = yield Request("PUT", f"/api/flows/{flow_id}", json=dict(definition))
+        return Flow.model_validate(reply.json()["flow"])
+
+    @operation
+    def delete_flow(self, flow_id: str) -> Operation[None]:
+        yield Request("DELETE", f"/api/flows/{flow_id}")
+
+    @operation
+    def run_flow(
+        self,
+        flow: str,
+        parameters: Mapping[str, Any] | None = None,
+        *,
+        device_id: str | None = None,
+        priority: str | None = None,
+    ) -> Operation[FlowExecution]:
+        """Run a flow (by id or name); answers the run as the flow dialect shows it."""
+        found = yield from self._flow(flow)
+        body = {"parameters": dict(parameters or {}), "deviceId": device_id, "priority": priority}
+        body = {k: v for k, v in body.items() if v is not None}
+        reply = yield Request("POST", f"/api/flows/{found.id}/execute", json=body)
+        return FlowExecution.model_validate(reply.json()["execution"])
+
+    @operation
+    def get_flow_execution(self, execution_id: str) -> Operation[FlowExecution]:
+        reply = yield Request("GET", f"/api/history/executions/{execution_id}")
+        return FlowExecution.model_validate(reply.json()["execution"])
+
+    @operation
+    def wait_flow(
+        self,
+        execution_id: str,
+        *,
+        on_progress: Callable[[FlowExecution], None] | None = None,
+        timeout: float | None = None,
+        interval: float = 0.5,
+    ) -> Operation[FlowExecution]:
+        """Like `wait`, for a flow run (PASSED, FAILED or CANCELLED)."""
+        return (
+            yield from self._poll(
+                lambda: Operations.get_flow_execution.build(self, execution_id),
+                lambda e: e.status in FLOW_TERMINAL,
+                lambda e: (e.status, orjson.dumps(e.step_summary)),
+                on_progress,
+                timeout,
+                interval,
+                f"flow execution {execution_id}",
+            )
+        )
+
+    # --- jobs (the tenant dialect) ----------------------------------------------------
+
+    @operation
+    def submit_job(self, job: Mapping[str, Any]) -> Operation[Job]:
+        """Submit a job (`jobName`, `jobType`, `resource`, ...; see docs/api-tenant.md)."""
+        scope = yield from self._scope()
+        reply = yield Request("POST", f"{scope}/execution/job", json=dict(job))
+        return Job.model_validate(reply.json())
+
+    @operation
+    def get_job(self, job_id: str) -> Operation[Job]:
+        scope = yield from self._scope()
+        return Job.model_validate((yield Request("GET", f"{scope}/execution/job/{job_id}")).json())
+
+    @operation
+    def list_jobs(
+        self, *, status: str | None = None, page: int = 1, page_size: int = 20
+    ) -> Operation[dict[str, Any]]:
+        """One page of jobs: `jobs`, `summary` and `hasNextPage` as the dialect has them."""
+        scope = yield from self._scope()
+        query = params(status=status, page=page, pageSize=page_size)
+        listed: dict[str, Any] = (
+            yield Request("GET", f"{scope}/execution/jobs", params=query)
+        ).json()
+        return listed
+
+    @operation
+    def cancel_job(self, job_id: str, *, force: bool = False) -> Operation[dict[str, Any]]:
+        scope = yield from self._scope()
+        body = {"forceTermination": force}
+        answer: dict[str, Any] = (
+            yield Request("DELETE", f"{scope}/execution/job/{job_id}", json=body)
+        ).json()
+        return answer
+
+    # --- triggers, rules, enforcements ------------------------------------------------
+
+    @operation
+    def list_triggers(self) -> Operation[list[Trigger]]:
+        return [Trigger.model_validate(t) for t in _data((yield Request("GET", f"{V1}/triggers")))]
+
+    @operation
+    def get_trigger(self, ref: str) -> Operation[Trigger]:
+        return Trigger.model_validate(_data((yield Request("GET", f"{V1}/triggers/{ref}"))))
+
+    @operation
+    def create_trigger(self, definition: Mapping[str, Any]) -> Operation[Trigger]:
+        """A webhook, timer or execution trigger (see docs/rules.md). A webhook's HMAC
+        secret is in this answer only."""
+        reply = yield Request("POST", f"{V1}/triggers", json=dict(definition))
+        return Trigger.model_validate(_data(reply))
+
+    @operation
+    def update_trigger(self, ref: str, definition: Mapping[str, Any]) -> Operation[Trigger]:
+        reply = yield Request("PUT", f"{V1}/triggers/{ref}", json=dict(definition))
+        return Trigger.model_validate(_data(reply))
+
+    @operation
+    def delete_trigger(self, ref: str) -> Operation[None]:
+        yield Request("DELETE", f"{V1}/triggers/{ref}")
+
+    @operation
+    def list_rules(
+        self,
+        *,
+        trigger: str | None = None,
+        action_ref: str | None = None,
+        enabled: bool | None = None,
+    ) -> Operation[list[Rule]]:
+        """Every rule of the project (all pages), by ref."""
+        rules: list[Rule] = []
+        page = 1
+        while True:
+            query = params(
+                trigger=trigger, action_ref=action_ref, enabled=enabled, page=page, per_page=100
+            )
+            body = (yield Request("GET", f"{V1}/rules", params=query)).json()
+            rules += [Rule.model_validate(r) for r in body["data"]]
+            if page >= (body["pagination"].get("total_pages") or 0):
+                return rules
+            page += 1
+
+    @operation
+    def get_rule(self, ref: str) -> Operation[Rule]:
+        return Rule.model_validate(_data((yield Request("GET", f"{V1}/rules/{ref}"))))
+
+    @operation
+    def create_rule(self, definition: Mapping[str, Any]) -> Operation[Rule]:
+        reply = yield Request("POST", f"{V1}/rules", json=dict(definition))
+        return Rule.model_validate(_data(reply))
+
+    @operation
+    def update_rule(self, ref: str, definition: Mapping[str, Any]) -> Operation[Rule]:
+        reply = yield Request("PUT", f"{V1}/rules/{ref}", json=dict(definition))
+        return Rule.model_validate(_data(reply))
+
+    @operation
+    def enable_rule(self, ref: str, enabled: bool = True) -> Operation[Rule]:
+        reply = yield Request("PATCH", f"{V1}/rules/{ref}", json={"enabled": enabled})
+        return Rule.model_validate(_data(reply))
+
+    @operation
+    def delete_rule(self, ref: str) -> Operation[None]:
+        yield Request("DELETE", f"{V1}/rules/{ref}")
+
+    @operation
+    def list_enforcements(
+        self,
+        *,
+        rule: str | None = None,
+        status: str | None = None,
+        page: int = 1,
+        per_page: int = 20,
+    ) -> Operation[Page[Enforcement]]:
+        """One page of rule firings, newest first."""
+        query = params(rule=rule, status=status, page=page, per_page=per_page)
+        body = (yield Request("GET", f"{V1}/enforcements", params=query)).json()
+        return Page[Enforcement](
+            items=[Enforcement.model_validate(e) for e in body["data"]],
+            pagination=Pagination.model_validate(body["pagination"]),
+        )
+
+    @operation
+    def fire_webhook(self, ref: str, payload: Any = None) -> Operation[dict[str, Any]]:
+        """Call a webhook trigger with the token; answers the enforcements it made."""
+        reply = yield Request("POST", f"{V1}/webhooks/{ref}", json=payload)
+        fired: dict[str, Any] = _data(reply)
+        return fired
+
+    # --- packs: actions, flows, triggers and rules from one document ----------------
+
+    @operation
+    def apply_pack(self, document: Mapping[str, Any]) -> Operation[list[Applied]]:
+        """Make the project hold what `document` defines (`actions`, `flows`,
+        `triggers`, `rules`: lists of definitions as the API takes them), creating what
+        is missing and replacing what differs; what already matches is left alone, so
+        applying twice changes nothing. Flows are matched by name, the rest by ref; a
+        flow step may name a sub-flow with `flow: <name>` (defined earlier in the file
+        or already there). See docs/cli.md."""
+        unknown = set(document) - {"actions", "flows", "triggers", "rules", "pack", "description"}
+        if unknown:
+            raise ClientError(f"unknown sections in the pack: {', '.join(sorted(unknown))}")
+        applied: list[Applied] = []
+        for definition in _section(document, "actions"):
+            applied.append((yield from self._apply("action", "ref", f"{V1}/actions", definition)))
+        flows = {f.name: f for f in (yield from Operations.list_flows.build(self))}
+        for definition in _section(document, "flows"):
+            applied.append((yield from self._apply_flow(definition, flows)))
+        for definition in _section(document, "triggers"):
+            applied.append((yield from self._apply("trigger", "ref", f"{V1}/triggers", definition)))
+        for definition in _section(document, "rules"):
+            applied.append((yield from self._apply("rule", "ref", f"{V1}/rules", definition)))
+        return applied
+
+    def _apply(
+        self, kind: str, key: str, base: str, definition: Mapping[str, Any]
+    ) -> Operation[Applied]:
+        ref = definition.get(key)
+        if not isinstance(ref, str) or not ref:
+            raise ClientError(f"a {kind} in the pack has no {key}")
+        try:
+            current = _data((yield Request("GET", f"{base}/{ref}")))
+        except NotFound:
+            created = _data((yield Request("POST", base, json=dict(definition))))
+            return Applied(kind=kind, ref=ref, outcome="created", secret=created.get("secret"))
+        if _same(definition, current):
+            return Applied(kind=kind, ref=ref, outcome="unchanged")
+        yield Request("PUT", f"{base}/{ref}", json=dict(definition))
+        return Applied(kind=kind, ref=ref, outcome="updated")
+
+    def _apply_flow(
+        self, definition: Mapping[str, Any], flows: dict[str, Flow]
+    ) -> Operation[Applied]:
+        name = definition.get("name")
+        if not isinstance(name, str) or not name:
+            raise ClientError("a flow in the pack has no name")
+        wanted = dict(definition)
+        steps = []
+        for step in wanted.get("steps") or []:
+            step = dict(step) if isinstance(step, Mapping) else step
+            if isinstance(step, dict) and "flow" in step:
+                sub = step.pop("flow")
+                if sub not in flows:
+                    raise ClientError(f"flow {name!r}: no flow named {sub!r} for a step")
+                step["flowId"] = flows[sub].id
+            steps.append(step)
+        wanted["steps"] = steps
+        current = flows.get(name)
+        if current is None:
+            made = Flow.model_validate(
+                (yield Request("POST", "/api/flows", json=wanted)).json()["flow"]
+            )
+            flows[name] = made
+            return Applied(kind="flow", ref=name, outcome="created")
+        if _same(wanted, current.model_dump(by_alias=True)):
+            return Applied(kind="flow", ref=name, outcome="unchanged")
+        reply = yield Request("PUT", f"/api/flows/{current.id}", json=wanted)
+        flows[name] = Flow.model_validate(reply.json()["flow"])
+        return Applied(kind="flow", ref=name, outcome="updated")
+
+
+def _section(document: Mapping[str, Any], name: str) -> list[Mapping[str, Any]]:
+    items = document.get(name) or []
+    if not isinstance(items, list) or not all(isinstance(i, Mapping) for i in items):
+        raise ClientError(f"{name} in the pack must be a list of mappings")
+    return items
