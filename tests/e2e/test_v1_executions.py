@@ -71,6 +71,9 @@ def test_filters_are_applied(shared_server: Server, admin: httpx.Client) -> None
     assert ids(result_contains="timeout") == [bad["id"]]  # case-insensitive
     assert ids(result_contains="TIMEOUT", pack_name="monitoring", status="completed") == [bad["id"]]
     assert ids(status="failed") == []
+    assert sorted(ids(status="failed,completed")) == sorted(ids(status="completed"))
+    bad_list = client.get("/api/v1/executions", params={"status": "completed,nope"})
+    assert bad_list.json() == {"error": "Invalid execution status: nope", "status": 400}
     assert ids(parent=echo["id"]) == [parent_child["id"]]
     assert ids(result_contains="100%_") == []  # LIKE wildcards are literal
 

@@ -267,6 +267,7 @@ class Operations:
         created_after: datetime | str | None = None,
         created_before: datetime | str | None = None,
         limit: int | None = None,
+        page_size: int = 100,
     ) -> Operation[None]:
         """Every matching execution, newest first, page after page (by cursor, so rows
         added meanwhile are neither skipped nor repeated); at most `limit`."""
@@ -276,7 +277,7 @@ class Operations:
         cursor: str | None = ""
         given = 0
         while cursor is not None:
-            size = 100 if limit is None else max(1, min(100, limit - given))
+            size = page_size if limit is None else max(1, min(page_size, limit - given))
             query.update(cursor=cursor, per_page=size)
             body = (yield Request("GET", f"{V1}/executions", params=query)).json()
             for item in body["data"]:

@@ -40,6 +40,13 @@ def _status(value: str) -> Status:
         raise InvalidInput(str(exc)) from None
 
 
+def _statuses(value: str | None) -> frozenset[Status] | None:
+    """One status, or several separated by commas (beyond the document)."""
+    if value is None:
+        return None
+    return frozenset(_status(part) for part in value.split(","))
+
+
 async def _list(
     runtime: RuntimeDep, caller: Caller, f: ExecutionFilter, page: int, per_page: int
 ) -> Json:
@@ -95,7 +102,7 @@ def _filter(
     updated_before: datetime | None,
 ) -> ExecutionFilter:
     return ExecutionFilter(
-        statuses=frozenset({_status(status)}) if status is not None else None,
+        statuses=_statuses(status),
         action_ref=action_ref,
         pack=pack_name,
         result_contains=result_contains or None,

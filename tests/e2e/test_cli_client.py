@@ -1,0 +1,407 @@
+"""The `execd` client commands as users run them: the real executable, as a subprocess,
+against a real server on SQLite and on PostgreSQL (issue 6)."""
+
+from __future__ import annotations
+
+import json
+import os
+import pty
+import select
+import stat
+import subprocess
+import sys
+import threading
+import time
+import zipfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from sqlalchemy import create_engine, update
+
+from execd.store.database import sync_url
+from execd.store.schema import executions
+from tests.support import Server, new_project, wait_for
+
+EXECD = str(Path(sys.executable).with_name("execd"))
+
+PACK = """\
+description: what the README walks through
+actions:
+  - ref: demo.count
+    runner: shell
+    description: Counts to n, reporting progress
+    entry_point: |
+      for i in $(seq 1 "$PARAM_N"); do
+        echo "counted $i"
+        p=$((i * 100 / PARAM_N))
+        echo "{\\"percent\\": $p, \\"stage\\": \\"counting $i\\"}" >> "$EXECD_CONTROL_FILE"
+        sleep 0.2
+      done
+      echo "{\\"result\\": {\\"counted\\": $PARAM_N}}" >> "$EXECD_CONTROL_FILE"
+    parameters:
+      type: object
+      properties:
+        n: {type: integer, minimum: 1, default: 3}
+flows:
+  - name: count-twice
+    steps:
+      - {name: first, action: demo.count, parameters: {n: 1}}
+      - {name: second, action: core.echo, parameters: {message: done}}
+  - name: outer
+    steps:
+      - {name: inner, flow: count-twice}
+triggers:
+  - {ref: hook, type: webhook}
+rules:
+  - {ref: on-hook, trigger: hook, action_ref: demo.count, parameters: {n: 1}}
+"""
+
+
+@dataclass
+class Cli:
+    """The `execd` executable with a server URL, a token and a config directory of its own."""
+
+    env: dict[str, str]
+    home: Path
+
+    def __call__(
+        self, *args: str, input: str | None = None, **env: str
+    ) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [EXECD, *args],
+            env={**self.env, **env},
+            input=input if input is not None else "",
+            capture_output=True,
+            text=True,
+            timeout=120,
+            cwd=self.home,
+        )
+
+    def ok(self, *args: str, **kw: Any) -> subprocess.CompletedProcess[str]:
+        done = self(*args, **kw)
+        assert done.returncode == 0, (args, done.stdout, done.stderr)
+        assert "Traceback" not in done.stderr
+        return done
+
+    def json(self, *args: str, input: str | None = None) -> Any:
+        return json.loads(self.ok(*args, "--json", input=input).stdout)
+
+
+def plain_env(tmp_path: Path, **extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("EXECD_")}
+    env.pop("FORCE_COLOR", None)
+    env.update(EXECD_CONFIG=str(tmp_path / "config" / "execd.json"), **extra)
+    return env
+
+
+@pytest.fixture
+def cli(shared_server: Server, admin: httpx.Client, tmp_path: Path) -> Cli:
+    """An operator of a project of its own, by EXECD_URL / EXECD_TOKEN."""
+    _, _, token = new_project(admin)
+    env = plain_env(tmp_path, EXECD_URL=shared_server.url, EXECD_TOKEN=token)
+    return Cli(env, tmp_path)
+
+
+def test_readme_walkthrough_from_a_pack_file_to_history(
+    shared_server: Server, admin: httpx.Client, tmp_path: Path
+) -> None:
+    _, _, token = new_project(admin)
+    cli = Cli(plain_env(tmp_path), tmp_path)
+
+    # login keeps the URL and token for later commands, readable by the user only
+    logged = cli.ok("login", "--url", shared_server.url, "--token", token)
+    assert "logged in" in logged.stdout
+    saved = tmp_path / "config" / "execd.json"
+    assert stat.S_IMODE(saved.stat().st_mode) == 0o600
+    assert json.loads(saved.read_text()) == {"url": shared_server.url, "token": token}
+
+    (tmp_path / "pack.yaml").write_text(PACK)
+    first = cli.json("actions", "apply", "-f", "pack.yaml")
+    assert [(a["kind"], a["ref"], a["outcome"]) for a in first] == [
+        ("action", "demo.count", "created"),
+        ("flow", "count-twice", "created"),
+        ("flow", "outer", "created"),
+        ("trigger", "hook", "created"),
+        ("rule", "on-hook", "created"),
+    ]
+    again = cli.ok("actions", "apply", "-f", "pack.yaml")
+    assert again.stdout.count("unchanged") == 5, again.stdout
+    (tmp_path / "pack.yaml").write_text(PACK.replace("Counts to n", "Counts up to n"))
+    changed = cli.json("actions", "apply", "-f", "pack.yaml")
+    assert [a["outcome"] for a in changed] == ["updated"] + ["unchanged"] * 4
+    assert (
+        cli.json("actions", "get", "demo.count")["description"]
+        == "Counts up to n, reporting progress"
+    )
+
+    ran = cli("run", "demo.count", "-p", "n=4", "--wait")
+    assert ran.returncode == 0, ran.stderr
+    # not a terminal: a line per progress change on stderr, no colours anywhere
+    assert "running" in ran.stderr and "%" in ran.stderr and "counting" in ran.stderr
+    assert "\x1b[" not in ran.stdout + ran.stderr
+    assert "completed" in ran.stdout and '{"counted":4}' in ran.stdout
+    execution_id = int(ran.stderr.split()[1])
+
+    downloaded = cli.ok("executions", "download", str(execution_id), "-o", str(tmp_path))
+    package = tmp_path / f"execution-{execution_id}.zip"
+    assert str(package) in downloaded.stdout
+    with zipfile.ZipFile(package) as archive:
+        names = archive.namelist()
+        assert json.loads(archive.read("result.json")) == {"counted": 4}
+        assert "counted 4" in archive.read("stdout.log").decode()
+    assert {"execution.json", "manifest.json"} <= set(names)
+
+    listed = cli.ok("executions", "list").stdout.splitlines()
+    assert listed[0].split() == ["ID", "ACTION", "STATUS", "CREATED", "UPDATED"]
+    assert listed[1].split()[:3] == [str(execution_id), "demo.count", "completed"]
+    history = cli.json("executions", "history", str(execution_id))
+    assert [h["to_status"] for h in history][-2:] == ["running", "completed"]
+
+
+def test_run_follow_prints_the_log_then_the_outcome(cli: Cli) -> None:
+    script = "for i in 1 2 3; do echo line $i; sleep 0.2; done; echo oops >&2"
+    ran = cli("run", "core.shell", "-p", f"cmd={script}", "--follow")
+    assert ran.returncode == 0, ran.stderr
+    lines = ran.stdout.splitlines()
+    assert lines[:3] == ["line 1", "line 2", "line 3"]
+    assert lines[3].split() == ["id", ran.stderr.split()[1]]  # stderr is not what is followed
+    assert any(line.startswith("status") and "completed" in line for line in lines)
+
+
+def test_exit_codes_tell_how_an_execution_ended(cli: Cli, shared_server: Server) -> None:
+    assert cli("run", "core.shell", "-p", "cmd=exit 3", "--wait").returncode == 1
+    timed_out = cli("run", "core.sleep", "-p", "seconds=10", "--timeout", "0.5", "--wait")
+    assert timed_out.returncode == 3, timed_out.stderr
+
+    waiting = subprocess.Popen(
+        [EXECD, "run", "core.sleep", "-p", "seconds=60", "--wait", "--json"],
+        env=cli.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        running = wait_for(
+            lambda: [e for e in cli.json("executions", "list", "-s", "running")], timeout=30
+        )
+        cli.ok("executions", "cancel", str(running[0]["id"]), "--yes")
+        stdout, _ = waiting.communicate(timeout=60)
+    finally:
+        waiting.kill()
+    assert waiting.returncode == 4
+    assert json.loads(stdout)["status"] == "cancelled"
+
+    # abandoned: what the reaper leaves when a run is lost and may not be retried
+    done = cli.json("run", "core.noop", "--wait")
+    engine = create_engine(sync_url(shared_server.env["EXECD_DATABASE_URL"]))
+    with engine.begin() as conn:
+        conn.execute(
+            update(executions).where(executions.c.id == done["id"]).values(status="abandoned")
+        )
+    engine.dispose()
+    assert cli("executions", "watch", str(done["id"])).returncode == 5
+    expired = cli("run", "core.sleep", "-p", "seconds=30", "--wait", "--wait-timeout", "0.5")
+    assert expired.returncode == 8 and "has not ended after" in expired.stderr
+
+
+def test_helpful_errors_and_no_tracebacks(cli: Cli, tmp_path: Path) -> None:
+    unknown = cli("executions", "get", "987654")
+    assert unknown.returncode == 6
+    assert unknown.stderr.strip() == "error: Execution with ID 987654 not found (404)"
+
+    bad_token = cli("executions", "list", EXECD_TOKEN="execd_not_a_token")
+    assert bad_token.returncode == 6
+    assert "refused the token" in bad_token.stderr and "execd login" in bad_token.stderr
+
+    down = cli("stats", "--url", "http://127.0.0.1:9")
+    assert down.returncode == 2  # --url is an option of `execd`, not of `stats`
+    down = cli("--url", "http://127.0.0.1:9", "stats")
+    assert down.returncode == 7
+    assert "cannot reach the execd server at http://127.0.0.1:9" in down.stderr
+
+    invalid = cli("run", "core.sleep", "-p", "seconds=lots")
+    assert invalid.returncode == 6 and "seconds" in invalid.stderr
+    assert cli("run", "core.echo", "-p", "no-equals-sign").returncode == 2
+    (tmp_path / "broken.yaml").write_text("actions: [\n")
+    broken = cli("actions", "apply", "-f", "broken.yaml")
+    assert broken.returncode == 2 and "not valid YAML" in broken.stderr
+    for result in (unknown, bad_token, down, invalid, broken):
+        assert "Traceback" not in result.stderr + result.stdout
+
+
+def test_cancel_by_filter_asks_first(cli: Cli) -> None:
+    ids = [cli.json("run", "core.sleep", "-p", "seconds=60")["id"] for _ in range(2)]
+    refused = cli("executions", "cancel", "--action", "core.sleep", input="n\n")
+    assert refused.returncode == 2 and "nothing was cancelled" in refused.stderr
+    assert f"Cancel 2 execution(s): {ids[1]}, {ids[0]}?" in refused.stderr
+    assert all(
+        cli.json("executions", "get", str(i))["status"] not in ("cancelled", "canceling")
+        for i in ids
+    )
+    no_answer = cli("executions", "cancel", "--action", "core.sleep")  # end of input
+    assert no_answer.returncode == 2
+
+    answered = cli.json("executions", "cancel", "--action", "core.sleep", input="y\n")
+    assert sorted(r["id"] for r in answered["data"]) == sorted(ids)
+    for i in ids:
+        wait_for(lambda i=i: cli.json("executions", "get", str(i))["status"] == "cancelled")
+    nothing = cli.ok("executions", "cancel", "--action", "core.sleep", "--yes")
+    assert "nothing to cancel" in nothing.stderr
+    assert cli("executions", "cancel").returncode == 2  # neither ids nor a filter
+
+
+def test_logs_retry_export_and_watch(cli: Cli, tmp_path: Path) -> None:
+    failed = cli("run", "core.shell", "-p", "cmd=echo hello; echo warn >&2; exit 1", "-w", "--json")
+    first = json.loads(failed.stdout)
+    assert failed.returncode == 1 and first["status"] == "failed"
+    assert cli.ok("executions", "logs", str(first["id"])).stdout == "hello\n"
+    assert cli.ok("executions", "logs", str(first["id"]), "--stderr").stdout == "warn\n"
+    slow = cli.json("run", "core.shell", "-p", "cmd=sleep 0.5; echo late")
+    assert cli.ok("executions", "logs", str(slow["id"]), "-f").stdout == "late\n"
+
+    retried = cli(
+        "executions", "retry", str(first["id"]), "-p", "cmd=echo fixed", "--wait", "--json"
+    )
+    assert retried.returncode == 0, retried.stderr
+    again = json.loads(retried.stdout)
+    assert again["retry_of"] == first["id"] and again["result"]["stdout"] == "fixed\n"
+
+    cli.ok("executions", "export", "--format", "csv", "-o", "out.csv", "--status", "failed")
+    rows = (tmp_path / "out.csv").read_text().splitlines()
+    assert rows[0].startswith("id,uuid,action_ref,status")
+    assert [r.split(",")[0] for r in rows[1:]] == [str(first["id"])]
+    lines = cli.ok("executions", "export").stdout.splitlines()
+    assert {json.loads(line)["id"] for line in lines} == {first["id"], slow["id"], again["id"]}
+
+    watched = cli.ok("executions", "watch", str(again["id"]), "--json")
+    assert json.loads(watched.stdout)["status"] == "completed"
+
+
+def test_tables_and_json_of_the_system_commands(cli: Cli) -> None:
+    cli.ok("run", "core.noop", "--wait")
+    stats = cli.json("stats")
+    assert stats["total"] == stats["completed"] == 1
+    analytics = cli.json("stats", "--group-by", "action")
+    assert [g["action_ref"] for g in analytics["groups"]] == ["core.noop"]
+    table = cli.ok("stats", "--group-by", "action").stdout
+    assert "FAILURE RATE" in table and "core.noop" in table
+
+    assert cli.json("queue")["totalQueued"] == 0
+    assert "queued;" in cli.ok("queue").stdout
+    workers = cli.json("workers")
+    assert workers and workers[0]["state"] == "active"
+    assert cli.ok("workers").stdout.split()[:3] == ["ID", "NAME", "STATE"]
+    status = cli.json("system", "status")
+    assert status["health"]["status"] == "ok" and status["systemStatus"] in (
+        "Healthy",
+        "Idle",
+        "Busy",
+    )
+    assert "core.shell" in cli.ok("actions", "list").stdout
+    for output in (table, cli.ok("workers").stdout):
+        assert "\x1b[" not in output
+
+
+def test_flows_and_rules_from_a_pack(cli: Cli, tmp_path: Path) -> None:
+    (tmp_path / "pack.yaml").write_text(PACK)
+    cli.ok("actions", "apply", "-f", "pack.yaml")
+    flows = {f["name"]: f for f in cli.json("flows", "list")}
+    assert flows["outer"]["steps"][0]["flowId"] == flows["count-twice"]["id"]
+
+    ran = cli("flows", "run", "outer", "--wait", "--json")
+    assert ran.returncode == 0, ran.stderr
+    assert json.loads(ran.stdout)["status"] == "PASSED"
+    assert "PASSED" in ran.stderr
+    assert [r["ref"] for r in cli.json("rules", "list")] == ["on-hook"]
+    assert cli("flows", "run", "no-such-flow").returncode == 6
+
+
+@contextmanager
+def recording_server() -> Iterator[tuple[str, list[str | None]]]:
+    """A server on loopback that answers 401 and remembers the Authorization headers."""
+    seen: list[str | None] = []
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            seen.append(self.headers.get("Authorization"))
+            body = b'{"error": "who are you", "status": 401}'
+            self.send_response(401)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, format: str, *args: Any) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}", seen
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_tokens_login_and_roles(shared_server: Server, tmp_path: Path) -> None:
+    admin_cli = Cli(
+        plain_env(
+            tmp_path,
+            EXECD_URL=shared_server.url,
+            EXECD_TOKEN=shared_server.env["EXECD_ADMIN_TOKEN"],
+        ),
+        tmp_path,
+    )
+    made = admin_cli.json("token", "create", "--name", "reader", "--role", "viewer")
+    assert made["role"] == "viewer" and made["token"].startswith("execd_")
+
+    viewer = Cli(plain_env(tmp_path / "v"), tmp_path)
+    prompted = viewer("login", "--url", shared_server.url, input=made["token"] + "\n")
+    assert prompted.returncode == 0, prompted.stderr
+    assert viewer.json("executions", "list") is not None  # the saved token is used
+    refused = viewer("run", "core.noop")
+    assert refused.returncode == 6 and "role does not allow" in refused.stderr
+    # the saved token goes only to the server it was saved for
+    with recording_server() as (url, seen):
+        elsewhere = viewer("--url", url, "stats")
+    assert elsewhere.returncode == 6 and seen == [None]
+    assert viewer.ok("logout").stdout.startswith("removed")
+    assert not (tmp_path / "v" / "config" / "execd.json").exists()
+    wrong = viewer("login", "--url", shared_server.url, "--token", "execd_wrong")
+    assert wrong.returncode == 6 and not (tmp_path / "v" / "config" / "execd.json").exists()
+
+
+def test_progress_bar_on_a_terminal(cli: Cli, tmp_path: Path) -> None:
+    (tmp_path / "pack.yaml").write_text(PACK)
+    cli.ok("actions", "apply", "-f", "pack.yaml")
+    primary, secondary = pty.openpty()
+    process = subprocess.Popen(
+        [EXECD, "run", "demo.count", "-p", "n=5", "--wait"],
+        env={**cli.env, "COLUMNS": "100", "TERM": "xterm-256color"},
+        stdin=secondary, stdout=secondary, stderr=secondary, close_fds=True,
+    )  # fmt: skip
+    os.close(secondary)
+    screen = b""
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        ready, _, _ = select.select([primary], [], [], 0.5)
+        if ready:
+            try:
+                chunk = os.read(primary, 65536)
+            except OSError:
+                break
+            if not chunk:
+                break
+            screen += chunk
+        elif process.poll() is not None:
+            break
+    os.close(primary)
+    assert process.wait(timeout=30) == 0
+    text = screen.decode(errors="replace")
+    assert "\x1b[" in text  # a terminal gets colours and a redrawn bar
+    assert "━" in text and "100%" in text and "counting" in text
+    assert "eta" in text
