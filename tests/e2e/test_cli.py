@@ -1,4 +1,4 @@
-"""The `execd` command as users run it: serve, migrate, token create."""
+"""The `execd` command as users run it: serve, migrate, token create --direct."""
 
 from __future__ import annotations
 
@@ -26,12 +26,12 @@ def test_migrate_then_token_create(deployment: Deployment) -> None:
     assert migrated.returncode == 0, migrated.stderr
     assert "up to date" in migrated.stdout
 
-    missing = execd("token", "create", "--name", "ci", "--tenant", "acme", env=env)
+    missing = execd("token", "create", "--direct", "--name", "ci", "--tenant", "acme", env=env)
     assert missing.returncode == 2
     assert "No tenant 'acme'" in missing.stderr and "Traceback" not in missing.stderr
 
     created = execd(
-        "token", "create", "--name", "ci", "--role", "viewer",
+        "token", "create", "--direct", "--name", "ci", "--role", "viewer",
         "--tenant", "acme", "--project", "etl", "--create", env=env,
     )  # fmt: skip
     assert created.returncode == 0, created.stderr
