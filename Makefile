@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 
-.PHONY: run test lint bench clean install dev
+.PHONY: run test lint bench clean install dev docs
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -31,6 +31,9 @@ lint: dev
 	$(BIN)/ruff check src tests bench examples
 	$(BIN)/ruff format --check src tests bench examples
 	$(BIN)/mypy
+
+docs: install
+	$(BIN)/python -m execd.cli.reference --write docs/cli.md
 
 bench: install
 	$(BIN)/python bench/throughput.py $(BENCH_ARGS)

@@ -30,37 +30,7 @@ from tests.support import Server, new_project, wait_for
 
 EXECD = str(Path(sys.executable).with_name("execd"))
 
-PACK = """\
-description: what the README walks through
-actions:
-  - ref: demo.count
-    runner: shell
-    description: Counts to n, reporting progress
-    entry_point: |
-      for i in $(seq 1 "$PARAM_N"); do
-        echo "counted $i"
-        p=$((i * 100 / PARAM_N))
-        echo "{\\"percent\\": $p, \\"stage\\": \\"counting $i\\"}" >> "$EXECD_CONTROL_FILE"
-        sleep 0.2
-      done
-      echo "{\\"result\\": {\\"counted\\": $PARAM_N}}" >> "$EXECD_CONTROL_FILE"
-    parameters:
-      type: object
-      properties:
-        n: {type: integer, minimum: 1, default: 3}
-flows:
-  - name: count-twice
-    steps:
-      - {name: first, action: demo.count, parameters: {n: 1}}
-      - {name: second, action: core.echo, parameters: {message: done}}
-  - name: outer
-    steps:
-      - {name: inner, flow: count-twice}
-triggers:
-  - {ref: hook, type: webhook}
-rules:
-  - {ref: on-hook, trigger: hook, action_ref: demo.count, parameters: {n: 1}}
-"""
+PACK = (Path(__file__).parents[2] / "examples" / "hello.yaml").read_text()
 
 
 @dataclass
@@ -124,7 +94,7 @@ def test_readme_walkthrough_from_a_pack_file_to_history(
     (tmp_path / "pack.yaml").write_text(PACK)
     first = cli.json("actions", "apply", "-f", "pack.yaml")
     assert [(a["kind"], a["ref"], a["outcome"]) for a in first] == [
-        ("action", "demo.count", "created"),
+        ("action", "hello.count", "created"),
         ("flow", "count-twice", "created"),
         ("flow", "outer", "created"),
         ("trigger", "hook", "created"),
@@ -136,11 +106,11 @@ def test_readme_walkthrough_from_a_pack_file_to_history(
     changed = cli.json("actions", "apply", "-f", "pack.yaml")
     assert [a["outcome"] for a in changed] == ["updated"] + ["unchanged"] * 4
     assert (
-        cli.json("actions", "get", "demo.count")["description"]
+        cli.json("actions", "get", "hello.count")["description"]
         == "Counts up to n, reporting progress"
     )
 
-    ran = cli("run", "demo.count", "-p", "n=4", "--wait")
+    ran = cli("run", "hello.count", "-p", "n=4", "--wait")
     assert ran.returncode == 0, ran.stderr
     # not a terminal: a line per progress change on stderr, no colours anywhere
     assert "running" in ran.stderr and "%" in ran.stderr and "counting" in ran.stderr
@@ -159,7 +129,7 @@ def test_readme_walkthrough_from_a_pack_file_to_history(
 
     listed = cli.ok("executions", "list").stdout.splitlines()
     assert listed[0].split() == ["ID", "ACTION", "STATUS", "CREATED", "UPDATED"]
-    assert listed[1].split()[:3] == [str(execution_id), "demo.count", "completed"]
+    assert listed[1].split()[:3] == [str(execution_id), "hello.count", "completed"]
     history = cli.json("executions", "history", str(execution_id))
     assert [h["to_status"] for h in history][-2:] == ["running", "completed"]
 
@@ -380,7 +350,7 @@ def test_progress_bar_on_a_terminal(cli: Cli, tmp_path: Path) -> None:
     cli.ok("actions", "apply", "-f", "pack.yaml")
     primary, secondary = pty.openpty()
     process = subprocess.Popen(
-        [EXECD, "run", "demo.count", "-p", "n=5", "--wait"],
+        [EXECD, "run", "hello.count", "-p", "n=5", "--wait"],
         env={**cli.env, "COLUMNS": "100", "TERM": "xterm-256color"},
         stdin=secondary, stdout=secondary, stderr=secondary, close_fds=True,
     )  # fmt: skip
