@@ -254,22 +254,16 @@ def executions_list(
                 limit=limit,
             )
         )
-    output.show(
+    output.listing(
         found,
         as_json,
-        lambda: output.table(
-            ("ID", "ACTION", "STATUS", "CREATED", "UPDATED"),
-            (
-                (
-                    str(e.id),
-                    e.action_ref,
-                    output.status(e.status),
-                    output.when(e.created),
-                    output.when(e.updated),
-                )
-                for e in found
-            ),
-        ),
+        {
+            "ID": lambda e: e.id,
+            "ACTION": lambda e: e.action_ref,
+            "STATUS": lambda e: output.status(e.status),
+            "CREATED": lambda e: e.created,
+            "UPDATED": lambda e: e.updated,
+        },
     )
 
 
@@ -316,22 +310,16 @@ def executions_history(
     """Every status change of one execution, oldest first."""
     with connect() as client:
         changes = client.history(execution_id)
-    output.show(
+    output.listing(
         changes,
         as_json,
-        lambda: output.table(
-            ("AT", "FROM", "TO", "ATTEMPT", "MESSAGE"),
-            (
-                (
-                    output.when(c.at),
-                    output.cell(c.from_status),
-                    output.status(c.to_status),
-                    output.cell(c.attempt),
-                    output.cell(c.message),
-                )
-                for c in changes
-            ),
-        ),
+        {
+            "AT": lambda c: c.at,
+            "FROM": lambda c: c.from_status,
+            "TO": lambda c: output.status(c.to_status),
+            "ATTEMPT": lambda c: c.attempt,
+            "MESSAGE": lambda c: c.message,
+        },
     )
 
 
@@ -531,13 +519,15 @@ def actions_list(pack: PackOpt = None, as_json: JsonOpt = False) -> None:
     """The project's actions, built-ins included."""
     with connect() as client:
         found = client.list_actions(pack)
-    output.show(
+    output.listing(
         found,
         as_json,
-        lambda: output.table(
-            ("REF", "RUNNER", "ENABLED", "DESCRIPTION"),
-            ((a.ref, a.runner, output.cell(a.enabled), a.description or "") for a in found),
-        ),
+        {
+            "REF": lambda a: a.ref,
+            "RUNNER": lambda a: a.runner,
+            "ENABLED": lambda a: a.enabled,
+            "DESCRIPTION": lambda a: a.description or "",
+        },
     )
 
 
@@ -608,13 +598,15 @@ def flows_list(as_json: JsonOpt = False) -> None:
     """The project's flows."""
     with connect() as client:
         found = client.list_flows()
-    output.show(
+    output.listing(
         found,
         as_json,
-        lambda: output.table(
-            ("ID", "NAME", "STEPS", "DESCRIPTION"),
-            ((f.id, f.name, str(len(f.steps)), f.description or "") for f in found),
-        ),
+        {
+            "ID": lambda f: f.id,
+            "NAME": lambda f: f.name,
+            "STEPS": lambda f: len(f.steps),
+            "DESCRIPTION": lambda f: f.description or "",
+        },
     )
 
 
@@ -672,13 +664,15 @@ def rules_list(
     """The project's rules."""
     with connect() as client:
         found = client.list_rules(trigger=trigger)
-    output.show(
+    output.listing(
         found,
         as_json,
-        lambda: output.table(
-            ("REF", "TRIGGER", "ACTION", "ENABLED"),
-            ((r.ref, r.trigger, r.action_ref, output.cell(r.enabled)) for r in found),
-        ),
+        {
+            "REF": lambda r: r.ref,
+            "TRIGGER": lambda r: r.trigger,
+            "ACTION": lambda r: r.action_ref,
+            "ENABLED": lambda r: r.enabled,
+        },
     )
 
 
@@ -756,20 +750,10 @@ def queue(as_json: JsonOpt = False) -> None:
             f"{c.get('busySlots')}/{c.get('totalSlots')} slots busy"
         )
         if waiting.queued_jobs:
+            keys = ("queuePosition", "jobId", "jobName", "priority", "status", "dateSubmitted")
             output.table(
                 ("POS", "ID", "NAME", "PRIORITY", "STATUS", "SUBMITTED", "ESTIMATED START"),
-                (
-                    (
-                        output.cell(j.get("queuePosition")),
-                        output.cell(j.get("jobId")),
-                        output.cell(j.get("jobName")),
-                        output.cell(j.get("priority")),
-                        output.cell(j.get("status")),
-                        output.cell(j.get("dateSubmitted")),
-                        output.cell(j.get("estimatedStartTime")),
-                    )
-                    for j in waiting.queued_jobs
-                ),
+                ([j.get(k) for k in (*keys, "estimatedStartTime")] for j in waiting.queued_jobs),
             )
 
     output.show(waiting, as_json, render)
@@ -780,25 +764,19 @@ def workers(as_json: JsonOpt = False) -> None:
     """The worker nodes and how busy they are."""
     with connect() as client:
         nodes = client.workers()
-    output.show(
+    output.listing(
         nodes,
         as_json,
-        lambda: output.table(
-            ("ID", "NAME", "STATE", "ACTIVE", "CAPACITY", "LABELS", "DEVICES", "LAST HEARTBEAT"),
-            (
-                (
-                    str(w.id),
-                    w.name,
-                    w.state,
-                    str(w.active),
-                    str(w.capacity),
-                    ",".join(w.labels) or "-",
-                    ",".join(w.devices) or "-",
-                    output.when(w.last_heartbeat),
-                )
-                for w in nodes
-            ),
-        ),
+        {
+            "ID": lambda w: w.id,
+            "NAME": lambda w: w.name,
+            "STATE": lambda w: w.state,
+            "ACTIVE": lambda w: w.active,
+            "CAPACITY": lambda w: w.capacity,
+            "LABELS": lambda w: ",".join(w.labels) or "-",
+            "DEVICES": lambda w: ",".join(w.devices) or "-",
+            "LAST HEARTBEAT": lambda w: w.last_heartbeat,
+        },
     )
 
 

@@ -5,11 +5,11 @@ on stderr for an error, and exit codes a script can tell apart."""
 from __future__ import annotations
 
 import sys
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import datetime
 from enum import IntEnum
-from typing import Any, NoReturn
+from typing import Any, NoReturn, TypeVar
 
 import orjson
 import typer
@@ -27,6 +27,8 @@ from rich.table import Table
 
 from execd.client import ApiError, ClientError, ConnectionFailed, Execution, Forbidden, Unauthorized
 from execd.client.operations import WaitTimeout
+
+T = TypeVar("T")
 
 
 class Exit(IntEnum):
@@ -126,13 +128,22 @@ def cell(value: Any) -> str:
     return str(value)
 
 
-def table(
-    columns: Sequence[str], rows: Iterable[Sequence[Any]], *, title: str | None = None
-) -> None:
-    grid = Table(*columns, title=title, box=None, header_style="bold", pad_edge=False)
+def table(columns: Sequence[str], rows: Iterable[Sequence[Any]]) -> None:
+    """Rows under bold headers; a cell that is not text goes through `cell()`."""
+    grid = Table(*columns, box=None, header_style="bold", pad_edge=False)
     for row in rows:
-        grid.add_row(*row)
+        grid.add_row(*(v if isinstance(v, str) else cell(v) for v in row))
     out.print(grid)
+
+
+def listing(items: Sequence[T], as_json: bool, columns: Mapping[str, Callable[[T], Any]]) -> None:
+    """A list command's output: a table with a column per entry of `columns` (header:
+    how to get the cell from an item), or the items as JSON."""
+    show(
+        items,
+        as_json,
+        lambda: table(list(columns), ([f(i) for f in columns.values()] for i in items)),
+    )
 
 
 def fields(pairs: Iterable[tuple[str, Any]]) -> None:

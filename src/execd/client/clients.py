@@ -20,9 +20,8 @@ import contextlib
 import os
 import time
 from collections.abc import AsyncIterator, Generator, Iterator, Mapping
-from pathlib import Path
 from types import TracebackType
-from typing import Any, Self
+from typing import Any, BinaryIO, Self
 
 import httpx
 
@@ -75,9 +74,39 @@ class _Driver(Operations):
         reason = str(exc) or type(exc).__name__
         return ConnectionFailed(f"cannot reach the execd server at {self.url}: {reason}")
 
-    @staticmethod
-    def _partial(path: Path) -> Path:
-        return path.with_name(f".{path.name}.{os.getpid()}.part")
+
+class _Partial:
+    """Where a download goes while it arrives: a hidden file beside the destination,
+    renamed into place only once complete, so a failed download leaves nothing."""
+
+    def __init__(self, step: Download) -> None:
+        self.step = step
+        self.path = step.path.with_name(f".{step.path.name}.{os.getpid()}.part")
+        self.done = 0
+        self.total: int | None = None
+        self.file: BinaryIO | None = None
+
+    def begin(self, headers: Mapping[str, str]) -> None:
+        length = headers.get("content-length")
+        self.total = int(length) if length and length.isdigit() else None
+        self.file = self.path.open("wb")
+
+    def write(self, chunk: bytes) -> None:
+        assert self.file is not None
+        self.file.write(chunk)
+        self.done += len(chunk)
+        if self.step.progress:
+            self.step.progress(self.done, self.total)
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, kind: type[BaseException] | None, *_: object) -> None:
+        if self.file is not None:
+            self.file.close()
+            if kind is None:
+                self.path.replace(self.step.path)
+        self.path.unlink(missing_ok=True)
 
 
 class Client(_Driver):
@@ -163,27 +192,16 @@ class Client(_Driver):
             yield response.iter_lines()
 
     def _download(self, step: Download) -> int:
-        partial = self._partial(step.path)
-        done = 0
-        try:
-            with self._http.stream(**self._arguments(step.request)) as response:
-                if response.status_code >= 400:
-                    self._checked(response.status_code, response.headers, response.read())
-                total = (
-                    int(response.headers["content-length"])
-                    if "content-length" in response.headers
-                    else None
-                )
-                with partial.open("wb") as out:
-                    for chunk in response.iter_bytes():
-                        out.write(chunk)
-                        done += len(chunk)
-                        if step.progress:
-                            step.progress(done, total)
-            partial.replace(step.path)
-        finally:
-            partial.unlink(missing_ok=True)
-        return done
+        with (
+            _Partial(step) as partial,
+            self._http.stream(**self._arguments(step.request)) as answer,
+        ):
+            if answer.status_code >= 400:
+                self._checked(answer.status_code, answer.headers, answer.read())
+            partial.begin(answer.headers)
+            for chunk in answer.iter_bytes():
+                partial.write(chunk)
+        return partial.done
 
 
 class AsyncClient(_Driver):
@@ -271,24 +289,11 @@ class AsyncClient(_Driver):
             yield response.aiter_lines()
 
     async def _download(self, step: Download) -> int:
-        partial = self._partial(step.path)
-        done = 0
-        try:
-            async with self._http.stream(**self._arguments(step.request)) as response:
-                if response.status_code >= 400:
-                    self._checked(response.status_code, response.headers, await response.aread())
-                total = (
-                    int(response.headers["content-length"])
-                    if "content-length" in response.headers
-                    else None
-                )
-                with partial.open("wb") as out:
-                    async for chunk in response.aiter_bytes():
-                        out.write(chunk)
-                        done += len(chunk)
-                        if step.progress:
-                            step.progress(done, total)
-            partial.replace(step.path)
-        finally:
-            partial.unlink(missing_ok=True)
-        return done
+        with _Partial(step) as partial:
+            async with self._http.stream(**self._arguments(step.request)) as answer:
+                if answer.status_code >= 400:
+                    self._checked(answer.status_code, answer.headers, await answer.aread())
+                partial.begin(answer.headers)
+                async for chunk in answer.aiter_bytes():
+                    partial.write(chunk)
+        return partial.done

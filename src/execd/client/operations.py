@@ -12,7 +12,7 @@ import time
 from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, TypedDict, TypeVar, Unpack
 
 import orjson
 
@@ -71,25 +71,31 @@ def _when(value: datetime | str | None) -> str | None:
     return value.isoformat() if isinstance(value, datetime) else value
 
 
-def _filters(
-    status: str | Iterable[str] | None,
-    action_ref: str | None,
-    pack: str | None,
-    result_contains: str | None,
-    parent: int | None,
-    created_after: datetime | str | None,
-    created_before: datetime | str | None,
-) -> dict[str, Any]:
+class ExecutionFilters(TypedDict, total=False):
+    """What `list_executions`, `iter_executions` and `export` filter on (all combine;
+    None is the same as not given)."""
+
+    status: str | Iterable[str] | None  # one status or several
+    action_ref: str | None
+    pack: str | None
+    result_contains: str | None  # text in the result's JSON, case-insensitive
+    parent: int | None
+    created_after: datetime | str | None  # ISO 8601; UTC when no zone is given
+    created_before: datetime | str | None
+
+
+def _filters(filters: ExecutionFilters) -> dict[str, Any]:
+    status = filters.get("status")
     if status is not None and not isinstance(status, str):
         status = ",".join(status)
     return params(
         status=status,
-        action_ref=action_ref,
-        pack_name=pack,
-        result_contains=result_contains,
-        parent=parent,
-        created_after=_when(created_after),
-        created_before=_when(created_before),
+        action_ref=filters.get("action_ref"),
+        pack_name=filters.get("pack"),
+        result_contains=filters.get("result_contains"),
+        parent=filters.get("parent"),
+        created_after=_when(filters.get("created_after")),
+        created_before=_when(filters.get("created_before")),
     )
 
 
@@ -232,22 +238,10 @@ class Operations:
 
     @operation
     def list_executions(
-        self,
-        *,
-        status: str | Iterable[str] | None = None,
-        action_ref: str | None = None,
-        pack: str | None = None,
-        result_contains: str | None = None,
-        parent: int | None = None,
-        created_after: datetime | str | None = None,
-        created_before: datetime | str | None = None,
-        page: int = 1,
-        per_page: int = 20,
+        self, *, page: int = 1, per_page: int = 20, **filters: Unpack[ExecutionFilters]
     ) -> Operation[Page[ExecutionSummary]]:
         """One page of executions, newest first (see `iter_executions` for all)."""
-        query = _filters(
-            status, action_ref, pack, result_contains, parent, created_after, created_before
-        )
+        query = _filters(filters)
         query.update(page=page, per_page=per_page)
         body = (yield Request("GET", f"{V1}/executions", params=query)).json()
         return Page[ExecutionSummary](
@@ -259,21 +253,13 @@ class Operations:
     def iter_executions(
         self,
         *,
-        status: str | Iterable[str] | None = None,
-        action_ref: str | None = None,
-        pack: str | None = None,
-        result_contains: str | None = None,
-        parent: int | None = None,
-        created_after: datetime | str | None = None,
-        created_before: datetime | str | None = None,
         limit: int | None = None,
         page_size: int = 100,
+        **filters: Unpack[ExecutionFilters],
     ) -> Operation[None]:
         """Every matching execution, newest first, page after page (by cursor, so rows
         added meanwhile are neither skipped nor repeated); at most `limit`."""
-        query = _filters(
-            status, action_ref, pack, result_contains, parent, created_after, created_before
-        )
+        query = _filters(filters)
         cursor: str | None = ""
         given = 0
         while cursor is not None:
@@ -506,22 +492,11 @@ class Operations:
 
     @emits(str)
     def export(
-        self,
-        *,
-        format: str = "jsonl",
-        status: str | Iterable[str] | None = None,
-        action_ref: str | None = None,
-        pack: str | None = None,
-        result_contains: str | None = None,
-        parent: int | None = None,
-        created_after: datetime | str | None = None,
-        created_before: datetime | str | None = None,
+        self, *, format: str = "jsonl", **filters: Unpack[ExecutionFilters]
     ) -> Operation[None]:
         """Every matching execution as lines of JSON (`jsonl`) or CSV (header first),
         streamed by the server however many there are."""
-        query = _filters(
-            status, action_ref, pack, result_contains, parent, created_after, created_before
-        )
+        query = _filters(filters)
         query["format"] = format
         yield Open(Request("GET", f"{V1}/executions/export", params=query))
         while (line := (yield ReadLine())) is not None:

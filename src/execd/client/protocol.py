@@ -145,55 +145,62 @@ class SSEParser:
         return None
 
 
-class operation(Generic[P, T]):
-    """A method that returns its result (Client) or a coroutine of it (AsyncClient)."""
+class _Method:
+    """A generator method bound to a client: the client's `_run` or `_iterate` drives it."""
 
-    def __init__(self, build: Callable[Concatenate[Any, P], Operation[T]]) -> None:
+    driver = ""
+
+    def __init__(self, build: Callable[..., Operation[Any]]) -> None:
         self.build = build
         functools.update_wrapper(self, build)  # type: ignore[arg-type]
 
-    @overload
-    def __get__(self, obj: None, owner: Any) -> operation[P, T]: ...
-    @overload
-    def __get__(self, obj: Client, owner: Any) -> Callable[P, T]: ...
-    @overload
-    def __get__(self, obj: AsyncClient, owner: Any) -> Callable[P, Coroutine[Any, Any, T]]: ...
     def __get__(self, obj: Any, owner: Any) -> Any:
         if obj is None:
             return self
-        build = self.build
+        build, drive = self.build, getattr(obj, self.driver)
 
         @functools.wraps(build)
         def bound(*args: Any, **kwargs: Any) -> Any:
-            return obj._run(build(obj, *args, **kwargs))
+            return drive(build(obj, *args, **kwargs))
 
         return bound
 
 
-class iteration(Generic[P, T]):
+class operation(_Method, Generic[P, T]):
+    """A method that returns its result (Client) or a coroutine of it (AsyncClient)."""
+
+    driver = "_run"
+    build: Callable[Concatenate[Any, P], Operation[T]]
+
+    if TYPE_CHECKING:
+
+        def __init__(self, build: Callable[Concatenate[Any, P], Operation[T]]) -> None: ...
+        @overload
+        def __get__(self, obj: None, owner: Any) -> operation[P, T]: ...
+        @overload
+        def __get__(self, obj: Client, owner: Any) -> Callable[P, T]: ...
+        @overload
+        def __get__(self, obj: AsyncClient, owner: Any) -> Callable[P, Coroutine[Any, Any, T]]: ...
+        def __get__(self, obj: Any, owner: Any) -> Any: ...
+
+
+class iteration(_Method, Generic[P, T]):
     """A method that returns an iterator (Client) or an async iterator (AsyncClient) of
     what the operation emits."""
 
-    def __init__(self, build: Callable[Concatenate[Any, P], Operation[None]]) -> None:
-        self.build = build
-        functools.update_wrapper(self, build)  # type: ignore[arg-type]
+    driver = "_iterate"
+    build: Callable[Concatenate[Any, P], Operation[None]]
 
-    @overload
-    def __get__(self, obj: None, owner: Any) -> iteration[P, T]: ...
-    @overload
-    def __get__(self, obj: Client, owner: Any) -> Callable[P, Iterator[T]]: ...
-    @overload
-    def __get__(self, obj: AsyncClient, owner: Any) -> Callable[P, AsyncIterator[T]]: ...
-    def __get__(self, obj: Any, owner: Any) -> Any:
-        if obj is None:
-            return self
-        build = self.build
+    if TYPE_CHECKING:
 
-        @functools.wraps(build)
-        def bound(*args: Any, **kwargs: Any) -> Any:
-            return obj._iterate(build(obj, *args, **kwargs))
-
-        return bound
+        def __init__(self, build: Callable[Concatenate[Any, P], Operation[None]]) -> None: ...
+        @overload
+        def __get__(self, obj: None, owner: Any) -> iteration[P, T]: ...
+        @overload
+        def __get__(self, obj: Client, owner: Any) -> Callable[P, Iterator[T]]: ...
+        @overload
+        def __get__(self, obj: AsyncClient, owner: Any) -> Callable[P, AsyncIterator[T]]: ...
+        def __get__(self, obj: Any, owner: Any) -> Any: ...
 
 
 def emits(
