@@ -7,6 +7,7 @@ import json
 import os
 import pty
 import select
+import signal
 import stat
 import subprocess
 import sys
@@ -375,3 +376,42 @@ def test_progress_bar_on_a_terminal(cli: Cli, tmp_path: Path) -> None:
     assert "\x1b[" in text  # a terminal gets colours and a redrawn bar
     assert "━" in text and "100%" in text and "counting" in text
     assert "eta" in text
+
+
+def test_interrupting_a_wait_leaves_the_execution_running(cli: Cli) -> None:
+    waiting = subprocess.Popen(
+        [EXECD, "run", "core.sleep", "-p", "seconds=60", "--wait"],
+        env=cli.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        running = wait_for(lambda: cli.json("executions", "list", "-s", "running"), timeout=30)
+        waiting.send_signal(signal.SIGINT)
+        _, stderr = waiting.communicate(timeout=30)
+    finally:
+        waiting.kill()
+    assert waiting.returncode == 130
+    assert f"execution {running[0]['id']} goes on" in stderr and "Traceback" not in stderr
+    assert cli.json("executions", "get", str(running[0]["id"]))["status"] == "running"
+    cli.ok("executions", "cancel", str(running[0]["id"]), "--yes")
+
+
+def test_watch_prints_every_event_as_it_happens(cli: Cli) -> None:
+    done = cli.json("run", "core.echo", "-p", "message=hi", "--wait")
+    watcher = subprocess.Popen(  # from the oldest event of the project on
+        [EXECD, "executions", "watch", "--json", "--last-event-id", "0-0"],
+        env=cli.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        seen: list[dict[str, Any]] = []
+        assert watcher.stdout is not None
+        for line in watcher.stdout:
+            seen.append(json.loads(line))
+            if seen[-1]["status"] == "completed":
+                break
+        watcher.send_signal(signal.SIGINT)
+        watcher.wait(timeout=30)
+    finally:
+        watcher.kill()
+    assert (seen[0]["kind"], seen[0]["status"]) == ("created", "requested")
+    assert {e["execution"] for e in seen} == {done["id"]}
+    assert watcher.returncode == 0

@@ -330,6 +330,10 @@ def executions_watch(
     ] = None,
     status: StatusOpt = None,
     action: ActionOpt = None,
+    last_event_id: Annotated[
+        str | None,
+        typer.Option(help="Every event: start after this event id (0-0: the oldest kept)"),
+    ] = None,
     wait_timeout: WaitTimeoutOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
@@ -340,7 +344,9 @@ def executions_watch(
         return
     try:
         with connect() as client:
-            for event in client.events(status=status, action_ref=action):
+            for event in client.events(
+                status=status, action_ref=action, last_event_id=last_event_id
+            ):
                 if as_json:
                     output.print_json_line(event)
                     continue
@@ -461,6 +467,7 @@ def executions_download(
     output_path: Annotated[
         Path, typer.Option("--output", "-o", help="File or directory (default: here)")
     ] = Path("."),
+    as_json: JsonOpt = False,
 ) -> None:
     """Download an execution's ZIP result package (record, result, logs, artifacts,
     manifest)."""
@@ -471,7 +478,10 @@ def executions_download(
             output_path,
             on_progress=lambda done, total: bar.update(task, completed=done, total=total),
         )
-    out.print(f"{saved} ({saved.stat().st_size} bytes)")
+    size = saved.stat().st_size
+    output.show(
+        {"path": str(saved), "bytes": size}, as_json, lambda: out.print(f"{saved} ({size} bytes)")
+    )
 
 
 @executions_app.command("export")

@@ -192,9 +192,6 @@ def errors() -> Any:
         fail(exc.message, Exit.WAIT_EXPIRED)
     except ClientError as exc:
         fail(exc.message)
-    except KeyboardInterrupt:
-        err.print("interrupted")
-        raise typer.Exit(130) from None
 
 
 def progress_line(execution: Execution) -> str:
