@@ -291,16 +291,20 @@ def test_flows_and_rules_from_a_pack(cli: Cli, tmp_path: Path) -> None:
 
 
 @contextmanager
-def recording_server() -> Iterator[tuple[str, list[str | None]]]:
-    """A server on loopback that answers 401 and remembers the Authorization headers."""
+def fake_server(
+    status: int = 401,
+    body: bytes = b'{"error": "who are you", "status": 401}',
+    content_type: str = "application/json",
+) -> Iterator[tuple[str, list[str | None]]]:
+    """A server on loopback that gives every GET the same answer and remembers the
+    Authorization headers it was sent."""
     seen: list[str | None] = []
 
     class Handler(BaseHTTPRequestHandler):
         def do_GET(self) -> None:
             seen.append(self.headers.get("Authorization"))
-            body = b'{"error": "who are you", "status": 401}'
-            self.send_response(401)
-            self.send_header("Content-Type", "application/json")
+            self.send_response(status)
+            self.send_header("Content-Type", content_type)
             self.send_header("Content-Length", str(len(body)))
             self.end_headers()
             self.wfile.write(body)
@@ -337,7 +341,7 @@ def test_tokens_login_and_roles(shared_server: Server, tmp_path: Path) -> None:
     refused = viewer("run", "core.noop")
     assert refused.returncode == 6 and "role does not allow" in refused.stderr
     # the saved token goes only to the server it was saved for
-    with recording_server() as (url, seen):
+    with fake_server() as (url, seen):
         elsewhere = viewer("--url", url, "stats")
     assert elsewhere.returncode == 6 and seen == [None]
     assert viewer.ok("logout").stdout.startswith("removed")
@@ -414,4 +418,97 @@ def test_watch_prints_every_event_as_it_happens(cli: Cli) -> None:
         watcher.kill()
     assert (seen[0]["kind"], seen[0]["status"]) == ("created", "requested")
     assert {e["execution"] for e in seen} == {done["id"]}
-    assert watcher.returncode == 0
+    assert watcher.returncode == 130
+
+
+EDGES = """\
+actions:
+  - {ref: edge.argv, runner: command, entry_point: [echo, hi],
+     retry: {max_attempts: 2, retry_on: [timeout, failed]}, timeout: 30}
+triggers:
+  - {ref: hook, type: webhook}
+  - {ref: done, type: execution, config: {statuses: [failed, completed, failed]}}
+  - {ref: nightly, type: timer, config: {cron: "0 3 * * *", timezone: Europe/Berlin}}
+rules:
+  - {ref: on-hook, trigger: hook, action_ref: core.echo,
+     parameters: {message: 2024-01-01, count: 1}}
+"""
+
+
+def test_applying_a_pack_is_idempotent_where_the_server_normalises(
+    cli: Cli, tmp_path: Path
+) -> None:
+    pack = tmp_path / "edges.yaml"
+    pack.write_text(EDGES)
+    assert {a["outcome"] for a in cli.json("actions", "apply", "-f", str(pack))} == {"created"}
+    assert {a["outcome"] for a in cli.json("actions", "apply", "-f", str(pack))} == {"unchanged"}
+    rule = cli.json("rules", "list")[0]
+    assert rule["parameters"] == {"message": "2024-01-01", "count": 1}  # a date stays text
+
+    # Removing a field resets it; true is not 1; a webhook turned HMAC shows its secret.
+    edited = (
+        EDGES.replace(", timeout: 30}", "}")
+        .replace("count: 1", "count: true")
+        .replace("{ref: hook, type: webhook}", "{ref: hook, type: webhook, config: {auth: hmac}}")
+    )
+    pack.write_text(edited)
+    outcomes = {(a["kind"], a["ref"]): a for a in cli.json("actions", "apply", "-f", str(pack))}
+    assert outcomes["action", "edge.argv"]["outcome"] == "updated"
+    assert outcomes["rule", "on-hook"]["outcome"] == "updated"
+    assert outcomes["trigger", "hook"]["outcome"] == "updated"
+    assert len(outcomes["trigger", "hook"]["secret"]) >= 32
+    assert cli.json("actions", "get", "edge.argv")["timeout"] is None
+    assert {a["outcome"] for a in cli.json("actions", "apply", "-f", str(pack))} == {"unchanged"}
+
+
+def test_a_refused_definition_stops_the_pack_but_shows_what_was_applied(
+    cli: Cli, tmp_path: Path
+) -> None:
+    (tmp_path / "bad.yaml").write_text(
+        "triggers:\n  - {ref: signed, type: webhook, config: {auth: hmac}}\n"
+        "rules:\n  - {ref: broken, trigger: signed, action_ref: core.noop,\n"
+        "     criteria: {field: x, op: nope, value: 1}}\n"
+    )
+    stopped = cli("actions", "apply", "-f", "bad.yaml")
+    assert stopped.returncode == 6
+    assert "signed" in stopped.stdout and "created" in stopped.stdout
+    assert "webhook secret of signed (shown once)" in stopped.stdout
+    assert "Unknown op 'nope'" in stopped.stderr and "what is above was applied" in stopped.stderr
+    (tmp_path / "shape.yaml").write_text("actions:\n  - {runner: shell}\n")
+    shape = cli("actions", "apply", "-f", "shape.yaml")
+    assert shape.returncode == 2 and "an entry of actions has no ref" in shape.stderr
+
+
+def test_text_from_the_server_is_printed_as_it_is(cli: Cli, tmp_path: Path) -> None:
+    (tmp_path / "odd.yaml").write_text(
+        "actions:\n"
+        "  - ref: odd.brackets\n"
+        "    runner: shell\n"
+        '    description: "uses [/x] and [bold]no markup[/]"\n'
+        "    entry_point: |\n"
+        '      echo \'{"percent": 50, "stage": "copy [/tmp]"}\' >> "$EXECD_CONTROL_FILE"\n'
+        "      printf 'line\\342\\200\\250separator\\n'\n"
+        "      sleep 0.5\n"
+    )
+    cli.ok("actions", "apply", "-f", "odd.yaml")
+    assert "uses [/x] and [bold]no markup[/]" in cli.ok("actions", "list").stdout
+    ran = cli("run", "odd.brackets", "--follow")
+    assert ran.returncode == 0, ran.stderr
+    assert ran.stdout.startswith("line\u2028separator\n")  # one line, U+2028 inside it
+    assert "copy [/tmp]" in ran.stderr
+    lines = cli.ok("executions", "export").stdout.split("\n")  # not splitlines(): U+2028
+    exported = [json.loads(line) for line in lines if line]
+    assert [e["action_ref"] for e in exported] == ["odd.brackets"]
+
+
+def test_streams_fail_fast_without_a_server_and_other_servers_are_named(cli: Cli) -> None:
+    for args in (("executions", "logs", "-f", "1"), ("executions", "watch")):
+        down = cli("--url", "http://127.0.0.1:9", *args)
+        assert down.returncode == 7 and "cannot reach" in down.stderr
+    with fake_server() as (url, _):
+        other = cli("--url", url, "executions", "get", "1", EXECD_TOKEN="t")
+    assert other.returncode == 6  # it answered 401 in an error shape execd knows
+    with fake_server(200, b"<html>hello</html>", "text/html") as (url, _):
+        html = cli("--url", url, "stats")
+    assert html.returncode == 7 and "is it an execd server?" in html.stderr
+    assert "Traceback" not in html.stderr

@@ -9,11 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from execd.client import BadRequest, ConfigurationError, Conflict, NotFound, ServerError
+from execd.client import BadRequest, ConfigurationError, Conflict, NotFound, ServerError, packs
 from execd.client import config as client_config
 from execd.client.errors import error_for
-from execd.client.operations import _same
-from execd.client.protocol import SSEParser, params
+from execd.client.protocol import LineBuffer, SSEParser, params
 
 
 @pytest.fixture(autouse=True)
@@ -88,13 +87,81 @@ def test_errors_take_the_message_of_each_dialect() -> None:
     assert isinstance(crashed, ServerError) and str(crashed) == "502: HTTP 502"
 
 
-def test_a_definition_matches_what_the_server_keeps_beside_it() -> None:
-    current = {"ref": "a.b", "retry": {"max_attempts": 3, "delay": 0}, "steps": [{"x": 1, "y": 2}]}
-    assert _same({"ref": "a.b", "retry": {"max_attempts": 3}}, current)
-    assert _same({"steps": [{"x": 1}]}, current)
-    assert not _same({"retry": {"max_attempts": 4}}, current)
-    assert not _same({"steps": [{"x": 1}, {"x": 2}]}, current)
-    assert not _same({"description": "new"}, current)
+def test_a_definition_is_compared_as_the_server_would_store_it() -> None:
+    stored = {
+        "id": 7, "ref": "a.b", "runner": "command", "entry_point": '["echo","hi"]',
+        "parameters": {"type": "object", "properties": {}}, "timeout": 30.0,
+        "retry": {"max_attempts": 5, "retry_on": ["failed", "timeout"], "delay": 1.0,
+                  "backoff": 2.0, "max_delay": 300.0},
+        "enabled": True, "description": "", "created": "2026-11-27T10:00:00.000Z",
+    }  # fmt: skip
+    retry = {"max_attempts": 5, "retry_on": ["timeout", "failed", "timeout"]}
+    given = {"ref": "a.b", "runner": "command", "entry_point": ["echo", "hi"], "timeout": 30,
+             "retry": retry}  # fmt: skip
+    assert packs.same(packs.wanted_action(given), stored)
+    # a field left out of the file is compared with its default: removing it is a change
+    assert not packs.same(packs.wanted_action({**given, "timeout": None}), stored)
+    assert not packs.same(
+        packs.wanted_action({k: v for k, v in given.items() if k != "timeout"}), stored
+    )
+    assert not packs.same(packs.wanted_action({**given, "enabled": 1}), stored)  # not a boolean
+
+
+def test_trigger_settings_are_filled_in_and_secrets_not_compared() -> None:
+    hook = packs.wanted_trigger({"ref": "h", "type": "webhook", "config": {"auth": "hmac"},
+                                 "secret": "s" * 40})  # fmt: skip
+    assert "secret" not in hook and hook["config"] == {"auth": "hmac"}
+    cron = packs.wanted_trigger({"ref": "t", "type": "timer", "config": {"cron": "0 3 * * *"}})
+    assert cron["config"] == {"cron": "0 3 * * *", "catch_up": "latest", "timezone": "UTC"}
+    done = packs.wanted_trigger(
+        {"ref": "e", "type": "execution", "config": {"statuses": ["failed", "completed", "failed"]}}
+    )
+    assert done["config"] == {"statuses": ["completed", "failed"], "action_ref": None}
+    assert packs.wanted_trigger({"ref": "e", "type": "execution"})["config"]["statuses"] == [
+        "abandoned", "cancelled", "completed", "failed", "timeout",
+    ]  # fmt: skip
+
+
+def test_rule_parameters_compare_exactly() -> None:
+    stored = {"ref": "r", "trigger": "t", "action_ref": "a.b", "parameters": {"x": 1, "y": 2},
+              "criteria": None, "description": "", "enabled": True}  # fmt: skip
+    assert packs.same(packs.wanted_rule({k: v for k, v in stored.items()}), stored)
+    assert not packs.same(packs.wanted_rule({**stored, "parameters": {"x": 1}}), stored)
+    assert not packs.same(packs.wanted_rule({**stored, "parameters": {"x": True, "y": 2}}), stored)
+
+
+def test_flows_name_their_sub_flows() -> None:
+    body = packs.resolve_flow({"name": "outer", "steps": [{"flow": "inner"}]}, {"inner": "f-1"})
+    assert body == {"name": "outer", "steps": [{"flowId": "f-1"}]}
+    assert packs.wanted_flow(body)["steps"] == [
+        {"name": None, "action": None, "flowId": "f-1", "parameters": {}, "timeout": None,
+         "continueOnFailure": False},
+    ]  # fmt: skip
+    with pytest.raises(packs.PackError, match="no flow named 'nope'"):
+        packs.resolve_flow({"name": "x", "steps": [{"flow": "nope"}]}, {})
+
+
+@pytest.mark.parametrize(
+    ("document", "message"),
+    [
+        ([], "a pack is a mapping"),
+        ({"action": []}, "unknown sections in the pack: action"),
+        ({"actions": {"ref": "a.b"}}, "actions in the pack must be a list of mappings"),
+        ({"rules": [{"trigger": "t"}]}, "an entry of rules has no ref"),
+        ({"flows": [{"name": "f"}, {"name": "f"}]}, "flows: 'f' is defined twice"),
+    ],
+)
+def test_a_pack_is_checked_before_anything_is_sent(document: object, message: str) -> None:
+    with pytest.raises(packs.PackError, match=message):
+        packs.check(document)
+
+
+def test_lines_are_cut_at_newlines_only() -> None:
+    buffer = LineBuffer()
+    assert buffer.feed('{"a": "x\u2028y"}\n{"b"') == ['{"a": "x\u2028y"}']
+    assert buffer.feed(": 1}\n") == ['{"b": 1}']
+    assert buffer.feed("tail") == []
+    assert buffer.end() == ["tail"]
 
 
 def test_query_parameters_drop_what_is_unset() -> None:

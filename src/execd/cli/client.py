@@ -9,6 +9,9 @@ unknown id.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import csv
+import os
 import sys
 import time
 from collections.abc import Callable, Iterator
@@ -33,9 +36,11 @@ from execd.cli.app import (
     token_app,
 )
 from execd.cli.output import Exit, out
-from execd.client import AsyncClient, Client, ClientError, Execution, FlowExecution
+from execd.client import ApiError, AsyncClient, Client, ClientError, Execution, FlowExecution, packs
 from execd.client import config as client_config
+from execd.client.operations import ExecutionFilters, PartlyApplied
 
+BULK_LIMIT = 1000  # what the server cancels in one request
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table")]
 ParamOpt = Annotated[
     list[str] | None,
@@ -87,14 +92,39 @@ def parse_params(pairs: list[str] | None) -> dict[str, Any]:
     return parameters
 
 
+def filters(
+    status: list[str] | None,
+    action: str | None,
+    pack: str | None,
+    since: datetime | None,
+    until: datetime | None,
+    result_contains: str | None = None,
+) -> ExecutionFilters:
+    """The SDK's execution filters from the options every listing command shares."""
+    return ExecutionFilters(
+        status=status,
+        action_ref=action,
+        pack=pack,
+        created_after=since,
+        created_before=until,
+        result_contains=result_contains,
+    )
+
+
 # --- following one execution --------------------------------------------------------
 
 
 async def follow(
-    client: AsyncClient, execution_id: int, *, log: bool, wait_timeout: float | None
+    client: AsyncClient,
+    execution_id: int,
+    *,
+    log: bool,
+    wait_timeout: float | None,
+    log_to_stderr: bool = False,
 ) -> Execution:
     """Show an execution's progress until it ends: a bar on a terminal, a line per
-    change otherwise (both on stderr); with `log`, its stdout as it is written."""
+    change otherwise (both on stderr); with `log`, its stdout as it is written (to
+    stdout, or to stderr when stdout is for JSON)."""
     started = time.monotonic()
     bar = None if output.plain() else output.execution_bar()
     task = None
@@ -119,9 +149,10 @@ async def follow(
         bar.update(task, completed=percent or 0, total=total, **fields)
 
     async def stream_log() -> None:
+        target = sys.stderr if log_to_stderr else sys.stdout
         async for chunk in client.follow_output(execution_id):
-            sys.stdout.write(chunk)
-            sys.stdout.flush()
+            target.write(chunk)
+            target.flush()
 
     async def wait() -> Execution:
         return await client.wait(execution_id, on_progress=report, timeout=wait_timeout)
@@ -164,7 +195,11 @@ def finish(execution: Execution, as_json: bool) -> None:
 
 def watch_one(execution_id: int, *, log: bool, wait_timeout: float | None, as_json: bool) -> None:
     try:
-        done = run_async(lambda c: follow(c, execution_id, log=log, wait_timeout=wait_timeout))
+        done = run_async(
+            lambda c: follow(
+                c, execution_id, log=log, wait_timeout=wait_timeout, log_to_stderr=as_json
+            )
+        )
     except KeyboardInterrupt:
         output.err.print(
             f"stopped watching; execution {execution_id} goes on "
@@ -245,13 +280,7 @@ def executions_list(
     with connect() as client:
         found = list(
             client.iter_executions(
-                status=status,
-                action_ref=action,
-                pack=pack,
-                created_after=since,
-                created_before=until,
-                result_contains=result_contains,
-                limit=limit,
+                **filters(status, action, pack, since, until, result_contains), limit=limit
             )
         )
     output.listing(
@@ -358,7 +387,7 @@ def executions_watch(
                 where = f"{event.execution:>8}  {event.action_ref or '-'}"
                 out.print(f"{output.when(event.at)}  {where}  {event.kind}: {line}")
     except KeyboardInterrupt:
-        raise typer.Exit(0) from None
+        raise typer.Exit(130) from None
 
 
 @executions_app.command("logs")
@@ -411,14 +440,14 @@ def executions_cancel(
             targets = [
                 e.id
                 for e in client.iter_executions(
-                    status=active,
-                    action_ref=action,
-                    pack=pack,
-                    created_after=since,
-                    created_before=until,
-                    limit=1000,
+                    **filters(active, action, pack, since, until), limit=BULK_LIMIT + 1
                 )
             ]
+            if len(targets) > BULK_LIMIT:
+                targets = targets[:BULK_LIMIT]
+                output.err.print(
+                    f"more than {BULK_LIMIT} match: only the newest {BULK_LIMIT} are cancelled now"
+                )
         if not targets:
             output.err.print("nothing matches: nothing to cancel")
             return
@@ -465,8 +494,11 @@ def executions_retry(
 def executions_download(
     execution_id: Annotated[int, typer.Argument(help="An ended execution")],
     output_path: Annotated[
-        Path, typer.Option("--output", "-o", help="File or directory (default: here)")
-    ] = Path("."),
+        str,
+        typer.Option(
+            "--output", "-o", help="File, or directory (existing, or ending in /) [default: .]"
+        ),
+    ] = ".",
     as_json: JsonOpt = False,
 ) -> None:
     """Download an execution's ZIP result package (record, result, logs, artifacts,
@@ -499,26 +531,22 @@ def executions_export(
     """Every matching execution, streamed: one JSON object per line, or CSV."""
     if format not in ("jsonl", "csv"):
         output.fail("--format is jsonl or csv", Exit.USAGE)
-    target = output_path.open("w", encoding="utf-8") if output_path else sys.stdout
     count = 0
-    try:
-        with connect() as client:
-            for line in client.export(
-                format=format,
-                status=status,
-                action_ref=action,
-                pack=pack,
-                created_after=since,
-                created_before=until,
-            ):
-                target.write(line + "\n")
-                count += 1
-    finally:
-        if output_path:
-            target.close()
+    with connect() as client, contextlib.ExitStack() as files:
+        target = (
+            files.enter_context(output_path.open("w", encoding="utf-8"))
+            if output_path
+            else sys.stdout
+        )
+        lines = client.export(format=format, **filters(status, action, pack, since, until))
+        for line in lines:
+            target.write(line + "\n")
+            count += 1
     if output_path:
-        rows = count - 1 if format == "csv" and count else count
-        output.err.print(f"wrote {rows} executions to {output_path}")
+        if format == "csv":  # a field may hold a line break: count records, not lines
+            with output_path.open(encoding="utf-8", newline="") as written:
+                count = max(0, sum(1 for _ in csv.reader(written)) - 1)
+        output.err.print(f"wrote {count} executions to {output_path}")
 
 
 # --- actions, packs, flows, rules -------------------------------------------------------
@@ -567,18 +595,26 @@ def actions_get(
     )
 
 
-def load_pack(path: Path) -> dict[str, Any]:
+class _PackLoader(yaml.SafeLoader):
+    """YAML without its implicit dates: `2024-01-01` stays the text it is in JSON."""
+
+
+_PackLoader.yaml_implicit_resolvers = {
+    first: [r for r in resolvers if r[0] != "tag:yaml.org,2002:timestamp"]
+    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+}
+
+
+def load_pack(path: Path) -> Any:
     try:
-        document = yaml.safe_load(
-            sys.stdin if str(path) == "-" else path.read_text(encoding="utf-8")
-        )
+        text = sys.stdin.read() if str(path) == "-" else path.read_text(encoding="utf-8")
+        return yaml.load(text, Loader=_PackLoader)
     except OSError as exc:
         output.fail(f"cannot read {path}: {exc.strerror}", Exit.USAGE)
+    except UnicodeDecodeError:
+        output.fail(f"{path} is not UTF-8 text", Exit.USAGE)
     except yaml.YAMLError as exc:
         output.fail(f"{path} is not valid YAML: {exc}", Exit.USAGE)
-    if not isinstance(document, dict):
-        output.fail(f"{path} must be a mapping with actions, flows, triggers and rules", Exit.USAGE)
-    return document
 
 
 @actions_app.command("apply")
@@ -591,8 +627,16 @@ def actions_apply(
     """Create or update the actions, flows, triggers and rules a pack file defines.
     Applying the same file again changes nothing."""
     document = load_pack(file)
+    try:
+        packs.check(document)
+    except packs.PackError as exc:
+        output.fail(f"{file}: {exc.message}", Exit.USAGE)
+    stopped: PartlyApplied | None = None
     with connect() as client:
-        applied = client.apply_pack(document)
+        try:
+            applied = client.apply_pack(document)
+        except PartlyApplied as exc:
+            applied, stopped = exc.applied, exc
 
     def render() -> None:
         output.table(("KIND", "NAME", "OUTCOME"), ((a.kind, a.ref, a.outcome) for a in applied))
@@ -601,6 +645,10 @@ def actions_apply(
                 out.print(f"webhook secret of {a.ref} (shown once): {a.secret}")
 
     output.show(applied, as_json, render)
+    if stopped is not None:
+        code = Exit.USAGE if isinstance(stopped.cause, packs.PackError) else Exit.API_ERROR
+        detail = f" ({stopped.cause.status})" if isinstance(stopped.cause, ApiError) else ""
+        output.fail(f"stopped: {stopped.message}{detail}; what is above was applied", code)
 
 
 @flows_app.command("list")
@@ -660,7 +708,7 @@ def flows_run(
                 for s in ended.steps
             ),
         )
-        out.print(f"flow execution {ended.id} {output.status(ended.status)}")
+        out.print("flow execution", ended.id, output.status(ended.status))
 
     output.show(ended, as_json, render)
     raise typer.Exit(output.FLOW_BY_STATUS.get(ended.status, Exit.OK))
@@ -822,13 +870,24 @@ def login(
         str | None,
         typer.Option(help="Server URL (default: --url, EXECD_URL or http://127.0.0.1:8080)"),
     ] = None,
-    token: Annotated[str | None, typer.Option(help="API token (asked for when missing)")] = None,
+    token: Annotated[
+        str | None, typer.Option(help="API token [EXECD_TOKEN; asked for when missing]")
+    ] = None,
 ) -> None:
     """Check a URL and token against the server and keep them for later commands
     (in the user's config directory, readable only by the user)."""
-    chosen = url or options.url or client_config.resolve().url
+    chosen = url or options.url or os.environ.get("EXECD_URL")
+    if not chosen:
+        try:
+            chosen = client_config.resolve().url
+        except ClientError:  # a damaged file: logging in writes a new one
+            chosen = client_config.DEFAULT_URL
     if token is None:
-        token = options.token or typer.prompt("Token", hide_input=True, err=True)
+        token = (
+            options.token
+            or os.environ.get("EXECD_TOKEN")
+            or typer.prompt("Token", hide_input=True, err=True)
+        )
     with output.errors(), Client(chosen, token) as client:
         me = client.me()
         path = client_config.save(client.url, token)

@@ -24,8 +24,18 @@ from rich.progress import (
     TransferSpeedColumn,
 )
 from rich.table import Table
+from rich.text import Text
 
-from execd.client import ApiError, ClientError, ConnectionFailed, Execution, Forbidden, Unauthorized
+from execd.client import (
+    ApiError,
+    ClientError,
+    ConfigurationError,
+    ConnectionFailed,
+    Execution,
+    Forbidden,
+    Unauthorized,
+)
+from execd.client.errors import UnexpectedAnswer
 from execd.client.operations import WaitTimeout
 
 T = TypeVar("T")
@@ -41,8 +51,9 @@ class Exit(IntEnum):
     CANCELLED = 4
     ABANDONED = 5
     API_ERROR = 6  # the server refused: unknown id, bad token, invalid input...
-    UNREACHABLE = 7  # no server at the URL
+    UNREACHABLE = 7  # no execd server at the URL
     WAIT_EXPIRED = 8  # --wait-timeout passed; the execution goes on
+    INTERNAL = 70  # a bug in execd itself (EX_SOFTWARE)
 
 
 BY_STATUS = {
@@ -67,8 +78,10 @@ COLOURS = {
     "RUNNING": "cyan",
 }
 
-out = Console(highlight=False, soft_wrap=False)
-err = Console(stderr=True, highlight=False)
+# markup=False: text from the server ("[/x]" in a description) is printed as it is;
+# colours come from Text styles only.
+out = Console(highlight=False, soft_wrap=False, markup=False)
+err = Console(stderr=True, highlight=False, markup=False)
 for _console in (out, err):
     if not _console.is_terminal:  # a pipe or a file: never wrap a row into two lines
         _console.width = 4096
@@ -109,11 +122,10 @@ def when(value: datetime | str | None) -> str:
     return value.astimezone().strftime("%Y-%m-%d %H:%M:%S")
 
 
-def status(value: str | None) -> str:
+def status(value: str | None) -> Text:
     if value is None:
-        return "-"
-    colour = COLOURS.get(value)
-    return f"[{colour}]{value}[/]" if colour else value
+        return Text("-")
+    return Text(value, style=COLOURS.get(value, ""))
 
 
 def cell(value: Any) -> str:
@@ -132,7 +144,7 @@ def table(columns: Sequence[str], rows: Iterable[Sequence[Any]]) -> None:
     """Rows under bold headers; a cell that is not text goes through `cell()`."""
     grid = Table(*columns, box=None, header_style="bold", pad_edge=False)
     for row in rows:
-        grid.add_row(*(v if isinstance(v, str) else cell(v) for v in row))
+        grid.add_row(*(v if isinstance(v, str | Text) else cell(v) for v in row))
     out.print(grid)
 
 
@@ -152,7 +164,7 @@ def fields(pairs: Iterable[tuple[str, Any]]) -> None:
     grid.add_column(style="bold")
     grid.add_column(overflow="fold")
     for name, value in pairs:
-        grid.add_row(name, value if isinstance(value, str) else cell(value))
+        grid.add_row(name, value if isinstance(value, str | Text) else cell(value))
     out.print(grid)
 
 
@@ -164,7 +176,7 @@ def show(data: Any, as_json: bool, render: Callable[[], None]) -> None:
 
 
 def fail(message: str, code: int = Exit.API_ERROR) -> NoReturn:
-    err.print(f"[red]error:[/] {message}", markup=True, soft_wrap=True)
+    err.print(Text.assemble(("error:", "red"), " ", message), soft_wrap=True)
     raise typer.Exit(code)
 
 
@@ -173,6 +185,12 @@ def errors() -> Any:
     """Turn what the SDK raises into one line on stderr and an exit code."""
     try:
         yield
+    except ConfigurationError as exc:
+        fail(exc.message, Exit.USAGE)
+    except UnexpectedAnswer as exc:
+        fail(exc.message, Exit.UNREACHABLE)
+    except OSError as exc:
+        fail(f"{exc.filename or 'a file'}: {exc.strerror or exc}", Exit.USAGE)
     except ConnectionFailed as exc:
         fail(
             f"{exc.message}\nIs it running (`make run`)? "
@@ -228,11 +246,11 @@ def execution_bar() -> Progress:
     """Status, percent, stage and time left of one execution, on stderr (stdout stays
     for the log and the result)."""
     return Progress(
-        TextColumn("{task.fields[status]}", style="bold"),
+        TextColumn("{task.fields[status]}", style="bold", markup=False),
         BarColumn(),
         TaskProgressColumn(),
-        TextColumn("{task.fields[stage]}"),
-        TextColumn("{task.fields[eta]}"),
+        TextColumn("{task.fields[stage]}", markup=False),
+        TextColumn("{task.fields[eta]}", markup=False),
         console=err,
         transient=False,
     )
@@ -240,7 +258,7 @@ def execution_bar() -> Progress:
 
 def download_bar() -> Progress:
     return Progress(
-        TextColumn("{task.description}"),
+        TextColumn("{task.description}", markup=False),
         BarColumn(),
         DownloadColumn(),
         TransferSpeedColumn(),

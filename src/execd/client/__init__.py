@@ -21,6 +21,7 @@ from execd.client.errors import (
     NotFound,
     ServerError,
     Unauthorized,
+    UnexpectedAnswer,
 )
 from execd.client.models import (
     TERMINAL,
@@ -43,7 +44,8 @@ from execd.client.models import (
     Trigger,
     Worker,
 )
-from execd.client.operations import FLOW_TERMINAL, WaitTimeout
+from execd.client.operations import FLOW_TERMINAL, PartlyApplied, WaitTimeout
+from execd.client.packs import PackError
 
 __all__ = [
     "FLOW_TERMINAL",
@@ -68,7 +70,9 @@ __all__ = [
     "Job",
     "Me",
     "NotFound",
+    "PackError",
     "Page",
+    "PartlyApplied",
     "Progress",
     "Queue",
     "Rule",
@@ -77,6 +81,7 @@ __all__ = [
     "StatusChange",
     "Trigger",
     "Unauthorized",
+    "UnexpectedAnswer",
     "WaitTimeout",
     "Worker",
 ]

@@ -19,7 +19,8 @@ import asyncio
 import contextlib
 import os
 import time
-from collections.abc import AsyncIterator, Generator, Iterator, Mapping
+import weakref
+from collections.abc import AsyncGenerator, AsyncIterator, Generator, Iterator, Mapping
 from types import TracebackType
 from typing import Any, BinaryIO, Self
 
@@ -27,9 +28,19 @@ import httpx
 
 from execd import __version__
 from execd.client import config
-from execd.client.errors import ClientError, ConnectionFailed, error_for
+from execd.client.errors import ClientError, ConnectionFailed, UnexpectedAnswer, error_for
 from execd.client.operations import Operations
-from execd.client.protocol import Download, Emit, Open, ReadLine, Reply, Request, Sleep, Step
+from execd.client.protocol import (
+    Download,
+    Emit,
+    LineBuffer,
+    Open,
+    ReadLine,
+    Reply,
+    Request,
+    Sleep,
+    Step,
+)
 
 #: Streams wait this long for a byte (the server sends a keep-alive every 15 s).
 STREAM_READ_SECONDS = 60.0
@@ -69,6 +80,20 @@ class _Driver(Operations):
                 body = reply.text
             raise error_for(status, body, f"HTTP {status}")
         return reply
+
+    def _advance(
+        self, operation: Generator[Step, Any, Any], answer: Any, error: BaseException | None
+    ) -> Step:
+        """The operation's next step, given the answer to its last one (or the error)."""
+        try:
+            return operation.throw(error) if error else operation.send(answer)
+        except (KeyError, IndexError, TypeError, ValueError) as exc:
+            # The operation could not read an answer: not what an execd server says.
+            if answer is not None:
+                raise UnexpectedAnswer(
+                    f"unexpected answer from {self.url} (is it an execd server?): {exc}"
+                ) from exc
+            raise
 
     def _unreachable(self, exc: httpx.HTTPError) -> ConnectionFailed:
         reason = str(exc) or type(exc).__name__
@@ -153,7 +178,7 @@ class Client(_Driver):
         with streams, contextlib.closing(operation):
             while True:
                 try:
-                    step = operation.throw(error) if error else operation.send(answer)
+                    step = self._advance(operation, answer, error)
                 except StopIteration as stop:
                     return stop.value
                 answer, error = None, None
@@ -189,7 +214,14 @@ class Client(_Driver):
         with self._http.stream(**self._arguments(request), timeout=timeout) as response:
             if response.status_code >= 400:
                 self._checked(response.status_code, response.headers, response.read())
-            yield response.iter_lines()
+            yield self._lines(response.iter_text())
+
+    @staticmethod
+    def _lines(chunks: Iterator[str]) -> Iterator[str]:
+        buffer = LineBuffer()
+        for chunk in chunks:
+            yield from buffer.feed(chunk)
+        yield from buffer.end()
 
     def _download(self, step: Download) -> int:
         with (
@@ -217,8 +249,14 @@ class AsyncClient(_Driver):
     ) -> None:
         super().__init__(url, token, timeout)
         self._http = httpx.AsyncClient(transport=transport, **self._options())
+        self._iterators: weakref.WeakSet[AsyncGenerator[Any, None]] = weakref.WeakSet()
 
     async def aclose(self) -> None:
+        """Close the iterators still open (a stream left with `break`), then the
+        connections."""
+        for iterator in list(self._iterators):
+            with contextlib.suppress(RuntimeError):
+                await iterator.aclose()
         await self._http.aclose()
 
     async def __aenter__(self) -> Self:
@@ -236,11 +274,13 @@ class AsyncClient(_Driver):
         return result[0] if result else None
 
     def _iterate(self, operation: Generator[Step, Any, Any]) -> AsyncIterator[Any]:
-        return self._drive(operation, [])
+        iterator = self._drive(operation, [])
+        self._iterators.add(iterator)
+        return iterator
 
     async def _drive(
         self, operation: Generator[Step, Any, Any], result: list[Any]
-    ) -> AsyncIterator[Any]:
+    ) -> AsyncGenerator[Any, None]:
         lines: AsyncIterator[str] | None = None
         streams = contextlib.AsyncExitStack()
         answer: Any = None
@@ -249,7 +289,7 @@ class AsyncClient(_Driver):
             with contextlib.closing(operation):
                 while True:
                     try:
-                        step = operation.throw(error) if error else operation.send(answer)
+                        step = self._advance(operation, answer, error)
                     except StopIteration as stop:
                         result.append(stop.value)
                         return
@@ -286,7 +326,16 @@ class AsyncClient(_Driver):
         async with self._http.stream(**self._arguments(request), timeout=timeout) as response:
             if response.status_code >= 400:
                 self._checked(response.status_code, response.headers, await response.aread())
-            yield response.aiter_lines()
+            yield self._lines(response.aiter_text())
+
+    @staticmethod
+    async def _lines(chunks: AsyncIterator[str]) -> AsyncIterator[str]:
+        buffer = LineBuffer()
+        async for chunk in chunks:
+            for line in buffer.feed(chunk):
+                yield line
+        for line in buffer.end():
+            yield line
 
     async def _download(self, step: Download) -> int:
         with _Partial(step) as partial:

@@ -51,7 +51,9 @@ def save(url: str, token: str) -> Path:
     path = config_path()
     path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
     temporary = path.with_name(path.name + ".tmp")
-    descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    temporary.unlink(missing_ok=True)  # never write through a link planted there
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0)
+    descriptor = os.open(temporary, flags, 0o600)
     with os.fdopen(descriptor, "w") as out:
         json.dump({"url": url, "token": token}, out, indent=2)
         out.write("\n")
@@ -68,11 +70,13 @@ def normalise_url(url: str) -> str:
 
 
 def resolve(url: str | None = None, token: str | None = None) -> Target:
+    """The URL and token to use; the saved file is read only if something is missing."""
+    url = url or os.environ.get("EXECD_URL") or None
+    token = token or os.environ.get("EXECD_TOKEN") or None
+    if url is not None and token is not None:
+        return Target(normalise_url(url), token)
     saved = load()
-    chosen = url or os.environ.get("EXECD_URL") or saved.get("url") or DEFAULT_URL
-    chosen = normalise_url(chosen)
-    if token is None:
-        token = os.environ.get("EXECD_TOKEN") or None
+    chosen = normalise_url(url or saved.get("url") or DEFAULT_URL)
     if token is None and saved.get("url") and normalise_url(saved["url"]) == chosen:
         token = saved.get("token")
     return Target(chosen, token)

@@ -25,6 +25,11 @@ class ConnectionFailed(ClientError):
     """The server could not be reached (refused, timed out, DNS, TLS)."""
 
 
+class UnexpectedAnswer(ClientError):
+    """An answer that is not what an execd server gives (not JSON, fields missing): the
+    URL probably points at something else."""
+
+
 class ApiError(ClientError):
     """The server answered with an error status."""
 

@@ -8,14 +8,17 @@ the tenant dialect (its paths take the token's tenant and project, read once fro
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime
 from pathlib import Path
 from typing import Any, TypedDict, TypeVar, Unpack
+from urllib.parse import quote
 
 import orjson
 
+from execd.client import packs
 from execd.client.errors import ClientError, ConnectionFailed, NotFound
 from execd.client.models import (
     TERMINAL,
@@ -47,6 +50,7 @@ from execd.client.protocol import (
     Reply,
     Request,
     Sleep,
+    SSEEvent,
     SSEParser,
     emits,
     operation,
@@ -55,12 +59,24 @@ from execd.client.protocol import (
 
 M = TypeVar("M")
 V1 = "/api/v1"
+#: How long a stream keeps trying to reconnect to a server that has gone away.
+RECONNECT_SECONDS = 60.0
 #: The flow dialect's spelling of a run that has ended.
 FLOW_TERMINAL = ("PASSED", "FAILED", "CANCELLED")
 
 
 class WaitTimeout(ClientError):
     """`wait()` gave up before the execution ended (the execution goes on)."""
+
+
+class PartlyApplied(ClientError):
+    """`apply_pack` stopped at a definition the server refused; `applied` is what it
+    did before (webhook secrets included), `cause` the refusal."""
+
+    def __init__(self, applied: list[Applied], cause: ClientError) -> None:
+        super().__init__(cause.message)
+        self.applied = applied
+        self.cause = cause
 
 
 def _data(reply: Reply) -> Any:
@@ -99,20 +115,10 @@ def _filters(filters: ExecutionFilters) -> dict[str, Any]:
     )
 
 
-def _same(wanted: Any, current: Any) -> bool:
-    """Whether what a definition asks for is already there: every key it names has the
-    same value (recursively), whatever else the server keeps beside them."""
-    if isinstance(wanted, Mapping):
-        return isinstance(current, Mapping) and all(
-            _same(v, current.get(k)) for k, v in wanted.items()
-        )
-    if isinstance(wanted, list):
-        return (
-            isinstance(current, list)
-            and len(wanted) == len(current)
-            and all(_same(w, c) for w, c in zip(wanted, current, strict=True))
-        )
-    return bool(wanted == current)
+def _seg(value: str) -> str:
+    """One path segment: a ref or id as the user gave it, never a path of its own."""
+    segment = quote(str(value), safe="")
+    return segment.replace(".", "%2E") if segment in (".", "..") else segment
 
 
 class Operations:
@@ -184,7 +190,7 @@ class Operations:
 
     @operation
     def get_action(self, ref: str) -> Operation[Action]:
-        return Action.model_validate(_data((yield Request("GET", f"{V1}/actions/{ref}"))))
+        return Action.model_validate(_data((yield Request("GET", f"{V1}/actions/{_seg(ref)}"))))
 
     @operation
     def create_action(self, definition: Mapping[str, Any]) -> Operation[Action]:
@@ -194,12 +200,12 @@ class Operations:
 
     @operation
     def update_action(self, ref: str, definition: Mapping[str, Any]) -> Operation[Action]:
-        reply = yield Request("PUT", f"{V1}/actions/{ref}", json=dict(definition))
+        reply = yield Request("PUT", f"{V1}/actions/{_seg(ref)}", json=dict(definition))
         return Action.model_validate(_data(reply))
 
     @operation
     def delete_action(self, ref: str) -> Operation[None]:
-        yield Request("DELETE", f"{V1}/actions/{ref}")
+        yield Request("DELETE", f"{V1}/actions/{_seg(ref)}")
 
     # --- executions -------------------------------------------------------------------
 
@@ -339,7 +345,7 @@ class Operations:
     @operation
     def output(self, execution_id: int, stream: str = "stdout") -> Operation[str]:
         """What the execution wrote to stdout or stderr so far, as kept."""
-        reply = yield Request("GET", f"{V1}/executions/{int(execution_id)}/output/{stream}")
+        reply = yield Request("GET", f"{V1}/executions/{int(execution_id)}/output/{_seg(stream)}")
         return str(reply.text)
 
     @operation
@@ -418,57 +424,85 @@ class Operations:
     ) -> Operation[None]:
         """Execution events as they happen (created, status, progress), from now or after
         `last_event_id` ("0-0": the oldest kept). A dropped connection is resumed where
-        it stopped, so no event is lost or repeated. With `until_ended` and an
-        `execution`, stops after its final status."""
+        it stopped, so no event is lost or repeated. With `until_ended`, stops after a
+        final status (use it with `execution`)."""
         if status is not None and not isinstance(status, str):
             status = ",".join(status)
         query = params(execution=execution, action_ref=action_ref, status=status)
         position = last_event_id
-        while True:
+
+        def request() -> Request:
             headers = {"Last-Event-ID": position} if position else None
-            try:
-                yield Open(Request("GET", f"{V1}/executions/stream", query, headers=headers))
-                parser = SSEParser()
-                while (line := (yield ReadLine())) is not None:
-                    sse = parser.feed(line)
-                    if sse is None or sse.event not in ("created", "status", "progress"):
-                        continue
-                    position = sse.id
-                    data = orjson.loads(sse.data)
-                    event = Event.model_validate({"id": sse.id, "kind": sse.event, **data})
-                    yield Emit(event)
-                    if until_ended and event.kind == "status" and event.status in TERMINAL:
-                        return
-            except ConnectionFailed:
-                pass
-            yield Sleep(1.0)  # the server went away or closed the stream: resume
+            return Request("GET", f"{V1}/executions/stream", query, headers=headers)
+
+        def handle(sse: SSEEvent) -> tuple[list[Any], bool]:
+            nonlocal position
+            if sse.event not in ("created", "status", "progress"):
+                return [], False
+            position = sse.id
+            event = Event.model_validate(
+                {"id": sse.id, "kind": sse.event, **orjson.loads(sse.data)}
+            )
+            ended = until_ended and event.kind == "status" and event.status in TERMINAL
+            return [event], ended
+
+        yield from self._follow(request, handle)
 
     @emits(str)
     def follow_output(
         self, execution_id: int, stream: str = "stdout", *, offset: int = 0
     ) -> Operation[None]:
         """What the execution writes to `stream`, chunk by chunk as it writes it, from
-        byte `offset`; ends when the execution has ended and all of it was given."""
-        path = f"{V1}/executions/{int(execution_id)}/output/{stream}/stream"
+        byte `offset`; ends when the execution has ended and all of it was given. A
+        dropped connection is resumed from the last byte given."""
+        path = f"{V1}/executions/{int(execution_id)}/output/{_seg(stream)}/stream"
+
+        def handle(sse: SSEEvent) -> tuple[list[Any], bool]:
+            nonlocal offset
+            data = orjson.loads(sse.data)
+            if sse.event == "output":
+                offset = int(sse.id or offset)
+                return [data["data"]], False
+            if sse.event == "reset":
+                offset = 0
+            return [], sse.event == "done"
+
+        yield from self._follow(lambda: Request("GET", path, params={"offset": offset}), handle)
+
+    def _follow(
+        self,
+        request: Callable[[], Request],
+        handle: Callable[[SSEEvent], tuple[list[Any], bool]],
+    ) -> Operation[None]:
+        """Follow a server-sent event stream: `handle` turns each event into items to
+        hand out and says when the stream is done. When the connection drops (or the
+        server ends the stream), it is opened again with `request()`, which resumes where
+        the last event left off; backing off up to 5 s, for RECONNECT_SECONDS at most.
+        The first connection has to succeed: no server, no stream."""
+        connected = False
+        failing_since: float | None = None
+        pause = 0.5
         while True:
             try:
-                yield Open(Request("GET", path, params={"offset": offset}))
+                yield Open(request())
+                connected, failing_since, pause = True, None, 0.5
                 parser = SSEParser()
                 while (line := (yield ReadLine())) is not None:
                     sse = parser.feed(line)
                     if sse is None:
                         continue
-                    data = orjson.loads(sse.data)
-                    if sse.event == "output":
-                        yield Emit(data["data"])
-                        offset = int(sse.id or offset)
-                    elif sse.event == "reset":
-                        offset = 0
-                    elif sse.event == "done":
+                    items, done = handle(sse)
+                    for item in items:
+                        yield Emit(item)
+                    if done:
                         return
             except ConnectionFailed:
-                pass
-            yield Sleep(1.0)
+                now = time.monotonic()
+                failing_since = failing_since or now
+                if not connected or now - failing_since > RECONNECT_SECONDS:
+                    raise
+            yield Sleep(pause)
+            pause = min(pause * 2, 5.0)
 
     @operation
     def download_package(
@@ -479,14 +513,16 @@ class Operations:
         on_progress: Callable[[int, int | None], None] | None = None,
     ) -> Operation[Path]:
         """Save an ended execution's ZIP result package (execution.json, result.json,
-        logs, artifacts, manifest.json). `destination` is a file or a directory (then
-        `execution-<id>.zip` in it). `on_progress(bytes_so_far, total_or_None)`."""
+        logs, artifacts, manifest.json). `destination` is a file, or a directory (an
+        existing one, or one ending in "/", made if missing) for `execution-<id>.zip`.
+        `on_progress(bytes_so_far, total_or_None)`."""
         found = yield from Operations.get_execution.build(self, execution_id)
         scope = yield from self._scope()
         path = Path(destination)
-        if path.is_dir():
+        if path.is_dir() or str(destination).endswith(("/", os.sep)):
+            path.mkdir(parents=True, exist_ok=True)
             path = path / f"execution-{found.id}.zip"
-        request = Request("GET", f"{scope}/actionexecution/downloadpackage/{found.uuid}")
+        request = Request("GET", f"{scope}/actionexecution/downloadpackage/{_seg(found.uuid)}")
         yield Download(request, path, on_progress)
         return path
 
@@ -522,7 +558,9 @@ class Operations:
 
     def _flow(self, flow: str) -> Operation[Flow]:
         try:
-            return Flow.model_validate((yield Request("GET", f"/api/flows/{flow}")).json()["flow"])
+            return Flow.model_validate(
+                (yield Request("GET", f"/api/flows/{_seg(flow)}")).json()["flow"]
+            )
         except NotFound:
             pass
         named = [f for f in (yield from Operations.list_flows.build(self)) if f.name == flow]
@@ -538,12 +576,12 @@ class Operations:
 
     @operation
     def update_flow(self, flow_id: str, definition: Mapping[str, Any]) -> Operation[Flow]:
-        reply = yield Request("PUT", f"/api/flows/{flow_id}", json=dict(definition))
+        reply = yield Request("PUT", f"/api/flows/{_seg(flow_id)}", json=dict(definition))
         return Flow.model_validate(reply.json()["flow"])
 
     @operation
     def delete_flow(self, flow_id: str) -> Operation[None]:
-        yield Request("DELETE", f"/api/flows/{flow_id}")
+        yield Request("DELETE", f"/api/flows/{_seg(flow_id)}")
 
     @operation
     def run_flow(
@@ -558,12 +596,12 @@ class Operations:
         found = yield from self._flow(flow)
         body = {"parameters": dict(parameters or {}), "deviceId": device_id, "priority": priority}
         body = {k: v for k, v in body.items() if v is not None}
-        reply = yield Request("POST", f"/api/flows/{found.id}/execute", json=body)
+        reply = yield Request("POST", f"/api/flows/{_seg(found.id)}/execute", json=body)
         return FlowExecution.model_validate(reply.json()["execution"])
 
     @operation
     def get_flow_execution(self, execution_id: str) -> Operation[FlowExecution]:
-        reply = yield Request("GET", f"/api/history/executions/{execution_id}")
+        reply = yield Request("GET", f"/api/history/executions/{_seg(execution_id)}")
         return FlowExecution.model_validate(reply.json()["execution"])
 
     @operation
@@ -600,7 +638,9 @@ class Operations:
     @operation
     def get_job(self, job_id: str) -> Operation[Job]:
         scope = yield from self._scope()
-        return Job.model_validate((yield Request("GET", f"{scope}/execution/job/{job_id}")).json())
+        return Job.model_validate(
+            (yield Request("GET", f"{scope}/execution/job/{_seg(job_id)}")).json()
+        )
 
     @operation
     def list_jobs(
@@ -619,7 +659,7 @@ class Operations:
         scope = yield from self._scope()
         body = {"forceTermination": force}
         answer: dict[str, Any] = (
-            yield Request("DELETE", f"{scope}/execution/job/{job_id}", json=body)
+            yield Request("DELETE", f"{scope}/execution/job/{_seg(job_id)}", json=body)
         ).json()
         return answer
 
@@ -631,7 +671,7 @@ class Operations:
 
     @operation
     def get_trigger(self, ref: str) -> Operation[Trigger]:
-        return Trigger.model_validate(_data((yield Request("GET", f"{V1}/triggers/{ref}"))))
+        return Trigger.model_validate(_data((yield Request("GET", f"{V1}/triggers/{_seg(ref)}"))))
 
     @operation
     def create_trigger(self, definition: Mapping[str, Any]) -> Operation[Trigger]:
@@ -642,12 +682,12 @@ class Operations:
 
     @operation
     def update_trigger(self, ref: str, definition: Mapping[str, Any]) -> Operation[Trigger]:
-        reply = yield Request("PUT", f"{V1}/triggers/{ref}", json=dict(definition))
+        reply = yield Request("PUT", f"{V1}/triggers/{_seg(ref)}", json=dict(definition))
         return Trigger.model_validate(_data(reply))
 
     @operation
     def delete_trigger(self, ref: str) -> Operation[None]:
-        yield Request("DELETE", f"{V1}/triggers/{ref}")
+        yield Request("DELETE", f"{V1}/triggers/{_seg(ref)}")
 
     @operation
     def list_rules(
@@ -672,7 +712,7 @@ class Operations:
 
     @operation
     def get_rule(self, ref: str) -> Operation[Rule]:
-        return Rule.model_validate(_data((yield Request("GET", f"{V1}/rules/{ref}"))))
+        return Rule.model_validate(_data((yield Request("GET", f"{V1}/rules/{_seg(ref)}"))))
 
     @operation
     def create_rule(self, definition: Mapping[str, Any]) -> Operation[Rule]:
@@ -681,17 +721,17 @@ class Operations:
 
     @operation
     def update_rule(self, ref: str, definition: Mapping[str, Any]) -> Operation[Rule]:
-        reply = yield Request("PUT", f"{V1}/rules/{ref}", json=dict(definition))
+        reply = yield Request("PUT", f"{V1}/rules/{_seg(ref)}", json=dict(definition))
         return Rule.model_validate(_data(reply))
 
     @operation
     def enable_rule(self, ref: str, enabled: bool = True) -> Operation[Rule]:
-        reply = yield Request("PATCH", f"{V1}/rules/{ref}", json={"enabled": enabled})
+        reply = yield Request("PATCH", f"{V1}/rules/{_seg(ref)}", json={"enabled": enabled})
         return Rule.model_validate(_data(reply))
 
     @operation
     def delete_rule(self, ref: str) -> Operation[None]:
-        yield Request("DELETE", f"{V1}/rules/{ref}")
+        yield Request("DELETE", f"{V1}/rules/{_seg(ref)}")
 
     @operation
     def list_enforcements(
@@ -713,7 +753,7 @@ class Operations:
     @operation
     def fire_webhook(self, ref: str, payload: Any = None) -> Operation[dict[str, Any]]:
         """Call a webhook trigger with the token; answers the enforcements it made."""
-        reply = yield Request("POST", f"{V1}/webhooks/{ref}", json=payload)
+        reply = yield Request("POST", f"{V1}/webhooks/{_seg(ref)}", json=payload)
         fired: dict[str, Any] = _data(reply)
         return fired
 
@@ -726,71 +766,58 @@ class Operations:
         is missing and replacing what differs; what already matches is left alone, so
         applying twice changes nothing. Flows are matched by name, the rest by ref; a
         flow step may name a sub-flow with `flow: <name>` (defined earlier in the file
-        or already there). See docs/cli.md."""
-        unknown = set(document) - {"actions", "flows", "triggers", "rules", "pack", "description"}
-        if unknown:
-            raise ClientError(f"unknown sections in the pack: {', '.join(sorted(unknown))}")
+        or already there). The whole document is checked first (`PackError`); an error
+        from the server stops at that definition and raises `PartlyApplied`, which
+        carries what was applied before it. See docs/cli.md#pack-files."""
+        sections = packs.check(document)
         applied: list[Applied] = []
-        for definition in _section(document, "actions"):
-            applied.append((yield from self._apply("action", "ref", f"{V1}/actions", definition)))
-        flows = {f.name: f for f in (yield from Operations.list_flows.build(self))}
-        for definition in _section(document, "flows"):
-            applied.append((yield from self._apply_flow(definition, flows)))
-        for definition in _section(document, "triggers"):
-            applied.append((yield from self._apply("trigger", "ref", f"{V1}/triggers", definition)))
-        for definition in _section(document, "rules"):
-            applied.append((yield from self._apply("rule", "ref", f"{V1}/rules", definition)))
+        try:
+            for definition in sections["actions"]:
+                wanted = packs.wanted_action(definition)
+                applied.append(
+                    (yield from self._apply("action", f"{V1}/actions", definition, wanted))
+                )
+            flows = {f.name: f for f in (yield from Operations.list_flows.build(self))}
+            for definition in sections["flows"]:
+                applied.append((yield from self._apply_flow(definition, flows)))
+            for definition in sections["triggers"]:
+                wanted = packs.wanted_trigger(definition)
+                applied.append(
+                    (yield from self._apply("trigger", f"{V1}/triggers", definition, wanted))
+                )
+            for definition in sections["rules"]:
+                wanted = packs.wanted_rule(definition)
+                applied.append((yield from self._apply("rule", f"{V1}/rules", definition, wanted)))
+        except ClientError as exc:
+            raise PartlyApplied(applied, exc) from exc
         return applied
 
     def _apply(
-        self, kind: str, key: str, base: str, definition: Mapping[str, Any]
+        self, kind: str, base: str, definition: Mapping[str, Any], wanted: Mapping[str, Any]
     ) -> Operation[Applied]:
-        ref = definition.get(key)
-        if not isinstance(ref, str) or not ref:
-            raise ClientError(f"a {kind} in the pack has no {key}")
+        ref = definition["ref"]
         try:
-            current = _data((yield Request("GET", f"{base}/{ref}")))
+            current = _data((yield Request("GET", f"{base}/{_seg(ref)}")))
         except NotFound:
-            created = _data((yield Request("POST", base, json=dict(definition))))
-            return Applied(kind=kind, ref=ref, outcome="created", secret=created.get("secret"))
-        if _same(definition, current):
+            made = _data((yield Request("POST", base, json=dict(definition))))
+            return Applied(kind=kind, ref=ref, outcome="created", secret=made.get("secret"))
+        if packs.same(wanted, current):
             return Applied(kind=kind, ref=ref, outcome="unchanged")
-        yield Request("PUT", f"{base}/{ref}", json=dict(definition))
-        return Applied(kind=kind, ref=ref, outcome="updated")
+        put = _data((yield Request("PUT", f"{base}/{_seg(ref)}", json=dict(definition))))
+        return Applied(kind=kind, ref=ref, outcome="updated", secret=put.get("secret"))
 
     def _apply_flow(
         self, definition: Mapping[str, Any], flows: dict[str, Flow]
     ) -> Operation[Applied]:
-        name = definition.get("name")
-        if not isinstance(name, str) or not name:
-            raise ClientError("a flow in the pack has no name")
-        wanted = dict(definition)
-        steps = []
-        for step in wanted.get("steps") or []:
-            step = dict(step) if isinstance(step, Mapping) else step
-            if isinstance(step, dict) and "flow" in step:
-                sub = step.pop("flow")
-                if sub not in flows:
-                    raise ClientError(f"flow {name!r}: no flow named {sub!r} for a step")
-                step["flowId"] = flows[sub].id
-            steps.append(step)
-        wanted["steps"] = steps
+        name = definition["name"]
+        body = packs.resolve_flow(definition, {n: f.id for n, f in flows.items()})
         current = flows.get(name)
         if current is None:
-            made = Flow.model_validate(
-                (yield Request("POST", "/api/flows", json=wanted)).json()["flow"]
-            )
-            flows[name] = made
+            reply = yield Request("POST", "/api/flows", json=body)
+            flows[name] = Flow.model_validate(reply.json()["flow"])
             return Applied(kind="flow", ref=name, outcome="created")
-        if _same(wanted, current.model_dump(by_alias=True)):
+        if packs.same(packs.wanted_flow(body), current.model_dump(by_alias=True)):
             return Applied(kind="flow", ref=name, outcome="unchanged")
-        reply = yield Request("PUT", f"/api/flows/{current.id}", json=wanted)
+        reply = yield Request("PUT", f"/api/flows/{_seg(current.id)}", json=body)
         flows[name] = Flow.model_validate(reply.json()["flow"])
         return Applied(kind="flow", ref=name, outcome="updated")
-
-
-def _section(document: Mapping[str, Any], name: str) -> list[Mapping[str, Any]]:
-    items = document.get(name) or []
-    if not isinstance(items, list) or not all(isinstance(i, Mapping) for i in items):
-        raise ClientError(f"{name} in the pack must be a list of mappings")
-    return items

@@ -109,6 +109,23 @@ def params(**values: Any) -> dict[str, Any]:
     return out
 
 
+class LineBuffer:
+    """Text arriving in chunks, cut into lines at "\n" only. (httpx's own line reader also
+    cuts at U+2028 and other characters JSON may hold unescaped.)"""
+
+    def __init__(self) -> None:
+        self._rest = ""
+
+    def feed(self, text: str) -> list[str]:
+        lines = (self._rest + text).split("\n")
+        self._rest = lines.pop()
+        return lines
+
+    def end(self) -> list[str]:
+        rest, self._rest = self._rest, ""
+        return [rest] if rest else []
+
+
 @dataclass
 class SSEEvent:
     event: str = "message"
@@ -125,6 +142,7 @@ class SSEParser:
     _id: str | None = None
 
     def feed(self, line: str) -> SSEEvent | None:
+        line = line.removesuffix("\r")
         if not line:
             if not self._data:
                 self._event = "message"
