@@ -9,20 +9,12 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import datetime
 from enum import IntEnum
-from typing import Any, NoReturn, TypeVar
+from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 
 import orjson
 import typer
 from pydantic import BaseModel
 from rich.console import Console
-from rich.progress import (
-    BarColumn,
-    DownloadColumn,
-    Progress,
-    TaskProgressColumn,
-    TextColumn,
-    TransferSpeedColumn,
-)
 from rich.table import Table
 from rich.text import Text
 
@@ -37,6 +29,9 @@ from execd.client import (
 )
 from execd.client.errors import UnexpectedAnswer
 from execd.client.operations import WaitTimeout
+
+if TYPE_CHECKING:  # rich.progress is imported when a bar is shown: commands start faster
+    from rich.progress import Progress
 
 T = TypeVar("T")
 
@@ -245,6 +240,8 @@ def eta(execution: Execution, elapsed: float) -> str:
 def execution_bar() -> Progress:
     """Status, percent, stage and time left of one execution, on stderr (stdout stays
     for the log and the result)."""
+    from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn
+
     return Progress(
         TextColumn("{task.fields[status]}", style="bold", markup=False),
         BarColumn(),
@@ -257,6 +254,8 @@ def execution_bar() -> Progress:
 
 
 def download_bar() -> Progress:
+    from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TransferSpeedColumn
+
     return Progress(
         TextColumn("{task.description}", markup=False),
         BarColumn(),

@@ -13,18 +13,25 @@ from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 import typer
 
 from execd import __version__
-from execd import logging as execd_logging
 from execd.cli.app import app
-from execd.config import Settings
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # imported where used: client commands start faster without them
+    from execd.config import Settings
     from execd.runtime import Runtime
 
 T = TypeVar("T")
 
 
 def _settings(**overrides: Any) -> Settings:
+    from execd.config import Settings
+
     return Settings(**{k: v for k, v in overrides.items() if v is not None})
+
+
+def _configure_logging(settings: Settings) -> None:
+    from execd import logging as execd_logging
+
+    execd_logging.configure(settings.log_level)
 
 
 def _run(coroutine: Any) -> Any:
@@ -65,7 +72,7 @@ def serve(
         data_dir=data_dir,
         database_url=database_url,
     )
-    execd_logging.configure(settings.log_level)
+    _configure_logging(settings)
     runtime = Runtime(settings)
 
     def ready() -> None:
@@ -106,7 +113,7 @@ def worker(
         worker_devices=device or None,
         database_url=database_url,
     )
-    execd_logging.configure(settings.log_level)
+    _configure_logging(settings)
     from execd.errors import ExecdError
 
     try:
