@@ -176,12 +176,7 @@ def summary(execution: Execution) -> None:
             ("id", str(execution.id)),
             ("action", execution.action_ref),
             ("status", output.status(execution.status)),
-            (
-                "duration",
-                f"{execution.duration_ms / 1000:.2f}s"
-                if execution.duration_ms is not None
-                else "-",
-            ),
+            ("duration", output.duration(execution)),
             ("result", output.cell(execution.result)),
             *([("error", execution.error)] if execution.error else []),
         ]
@@ -318,7 +313,7 @@ def executions_get(
                 ("created", output.when(e.created)),
                 ("started", output.when(e.started)),
                 ("ended", output.when(e.ended_at)),
-                ("duration", f"{e.duration_ms / 1000:.2f}s" if e.duration_ms is not None else "-"),
+                ("duration", output.duration(e)),
                 ("progress", output.progress_line(e) if p is not None else "-"),
                 ("exit code", output.cell(e.exit_code)),
                 ("result", output.cell(e.result)),
@@ -627,10 +622,6 @@ def actions_apply(
     """Create or update the actions, flows, triggers and rules a pack file defines.
     Applying the same file again changes nothing."""
     document = load_pack(file)
-    try:
-        packs.check(document)
-    except packs.PackError as exc:
-        output.fail(f"{file}: {exc.message}", Exit.USAGE)
     stopped: PartlyApplied | None = None
     with connect() as client:
         try:

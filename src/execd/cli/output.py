@@ -29,6 +29,7 @@ from execd.client import (
 )
 from execd.client.errors import UnexpectedAnswer
 from execd.client.operations import WaitTimeout
+from execd.client.packs import PackError
 
 if TYPE_CHECKING:  # rich.progress is imported when a bar is shown: commands start faster
     from rich.progress import Progress
@@ -180,7 +181,7 @@ def errors() -> Any:
     """Turn what the SDK raises into one line on stderr and an exit code."""
     try:
         yield
-    except ConfigurationError as exc:
+    except (ConfigurationError, PackError) as exc:  # nothing was sent
         fail(exc.message, Exit.USAGE)
     except UnexpectedAnswer as exc:
         fail(exc.message, Exit.UNREACHABLE)
@@ -205,6 +206,11 @@ def errors() -> Any:
         fail(exc.message, Exit.WAIT_EXPIRED)
     except ClientError as exc:
         fail(exc.message)
+
+
+def duration(execution: Execution) -> str:
+    ms = execution.duration_ms
+    return "-" if ms is None else f"{ms / 1000:.2f}s"
 
 
 def progress_line(execution: Execution) -> str:
