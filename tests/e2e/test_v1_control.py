@@ -54,6 +54,47 @@ def test_retry_runs_it_again_with_overrides_and_a_link(client: httpx.Client) -> 
     assert client.post("/api/v1/executions/999999/retry").status_code == 404
 
 
+def test_cancel_is_idempotent_while_canceling_and_cascades_to_children(
+    deployment: Deployment,
+) -> None:
+    # A kill grace of 5 s and a script that ignores SIGTERM keep the parent in
+    # `canceling` until the grace runs out, so the second cancel meets it there.
+    server = deployment.server(workers=2, EXECD_KILL_GRACE_SECONDS="5")
+    client = server.client()
+    stubborn = "trap '' TERM; echo ready; while :; do sleep 0.1; done"
+    _define(client, "ops.stubborn", stubborn, timeout=120)
+    parent = submit(client, "ops.stubborn")
+    wait_status(client, parent["id"], "running")
+    running_child = submit(client, "ops.stubborn", parent=parent["id"])
+    wait_status(client, running_child["id"], "running")
+    queued_child = submit(client, "core.noop", parent=parent["id"], delay=600)
+    grandchild = submit(client, "core.noop", parent=queued_child["id"], delay=600)
+
+    first = client.post(f"/api/v1/executions/{parent['id']}/cancel")
+    assert first.status_code == 200, first.text
+    assert first.json()["data"]["status"] == "canceling"
+    again = client.post(f"/api/v1/executions/{parent['id']}/cancel")
+    assert again.status_code == 200, again.text
+    assert again.json()["data"]["status"] == "canceling"
+    # The cascade reached every descendant: the queued ones end at once, the
+    # running child is asked to stop like its parent.
+    assert get(client, queued_child["id"])["status"] == "cancelled"
+    assert get(client, grandchild["id"])["status"] == "cancelled"
+    assert get(client, running_child["id"])["status"] == "canceling"
+    steps = [(e["from_status"], e["to_status"]) for e in history(client, parent["id"])]
+    assert steps.count(("running", "canceling")) == 1, "the second cancel changed nothing"
+
+    # After the grace the worker kills them; then a cancel is a conflict.
+    for execution in (parent, running_child):
+        assert wait_status(client, execution["id"], timeout=30)["status"] == "cancelled"
+    late = client.post(f"/api/v1/executions/{parent['id']}/cancel")
+    assert late.status_code == 409
+    assert late.json() == {
+        "error": f"Execution {parent['id']} is already cancelled",
+        "status": 409,
+    }
+
+
 def test_bulk_cancel_and_delete_answer_per_id(client: httpx.Client) -> None:
     _define(client, "ops.wait", "sleep 30")
     waiting = [submit(client, "ops.wait", delay=600)["id"] for _ in range(3)]
