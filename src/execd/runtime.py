@@ -181,4 +181,5 @@ class Runtime:
         for task in self._background:
             task.cancel()
         await asyncio.gather(*self._background, return_exceptions=True)
+        await self.streams.hub.close()
         await self.db.dispose()

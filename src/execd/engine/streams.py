@@ -1,14 +1,21 @@
 """Live streams: execution events as they happen, and an execution's output as it is
 written. Both resume where a client left off: events from a log position (the SSE
 event id), output from a byte offset. The dialect turns what these yield into
-Server-Sent Events or WebSocket messages."""
+Server-Sent Events or WebSocket messages.
+
+Event streams share one reader per process (EventHub): a stream reads the log itself
+only to catch up (resuming from an old id, or after falling behind), then the hub
+feeds it, so a thousand open streams cost one log read per poll, not a thousand."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+
+import structlog
 
 from execd.domain.access import Principal
 from execd.domain.states import TERMINAL, Status
@@ -18,8 +25,11 @@ from execd.store.artifacts import STREAMS
 from execd.store.events import EventLog, LogEvent, Position
 
 BATCH = 500
+BACKLOG = 10 * BATCH  # events a stream may leave unsent before it reads for itself
 CHUNK = 64 * 1024
 KEEPALIVE_SECONDS = 15.0
+
+log = structlog.get_logger(__name__)
 
 
 @dataclass(frozen=True)
@@ -79,11 +89,102 @@ def utf8_cut(data: bytes) -> int:
     return len(data)
 
 
+class Follower:
+    """An event stream that has caught up, as the hub sees it: the events of its project
+    that pass its filter wait in `pending` until the stream takes them."""
+
+    def __init__(self, project_id: str, f: EventFilter) -> None:
+        self.project_id = project_id
+        self.filter = f
+        self.pending: list[LogEvent] = []
+        self.behind = False  # let go by the hub: read for yourself
+        self._ready = asyncio.Event()
+
+    def offer(self, events: list[LogEvent]) -> bool:
+        """Queue what this stream wants; False (and let go) if it is too far behind."""
+        wanted = [e for e in events if e.project_id == self.project_id and self.filter.wants(e)]
+        if len(self.pending) + len(wanted) > BACKLOG:
+            self.let_go()
+            return False
+        if wanted:
+            self.pending += wanted
+            self._ready.set()
+        return True
+
+    def let_go(self) -> None:
+        self.behind = True
+        self._ready.set()
+
+    async def take(self, timeout: float) -> list[LogEvent]:
+        """What is pending, waiting up to `timeout` for something (empty if nothing)."""
+        if not self.pending and not self.behind:
+            self._ready.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._ready.wait(), timeout)
+        taken, self.pending = self.pending, []
+        return taken
+
+
+class EventHub:
+    """Follows the event log for every caught-up stream of this process, in one read
+    per poll across all projects. It runs while it has followers. A follower that lets
+    more than BACKLOG events pile up (a slow client) is let go, and catches up by
+    reading for itself: nothing is dropped, and memory stays bounded."""
+
+    def __init__(self, log: EventLog, *, poll_seconds: float) -> None:
+        self.log = log
+        self.poll_seconds = poll_seconds
+        self.followers: set[Follower] = set()
+        self.position: Position | None = None  # everything up to here has been offered
+        self._task: asyncio.Task[None] | None = None
+
+    def join(self, follower: Follower, here: Position) -> Position:
+        """Feed `follower` every event after the returned position (the hub's own; a
+        follower at `here` that is behind it reads the gap itself)."""
+        if self.position is None:
+            self.position = here
+        self.followers.add(follower)
+        if self._task is None or self._task.done():
+            self._task = asyncio.create_task(self._run(), name="execd-event-hub")
+        return self.position
+
+    def leave(self, follower: Follower) -> None:
+        self.followers.discard(follower)
+
+    async def _run(self) -> None:
+        try:
+            while self.followers and self.position is not None:
+                found, here = await self.log.read(self.position, BATCH)
+                # No await from here on: a stream that joins sees either all of this
+                # batch (offered below) or none of it (its gap read covers it).
+                for follower in list(self.followers):
+                    if not follower.offer(found):
+                        self.followers.discard(follower)
+                self.position = here
+                if len(found) < BATCH:
+                    await asyncio.sleep(self.poll_seconds)
+        except Exception as exc:  # the streams read for themselves and meet the error
+            log.warning("event hub stopped", error=str(exc))
+            for follower in self.followers:
+                follower.let_go()
+            self.followers.clear()
+        finally:
+            if not self.followers:
+                self.position = None  # the next stream to join starts it where it is
+
+    async def close(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+
+
 class LiveStreams:
     def __init__(self, log: EventLog, executions: ExecutionService, *, poll_seconds: float) -> None:
         self.log = log
         self.executions = executions
         self.poll_seconds = poll_seconds
+        self.hub = EventHub(log, poll_seconds=poll_seconds)
 
     async def events(
         self, caller: Principal, f: EventFilter, after: Position | None
@@ -91,15 +192,39 @@ class LiveStreams:
         """Batches of the caller's events that pass `f`, from after `after` (or from
         now), for ever. An empty batch now and then keeps the connection alive."""
         here = after if after is not None else await self.log.tail()
+        project = caller.project_id
         quiet_since = time.monotonic()
         while True:
-            found, here = await self.log.read(here, BATCH, caller.project_id)
+            # Catch up by reading for ourselves ...
+            found, here = await self.log.read(here, BATCH, project)
             mine = [e for e in found if f.wants(e)]
             if mine or time.monotonic() - quiet_since > KEEPALIVE_SECONDS:
                 quiet_since = time.monotonic()
                 yield mine
-            if len(found) < BATCH:
-                await asyncio.sleep(self.poll_seconds)
+            if len(found) == BATCH:
+                continue
+            # ... then follow the hub, from the first event we have not read.
+            follower = Follower(project, f)
+            start = self.hub.join(follower, here)
+            try:
+                while here < start:  # the hub is ahead: read up to it ourselves
+                    found, read_to = await self.log.read(here, BATCH, project)
+                    if mine := [e for e in found if f.wants(e)]:
+                        quiet_since = time.monotonic()
+                        yield mine
+                    # A short read saw every final event of ours, and all up to
+                    # `start` were final when the hub read them.
+                    here = read_to if len(found) == BATCH else max(read_to, start)
+                while not follower.behind or follower.pending:
+                    taken = await follower.take(KEEPALIVE_SECONDS)
+                    mine = [e for e in taken if e.position > here]  # none read twice
+                    if mine:
+                        here = mine[-1].position
+                    if mine or time.monotonic() - quiet_since > KEEPALIVE_SECONDS:
+                        quiet_since = time.monotonic()
+                        yield mine
+            finally:
+                self.hub.leave(follower)
 
     async def output(
         self, caller: Principal, execution_id: int, stream: str, offset: int
