@@ -191,6 +191,7 @@ def test_definitions_are_checked_and_managed(client: httpx.Client) -> None:
         {"ref": "x", "type": "webhook", "config": {"auth": "hmac"}, "secret": "short"},
         {"ref": "x", "type": "webhook", "secret": "a-long-enough-secret-value"},
         {"ref": "-bad ref", "type": "webhook"},
+        {"ref": "newline\n", "type": "webhook"},
         {"ref": "x", "type": "timer", "config": {"cron": "* * * * * *"}},  # five fields
     ]
     for body in bad_triggers:
@@ -217,6 +218,20 @@ def test_definitions_are_checked_and_managed(client: httpx.Client) -> None:
         assert response.status_code == 400, (criteria, response.text)
     long_ref = {"ref": "r" * 191, "trigger": "hook", "action_ref": "core.noop"}
     assert client.post("/api/v1/rules", json=long_ref).status_code == 400
+    newline = {"ref": "r\n", "trigger": "hook", "action_ref": "core.noop"}
+    assert client.post("/api/v1/rules", json=newline).status_code == 400
+    # A placeholder is a look-up, nothing else: a filter, an expression or an unclosed
+    # brace would go out as literal text, so the rule is refused when saved.
+    for text in ("{{ payload.x | upper }}", "{{ 7*7 }}", "{{ payload.x", "a {{ payload }"):
+        body = {
+            "ref": "r",
+            "trigger": "hook",
+            "action_ref": "core.echo",
+            "parameters": {"message": text},
+        }
+        refused = client.post("/api/v1/rules", json=body)
+        assert refused.status_code == 400, (text, refused.text)
+        assert "Not a placeholder" in refused.json()["error"]
     missing = {"ref": "r", "trigger": "nope", "action_ref": "core.noop"}
     assert client.post("/api/v1/rules", json=missing).status_code == 400
 

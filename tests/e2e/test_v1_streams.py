@@ -257,9 +257,31 @@ def test_websocket_streams(client: httpx.Client, shared_server: Server) -> None:
     assert messages[-1]["event"] == "done"
     assert "".join(m["data"]["data"] for m in messages if m["event"] == "output") == EXPECTED
 
-    with connect(ws_url(shared_server, path, token="wrong"), open_timeout=10) as socket:
-        error = orjson.loads(socket.recv(timeout=10))
-        with pytest.raises(ConnectionClosed) as closed:
-            socket.recv(timeout=10)
-    assert error["status"] == 401 and error["error"]
-    assert closed.value.rcvd is not None and closed.value.rcvd.code == 4401
+    def refused(url: str) -> tuple[dict[str, Any], int | None]:
+        with connect(url, open_timeout=10) as socket:
+            error = orjson.loads(socket.recv(timeout=10))
+            with pytest.raises(ConnectionClosed) as closed:
+                socket.recv(timeout=10)
+        return error, closed.value.rcvd.code if closed.value.rcvd else None
+
+    error, code = refused(ws_url(shared_server, path, token="wrong"))
+    assert error["status"] == 401 and error["error"] and code == 4401
+    # Bad parameters are the dialect's 400, as over SSE, not a bare handshake refusal.
+    huge = "9" * 20
+    for bad_path, params in [
+        ("/api/v1/executions/stream", {"execution": "abc"}),
+        ("/api/v1/executions/stream", {"execution": huge}),
+        ("/api/v1/executions/stream", {"status": "exploded"}),
+        ("/api/v1/executions/stream", {"last_event_id": "nonsense"}),
+        ("/api/v1/executions/stream", {"action_ref": "x" * 301}),
+        (f"/api/v1/executions/{huge}/output/stdout/stream", {}),
+        ("/api/v1/executions/abc/output/stdout/stream", {}),
+        (f"/api/v1/executions/{execution['id']}/output/stdin/stream", {}),
+        (path, {"offset": "-1"}),
+    ]:
+        error, code = refused(ws_url(shared_server, bad_path, token=token, **params))
+        assert (error["status"], code) == (400, 4400), (bad_path, params, error)
+        assert error["error"]
+    error, code = refused(ws_url(shared_server, "/api/v1/executions/999999/output/stdout/stream",
+                                 token=token))  # fmt: skip
+    assert (error["status"], code) == (404, 4404)

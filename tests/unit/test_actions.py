@@ -17,7 +17,7 @@ from execd.domain.core_pack import CORE_ACTIONS, CORE_BY_UUID
 def test_split_ref() -> None:
     assert split_ref("core.shell") == ("core", "shell")
     assert split_ref("aws.ec2.start_instance") == ("aws", "ec2.start_instance")
-    for bad in ["shell", ".x", "a.", "a b.c", ""]:
+    for bad in ["shell", ".x", "a.", "a b.c", "", "core.shell\n"]:
         with pytest.raises(ValueError):
             split_ref(bad)
 

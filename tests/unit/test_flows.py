@@ -5,7 +5,7 @@ import pytest
 from execd.api.dialects.flows import params
 from execd.api.dialects.flows.wire import format_duration
 from execd.domain.flows import FlowSpec, FlowStep, find_cycle, validate_flow
-from execd.domain.templates import TemplateError, render
+from execd.domain.templates import TemplateError, check, render
 from execd.errors import InvalidInput
 
 
@@ -29,6 +29,13 @@ def test_render_keeps_types_for_whole_placeholders_and_text_inside_strings() -> 
         render("{{ parameters.missing }}", context)
 
 
+def test_text_that_opens_a_placeholder_must_be_one() -> None:
+    check({"a": "{{ parameters.n }} and {{deviceId}}", "b": ["{single}", 1, None]})
+    for bad in ("{{ x | upper }}", "{{ 7*7 }}", "{{ x", "ok {{ x }} then {{", "{{}}"):
+        with pytest.raises(TemplateError, match="Not a placeholder"):
+            check({"deep": [{"text": bad}]})
+
+
 def test_find_cycle() -> None:
     graph = {"a": ["b"], "b": ["c"], "c": ["a"], "d": ["b"]}
     assert find_cycle("a", graph) == ["a", "b", "c", "a"]
@@ -42,6 +49,9 @@ def test_validate_flow() -> None:
         validate_flow(FlowSpec(name="x", steps=[FlowStep(action="a.b", flow="f")]))
     with pytest.raises(ValueError, match="no timeout"):
         validate_flow(FlowSpec(name="x", steps=[FlowStep(flow="f", timeout=3)]))
+    bad_template = FlowStep(action="a.b", parameters={"x": "{{ parameters.y | int }}"})
+    with pytest.raises(ValueError, match="step 1: Not a placeholder"):
+        validate_flow(FlowSpec(name="x", steps=[bad_template]))
 
 
 @pytest.mark.parametrize(

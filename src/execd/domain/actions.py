@@ -21,7 +21,7 @@ RUNNERS = USER_RUNNERS | {"local"}
 BUILTIN_PACK = "core"
 SECRET_MASK = "********"
 
-_REF = re.compile(r"^[a-z0-9][a-z0-9_-]{0,99}\.[a-z0-9_][a-z0-9_.-]{0,199}$", re.IGNORECASE)
+_REF = re.compile(r"[a-z0-9][a-z0-9_-]{0,99}\.[a-z0-9_][a-z0-9_.-]{0,199}", re.IGNORECASE)
 # What a retry can be triggered by: a failed or timed-out run, or a lease lost with its worker.
 RETRY_CAUSES = frozenset({"failed", "timeout", "lost"})
 
@@ -32,7 +32,7 @@ MAX_RETRY_DELAY = 30 * 86400.0
 
 def split_ref(ref: str) -> tuple[str, str]:
     """`pack.name` -> (pack, name); raises ValueError on a malformed reference."""
-    if not _REF.match(ref):
+    if not _REF.fullmatch(ref):
         raise ValueError(
             f"Invalid action reference {ref!r}: expected 'pack.name' "
             "(letters, digits, '_', '-', and dots in the name)"

@@ -19,6 +19,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from execd.domain import templates
 from execd.domain.actions import MAX_SECONDS
 
 FLOW_RUNNER = "flow"
@@ -89,6 +90,10 @@ def validate_flow(spec: FlowSpec) -> None:
             raise ValueError(f"{where}: timeout must be between 0 and {MAX_SECONDS:.0f} seconds")
         if step.flow is not None and step.timeout is not None:
             raise ValueError(f"{where}: a sub-flow step has no timeout of its own")
+        try:
+            templates.check(step.parameters)
+        except templates.TemplateError as exc:
+            raise ValueError(f"{where}: {exc}") from None
 
 
 def find_cycle(start: str, calls_of: dict[str, list[str]]) -> list[str] | None:

@@ -26,7 +26,7 @@ from execd.domain.states import TERMINAL, parse_status
 
 WEBHOOK, TIMER, EXECUTION = "webhook", "timer", "execution"
 TRIGGER_TYPES = (WEBHOOK, TIMER, EXECUTION)
-REF = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,199}$")
+REF = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,199}")
 
 # Webhook authentication: the project's bearer token, or an HMAC-SHA256 signature of
 # the raw body with the trigger's secret (header X-Execd-Signature: sha256=<hex>).
@@ -133,7 +133,7 @@ class RuleSpec:
 def check_ref(kind: str, ref: str) -> None:
     # A rule's executions are submitted by "rule:<ref>" (at most 200 characters).
     longest = 190 if kind == "rule" else 200
-    if not REF.match(ref) or len(ref) > longest:
+    if not REF.fullmatch(ref) or len(ref) > longest:
         raise RuleError(
             f"A {kind} ref has 1 to {longest} letters, digits, '_', '.' or '-' and starts "
             "with a letter or digit"
@@ -429,6 +429,10 @@ def _compare(op: str, found: Any, expected: Any) -> bool:
 def check_template(parameters: Any) -> None:
     if not isinstance(parameters, dict):
         raise RuleError("parameters is an object (a template of the action's parameters)")
+    try:
+        templates.check(parameters)
+    except templates.TemplateError as exc:
+        raise RuleError(f"parameters: {exc}") from None
 
 
 def render_parameters(template: dict[str, Any], context: dict[str, Any]) -> dict[str, Any]:

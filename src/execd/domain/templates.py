@@ -36,6 +36,25 @@ def render(value: Any, context: dict[str, Any]) -> Any:
     return value
 
 
+def check(value: Any) -> None:
+    """Refuse text that opens a placeholder but is not one (a filter, an expression, an
+    unclosed brace): rendered, it would go out as literal text. `{{` is reserved in
+    templates."""
+    if isinstance(value, str):
+        rest = _PLACEHOLDER.sub("", value)
+        if (start := rest.find("{{")) >= 0:
+            raise TemplateError(
+                f"Not a placeholder: {rest[start : start + 40]!r}. A placeholder is "
+                "{{ path.to.value }}: a dotted path, nothing else"
+            )
+    elif isinstance(value, dict):
+        for item in value.values():
+            check(item)
+    elif isinstance(value, list):
+        for item in value:
+            check(item)
+
+
 def parameters_used(value: Any) -> set[str]:
     """The flow parameters (top-level names) the placeholders in `value` read."""
     if isinstance(value, str):
