@@ -348,18 +348,22 @@ class BulkBody(BaseModel):
     reason: str | None = Field(default=None, max_length=2000)
 
 
-async def _targets(runtime: RuntimeDep, caller: Principal, body: BulkBody) -> list[int]:
+async def _targets(
+    runtime: RuntimeDep, caller: Principal, body: BulkBody
+) -> tuple[list[int], bool]:
+    """The ids to act on, and whether more match the filter than one request handles."""
     if (body.ids is None) == (body.filter is None):
         raise InvalidInput("Give either ids (up to 1000) or a filter")
     if body.ids is not None:
-        return list(dict.fromkeys(body.ids))
+        return list(dict.fromkeys(body.ids)), False
     assert body.filter is not None
     spec = body.filter
     f = _filter(
         spec.status, spec.action_ref, spec.pack_name, None, None, None,
         spec.created_after, spec.created_before, None, None,
     )  # fmt: skip
-    return await runtime.executions.matching_ids(caller, f, BULK_LIMIT)
+    ids = await runtime.executions.matching_ids(caller, f, BULK_LIMIT + 1)
+    return ids[:BULK_LIMIT], len(ids) > BULK_LIMIT
 
 
 BULK_LIMIT = 1000
@@ -367,18 +371,19 @@ BULK_LIMIT = 1000
 
 @router.post("/bulk/cancel", summary="Cancel many executions: by ids or by a filter")
 async def bulk_cancel(runtime: RuntimeDep, caller: Caller, body: BulkBody) -> Json:
-    ids = await _targets(runtime, caller, body)
+    ids, more = await _targets(runtime, caller, body)
     results = await runtime.executions.cancel_many(caller, ids, body.reason)
     data = [{"id": i, "result": outcome} for i, (outcome, _) in results.items()]
-    return Json({"data": data, "summary": _summary(o for o, _ in results.values())})
+    summary = _summary(o for o, _ in results.values())
+    return Json({"data": data, "summary": summary, "more": more})
 
 
 @router.post("/bulk/delete", summary="Delete many ended executions: by ids or by a filter")
 async def bulk_delete(runtime: RuntimeDep, caller: Caller, body: BulkBody) -> Json:
-    ids = await _targets(runtime, caller, body)
+    ids, more = await _targets(runtime, caller, body)
     results = await runtime.executions.delete_many(caller, ids)
     data = [{"id": i, "result": outcome} for i, outcome in results.items()]
-    return Json({"data": data, "summary": _summary(results.values())})
+    return Json({"data": data, "summary": _summary(results.values()), "more": more})
 
 
 def _summary(outcomes: Iterable[str]) -> dict[str, int]:
