@@ -74,7 +74,7 @@ def fill(url: str, n: int, now: float) -> str:
                     "entry_point": "noop",
                     "parameters": {},
                     "status": "failed" if failed else "completed",
-                    "priority": 5,
+                    "priority": 1,
                     "attempt": 1,
                     "max_attempts": 1,
                     "fence": 1,

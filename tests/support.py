@@ -346,3 +346,59 @@ def children_of(pid: int) -> Iterator[int]:
     with contextlib.suppress(psutil.Error):
         for child in psutil.Process(pid).children(recursive=True):
             yield child.pid
+
+
+def insert_ended(
+    database_url: str,
+    client: httpx.Client,
+    count: int,
+    *,
+    action_ref: str = "core.noop",
+    ended_ago: float = 0.0,
+    status: str = "completed",
+    parent_ids: list[int] | None = None,
+) -> list[int]:
+    """`count` executions of the client's project, written straight into the database
+    (as many through the API would take minutes), oldest first; their ids. They ended
+    `ended_ago` seconds ago (an unfinished `status` has them waiting instead); with
+    `parent_ids`, the n-th is a child of the n-th parent."""
+    from sqlalchemy import create_engine, insert
+
+    from execd.store.database import sync_url
+    from execd.store.schema import executions
+
+    me = client.get("/api/v1/me").json()["data"]
+    pack = action_ref.split(".", 1)[0]
+    now = time.time() - ended_ago
+    ended = status in TERMINAL
+    ids: list[int] = []
+    engine = create_engine(sync_url(database_url))
+    with engine.begin() as conn:
+        for start in range(0, count, 10_000):
+            rows = [
+                {
+                    "uuid": str(uuid.uuid4()),
+                    "tenant_id": me["tenant_id"],
+                    "project_id": me["project_id"],
+                    "action_ref": action_ref,
+                    "pack": pack,
+                    "runner": "local",
+                    "entry_point": "noop",
+                    "parameters": {"n": n},
+                    "status": status,
+                    "priority": 1,
+                    "attempt": 1,
+                    "max_attempts": 1,
+                    "fence": 1,
+                    "parent_id": parent_ids[n] if parent_ids else None,
+                    "created": now - count + n,
+                    "updated": now - count + n,
+                    "started": now - count + n,
+                    "ended": now - count + n + 0.01 if ended else None,
+                    "result": {"message": "x" * 50} if ended else None,
+                }
+                for n in range(start, min(count, start + 10_000))
+            ]
+            ids += conn.execute(insert(executions).returning(executions.c.id), rows).scalars()
+    engine.dispose()
+    return ids

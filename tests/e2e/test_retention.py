@@ -4,16 +4,18 @@ logs and artifacts, keeps the newest per action, and never touches unfinished wo
 from __future__ import annotations
 
 import re
+import sqlite3
 import subprocess
 import sys
 import time
 from pathlib import Path
 
+import pytest
 from sqlalchemy import create_engine, update
 
 from execd.store.database import sync_url
 from execd.store.schema import executions
-from tests.support import Deployment, submit, wait_status
+from tests.support import Deployment, insert_ended, submit, wait_for, wait_status
 
 
 def gc(deployment: Deployment, *args: str, **env: str) -> str:
@@ -59,7 +61,14 @@ def test_gc_deletes_what_the_policy_lets_go(deployment: Deployment) -> None:
     assert "would delete 2 executions" in dry
     assert all(client.get(f"/api/v1/executions/{e['id']}").status_code == 200 for e in bad)
 
-    out = gc(deployment, "--days", "7", EXECD_RETENTION_KEEP_PER_ACTION="1")
+    # --days sets the policy for this run, whatever a per-status setting says.
+    out = gc(
+        deployment,
+        "--days",
+        "7",
+        EXECD_RETENTION_KEEP_PER_ACTION="1",
+        EXECD_RETENTION_DAYS_COMPLETED="30",
+    )
     assert re.search(r"deleted 3 executions", out), out  # 2 of keep.ok, 1 of keep.bad
     remaining = {e["id"] for e in client.get("/api/v1/executions").json()["data"]}
     assert remaining == {ok[-1]["id"], bad[-1]["id"], running["id"]}
@@ -72,3 +81,55 @@ def test_gc_deletes_what_the_policy_lets_go(deployment: Deployment) -> None:
     )
     assert refused.returncode == 2 and "no retention policy" in refused.stderr
     client.post(f"/api/v1/executions/{running['id']}/cancel")
+
+
+def test_serve_sweeps_past_what_it_cannot_delete(deployment: Deployment) -> None:
+    """The periodic sweep of `execd serve`: more than a batch of old executions that
+    cannot go yet (a child still waits) does not stop it from deleting what can, and
+    the newest of each action are kept."""
+    server = deployment.server(
+        workers=0,
+        EXECD_RETENTION_DAYS="7",
+        EXECD_RETENTION_SECONDS="0.5",
+        EXECD_RETENTION_KEEP_PER_ACTION="2",
+    )
+    client = server.client()
+    ten_days = 10 * 86400
+    held = insert_ended(
+        deployment.database_url, client, 250, action_ref="ret.held", ended_ago=ten_days
+    )
+    waiting = insert_ended(
+        deployment.database_url, client, 250, status="requested", parent_ids=held
+    )
+    free = insert_ended(
+        deployment.database_url, client, 50, action_ref="ret.free", ended_ago=ten_days
+    )
+    assert max(held) < min(free)  # the held ones come first in every batch
+
+    def count(ref: str) -> int:
+        response = client.get("/api/v1/executions", params={"action_ref": ref, "per_page": 1})
+        total: int = response.json()["pagination"]["total_items"]
+        return total
+
+    wait_for(lambda: count("ret.free") == 2, timeout=30, message="the sweep of ret.free")
+    kept = client.get("/api/v1/executions", params={"action_ref": "ret.free"}).json()["data"]
+    assert sorted(e["id"] for e in kept) == free[-2:]
+    assert count("ret.held") == 250
+    assert count("core.noop") == len(waiting)
+
+
+@pytest.mark.parametrize("backend", ["sqlite"], indirect=True)  # only the file matters
+def test_a_dry_run_changes_nothing(deployment: Deployment, tmp_path: Path) -> None:
+    empty = tmp_path / "empty.db"
+    done = subprocess.run(
+        [sys.executable, "-m", "execd", "gc", "--dry-run", "--days", "1"],
+        env=deployment.env(EXECD_DATABASE_URL=f"sqlite:///{empty}"),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 2, done.stderr
+    assert "execd migrate" in done.stderr
+    if empty.exists():  # opened, but no table was made
+        with sqlite3.connect(empty) as conn:
+            assert conn.execute("SELECT name FROM sqlite_master").fetchall() == []

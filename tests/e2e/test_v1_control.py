@@ -7,15 +7,11 @@ import csv
 import io
 import json
 import time
-import uuid
 
 import httpx
 import psutil
-from sqlalchemy import create_engine, insert
 
-from execd.store.database import sync_url
-from execd.store.schema import executions
-from tests.support import Deployment, get, history, submit, wait_status
+from tests.support import Deployment, get, history, insert_ended, submit, wait_status
 
 
 def _define(client: httpx.Client, ref: str, script: str, **kw: object) -> None:
@@ -176,45 +172,10 @@ def test_time_ranges_cursors_and_export(client: httpx.Client) -> None:
     assert client.get("/api/v1/executions/export", params={"format": "xml"}).status_code == 400
 
 
-def _insert_ended(database_url: str, client: httpx.Client, count: int) -> None:
-    """`count` completed core.noop executions of the client's project, written straight
-    into the database (as many through the API would take minutes)."""
-    me = client.get("/api/v1/me").json()["data"]
-    now = time.time()
-    engine = create_engine(sync_url(database_url))
-    with engine.begin() as conn:
-        for start in range(0, count, 10_000):
-            rows = [
-                {
-                    "uuid": str(uuid.uuid4()),
-                    "tenant_id": me["tenant_id"],
-                    "project_id": me["project_id"],
-                    "action_ref": "core.noop",
-                    "pack": "core",
-                    "runner": "local",
-                    "entry_point": "noop",
-                    "parameters": {"n": n},
-                    "status": "completed",
-                    "priority": 1,
-                    "attempt": 1,
-                    "max_attempts": 1,
-                    "fence": 1,
-                    "created": now - count + n,
-                    "updated": now - count + n,
-                    "started": now - count + n,
-                    "ended": now - count + n + 0.01,
-                    "result": {"message": "x" * 50},
-                }
-                for n in range(start, min(count, start + 10_000))
-            ]
-            conn.execute(insert(executions), rows)
-    engine.dispose()
-
-
 def test_bulk_by_filter_says_when_more_match(deployment: Deployment) -> None:
     server = deployment.server(workers=0)
     client = server.client()
-    _insert_ended(deployment.database_url, client, 1205)
+    insert_ended(deployment.database_url, client, 1205)
     body = {"filter": {"status": "completed", "action_ref": "core.noop"}}
     first = client.post("/api/v1/executions/bulk/delete", json=body).json()
     assert first["summary"] == {"deleted": 1000} and first["more"] is True
@@ -228,7 +189,7 @@ def test_bulk_by_filter_says_when_more_match(deployment: Deployment) -> None:
 def test_an_export_of_100000_executions_streams_in_flat_memory(deployment: Deployment) -> None:
     server = deployment.server(workers=0)
     client = server.client()
-    _insert_ended(deployment.database_url, client, 100_000)
+    insert_ended(deployment.database_url, client, 100_000)
 
     process = psutil.Process(server.pid)
     before = process.memory_info().rss

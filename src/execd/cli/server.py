@@ -165,23 +165,42 @@ def gc(
     database_url: Annotated[str | None, typer.Option(help="[EXECD_DATABASE_URL]")] = None,
 ) -> None:
     """Apply the retention policy now: delete ended executions past their time."""
-    settings = _settings(database_url=database_url, retention_days=days)
+    # --days is the policy for this run: it overrides the per-status settings too.
+    statuses = ("completed", "failed", "timeout", "cancelled", "abandoned")
+    per_status = {f"retention_days_{s}": days for s in statuses}
+    settings = _settings(database_url=database_url, retention_days=days, **per_status)
     if not settings.retention_policy().days:
         typer.echo("error: no retention policy: set EXECD_RETENTION_DAYS or --days", err=True)
         raise typer.Exit(2)
-    swept = _run(_offline(settings, lambda r: r.retention.sweep(dry_run=dry_run)))
+    if dry_run:
+        from execd.store.migrate import is_current
+
+        if not is_current(settings.resolved_database_url):
+            typer.echo(
+                "error: the database is not at this version's schema: run `execd migrate` "
+                "first (a dry run changes nothing)",
+                err=True,
+            )
+            raise typer.Exit(2)
+    swept = _run(
+        _offline(settings, lambda r: r.retention.sweep(dry_run=dry_run), migrate=not dry_run)
+    )
     if dry_run:
         typer.echo(f"would delete {swept.deleted} executions (and what is below them)")
     else:
         typer.echo(f"deleted {swept.deleted} executions in {swept.batches} batches")
 
 
-async def _offline(settings: Settings, job: Callable[[Runtime], Awaitable[T]]) -> T:
-    """Run `job` against the database (migrated first), without serving anything."""
+async def _offline(
+    settings: Settings, job: Callable[[Runtime], Awaitable[T]], *, migrate: bool = True
+) -> T:
+    """Run `job` against the database (migrated first, unless told not to), without
+    serving anything."""
     from execd.runtime import Runtime
     from execd.store.migrate import upgrade
 
-    await asyncio.to_thread(upgrade, settings.resolved_database_url)
+    if migrate:
+        await asyncio.to_thread(upgrade, settings.resolved_database_url)
     runtime = Runtime(settings)
     try:
         return await job(runtime)

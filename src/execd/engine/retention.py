@@ -37,16 +37,17 @@ class Retention:
         if dry_run:
             return Sweep(len(await self.store.expired(self.policy, 10**9)), 0)
         deleted = batches = 0
+        after = 0
         while True:
-            ids = await self.store.expired(self.policy, BATCH)
+            ids = await self.store.expired(self.policy, BATCH, after)
             if not ids:
                 break
+            after = ids[-1]  # what could not go (something below still runs) is passed
             removed = await self.store.delete(ids)
-            if not removed:
-                break  # what is left has something below it still running
-            await asyncio.to_thread(self._remove_files, removed)
-            deleted += len(removed)
-            batches += 1
+            if removed:
+                await asyncio.to_thread(self._remove_files, removed)
+                deleted += len(removed)
+                batches += 1
             if len(ids) < BATCH:
                 break
             await asyncio.sleep(0)  # other work gets its turn between batches

@@ -31,3 +31,16 @@ def current_head() -> str:
     head = ScriptDirectory.from_config(alembic_config("sqlite://")).get_current_head()
     assert head is not None
     return head
+
+
+def is_current(url: str) -> bool:
+    """Whether the database is at this version's schema (read only: nothing is made)."""
+    from alembic.runtime.migration import MigrationContext
+    from sqlalchemy import create_engine
+
+    engine = create_engine(sync_url(url))
+    try:
+        with engine.connect() as conn:
+            return MigrationContext.configure(conn).get_current_revision() == current_head()
+    finally:
+        engine.dispose()

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from sqlalchemy import Connection, and_, func, or_, select
+from sqlalchemy import Connection, and_, or_, select
 
 from execd.domain.executions import Execution
 from execd.domain.retention import Policy
@@ -17,36 +17,42 @@ class RetentionStore:
     def __init__(self, db: Database) -> None:
         self.db = db
 
-    async def expired(self, policy: Policy, limit: int) -> list[int]:
-        """Ids of top-level ended executions past their time (oldest first)."""
+    async def expired(self, policy: Policy, limit: int, after: int = 0) -> list[int]:
+        """Ids above `after` of top-level ended executions past their time (in id
+        order, so a sweep pages through them once, whatever it could not delete).
+
+        A candidate is walked to along the primary key from `after`; the newest
+        `keep_per_action` of its action are kept by looking at most that many newer
+        ones up (an index on project, action and id), never by ranking the history."""
 
         def read(conn: Connection) -> list[int]:
             now = now_of(conn)
-            ranked = (
-                select(
-                    ex.c.id,
-                    ex.c.status,
-                    ex.c.ended,
-                    func.row_number()
-                    .over(partition_by=(ex.c.project_id, ex.c.action_ref), order_by=ex.c.id.desc())
-                    .label("newest"),
-                )
-                .where(ex.c.parent_id.is_(None), ex.c.status.in_(sorted(TERMINAL)))
-                .subquery()
-            )
             old = or_(
                 *(
-                    and_(ranked.c.status == status, ranked.c.ended < now - days * 86400)
+                    and_(ex.c.status == status.value, ex.c.ended < now - days * 86400)
                     for status, days in policy.days.items()
                 )
             )
-            query = (
-                select(ranked.c.id)
-                .where(ranked.c.newest > policy.keep_per_action, old)
-                .order_by(ranked.c.id)
-                .limit(limit)
-            )
-            return list(conn.execute(query).scalars())
+            query = select(ex.c.id).where(ex.c.id > after, ex.c.parent_id.is_(None), old)
+            if policy.keep_per_action:
+                newer = ex.alias("newer")
+                # The keep_per_action-th newer ended execution of the same action: it
+                # exists only if this one is not among the newest that are kept.
+                nth_newer = (
+                    select(newer.c.id)
+                    .where(
+                        newer.c.project_id == ex.c.project_id,
+                        newer.c.action_ref == ex.c.action_ref,
+                        newer.c.id > ex.c.id,
+                        newer.c.parent_id.is_(None),
+                        newer.c.status.in_(sorted(TERMINAL)),
+                    )
+                    .order_by(newer.c.id)
+                    .offset(policy.keep_per_action - 1)
+                    .limit(1)
+                )
+                query = query.where(nth_newer.exists())
+            return list(conn.execute(query.order_by(ex.c.id).limit(limit)).scalars())
 
         if not policy.days:
             return []

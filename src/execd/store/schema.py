@@ -175,9 +175,15 @@ Index(
 Index(
     "ix_executions_project_id_pack_id", executions.c.project_id, executions.c.pack, executions.c.id
 )
-Index("ix_executions_parent_id", executions.c.parent_id)
-Index("ix_executions_enforcement_id", executions.c.enforcement_id)
-Index("ix_executions_retry_of", executions.c.retry_of)
+# Links to other executions: indexed only where set (migration 0005 says why).
+for _column in ("parent_id", "enforcement_id", "retry_of"):
+    _set = text(f"{_column} IS NOT NULL")
+    Index(
+        f"ix_executions_{_column}",
+        executions.c[_column],
+        sqlite_where=_set,
+        postgresql_where=_set,
+    )
 
 # The claimable set: only rows waiting for a worker are in this index, so claiming
 # stays as fast with a million finished executions as with none.
@@ -230,7 +236,13 @@ Index(
     sqlite_where=FLOW_ROWS,
     postgresql_where=FLOW_ROWS,
 )
-Index("ix_executions_flow_id_id", executions.c.flow_id, executions.c.id)
+Index(
+    "ix_executions_flow_id_id",
+    executions.c.flow_id,
+    executions.c.id,
+    sqlite_where=FLOW_ROWS,
+    postgresql_where=FLOW_ROWS,
+)
 Index(
     "ix_executions_flow_rows_status",
     executions.c.project_id,
