@@ -1,5 +1,6 @@
-"""Timers (issue 5): a cron timer fires once per due time with two servers on one
-database, and after downtime each catch-up policy does what docs/rules.md says."""
+"""Timers and execution triggers with two servers on one database (issue 5): a cron
+timer fires once per due time, each status change fires an execution trigger once,
+and after downtime each catch-up policy does what docs/rules.md says."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ from sqlalchemy import create_engine, update
 
 from execd.store.database import sync_url
 from execd.store.schema import triggers
-from tests.support import Deployment, new_project, wait_for
+from tests.support import Deployment, new_project, submit, wait_for, wait_status
 
 
 def make(client: httpx.Client, path: str, body: dict[str, Any]) -> dict[str, Any]:
@@ -77,13 +78,37 @@ def test_two_servers_fire_a_cron_timer_once_per_minute(deployment: Deployment) -
     assert (due[1] - due[0]).total_seconds() == 60, due
 
 
+@pytest.mark.parametrize("backend", ["postgresql"], indirect=True)
+def test_two_servers_fire_an_execution_trigger_once_per_status_change(
+    deployment: Deployment,
+) -> None:
+    first = deployment.server(workers=1)
+    second = deployment.server(workers=1)
+    _, _, token = new_project(first.client())
+    one, two = first.client(token), second.client(token)
+    config = {"action_ref": "core.echo", "statuses": ["completed"]}
+    make(one, "/api/v1/triggers", {"ref": "echo-done", "type": "execution", "config": config})
+    make(one, "/api/v1/rules", {"ref": "after-echo", "trigger": "echo-done",
+                                "action_ref": "core.noop"})  # fmt: skip
+    # Submitted through both servers, run by both servers' workers, followed by both.
+    ids = [submit(c, "core.echo", {"message": str(n)})["id"] for n, c in enumerate([one, two] * 15)]
+    for execution_id in ids:
+        assert wait_status(one, execution_id)["status"] == "completed"
+    wait_for(lambda: len(fired(one, "after-echo")) >= len(ids), timeout=30, message="30 firings")
+    time.sleep(2)  # a second firing of any of them would have happened by now
+    sources = [e["payload"]["execution"]["id"] for e in fired(two, "after-echo")]
+    assert sorted(sources) == sorted(ids)
+
+
 def test_missed_due_times_follow_the_catch_up_policy(deployment: Deployment) -> None:
     server = deployment.server(workers=1)
     _, _, token = new_project(server.client())
     client = server.client(token)
     for policy in ("all", "latest", "skip"):
         timer(client, f"catch-{policy}", {"interval": 120, "catch_up": policy})
+    timer(client, "cron-all", {"cron": "* * * * *", "timezone": "UTC", "catch_up": "all"})
     # The service was "down" for ten minutes: each timer's due time is long past.
+    missed_minute = (time.time() // 60) * 60 - 300
     engine = create_engine(sync_url(deployment.database_url))
     with engine.begin() as conn:
         conn.execute(
@@ -91,7 +116,18 @@ def test_missed_due_times_follow_the_catch_up_policy(deployment: Deployment) -> 
             .where(triggers.c.ref.like("catch-%"))
             .values(next_fire=time.time() - 590)
         )
+        conn.execute(
+            update(triggers).where(triggers.c.ref == "cron-all").values(next_fire=missed_minute)
+        )
     engine.dispose()
+
+    # The cron timer fires every minute it missed, from the first, each once.
+    minutes = wait_for(lambda: len(found := fired(client, "cron-all")) >= 6 and found)
+    due = sorted(
+        datetime.fromisoformat(e["payload"]["scheduled_time"]).timestamp() for e in minutes
+    )
+    assert due[0] == missed_minute
+    assert all(b - a == 60 for a, b in itertools.pairwise(due)), due
 
     every = wait_for(lambda: len(found := fired(client, "catch-all")) >= 5 and found)
     latest = wait_for(lambda: fired(client, "catch-latest"))
