@@ -130,6 +130,20 @@ def test_a_dry_run_changes_nothing(deployment: Deployment, tmp_path: Path) -> No
     )
     assert done.returncode == 2, done.stderr
     assert "execd migrate" in done.stderr
-    if empty.exists():  # opened, but no table was made
-        with sqlite3.connect(empty) as conn:
-            assert conn.execute("SELECT name FROM sqlite_master").fetchall() == []
+    assert not empty.exists()  # not even an empty file
+    # An existing database of an older version is left as it is.
+    with sqlite3.connect(empty) as conn:
+        conn.execute("CREATE TABLE alembic_version (version_num VARCHAR(32) PRIMARY KEY)")
+        conn.execute("INSERT INTO alembic_version VALUES ('0004')")
+    again = subprocess.run(
+        [sys.executable, "-m", "execd", "gc", "--dry-run", "--days", "1"],
+        env=deployment.env(EXECD_DATABASE_URL=f"sqlite:///{empty}"),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert again.returncode == 2 and "execd migrate" in again.stderr
+    with sqlite3.connect(empty) as conn:
+        assert conn.execute("SELECT version_num FROM alembic_version").fetchall() == [("0004",)]
+        tables = conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'").fetchall()
+        assert tables == [("alembic_version",)]

@@ -10,8 +10,11 @@ from typing import Any
 
 import httpx
 import orjson
+from sqlalchemy import create_engine, update
 
-from tests.support import get, new_project, wait_for, wait_status
+from execd.store.database import sync_url
+from execd.store.schema import rules
+from tests.support import Server, get, new_project, wait_for, wait_status
 
 
 def make(client: httpx.Client, path: str, body: dict[str, Any]) -> dict[str, Any]:
@@ -222,7 +225,7 @@ def test_definitions_are_checked_and_managed(client: httpx.Client) -> None:
     assert client.post("/api/v1/rules", json=newline).status_code == 400
     # A placeholder is a look-up, nothing else: a filter, an expression or an unclosed
     # brace would go out as literal text, so the rule is refused when saved.
-    for text in ("{{ payload.x | upper }}", "{{ 7*7 }}", "{{ payload.x", "a {{ payload }"):
+    for text in ("{{ payload.x | upper }}", "{{ payload.x", "a {{ payload }"):
         body = {
             "ref": "r",
             "trigger": "hook",
@@ -258,6 +261,31 @@ def test_definitions_are_checked_and_managed(client: httpx.Client) -> None:
     assert client.post("/api/v1/webhooks/x", content=b"{not json").status_code == 400
     # The enforcement outlives its rule.
     assert [e["rule_ref"] for e in enforcements(client)] == ["r"]
+
+
+def test_a_rule_saved_under_older_checks_can_still_be_disabled(
+    shared_server: Server, client: httpx.Client
+) -> None:
+    make(client, "/api/v1/triggers", {"ref": "hook", "type": "webhook"})
+    body = {"ref": "old", "trigger": "hook", "action_ref": "core.echo",
+            "parameters": {"message": "x"}}  # fmt: skip
+    make(client, "/api/v1/rules", body)
+    # As a rule saved before templates were checked would be stored.
+    project = client.get("/api/v1/me").json()["data"]["project_id"]
+    engine = create_engine(sync_url(shared_server.env["EXECD_DATABASE_URL"]))
+    with engine.begin() as conn:
+        conn.execute(
+            update(rules)
+            .where(rules.c.project_id == project, rules.c.ref == "old")
+            .values(parameters={"message": "{{ payload.x | upper }}"})
+        )
+    engine.dispose()
+    off = client.patch("/api/v1/rules/old", json={"enabled": False})
+    assert off.status_code == 200, off.text
+    assert off.json()["data"]["enabled"] is False
+    # A template that changes is checked.
+    changed = client.patch("/api/v1/rules/old", json={"parameters": {"message": "{{ a | b }}"}})
+    assert changed.status_code == 400, changed.text
 
 
 def test_a_rule_that_cannot_run_leaves_a_failed_enforcement(client: httpx.Client) -> None:

@@ -44,10 +44,10 @@ def test_two_servers_fire_a_cron_timer_once_per_minute(deployment: Deployment) -
     second = deployment.server(workers=1)
     _, _, token = new_project(first.client())
     one, two = first.client(token), second.client(token)
+    started = time.time()
     timer(one, "every-minute", {"cron": "* * * * *", "timezone": "Europe/Berlin"})
     # An interval timer at the same time: one firing per second, not two.
     timer(two, "every-second", {"interval": 1})
-    started = time.time()
 
     # The interval timer first: five firings, each due second once, none skipped.
     seconds = wait_for(
@@ -74,7 +74,7 @@ def test_two_servers_fire_a_cron_timer_once_per_minute(deployment: Deployment) -
     due = sorted(datetime.fromisoformat(e["payload"]["scheduled_time"]) for e in minutes)
     assert len(due) == 2, minutes
     assert all(d.second == 0 and d.microsecond == 0 for d in due)
-    assert due[0].timestamp() > started
+    assert due[0].timestamp() > started  # the first minute that turned after the timer was made
     assert (due[1] - due[0]).total_seconds() == 60, due
 
 

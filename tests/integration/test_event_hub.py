@@ -183,3 +183,110 @@ def test_a_stream_too_far_behind_is_let_go_and_catches_up(
         await live.hub.close()
 
     with_db(scenario)
+
+
+class GatedLog(EventLog):
+    """A log whose hub reads (all projects) and `tail` calls can be held at a gate, to
+    force the interleavings a join must survive."""
+
+    def __init__(self, db: Database) -> None:
+        super().__init__(db)
+        self.hub_gate = asyncio.Event()
+        self.tail_gate = asyncio.Event()
+        self.hub_gate.set()
+        self.tail_gate.set()
+        self.held: set[str] = set()
+
+    async def _pass(self, gate: asyncio.Event, name: str) -> None:
+        if not gate.is_set():
+            self.held.add(name)
+            await gate.wait()
+            self.held.discard(name)
+
+    async def read(
+        self, after: Position, limit: int, project_id: str | None = None
+    ) -> tuple[list[LogEvent], Position]:
+        if project_id is None:
+            await self._pass(self.hub_gate, "hub")
+        return await super().read(after, limit, project_id)
+
+    async def tail(self) -> Position:
+        await self._pass(self.tail_gate, "tail")
+        return await super().tail()
+
+
+def test_a_stream_that_read_ahead_of_the_hub_gets_nothing_twice(with_db: Run) -> None:
+    async def scenario(db: Database) -> None:
+        gated = GatedLog(db)
+        live = LiveStreams(gated, cast(ExecutionService, None), poll_seconds=POLL)
+        origin = await gated.tail()
+        first = live.events(caller("p"), EventFilter(), origin)
+        first_got = asyncio.create_task(collect(first, 4))
+        await until(lambda: bool(live.hub.followers), "the first stream to follow the hub")
+        gated.hub_gate.clear()
+        await until(lambda: "hub" in gated.held, "the hub to wait at its gate")
+        await write(db, "p", range(1, 4))  # the hub has not read these ...
+        second = live.events(caller("p"), EventFilter(), origin)
+        second_got = asyncio.create_task(collect(second, 4))
+        await until(lambda: len(live.hub.followers) == 2, "the second stream to join")
+        # ... but the second stream has, before joining: the hub offers them again.
+        gated.hub_gate.set()
+        await write(db, "p", range(4, 5))
+        assert [e.execution_id for e in await first_got] == [1, 2, 3, 4]
+        assert [e.execution_id for e in await second_got] == [1, 2, 3, 4]
+        await first.aclose()
+        await second.aclose()
+        await live.hub.close()
+
+    with_db(scenario)
+
+
+def test_a_stream_behind_the_hub_reads_the_gap_in_full(
+    with_db: Run, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(streams_module, "BATCH", 2)  # the gap takes several reads
+
+    async def scenario(db: Database) -> None:
+        gated = GatedLog(db)
+        live = LiveStreams(gated, cast(ExecutionService, None), poll_seconds=POLL)
+        origin = await gated.tail()
+        first = live.events(caller("p"), EventFilter(), origin)
+        first_got = asyncio.create_task(collect(first, 6))
+        await until(lambda: bool(live.hub.followers), "the first stream to follow the hub")
+        gated.tail_gate.clear()
+        second = live.events(caller("p"), EventFilter(), origin)
+        second_got = asyncio.create_task(collect(second, 6))
+        await until(lambda: "tail" in gated.held, "the second stream to be about to join")
+        # Caught up (nothing yet), it is held before joining while the hub moves on.
+        await write(db, "p", range(1, 6))
+        _, last = await gated.read(origin, 100)
+        await until(lambda: (live.hub.position or origin) >= last, "the hub to pass the writes")
+        gated.tail_gate.set()
+        await until(lambda: len(live.hub.followers) == 2, "the second stream to join")
+        await write(db, "p", range(6, 7))
+        assert [e.execution_id for e in await first_got] == [1, 2, 3, 4, 5, 6]
+        assert [e.execution_id for e in await second_got] == [1, 2, 3, 4, 5, 6]
+        await first.aclose()
+        await second.aclose()
+        await live.hub.close()
+
+    with_db(scenario)
+
+
+def test_a_forged_position_does_not_move_the_hub(with_db: Run) -> None:
+    async def scenario(db: Database) -> None:
+        live = LiveStreams(EventLog(db), cast(ExecutionService, None), poll_seconds=POLL)
+        far = Position(log.MAX_ID - 1, log.MAX_ID - 1)
+        forged = live.events(caller("evil"), EventFilter(), far)  # starts the hub
+        forged_task = asyncio.create_task(collect(forged, 1, timeout=60))
+        await until(lambda: bool(live.hub.followers), "the forged stream to join")
+        victim = live.events(caller("victim"), EventFilter(), None)
+        victim_got = asyncio.create_task(collect(victim, 3))
+        await until(lambda: len(live.hub.followers) == 2, "the victim to join")
+        await write(db, "victim", range(1, 4))
+        assert [e.execution_id for e in await victim_got] == [1, 2, 3]
+        forged_task.cancel()
+        await victim.aclose()
+        await live.hub.close()
+
+    with_db(scenario)

@@ -31,7 +31,9 @@ def test_render_keeps_types_for_whole_placeholders_and_text_inside_strings() -> 
 
 def test_text_that_opens_a_placeholder_must_be_one() -> None:
     check({"a": "{{ parameters.n }} and {{deviceId}}", "b": ["{single}", 1, None]})
-    for bad in ("{{ x | upper }}", "{{ 7*7 }}", "{{ x", "ok {{ x }} then {{", "{{}}"):
+    # Braces that do not open with a name are text: Go templates, for one.
+    check({"format": "docker ps --format '{{.Names}}'", "other": "{{ 7*7 }} {{}}"})
+    for bad in ("{{ x | upper }}", "{{ x", "ok {{ x }} then {{y", "{{x.}}", "{{ a b }}"):
         with pytest.raises(TemplateError, match="Not a placeholder"):
             check({"deep": [{"text": bad}]})
 

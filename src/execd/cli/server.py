@@ -175,7 +175,12 @@ def gc(
     if dry_run:
         from execd.store.migrate import is_current
 
-        if not is_current(settings.resolved_database_url):
+        try:
+            current = is_current(settings.resolved_database_url)
+        except Exception as exc:  # no such database, no server, refused
+            typer.echo(f"error: cannot read the database: {exc}".splitlines()[0], err=True)
+            raise typer.Exit(2) from None
+        if not current:
             typer.echo(
                 "error: the database is not at this version's schema: run `execd migrate` "
                 "first (a dry run changes nothing)",

@@ -36,13 +36,18 @@ def render(value: Any, context: dict[str, Any]) -> Any:
     return value
 
 
+# What opens a placeholder: `{{` and a name. `{{.Names}}` (a Go template, as docker and
+# kubectl take) or `{{ 7 }}` does not, and passes through as text.
+_OPENING = re.compile(r"\{\{\s*[A-Za-z_]")
+
+
 def check(value: Any) -> None:
-    """Refuse text that opens a placeholder but is not one (a filter, an expression, an
-    unclosed brace): rendered, it would go out as literal text. `{{` is reserved in
-    templates."""
+    """Refuse text that opens a placeholder but is not one (a filter, an expression
+    after the name, no closing braces): rendered, it would go out as literal text."""
     if isinstance(value, str):
         rest = _PLACEHOLDER.sub("", value)
-        if (start := rest.find("{{")) >= 0:
+        if found := _OPENING.search(rest):
+            start = found.start()
             raise TemplateError(
                 f"Not a placeholder: {rest[start : start + 40]!r}. A placeholder is "
                 "{{ path.to.value }}: a dotted path, nothing else"

@@ -91,10 +91,14 @@ class RuleService:
     # -- rules ------------------------------------------------------------------------------
 
     @staticmethod
-    def _rule_spec(spec: RuleSpec) -> RuleSpec:
-        _checked(domain.check_ref, "rule", spec.ref)
+    def _rule_spec(spec: RuleSpec, current: Rule | None = None) -> RuleSpec:
+        """Check a definition. On an update, a ref or template kept as stored is not
+        checked again, so a rule saved under older checks can still be disabled."""
+        if current is None or spec.ref != current.ref:
+            _checked(domain.check_ref, "rule", spec.ref)
         _checked(domain.check_criteria, spec.criteria)
-        _checked(domain.check_template, spec.parameters)
+        if current is None or spec.parameters != current.parameters:
+            _checked(domain.check_template, spec.parameters)
         return spec
 
     async def create_rule(self, caller: Principal, spec: RuleSpec) -> Rule:
@@ -105,7 +109,8 @@ class RuleService:
 
     async def update_rule(self, caller: Principal, ref: str, spec: RuleSpec) -> Rule:
         require(caller, "operator")
-        return await self.store.update_rule(caller.project_id, ref, self._rule_spec(spec))
+        current = await self.store.rule(caller.project_id, ref)
+        return await self.store.update_rule(caller.project_id, ref, self._rule_spec(spec, current))
 
     async def delete_rule(self, caller: Principal, ref: str) -> None:
         require(caller, "operator")

@@ -137,12 +137,18 @@ class EventHub:
         self.followers: set[Follower] = set()
         self.position: Position | None = None  # everything up to here has been offered
         self._task: asyncio.Task[None] | None = None
+        self._closed = False
 
-    def join(self, follower: Follower, here: Position) -> Position:
-        """Feed `follower` every event after the returned position (the hub's own; a
-        follower at `here` that is behind it reads the gap itself)."""
+    def join(self, follower: Follower, tail: Position) -> Position | None:
+        """Feed `follower` every event after the returned position: the hub's own, or,
+        if it is not running, `tail` (the log's end, read just before). Never a
+        stream's own position: a resumed one may be far back (the hub would re-read
+        the log for everyone) or, from a forged id, far ahead (it would skip).
+        None once the hub is closed (the server is stopping)."""
+        if self._closed:
+            return None
         if self.position is None:
-            self.position = here
+            self.position = tail
         self.followers.add(follower)
         if self._task is None or self._task.done():
             self._task = asyncio.create_task(self._run(), name="execd-event-hub")
@@ -173,10 +179,16 @@ class EventHub:
                 self.position = None  # the next stream to join starts it where it is
 
     async def close(self) -> None:
+        """Stop following for good (the server is stopping): open streams end."""
+        self._closed = True
         if self._task is not None:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
+        for follower in self.followers:
+            follower.let_go()
+        self.followers.clear()
+        self.position = None
 
 
 class LiveStreams:
@@ -204,8 +216,11 @@ class LiveStreams:
             if len(found) == BATCH:
                 continue
             # ... then follow the hub, from the first event we have not read.
+            tail = await self.log.tail()
             follower = Follower(project, f)
-            start = self.hub.join(follower, here)
+            start = self.hub.join(follower, tail)
+            if start is None:
+                return  # the server is stopping; the client resumes elsewhere
             try:
                 while here < start:  # the hub is ahead: read up to it ourselves
                     found, read_to = await self.log.read(here, BATCH, project)

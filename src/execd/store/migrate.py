@@ -34,11 +34,16 @@ def current_head() -> str:
 
 
 def is_current(url: str) -> bool:
-    """Whether the database is at this version's schema (read only: nothing is made)."""
+    """Whether the database is at this version's schema (read only: nothing is made,
+    not even an empty SQLite file)."""
     from alembic.runtime.migration import MigrationContext
     from sqlalchemy import create_engine
 
-    engine = create_engine(sync_url(url))
+    target = sync_url(url)
+    sqlite = target.get_backend_name() == "sqlite"
+    if sqlite and not (target.database and Path(target.database).is_file()):
+        return False
+    engine = create_engine(target)
     try:
         with engine.connect() as conn:
             return MigrationContext.configure(conn).get_current_revision() == current_head()

@@ -15,7 +15,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import re
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator
 from typing import Annotated, Any
 
 import orjson
@@ -154,7 +154,7 @@ async def output_stream(
 _END = object()
 
 
-async def _serve(websocket: WebSocket, frames: AsyncIterator[Frame]) -> None:
+async def _serve(websocket: WebSocket, frames: AsyncGenerator[Frame, None]) -> None:
     """Send frames until they end or the client goes (noticed at once, even while no
     frame is due); errors become one error message and a close code."""
 
@@ -191,6 +191,8 @@ async def _serve(websocket: WebSocket, frames: AsyncIterator[Frame]) -> None:
         pass
     finally:
         watcher.cancel()
+        with contextlib.suppress(Exception):
+            await frames.aclose()  # leaves the event hub now, not when collected
 
 
 # A WebSocket handshake that fails FastAPI's validation is answered with a bare 403,
@@ -224,7 +226,7 @@ async def event_socket(websocket: WebSocket) -> None:
     """Query: execution, action_ref, status, last_event_id, token (as the SSE route)."""
     await websocket.accept()
 
-    async def frames() -> AsyncIterator[Frame]:
+    async def frames() -> AsyncGenerator[Frame, None]:
         caller = await _ws_caller(websocket)
         f = _filter(
             _id(websocket, "execution"),
@@ -244,7 +246,7 @@ async def output_socket(websocket: WebSocket, execution_id: str, stream: str) ->
     """Query: offset, token."""
     await websocket.accept()
 
-    async def frames() -> AsyncIterator[Frame]:
+    async def frames() -> AsyncGenerator[Frame, None]:
         caller = await _ws_caller(websocket)
         if not re.fullmatch(r"[0-9]{1,19}", execution_id) or int(execution_id) > MAX_ID:
             raise InvalidInput(f"Invalid execution id {execution_id[:30]!r}")
