@@ -29,10 +29,28 @@ LINKS = {
 
 
 def upgrade() -> None:
-    for name, columns in LINKS.items():
-        where = sa.text(f"{columns[0]} IS NOT NULL")
-        op.drop_index(name, table_name="executions")
-        op.create_index(name, "executions", columns, sqlite_where=where, postgresql_where=where)
+    if op.get_bind().dialect.name != "postgresql":
+        for name, columns in LINKS.items():
+            where = sa.text(f"{columns[0]} IS NOT NULL")
+            op.drop_index(name, table_name="executions")
+            op.create_index(name, "executions", columns, sqlite_where=where)
+        return
+    # On PostgreSQL the new indexes are built CONCURRENTLY (outside a transaction), so
+    # a large executions table keeps taking writes meanwhile; each swap is a rename.
+    with op.get_context().autocommit_block():
+        for name, columns in LINKS.items():
+            where = sa.text(f"{columns[0]} IS NOT NULL")
+            building = f"{name}_partial"
+            op.execute(f"DROP INDEX CONCURRENTLY IF EXISTS {building}")  # a failed try
+            op.create_index(
+                building,
+                "executions",
+                columns,
+                postgresql_where=where,
+                postgresql_concurrently=True,
+            )
+            op.drop_index(name, table_name="executions", postgresql_concurrently=True)
+            op.execute(f"ALTER INDEX {building} RENAME TO {name}")
 
 
 def downgrade() -> None:
