@@ -14,7 +14,7 @@ import pytest
 from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import connect
 
-from tests.support import Server, history, submit, wait_status
+from tests.support import Deployment, Server, history, submit, wait_status
 
 Event = tuple[str | None, str, Any]
 
@@ -285,3 +285,32 @@ def test_websocket_streams(client: httpx.Client, shared_server: Server) -> None:
     error, code = refused(ws_url(shared_server, "/api/v1/executions/999999/output/stdout/stream",
                                  token=token))  # fmt: skip
     assert (error["status"], code) == (404, 4404)
+
+
+def test_events_written_here_reach_streams_without_waiting_for_the_poll(
+    deployment: Deployment,
+) -> None:
+    # A poll of a minute: only the wake-up of events this server writes can deliver
+    # them before the stream's 10 s read timeout.
+    server = deployment.server(workers=1, EXECD_STREAM_POLL_SECONDS="60")
+    client = server.client()
+
+    def completed(execution_id: int) -> Any:
+        return lambda events: any(
+            d["execution"] == execution_id and d["status"] == "completed" for _, _, d in events
+        )
+
+    first = submit(client, "core.noop")
+    wait_status(client, first["id"])
+    with client.stream("GET", "/api/v1/executions/stream", params={"last_event_id": "0-0"},
+                       timeout=10) as response:  # fmt: skip
+        seen: list[Event] = []
+        events = sse(response)
+        while not completed(first["id"])(seen):  # caught up, following the hub
+            seen.append(next(events))
+        second = submit(client, "core.noop")
+        while not completed(second["id"])(seen):
+            seen.append(next(events))
+    assert statuses_of(seen, second["id"]) == [
+        "requested", "scheduling", "scheduled", "running", "completed",
+    ]  # fmt: skip

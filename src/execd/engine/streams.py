@@ -23,9 +23,13 @@ from execd.engine.service import ExecutionService
 from execd.errors import InvalidInput
 from execd.store.artifacts import STREAMS
 from execd.store.events import EventLog, LogEvent, Position
+from execd.store.signals import EVENTS
 
 BATCH = 500
 BACKLOG = 10 * BATCH  # events a stream may leave unsent before it reads for itself
+READ_GAP = 0.02  # the event hub reads the log at most 50 times a second
+RECHECK_SECONDS = 0.1  # after a wake-up, how often the hub looks again ...
+RECHECK_WINDOW = 1.0  # ... and for how long
 CHUNK = 64 * 1024
 KEEPALIVE_SECONDS = 15.0
 
@@ -158,8 +162,16 @@ class EventHub:
         self.followers.discard(follower)
 
     async def _run(self) -> None:
+        # Events this process writes wake the hub at once; other processes' events are
+        # found by polling. Reads are at least READ_GAP apart, however busy the log is.
+        # On PostgreSQL a committed event can wait behind an older transaction still
+        # open (the horizon, store/events.py), so after a wake-up the hub looks again
+        # every RECHECK_SECONDS for a while, not only at the next poll.
+        written = self.log.db.signals.subscribe(EVENTS)
+        recheck_until = 0.0
         try:
             while self.followers and self.position is not None:
+                written.clear()  # before the read: what commits during it wakes the next
                 found, here = await self.log.read(self.position, BATCH)
                 # No await from here on: a stream that joins sees either all of this
                 # batch (offered below) or none of it (its gap read covers it).
@@ -168,13 +180,20 @@ class EventHub:
                         self.followers.discard(follower)
                 self.position = here
                 if len(found) < BATCH:
-                    await asyncio.sleep(self.poll_seconds)
+                    wait = self.poll_seconds
+                    if time.monotonic() < recheck_until:
+                        wait = min(wait, RECHECK_SECONDS)
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(written.wait(), wait)
+                        recheck_until = time.monotonic() + RECHECK_WINDOW
+                    await asyncio.sleep(READ_GAP)
         except Exception as exc:  # the streams read for themselves and meet the error
             log.warning("event hub stopped", error=str(exc))
             for follower in self.followers:
                 follower.let_go()
             self.followers.clear()
         finally:
+            self.log.db.signals.unsubscribe(EVENTS, written)
             if not self.followers:
                 self.position = None  # the next stream to join starts it where it is
 

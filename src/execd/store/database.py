@@ -23,7 +23,7 @@ from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.functions import FunctionElement
 
 from execd.domain import jsonsafe
-from execd.store.signals import CANCEL, JOBS, Signals, listen_postgres
+from execd.store.signals import CANCEL, EVENTS, JOBS, Signals, listen_postgres
 
 T = TypeVar("T")
 _SIGNALS = "execd_signals"
@@ -199,3 +199,9 @@ class Database:
 
 def _threads(count: int, name: str) -> concurrent.futures.ThreadPoolExecutor:
     return concurrent.futures.ThreadPoolExecutor(max_workers=count, thread_name_prefix=name)
+
+
+def events_written(conn: Connection) -> None:
+    """This transaction wrote to the event log: wake this process's live streams once
+    it has committed (Database.write fires what the transaction raised)."""
+    conn.info.setdefault(_SIGNALS, set()).add(EVENTS)

@@ -41,7 +41,7 @@ from execd.errors import Conflict
 from execd.store import notifications
 from execd.store.changes import NOW, Change
 from execd.store.clock import now_of
-from execd.store.database import Database
+from execd.store.database import Database, events_written
 from execd.store.events import current_txid
 from execd.store.flow_engine import FlowEngine
 from execd.store.rows import to_execution
@@ -212,6 +212,12 @@ HELD_BY = (
 INSERT_EVENTS = insert(events).values(txid=current_txid())
 
 
+def log_events(conn: Connection, history: list[dict[str, Any]]) -> None:
+    """Append status events to the event log (the only way events are written)."""
+    conn.execute(INSERT_EVENTS, history)
+    events_written(conn)
+
+
 class Queue:
     def __init__(self, db: Database) -> None:
         self.db = db
@@ -299,7 +305,7 @@ class Queue:
             history.append(_event(execution, None, Status.REQUESTED, now, message))
             if execution.status is Status.SCHEDULING:
                 history.append(_event(execution, Status.REQUESTED, Status.SCHEDULING, now))
-        conn.execute(INSERT_EVENTS, history)
+        log_events(conn, history)
         return created
 
     # -- claiming ---------------------------------------------------------------------
@@ -382,8 +388,8 @@ class Queue:
             (to_execution(r) for r in rows.mappings()), key=lambda e: (-e.priority, e.id)
         )
         if claimed:
-            conn.execute(
-                INSERT_EVENTS,
+            log_events(
+                conn,
                 [
                     _event(e, Status.SCHEDULING, Status.SCHEDULED, now, worker_id=worker_id)
                     for e in claimed
@@ -645,7 +651,7 @@ class Queue:
             results.append(updated)
         self._write(conn, pending, original)
         if history:
-            conn.execute(INSERT_EVENTS, history)
+            log_events(conn, history)
         retried: set[int] = set()
         if retries:
             settled = [

@@ -1,5 +1,6 @@
 """Wake-ups: a committed submission wakes idle workers; a cancel request wakes the
-worker running the execution.
+worker running the execution; events written to the log wake this process's live
+streams (a local signal only: other processes' streams poll).
 
 Within a process, waiters are woken directly after the commit. Across processes,
 PostgreSQL LISTEN/NOTIFY carries the same signals (NOTIFY inside the transaction is
@@ -17,14 +18,15 @@ import structlog
 
 JOBS = "execd_jobs"
 CANCEL = "execd_cancel"
-CHANNELS = (JOBS, CANCEL)
+CHANNELS = (JOBS, CANCEL)  # also sent between processes (PostgreSQL NOTIFY)
+EVENTS = "execd_events"  # within this process only
 
 log = structlog.get_logger(__name__)
 
 
 class Signals:
     def __init__(self) -> None:
-        self._waiters: dict[str, list[asyncio.Event]] = {c: [] for c in CHANNELS}
+        self._waiters: dict[str, list[asyncio.Event]] = {c: [] for c in (*CHANNELS, EVENTS)}
 
     def subscribe(self, channel: str) -> asyncio.Event:
         event = asyncio.Event()
