@@ -18,14 +18,18 @@ from execd.store.schema import executions
 from tests.support import Deployment, insert_ended, submit, wait_for, wait_status
 
 
-def gc(deployment: Deployment, *args: str, **env: str) -> str:
-    done = subprocess.run(
+def run_gc(deployment: Deployment, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
         [sys.executable, "-m", "execd", "gc", *args],
         env=deployment.env(**env),
         capture_output=True,
         text=True,
         timeout=120,
     )
+
+
+def gc(deployment: Deployment, *args: str, **env: str) -> str:
+    done = run_gc(deployment, *args, **env)
     assert done.returncode == 0, done.stderr
     return done.stdout
 
@@ -76,9 +80,7 @@ def test_gc_deletes_what_the_policy_lets_go(deployment: Deployment) -> None:
     assert (artifacts / ok[-1]["uuid"] / "artifacts" / "a.txt").is_file()
     assert client.get(f"/api/v1/executions/{running['id']}").json()["data"]["status"] == "running"
 
-    refused = subprocess.run(
-        [sys.executable, "-m", "execd", "gc"], env=deployment.env(), capture_output=True, text=True
-    )
+    refused = run_gc(deployment)
     assert refused.returncode == 2 and "no retention policy" in refused.stderr
     client.post(f"/api/v1/executions/{running['id']}/cancel")
 
@@ -121,13 +123,8 @@ def test_serve_sweeps_past_what_it_cannot_delete(deployment: Deployment) -> None
 @pytest.mark.parametrize("backend", ["sqlite"], indirect=True)  # only the file matters
 def test_a_dry_run_changes_nothing(deployment: Deployment, tmp_path: Path) -> None:
     empty = tmp_path / "empty.db"
-    done = subprocess.run(
-        [sys.executable, "-m", "execd", "gc", "--dry-run", "--days", "1"],
-        env=deployment.env(EXECD_DATABASE_URL=f"sqlite:///{empty}"),
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    elsewhere = {"EXECD_DATABASE_URL": f"sqlite:///{empty}"}
+    done = run_gc(deployment, "--dry-run", "--days", "1", **elsewhere)
     assert done.returncode == 2, done.stderr
     assert "execd migrate" in done.stderr
     assert not empty.exists()  # not even an empty file
@@ -135,13 +132,7 @@ def test_a_dry_run_changes_nothing(deployment: Deployment, tmp_path: Path) -> No
     with sqlite3.connect(empty) as conn:
         conn.execute("CREATE TABLE alembic_version (version_num VARCHAR(32) PRIMARY KEY)")
         conn.execute("INSERT INTO alembic_version VALUES ('0004')")
-    again = subprocess.run(
-        [sys.executable, "-m", "execd", "gc", "--dry-run", "--days", "1"],
-        env=deployment.env(EXECD_DATABASE_URL=f"sqlite:///{empty}"),
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    again = run_gc(deployment, "--dry-run", "--days", "1", **elsewhere)
     assert again.returncode == 2 and "execd migrate" in again.stderr
     with sqlite3.connect(empty) as conn:
         assert conn.execute("SELECT version_num FROM alembic_version").fetchall() == [("0004",)]
