@@ -13,6 +13,15 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 from execd.domain.retention import Policy
 from execd.domain.states import Status
 
+# The final statuses a retention policy keeps for a time (EXECD_RETENTION_DAYS_<STATUS>).
+RETENTION_STATUSES = (
+    Status.COMPLETED,
+    Status.FAILED,
+    Status.TIMEOUT,
+    Status.CANCELLED,
+    Status.ABANDONED,
+)
+
 
 def _split(value: object) -> object:
     if isinstance(value, str):
@@ -111,13 +120,7 @@ class Settings(BaseSettings):
 
     def retention_policy(self) -> Policy:
         days: dict[Status, float] = {}
-        for status in (
-            Status.COMPLETED,
-            Status.FAILED,
-            Status.TIMEOUT,
-            Status.CANCELLED,
-            Status.ABANDONED,
-        ):
+        for status in RETENTION_STATUSES:
             value = getattr(self, f"retention_days_{status.value}") or self.retention_days
             if value is not None:
                 days[status] = value

@@ -165,9 +165,10 @@ def gc(
     database_url: Annotated[str | None, typer.Option(help="[EXECD_DATABASE_URL]")] = None,
 ) -> None:
     """Apply the retention policy now: delete ended executions past their time."""
+    from execd.config import RETENTION_STATUSES
+
     # --days is the policy for this run: it overrides the per-status settings too.
-    statuses = ("completed", "failed", "timeout", "cancelled", "abandoned")
-    per_status = {f"retention_days_{s}": days for s in statuses}
+    per_status = {f"retention_days_{s.value}": days for s in RETENTION_STATUSES}
     settings = _settings(database_url=database_url, retention_days=days, **per_status)
     if not settings.retention_policy().days:
         typer.echo("error: no retention policy: set EXECD_RETENTION_DAYS or --days", err=True)
