@@ -21,6 +21,7 @@ from sqlalchemy import (
     Table,
     Text,
     UniqueConstraint,
+    false,
     text,
 )
 from sqlalchemy.dialects.postgresql import JSONB
@@ -69,6 +70,13 @@ tokens = Table(
     Column("token_hash", String(64), nullable=False, unique=True),
     Column("created", Ts, nullable=False),
     Column("revoked", Ts),
+    # How far an admin token reaches: "tenant" or "system" ("project" for the others).
+    Column("scope", String(16), nullable=False, server_default="project"),
+    # The token `execd serve` keeps (EXECD_ADMIN_TOKEN): replaced at start, never revoked.
+    Column("startup", Boolean, nullable=False, server_default=false()),
+    Column("expires", Ts),
+    # Written at most once a minute per token (engine/accounts.py).
+    Column("last_used", Ts),
     sqlite_autoincrement=True,
 )
 
