@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 
-.PHONY: run test lint bench clean install dev docs
+.PHONY: run test lint bench clean install dev docs sandbox
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -20,11 +20,25 @@ $(VENV)/.installed-dev: pyproject.toml | $(BIN)/python
 install: $(VENV)/.installed
 dev: $(VENV)/.installed-dev
 
-run: install
+# Actions run in a bubblewrap sandbox (docs/security.md). As root on Debian or Ubuntu
+# this installs it; anyone else is told the one line that does.
+sandbox:
+	@command -v bwrap >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    echo "installing bubblewrap (the action sandbox)"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq bubblewrap >/dev/null; \
+	  else \
+	    echo "execd runs actions in a bubblewrap sandbox: install it with" \
+	         "'sudo apt-get install bubblewrap' (Debian/Ubuntu) or 'sudo dnf install bubblewrap'," \
+	         "or run unsandboxed with EXECD_SANDBOX=none (never with untrusted tenants)"; \
+	    [ "$(CI)" != true ] || exit 1; \
+	  fi; }
+
+run: install sandbox
 	$(BIN)/execd migrate
 	exec $(BIN)/execd serve
 
-test: dev
+test: dev sandbox
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 lint: dev

@@ -1,0 +1,37 @@
+"""The data directory holds the database (SQLite), the keys, the admin token, the
+artifacts and the run directories: it is the service's alone. It is created 0700;
+a directory others can write to is refused (they could swap what the service reads),
+and the SQLite files are made 0600."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import stat
+from pathlib import Path
+
+from execd.errors import StartupError
+
+PRIVATE_DIR = 0o700
+PRIVATE_FILE = 0o600
+
+
+def prepare(data_dir: Path) -> None:
+    """Create the data directory private, or check an existing one."""
+    data_dir.mkdir(mode=PRIVATE_DIR, parents=True, exist_ok=True)
+    info = data_dir.stat()
+    if info.st_mode & stat.S_IWOTH:
+        raise StartupError(
+            f"the data directory {data_dir} is writable by every user "
+            f"(mode {stat.S_IMODE(info.st_mode):04o}): make it private "
+            f"(chmod 700 {data_dir}) or choose another EXECD_DATA_DIR"
+        )
+    if info.st_uid == os.geteuid() and stat.S_IMODE(info.st_mode) != PRIVATE_DIR:
+        data_dir.chmod(PRIVATE_DIR)
+
+
+def make_private(path: Path) -> None:
+    """A file of the service's (an SQLite database and its journals): 0600."""
+    for suffix in ("", "-wal", "-shm", "-journal"):
+        with contextlib.suppress(FileNotFoundError):
+            Path(f"{path}{suffix}").chmod(PRIVATE_FILE)

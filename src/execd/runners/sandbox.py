@@ -1,0 +1,421 @@
+"""Where an action's processes run: inside a bubblewrap sandbox, or (when an operator
+says so with EXECD_SANDBOX=none) as plain child processes of the worker.
+
+Inside the sandbox a process has its own PID, IPC, UTS and mount namespaces (and its
+own network namespace when its action says `network: false`), a private /proc and
+/tmp, the system read-only, and write access to two directories only: its run
+directory (work dir, control and result files) and its artifacts. Nothing else of the
+machine is mounted: not the data directory, the database, the keys, other executions'
+files, nor the service's environment.
+
+When the worker runs as root, each execution also runs as an unprivileged uid of its
+own (EXECD_SANDBOX_UID_BASE + execution id modulo 65536), switched to by `setpriv`
+after bubblewrap has built the mounts, with no capabilities and no_new_privs. Otherwise
+bubblewrap makes a user namespace and the process runs as the worker's user mapped to
+an unprivileged uid inside it.
+
+Limits: `prlimit` sets per-process rlimits inside the sandbox (processes, data memory,
+CPU time); the run's watcher (runners/process.py) enforces the same limits on the
+whole process tree and says which one was hit.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import subprocess
+import sys
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path, PurePosixPath
+from typing import TYPE_CHECKING, Protocol
+
+import execd
+from execd.domain.sandbox import Limits, SandboxOptions
+from execd.errors import StartupError
+
+if TYPE_CHECKING:
+    from execd.runners.base import ExecutionPaths
+
+BUBBLEWRAP = "bubblewrap"
+NONE = "none"
+MODES = (BUBBLEWRAP, NONE)
+
+# The run's directories as the action sees them inside the sandbox.
+INSIDE = PurePosixPath("/execd")
+INSIDE_RUN = INSIDE / "run"
+INSIDE_ARTIFACTS = INSIDE / "artifacts"
+INSIDE_HOME = "/tmp"
+INSIDE_NAME = "sandbox"
+INSIDE_UID = 1000  # the uid inside the user namespace when the worker is not root
+UID_SLOTS = 65536
+
+# What of /etc a program needs (name resolution, certificates, the dynamic linker,
+# time zones, alternatives); the rest of /etc is not mounted.
+ETC = (
+    "alternatives",
+    "ca-certificates",
+    "ca-certificates.conf",
+    "gai.conf",
+    "gitconfig",
+    "host.conf",
+    "hosts",
+    "inputrc",
+    "ld.so.cache",
+    "ld.so.conf",
+    "ld.so.conf.d",
+    "locale.alias",
+    "localtime",
+    "mime.types",
+    "nsswitch.conf",
+    "os-release",
+    "debian_version",
+    "profile",
+    "protocols",
+    "resolv.conf",
+    "services",
+    "ssl",
+    "timezone",
+)
+# Top-level names that are links into /usr on merged-/usr systems, or directories.
+SYSTEM_DIRS = ("bin", "sbin", "lib", "lib32", "lib64", "libx32")
+
+
+UNSANDBOXED_WARNING = (
+    "EXECD_SANDBOX=none: actions run unsandboxed, as the service's own user. They can "
+    "read the service's environment (the admin token, the database URL), the database, "
+    "the keys and every tenant's files, and signal other executions. Never run "
+    "untrusted tenants like this."
+)
+
+
+class SandboxUnavailable(StartupError):
+    """The configured sandbox cannot run actions on this machine."""
+
+
+@dataclass(frozen=True)
+class Launch:
+    """How to start one action's process."""
+
+    argv: list[str]
+    env: dict[str, str]
+    cwd: Path
+    pass_fds: tuple[int, ...] = ()
+    # Processes of the sandbox itself above the action's (not counted against limits).
+    overhead: int = 0
+    # Whether a process killed by signal N inside comes back as exit code 128 + N (the
+    # sandbox's init passes the action's end on as an exit code).
+    signals_as_codes: bool = False
+
+    def close(self) -> None:
+        for fd in self.pass_fds:
+            with contextlib.suppress(OSError):
+                os.close(fd)
+
+
+@dataclass(frozen=True)
+class View:
+    """The run's paths as the action's process sees them."""
+
+    work_dir: str
+    control_file: str
+    result_file: str
+    artifacts_dir: str
+
+
+class Sandbox(Protocol):
+    name: str
+    ceiling: Limits
+
+    def view(self, paths: ExecutionPaths) -> View: ...
+
+    def launch(
+        self,
+        argv: list[str],
+        env: dict[str, str],
+        paths: ExecutionPaths,
+        options: SandboxOptions,
+        execution_id: int,
+    ) -> Launch: ...
+
+
+def host_view(paths: ExecutionPaths) -> View:
+    return View(
+        work_dir=str(paths.work_dir),
+        control_file=str(paths.control_file),
+        result_file=str(paths.result_file),
+        artifacts_dir=str(paths.artifacts_dir),
+    )
+
+
+def _prlimit(limits: Limits, *, processes: bool) -> list[str]:
+    """rlimits for the action's process (inherited by its children). Memory is the data
+    segment, not the address space: runtimes that reserve large address ranges up
+    front (Go, the JVM, V8) still start."""
+    prlimit = shutil.which("prlimit")
+    if prlimit is None:
+        return []
+    options = []
+    if processes and limits.processes:
+        options.append(f"--nproc={limits.processes}")
+    if limits.memory_bytes:
+        options.append(f"--data={limits.memory_bytes}")
+    if limits.cpu_seconds:
+        soft = max(1, int(limits.cpu_seconds + 0.999))
+        options.append(f"--cpu={soft}:{soft + 5}")
+    return [prlimit, *options, "--"] if options else []
+
+
+@dataclass
+class Unsandboxed:
+    """EXECD_SANDBOX=none: the action runs as the worker's user, sees what it sees."""
+
+    ceiling: Limits = field(default_factory=Limits)
+    name: str = NONE
+
+    def view(self, paths: ExecutionPaths) -> View:
+        return host_view(paths)
+
+    def launch(
+        self,
+        argv: list[str],
+        env: dict[str, str],
+        paths: ExecutionPaths,
+        options: SandboxOptions,
+        execution_id: int,
+    ) -> Launch:
+        # The process count of RLIMIT_NPROC is the whole user's here, not the run's:
+        # only the watcher limits processes.
+        limits = options.limits.within(self.ceiling)
+        return Launch([*_prlimit(limits, processes=False), *argv], env, paths.work_dir)
+
+
+@dataclass
+class Bubblewrap:
+    ceiling: Limits = field(default_factory=Limits)
+    uid_base: int = 3_000_000
+    tmp_bytes: int = 512 * 1024 * 1024
+    # Host paths the action may read (the service's Python, the actions path, extras).
+    read_only: list[Path] = field(default_factory=list)
+    # Switch to an unprivileged uid of the run's own (needs root); otherwise a user
+    # namespace maps the worker's user to an unprivileged uid inside.
+    as_root: bool = field(default_factory=lambda: os.geteuid() == 0)
+    name: str = BUBBLEWRAP
+
+    def __post_init__(self) -> None:
+        self.bwrap = shutil.which("bwrap")
+        self.setpriv = shutil.which("setpriv")
+
+    def view(self, paths: ExecutionPaths) -> View:
+        return View(
+            work_dir=str(INSIDE_RUN / "work"),
+            control_file=str(INSIDE_RUN / paths.control_file.name),
+            result_file=str(INSIDE_RUN / paths.result_file.name),
+            artifacts_dir=str(INSIDE_ARTIFACTS),
+        )
+
+    def check(self) -> None:
+        """Run one sandboxed `true`: the only way to know namespaces work here."""
+        if self.bwrap is None:
+            raise SandboxUnavailable(
+                "bubblewrap (bwrap) is not installed: install it (Debian/Ubuntu: "
+                "apt-get install bubblewrap), or set EXECD_SANDBOX=none to run actions "
+                "unsandboxed (never with tenants you do not trust)"
+            )
+        if self.as_root and self.setpriv is None:
+            raise SandboxUnavailable("setpriv (util-linux) is needed to run actions as root")
+        probe = Path("/")
+        launch = self._build(["true"], {"PATH": "/usr/bin:/bin"}, None, probe, SandboxOptions())
+        try:
+            done = subprocess.run(
+                launch.argv,
+                env=launch.env,
+                pass_fds=launch.pass_fds,
+                capture_output=True,
+                timeout=30,
+                check=False,
+            )
+        finally:
+            launch.close()
+        if done.returncode != 0:
+            reason = done.stderr.decode(errors="replace").strip().splitlines()
+            raise SandboxUnavailable(
+                "the action sandbox (bubblewrap) does not work here: "
+                + (reason[-1] if reason else f"exit code {done.returncode}")
+                + ". Allow unprivileged user namespaces, or set EXECD_SANDBOX=none to run "
+                "actions unsandboxed (never with tenants you do not trust)"
+            )
+
+    def launch(
+        self,
+        argv: list[str],
+        env: dict[str, str],
+        paths: ExecutionPaths,
+        options: SandboxOptions,
+        execution_id: int,
+    ) -> Launch:
+        uid = self.uid_base + execution_id % UID_SLOTS if self.as_root else None
+        if uid is not None:
+            # Only the run's own directories become the run's uid's.
+            for directory in (paths.run_dir, paths.work_dir, paths.artifacts_dir):
+                os.chown(directory, uid, uid)
+        inside_env = {
+            **env,
+            "HOME": INSIDE_HOME,
+            "TMPDIR": "/tmp",
+            "USER": INSIDE_NAME,
+            "LOGNAME": INSIDE_NAME,
+        }
+        return self._build(argv, inside_env, paths, paths.work_dir, options, uid)
+
+    def _build(
+        self,
+        argv: list[str],
+        env: dict[str, str],
+        paths: ExecutionPaths | None,
+        cwd: Path,
+        options: SandboxOptions,
+        uid: int | None = None,
+    ) -> Launch:
+        assert self.bwrap is not None
+        limits = options.limits.within(self.ceiling)
+        shown_uid = uid if uid is not None else INSIDE_UID
+        args = [
+            "--die-with-parent",
+            "--unshare-pid",
+            "--unshare-ipc",
+            "--unshare-uts",
+            "--unshare-cgroup-try",
+            "--hostname",
+            INSIDE_NAME,
+        ]
+        if not options.network:
+            args.append("--unshare-net")
+        fds: list[int] = []
+        if uid is None:
+            args += ["--unshare-user", "--disable-userns", "--uid", str(INSIDE_UID)]
+            args += ["--gid", str(INSIDE_UID)]
+        else:
+            args += ["--cap-add", "CAP_SETUID", "--cap-add", "CAP_SETGID"]
+        args += ["--ro-bind", "/usr", "/usr"]
+        for name in SYSTEM_DIRS:
+            top = Path("/") / name
+            if top.is_symlink():
+                args += ["--symlink", os.readlink(top), str(top)]
+            elif top.is_dir():
+                args += ["--ro-bind", str(top), str(top)]
+        args += ["--perms", "0755", "--dir", "/etc"]
+        for name in ETC:
+            args += ["--ro-bind-try", f"/etc/{name}", f"/etc/{name}"]
+        passwd = (
+            f"root:x:0:0::/:/usr/sbin/nologin\n"
+            f"{INSIDE_NAME}:x:{shown_uid}:{shown_uid}::{INSIDE_HOME}:/bin/sh\n"
+            "nobody:x:65534:65534::/nonexistent:/usr/sbin/nologin\n"
+        )
+        group = f"root:x:0:\n{INSIDE_NAME}:x:{shown_uid}:\nnogroup:x:65534:\n"
+        for text, target in ((passwd, "/etc/passwd"), (group, "/etc/group")):
+            fd = _memfd(text.encode())
+            fds.append(fd)
+            args += ["--perms", "0644", "--ro-bind-data", str(fd), target]
+        args += ["--proc", "/proc", "--dev", "/dev"]
+        args += ["--perms", "1777", "--size", str(self.tmp_bytes), "--tmpfs", "/tmp"]
+        tree = _Tree()
+        for path in self.read_only:
+            args += tree.mount(PurePosixPath(path))
+            args += ["--ro-bind", str(path), str(path)]
+        if paths is not None:
+            args += tree.mount(INSIDE_RUN) + tree.mount(INSIDE_ARTIFACTS)
+            args += ["--bind", str(paths.run_dir), str(INSIDE_RUN)]
+            args += ["--bind", str(paths.artifacts_dir), str(INSIDE_ARTIFACTS)]
+            args += ["--chdir", str(INSIDE_RUN / "work")]
+        args += ["--remount-ro", "/"]  # the sandbox's own root: nothing to write there
+        command = list(argv)
+        rlimits = _prlimit(limits, processes=True)
+        if uid is not None:
+            assert self.setpriv is not None
+            drop = [self.setpriv, f"--reuid={uid}", f"--regid={uid}", "--clear-groups"]
+            drop += ["--no-new-privs", "--inh-caps=-all", "--bounding-set=-all", "--"]
+            command = [*drop, *rlimits, *command]
+        else:
+            command = [*rlimits, *command]
+        # The options go through a file descriptor: the host's process list shows
+        # `bwrap --args N -- command`, not the service's paths.
+        arguments = _memfd(b"".join(a.encode() + b"\0" for a in args))
+        fds.append(arguments)
+        return Launch(
+            argv=[self.bwrap, "--args", str(arguments), "--", *command],
+            env=env,
+            cwd=cwd,
+            pass_fds=tuple(fds),
+            overhead=2,  # bwrap outside, and its init inside the PID namespace
+            signals_as_codes=True,
+        )
+
+
+class _Tree:
+    """The directories the sandbox's root needs so that each mount point can be reached
+    by the action (bubblewrap would make them 0700 otherwise)."""
+
+    def __init__(self) -> None:
+        self.mounted = {PurePosixPath("/usr")}
+        self.created = {PurePosixPath("/"), PurePosixPath("/etc")}
+
+    def mount(self, path: PurePosixPath) -> list[str]:
+        args: list[str] = []
+        for parent in reversed(path.parents):
+            inside_a_mount = parent in self.mounted or any(
+                p in self.mounted for p in parent.parents
+            )
+            if parent not in self.created and not inside_a_mount:
+                self.created.add(parent)
+                args += ["--perms", "0755", "--dir", str(parent)]
+        self.mounted.add(path)
+        return args
+
+
+def _memfd(data: bytes) -> int:
+    fd = os.memfd_create("execd-sandbox", 0)  # not CLOEXEC: bubblewrap reads it
+    os.write(fd, data)
+    os.lseek(fd, 0, os.SEEK_SET)
+    return fd
+
+
+def python_paths(actions_path: Iterable[str]) -> list[Path]:
+    """What the python runner needs to read: the interpreter, the environment execd is
+    installed in, execd itself, and the actions path."""
+    found = [Path(sys.base_prefix), Path(sys.prefix), Path(execd.__file__).resolve().parents[1]]
+    found += [Path(p) for p in actions_path]
+    return found
+
+
+def build(
+    mode: str,
+    ceiling: Limits,
+    *,
+    read_only: list[Path],
+    forbidden: list[Path],
+    uid_base: int,
+    tmp_bytes: int,
+) -> Sandbox:
+    """The sandbox a worker runs its actions in. `forbidden`: paths no mount may
+    expose (the data, work and artifact directories, the database)."""
+    if mode == NONE:
+        return Unsandboxed(ceiling)
+    visible = []
+    for path in read_only:
+        real = Path(os.path.realpath(path))
+        if not real.exists() or real == Path("/usr") or Path("/usr") in real.parents:
+            continue
+        for secret in forbidden:
+            hidden = Path(os.path.realpath(secret))
+            if hidden == real or real in hidden.parents or hidden in real.parents:
+                raise SandboxUnavailable(
+                    f"{path} cannot be mounted in the action sandbox: it holds or is inside "
+                    f"{secret}, which actions must not see. Move it, or the data directory"
+                )
+        if real not in visible:
+            visible.append(real)
+    sandbox = Bubblewrap(ceiling, uid_base=uid_base, tmp_bytes=tmp_bytes, read_only=visible)
+    sandbox.check()
+    return sandbox
