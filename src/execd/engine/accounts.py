@@ -8,7 +8,13 @@ import secrets
 import time
 from pathlib import Path
 
-from execd.domain.access import ROLES, Principal, require
+from execd.domain.access import (
+    Principal,
+    check_expiry,
+    require,
+    require_system,
+    token_scope,
+)
 from execd.domain.executions import MAX_ID
 from execd.errors import Conflict, InvalidInput, NotFound, Unauthorized
 from execd.store.accounts import Accounts, Project, Tenant, TokenRecord
@@ -17,6 +23,8 @@ DEFAULT_TENANT = "default"
 DEFAULT_PROJECT = "default"
 ADMIN_TOKEN_NAME = "admin"
 TOKEN_PREFIX = "execd_"
+# A token's last use is written at most this often (seconds), by any number of nodes.
+LAST_USED_EVERY = 60.0
 
 
 def hash_token(token: str) -> str:
@@ -35,7 +43,9 @@ class AccountService:
 
     async def authenticate(self, authorization: str | None) -> Principal:
         """`Authorization: Bearer <token>` -> the caller. Results are cached briefly,
-        so a revoked token stops working within `cache_seconds` on every node."""
+        so a revoked or expired token stops working within `cache_seconds` on every
+        node. Only a lookup that misses the cache may record the token's use, and only
+        once a minute: authentication costs no write per request."""
         if not authorization:
             raise Unauthorized("Missing Authorization header (expected 'Bearer <token>')")
         scheme, _, token = authorization.partition(" ")
@@ -49,11 +59,13 @@ class AccountService:
         else:
             record = await self.accounts.token_by_hash(digest)
             principal = _principal(record) if record else None
+            if record is not None and _used_long_ago(record):
+                await self.accounts.mark_used(record.id, LAST_USED_EVERY)
             if len(self._cache) > 10_000:
                 self._cache.clear()
             self._cache[digest] = (now + self.cache_seconds, principal)
         if principal is None:
-            raise Unauthorized("Invalid or revoked token")
+            raise Unauthorized("Invalid, expired or revoked token")
         return principal
 
     async def bootstrap(self, data_dir: Path, admin_token: str | None) -> tuple[Project, str]:
@@ -69,58 +81,93 @@ class AccountService:
                 project = await self.accounts.project_named(tenant.id, DEFAULT_PROJECT)
                 assert project is not None
         token = admin_token or _stored_admin_token(data_dir)
-        await self.accounts.replace_token(
-            tenant.id, project.id, ADMIN_TOKEN_NAME, "admin", hash_token(token)
+        await self.accounts.replace_startup_token(
+            tenant.id, project.id, ADMIN_TOKEN_NAME, hash_token(token)
         )
         self._cache.clear()
         return project, token
 
-    # -- administration ----------------------------------------------------------------
+    # -- administration: a system admin reaches every tenant, a tenant admin its own; --
+    # -- another tenant's ids are answered as if they did not exist                    --
 
     async def create_tenant(self, caller: Principal, name: str) -> Tenant:
-        require(caller, "admin")
+        require_system(caller)
         return await self.accounts.create_tenant(_name(name))
 
     async def list_tenants(self, caller: Principal) -> list[Tenant]:
         require(caller, "admin")
-        return await self.accounts.tenants()
+        if caller.system:
+            return await self.accounts.tenants()
+        return [await self._tenant(caller, caller.tenant_id)]
 
     async def create_project(self, caller: Principal, tenant_id: str, name: str) -> Project:
         require(caller, "admin")
-        if await self.accounts.tenant(tenant_id) is None:
-            raise NotFound(f"Tenant {tenant_id} not found", tenant_id=tenant_id)
-        return await self.accounts.create_project(tenant_id, _name(name))
+        tenant = await self._tenant(caller, tenant_id)
+        return await self.accounts.create_project(tenant.id, _name(name))
 
     async def list_projects(self, caller: Principal, tenant_id: str | None) -> list[Project]:
         require(caller, "admin")
+        if tenant_id is not None:
+            tenant_id = (await self._tenant(caller, tenant_id)).id
+        elif not caller.system:
+            tenant_id = caller.tenant_id
         return await self.accounts.projects(tenant_id)
 
     async def create_token(
-        self, caller: Principal, *, name: str, role: str, project_id: str | None = None
+        self,
+        caller: Principal,
+        *,
+        name: str,
+        role: str,
+        project_id: str | None = None,
+        scope: str | None = None,
+        expires_in: float | None = None,
+        expires: float | None = None,
     ) -> tuple[TokenRecord, str]:
-        """A new token (returned once, in clear) for the caller's project or, for an
-        admin, any project."""
+        """A new token (returned once, in clear) for the caller's project or another
+        project the caller administers. Only a system admin makes system tokens."""
         require(caller, "admin")
-        if role not in ROLES:
-            raise InvalidInput(f"Invalid role {role!r}; expected one of {', '.join(ROLES)}")
-        project = await self.accounts.project(project_id or caller.project_id)
-        if project is None:
-            raise NotFound(f"Project {project_id} not found", project_id=project_id)
-        token = new_token()
-        record = await self.accounts.add_token(
-            project.tenant_id, project.id, _name(name), role, hash_token(token)
-        )
-        return record, token
+        scope = token_scope(role, scope)
+        if scope == "system":
+            require_system(caller)
+        check_expiry(expires_in, expires, time.time())
+        project = await self._project(caller, project_id or caller.project_id)
+        return await _add_token(self.accounts, project, name, role, scope, expires_in, expires)
 
     async def list_tokens(self, caller: Principal, project_id: str | None) -> list[TokenRecord]:
+        """A project's tokens; a tenant admin does not see system tokens."""
         require(caller, "admin")
-        return await self.accounts.list_tokens(project_id or caller.project_id)
+        project = await self._project(caller, project_id or caller.project_id)
+        found = await self.accounts.list_tokens(project.id)
+        return [t for t in found if caller.system or t.scope != "system"]
 
     async def revoke_token(self, caller: Principal, token_id: int) -> None:
         require(caller, "admin")
-        if not 0 < token_id <= MAX_ID or not await self.accounts.revoke_token(None, token_id):
+        record = await self.accounts.token(token_id) if 0 < token_id <= MAX_ID else None
+        visible = record is not None and caller.manages(record.tenant_id)
+        if record is None or not visible or (record.scope == "system" and not caller.system):
+            raise NotFound(f"Token {token_id} not found", token_id=token_id)
+        if record.startup and record.revoked is None:
+            raise Conflict(
+                "The startup admin token cannot be revoked through the API: restart the "
+                "server with a new EXECD_ADMIN_TOKEN to replace it",
+                token_id=token_id,
+            )
+        if not await self.accounts.revoke_token(token_id):
             raise NotFound(f"Token {token_id} not found", token_id=token_id)
         self._cache.clear()
+
+    async def _tenant(self, caller: Principal, tenant_id: str) -> Tenant:
+        tenant = await self.accounts.tenant(tenant_id) if caller.manages(tenant_id) else None
+        if tenant is None:
+            raise NotFound(f"Tenant {tenant_id} not found", tenant_id=tenant_id)
+        return tenant
+
+    async def _project(self, caller: Principal, project_id: str) -> Project:
+        project = await self.accounts.project(project_id)
+        if project is None or not caller.manages(project.tenant_id):
+            raise NotFound(f"Project {project_id} not found", project_id=project_id)
+        return project
 
 
 def _principal(record: TokenRecord) -> Principal:
@@ -130,7 +177,13 @@ def _principal(record: TokenRecord) -> Principal:
         project_id=record.project_id,
         role=record.role,
         name=record.name,
+        scope=record.scope,
     )
+
+
+def _used_long_ago(record: TokenRecord) -> bool:
+    """By this node's clock: a hint that spares the write; the database decides."""
+    return record.last_used is None or record.last_used <= time.time() - LAST_USED_EVERY
 
 
 def _name(name: str) -> str:
@@ -138,6 +191,29 @@ def _name(name: str) -> str:
     if not 1 <= len(name) <= 200:
         raise InvalidInput("A name needs 1 to 200 characters")
     return name
+
+
+async def _add_token(
+    accounts: Accounts,
+    project: Project,
+    name: str,
+    role: str,
+    scope: str,
+    expires_in: float | None,
+    expires: float | None,
+) -> tuple[TokenRecord, str]:
+    token = new_token()
+    record = await accounts.add_token(
+        project.tenant_id,
+        project.id,
+        _name(name),
+        role,
+        hash_token(token),
+        scope=scope,
+        expires=expires,
+        lifetime=expires_in,
+    )
+    return record, token
 
 
 async def _create_or_get_tenant(accounts: Accounts, name: str) -> Tenant:
@@ -170,11 +246,14 @@ async def issue_token(
     name: str,
     role: str,
     create: bool = False,
+    scope: str | None = None,
+    expires_in: float | None = None,
+    expires: float | None = None,
 ) -> tuple[Project, str]:
-    """For operators with database access (`execd token create`): a token for the named
-    (or identified) tenant and project, creating them if asked to."""
-    if role not in ROLES:
-        raise InvalidInput(f"Invalid role {role!r}; expected one of {', '.join(ROLES)}")
+    """For operators with database access (`execd token create --direct`): a token for
+    the named (or identified) tenant and project, creating them if asked to."""
+    scope = token_scope(role, scope)
+    check_expiry(expires_in, expires, time.time())
     found_tenant = await accounts.tenant(tenant) or await accounts.tenant_named(tenant)
     if found_tenant is None:
         if not create:
@@ -187,6 +266,5 @@ async def issue_token(
         if not create:
             raise NotFound(f"No project {project!r} in tenant {found_tenant.name!r}")
         found = await accounts.create_project(found_tenant.id, _name(project))
-    token = new_token()
-    await accounts.add_token(found_tenant.id, found.id, _name(name), role, hash_token(token))
+    _, token = await _add_token(accounts, found, name, role, scope, expires_in, expires)
     return found, token

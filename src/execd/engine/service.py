@@ -484,9 +484,9 @@ class ExecutionService:
     async def workers(self, caller: Principal) -> list[WorkerNode]:
         """Workers are shared by every tenant. Anyone may see whether work can run
         (names, labels, capacity, load, state); the machines behind them (host, pid,
-        version, CPU and memory) are for admins."""
+        version, CPU and memory) are for system admins."""
         nodes = await self.registry.nodes()
-        if caller.can("admin"):
+        if caller.system:
             return nodes
         return [
             replace(

@@ -39,6 +39,10 @@ class TokenRecord:
     role: str
     created: float
     revoked: float | None
+    scope: str = "project"
+    startup: bool = False
+    expires: float | None = None
+    last_used: float | None = None
 
 
 class Accounts:
@@ -97,16 +101,30 @@ class Accounts:
         return [Project(**r) for r in await self._all(query)]
 
     async def add_token(
-        self, tenant_id: str, project_id: str, name: str, role: str, token_hash: str
+        self,
+        tenant_id: str,
+        project_id: str,
+        name: str,
+        role: str,
+        token_hash: str,
+        *,
+        scope: str,
+        expires: float | None = None,
+        lifetime: float | None = None,
     ) -> TokenRecord:
+        """A new token, ending at `expires` or `lifetime` seconds from now (if given)."""
+
         def add(conn: Connection) -> TokenRecord:
+            now = now_of(conn)
             values = {
                 "tenant_id": tenant_id,
                 "project_id": project_id,
                 "name": name,
                 "role": role,
                 "token_hash": token_hash,
-                "created": now_of(conn),
+                "created": now,
+                "scope": scope,
+                "expires": now + lifetime if lifetime is not None else expires,
             }
             token_id = conn.execute(
                 insert(tokens).values(values).returning(tokens.c.id)
@@ -115,18 +133,27 @@ class Accounts:
 
         return await self.db.write(add)
 
-    async def replace_token(
-        self, tenant_id: str, project_id: str, name: str, role: str, token_hash: str
+    async def replace_startup_token(
+        self, tenant_id: str, project_id: str, name: str, token_hash: str
     ) -> None:
-        """Make `token_hash` the one live token called `name` in the project."""
+        """Make `token_hash` the one live startup token (a system admin's)."""
+        startup = {
+            "tenant_id": tenant_id,
+            "project_id": project_id,
+            "name": name,
+            "role": "admin",
+            "scope": "system",
+            "startup": True,
+            "expires": None,
+            "revoked": None,
+        }
 
         def replace(conn: Connection) -> None:
             now = now_of(conn)
             conn.execute(
                 update(tokens)
                 .where(
-                    tokens.c.project_id == project_id,
-                    tokens.c.name == name,
+                    tokens.c.startup.is_(True),
                     tokens.c.token_hash != token_hash,
                     tokens.c.revoked.is_(None),
                 )
@@ -136,42 +163,60 @@ class Accounts:
                 select(tokens.c.id).where(tokens.c.token_hash == token_hash)
             ).first()
             if found is None:
-                conn.execute(
-                    insert(tokens).values(
-                        tenant_id=tenant_id,
-                        project_id=project_id,
-                        name=name,
-                        role=role,
-                        token_hash=token_hash,
-                        created=now,
-                    )
-                )
+                conn.execute(insert(tokens).values(token_hash=token_hash, created=now, **startup))
             else:
-                conn.execute(
-                    update(tokens).where(tokens.c.id == found.id).values(revoked=None, role=role)
-                )
+                conn.execute(update(tokens).where(tokens.c.id == found.id).values(startup))
 
         await self.db.write(replace)
 
     async def token_by_hash(self, token_hash: str) -> TokenRecord | None:
-        row = await self._first(
-            select(tokens).where(tokens.c.token_hash == token_hash, tokens.c.revoked.is_(None))
-        )
+        """The live token (neither revoked nor expired) with this hash."""
+
+        def find(conn: Connection) -> TokenRecord | None:
+            expires = tokens.c.expires
+            query = select(tokens).where(
+                tokens.c.token_hash == token_hash,
+                tokens.c.revoked.is_(None),
+                expires.is_(None) | (expires > now_of(conn)),
+            )
+            row = conn.execute(query).mappings().first()
+            return _token(dict(row)) if row else None
+
+        return await self.db.read(find)
+
+    async def token(self, token_id: int) -> TokenRecord | None:
+        row = await self._first(select(tokens).where(tokens.c.id == token_id))
         return _token(row) if row else None
 
     async def list_tokens(self, project_id: str) -> list[TokenRecord]:
         query = select(tokens).where(tokens.c.project_id == project_id).order_by(tokens.c.id)
         return [_token(r) for r in await self._all(query)]
 
-    async def revoke_token(self, project_id: str | None, token_id: int) -> bool:
-        query = update(tokens).where(tokens.c.id == token_id, tokens.c.revoked.is_(None))
-        if project_id is not None:
-            query = query.where(tokens.c.project_id == project_id)
+    async def revoke_token(self, token_id: int) -> bool:
+        """Revoke a live token, unless it is the startup token."""
+        query = update(tokens).where(
+            tokens.c.id == token_id, tokens.c.revoked.is_(None), tokens.c.startup.is_(False)
+        )
 
         def revoke(conn: Connection) -> bool:
             return bool(conn.execute(query.values(revoked=now_of(conn))).rowcount)
 
         return await self.db.write(revoke)
+
+    async def mark_used(self, token_id: int, every: float) -> None:
+        """Record a use, unless one was recorded in the last `every` seconds (by this
+        node or another: the condition is checked by the database)."""
+
+        def mark(conn: Connection) -> None:
+            now = now_of(conn)
+            last = tokens.c.last_used
+            conn.execute(
+                update(tokens)
+                .where(tokens.c.id == token_id, last.is_(None) | (last <= now - every))
+                .values(last_used=now)
+            )
+
+        await self.db.write(mark)
 
     async def _first(self, query: Any) -> dict[str, Any] | None:
         def first(conn: Connection) -> dict[str, Any] | None:

@@ -6,7 +6,7 @@ import asyncio
 import mimetypes
 import time
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Annotated, Any, BinaryIO
 from urllib.parse import quote
 
@@ -18,6 +18,7 @@ from execd.api.deps import RuntimeDep
 from execd.api.dialects.tenant import wire
 from execd.api.dialects.tenant.access import TenantCaller
 from execd.api.responses import Json
+from execd.domain import times
 from execd.domain.access import Principal
 from execd.domain.actions import MAX_SECONDS
 from execd.domain.executions import Execution
@@ -95,18 +96,6 @@ def _priority(value: str | int) -> Priority:
         return Priority.parse(value)
     except ValueError as exc:
         raise InvalidInput(str(exc)) from None
-
-
-def _timestamp(value: datetime | None, name: str) -> float | None:
-    """A time without a zone is UTC (the seed's own client sends naive times)."""
-    if value is None:
-        return None
-    if value.tzinfo is None:
-        value = value.replace(tzinfo=UTC)
-    try:
-        return value.timestamp()
-    except (OverflowError, OSError, ValueError):
-        raise InvalidInput(f"{name} is out of range") from None
 
 
 async def _body(request: Request, model: type[BaseModel]) -> Any:
@@ -284,7 +273,7 @@ async def submit_job(runtime: RuntimeDep, caller: TenantCaller, body: JobBody) -
         priority=_priority(body.priority),
         parameters=body.parameters,
         execute_immediately=scheduling.executeImmediately,
-        scheduled_time=_timestamp(scheduling.scheduledTime, "scheduling.scheduledTime"),
+        scheduled_time=times.seconds(scheduling.scheduledTime, "scheduling.scheduledTime"),
         timeout_minutes=scheduling.timeoutMinutes,
         notifications=body.notifications.model_dump(),
     )
@@ -325,8 +314,8 @@ async def list_jobs(
         job_type=jobType or None,
         priority=_priority(priority) if priority else None,
         submitted_by=submittedBy or None,
-        since=_timestamp(dateFrom, "dateFrom") if dateFrom else None,
-        until=_timestamp(dateTo, "dateTo") if dateTo else None,
+        since=times.seconds(dateFrom, "dateFrom"),
+        until=times.seconds(dateTo, "dateTo"),
     )
     jobs, counts = await runtime.jobs.page(caller, f, page, pageSize)
 

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from fastapi import APIRouter, Response
 from pydantic import BaseModel, ConfigDict, Field
 
 from execd.api.deps import Caller, RuntimeDep
 from execd.api.dialects.v1 import wire
 from execd.api.responses import Json
+from execd.domain import times
+from execd.domain.access import MAX_TOKEN_LIFETIME
 from execd.store.accounts import Project, Tenant, TokenRecord
 
 router = APIRouter(tags=["v1 administration"])
@@ -25,8 +29,18 @@ class ProjectBody(NameBody):
 class TokenBody(BaseModel):
     model_config = ConfigDict(extra="forbid")
     name: str = Field(min_length=1, max_length=200)
-    role: str = "operator"
+    role: str = Field(default="operator", description="viewer, operator or admin")
     project_id: str | None = None
+    scope: str | None = Field(
+        default=None,
+        description="Admin tokens: tenant (the default) or system (a system admin only)",
+    )
+    expires_in: int | None = Field(
+        default=None, ge=1, le=MAX_TOKEN_LIFETIME, description="Seconds it lives"
+    )
+    expires: datetime | None = Field(
+        default=None, description="When it stops working (ISO 8601; UTC when no zone is given)"
+    )
 
 
 def _tenant(t: Tenant) -> dict[str, object]:
@@ -44,12 +58,16 @@ def _token(t: TokenRecord) -> dict[str, object]:
         "role": t.role,
         "tenant_id": t.tenant_id,
         "project_id": t.project_id,
+        "scope": t.scope,
+        "startup": t.startup,
         "created": wire.iso(t.created),
+        "expires": wire.iso(t.expires),
+        "last_used": wire.iso(t.last_used),
         "revoked": wire.iso(t.revoked),
     }
 
 
-@router.get("/me", summary="The caller: tenant, project and role of the token")
+@router.get("/me", summary="The caller: tenant, project, role and scope of the token")
 async def me(caller: Caller) -> Json:
     return Json(
         {
@@ -57,30 +75,31 @@ async def me(caller: Caller) -> Json:
                 "tenant_id": caller.tenant_id,
                 "project_id": caller.project_id,
                 "role": caller.role,
+                "scope": caller.scope,
                 "token_name": caller.name,
             }
         }
     )
 
 
-@router.post("/tenants", status_code=201, summary="Create a tenant (admin)")
+@router.post("/tenants", status_code=201, summary="Create a tenant (system admin)")
 async def create_tenant(runtime: RuntimeDep, caller: Caller, body: NameBody) -> Json:
     tenant = await runtime.accounts.create_tenant(caller, body.name)
     return Json({"data": _tenant(tenant)}, status_code=201)
 
 
-@router.get("/tenants", summary="List tenants (admin)")
+@router.get("/tenants", summary="List tenants (admin: a tenant admin sees its own)")
 async def list_tenants(runtime: RuntimeDep, caller: Caller) -> Json:
     return Json({"data": [_tenant(t) for t in await runtime.accounts.list_tenants(caller)]})
 
 
-@router.post("/projects", status_code=201, summary="Create a project in a tenant (admin)")
+@router.post("/projects", status_code=201, summary="Create a project in a tenant it administers")
 async def create_project(runtime: RuntimeDep, caller: Caller, body: ProjectBody) -> Json:
     project = await runtime.accounts.create_project(caller, body.tenant_id, body.name)
     return Json({"data": _project(project)}, status_code=201)
 
 
-@router.get("/projects", summary="List projects (admin)")
+@router.get("/projects", summary="List the projects of the tenants it administers (admin)")
 async def list_projects(runtime: RuntimeDep, caller: Caller, tenant_id: str | None = None) -> Json:
     projects = await runtime.accounts.list_projects(caller, tenant_id)
     return Json({"data": [_project(p) for p in projects]})
@@ -89,7 +108,13 @@ async def list_projects(runtime: RuntimeDep, caller: Caller, tenant_id: str | No
 @router.post("/tokens", status_code=201, summary="Create a token; its value is shown only here")
 async def create_token(runtime: RuntimeDep, caller: Caller, body: TokenBody) -> Json:
     record, token = await runtime.accounts.create_token(
-        caller, name=body.name, role=body.role, project_id=body.project_id
+        caller,
+        name=body.name,
+        role=body.role,
+        project_id=body.project_id,
+        scope=body.scope,
+        expires_in=body.expires_in,
+        expires=times.seconds(body.expires),
     )
     return Json({"data": {**_token(record), "token": token}}, status_code=201)
 
@@ -100,7 +125,11 @@ async def list_tokens(runtime: RuntimeDep, caller: Caller, project_id: str | Non
     return Json({"data": [_token(t) for t in tokens]})
 
 
-@router.delete("/tokens/{token_id:int}", status_code=204, summary="Revoke a token (admin)")
+@router.delete(
+    "/tokens/{token_id:int}",
+    status_code=204,
+    summary="Revoke a token (admin; the startup token cannot be revoked: 409)",
+)
 async def revoke_token(runtime: RuntimeDep, caller: Caller, token_id: int) -> Response:
     await runtime.accounts.revoke_token(caller, token_id)
     return Response(status_code=204)

@@ -7,7 +7,7 @@ import csv
 import io
 from collections.abc import AsyncIterator, Iterable
 from dataclasses import replace
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Annotated, Any
 
 import orjson
@@ -18,6 +18,7 @@ from pydantic import AliasChoices, BaseModel, ConfigDict, Field
 from execd.api.deps import Caller, RuntimeDep
 from execd.api.dialects.v1 import wire
 from execd.api.responses import Json
+from execd.domain import times
 from execd.domain.access import Principal
 from execd.domain.actions import MAX_SECONDS
 from execd.domain.analytics import BUCKETS
@@ -55,17 +56,6 @@ async def _list(
 
 
 Time = Annotated[datetime | None, Query(description="ISO 8601; UTC when no zone is given")]
-
-
-def _seconds(value: datetime | None) -> float | None:
-    if value is None:
-        return None
-    if value.tzinfo is None:
-        value = value.replace(tzinfo=UTC)
-    try:
-        return value.timestamp()
-    except (OverflowError, OSError, ValueError):
-        raise InvalidInput("A time is out of range") from None
 
 
 def _cursor(value: str | None) -> int | None:
@@ -108,10 +98,10 @@ def _filter(
         result_contains=result_contains or None,
         enforcement_id=enforcement,
         parent_id=parent,
-        created_after=_seconds(created_after),
-        created_before=_seconds(created_before),
-        updated_after=_seconds(updated_after),
-        updated_before=_seconds(updated_before),
+        created_after=times.seconds(created_after),
+        created_before=times.seconds(created_before),
+        updated_after=times.seconds(updated_after),
+        updated_before=times.seconds(updated_before),
     )
 
 
@@ -223,7 +213,11 @@ async def stats(
     }
     if group_by or bucket or since or until:  # without them: exactly the document's body
         start, end, groups = await runtime.executions.analytics(
-            caller, _seconds(since), _seconds(until), by_action=group_by == "action", bucket=bucket
+            caller,
+            times.seconds(since),
+            times.seconds(until),
+            by_action=group_by == "action",
+            bucket=bucket,
         )
         width = BUCKETS[bucket] if bucket else None
         data["window"] = {"since": wire.iso(start), "until": wire.iso(end)}
