@@ -4,8 +4,9 @@ import pytest
 
 from execd.api.dialects.flows import params
 from execd.api.dialects.flows.wire import format_duration
+from execd.domain.core_pack import CORE_ACTIONS
 from execd.domain.flows import FlowSpec, FlowStep, find_cycle, validate_flow
-from execd.domain.templates import TemplateError, check, render
+from execd.domain.templates import TemplateError, check, render, render_parameters
 from execd.errors import InvalidInput
 
 
@@ -27,6 +28,48 @@ def test_render_keeps_types_for_whole_placeholders_and_text_inside_strings() -> 
     }
     with pytest.raises(TemplateError, match=r"parameters\.missing"):
         render("{{ parameters.missing }}", context)
+
+
+def test_a_shell_script_gets_its_values_through_its_environment() -> None:
+    shell = CORE_ACTIONS["core.shell"]
+    x = "hi; touch pwned"
+    context = {"parameters": {"x": x, "n": 3, "a-b": None}}
+    template = {
+        "cmd": "echo {{ parameters.x }} '{{parameters.x}}' "
+        '"{{ parameters.n }}" {{ parameters.a-b }}',
+        "args": ["{{ parameters.x }}"],
+        "env": {"TEMPLATE_PARAMETERS_N": "taken", "OTHER": "{{ parameters.x }}"},
+    }
+    assert render_parameters(template, context, shell) == {
+        "cmd": "echo \"$TEMPLATE_PARAMETERS_X\" ''\"$TEMPLATE_PARAMETERS_X\"'' "
+        '"${TEMPLATE_PARAMETERS_N_2}" "$TEMPLATE_PARAMETERS_A_B"',
+        "args": [x],
+        "env": {
+            "TEMPLATE_PARAMETERS_N": "taken",
+            "OTHER": x,
+            "TEMPLATE_PARAMETERS_X": x,
+            "TEMPLATE_PARAMETERS_N_2": "3",
+            "TEMPLATE_PARAMETERS_A_B": "",
+        },
+    }
+    # A whole-string placeholder is one word too, not a script.
+    assert render_parameters({"cmd": "{{ parameters.x }}"}, context, shell) == {
+        "cmd": '"$TEMPLATE_PARAMETERS_X"',
+        "env": {"TEMPLATE_PARAMETERS_X": x},
+    }
+    # Nothing changes for a script without placeholders, other actions or a sub-flow.
+    assert render_parameters({"cmd": "ls"}, context, shell) == {"cmd": "ls"}
+    for action in (CORE_ACTIONS["core.echo"], None):
+        assert render_parameters({"cmd": "{{ parameters.x }}!", "n": "{{ parameters.n }}"},
+                                 context, action) == {"cmd": f"{x}!", "n": 3}  # fmt: skip
+    with pytest.raises(TemplateError, match=r"cmd: a placeholder inside \$\(\( \)\)"):
+        render_parameters({"cmd": "echo $(( {{ parameters.n }} ))"}, context, shell)
+    with pytest.raises(TemplateError, match="env must be an object"):
+        render_parameters(
+            {"cmd": "{{ parameters.x }}", "env": "{{ parameters.n }}"}, context, shell
+        )
+    with pytest.raises(TemplateError, match=r"parameters\.missing"):
+        render_parameters({"cmd": "echo {{ parameters.missing }}"}, context, shell)
 
 
 def test_text_that_opens_a_placeholder_must_be_one() -> None:

@@ -3,6 +3,8 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import subprocess
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -10,7 +12,7 @@ import pytest
 from execd.domain.executions import Execution
 from execd.domain.states import Priority, Status
 from execd.runners.base import ExecutionPaths, RunContext
-from execd.runners.command import expand_argv, parameter_env
+from execd.runners.command import CommandRunner, expand_argv, parameter_env
 from execd.runners.control import ControlReader
 from execd.runners.outcomes import describe_exit, process_outcome
 from execd.runners.process import CappedLog, ProcessResult, inherited_environment, run_process
@@ -22,6 +24,39 @@ def test_expand_argv_keeps_values_inside_one_argument() -> None:
     assert argv == ["cp", "a b;c", "--to=x", "3"]
     with pytest.raises(KeyError):
         expand_argv(["{missing}"], {})
+
+
+@pytest.mark.parametrize("start", [["sh", "-c"], ["bash", "-lc"], ["/usr/bin/env", "bash", "-c"]])
+def test_placeholders_in_a_shell_script_of_an_argv_stay_data(
+    start: list[str], tmp_path: Path
+) -> None:
+    parameters = {"x": "$(touch pwned)`touch pwned`'\"; touch pwned && id\n*", "n": 2}
+    script = "printf '<%s>' {x} \"{x}\" '{x}' {n}; ls"
+    argv = expand_argv([*start, script, "name", "{x}"], parameters)
+    assert argv[-3:] == [
+        'printf \'<%s>\' "$PARAM_X" "${PARAM_X}" \'\'"$PARAM_X"\'\' "$PARAM_N"; ls',
+        "name",
+        parameters["x"],  # a positional argument, not part of the script
+    ]
+    (tmp_path / "a-file").touch()
+    env = {**parameter_env(parameters), "PATH": "/usr/bin:/bin"}
+    done = subprocess.run(argv, env=env, cwd=tmp_path, capture_output=True, text=True, check=True)
+    x = parameters["x"]
+    assert done.stdout == f"<{x}><{x}><{x}><2>a-file\n"
+
+
+def test_a_placeholder_a_shell_would_evaluate_fails_the_run(tmp_path: Path) -> None:
+    ctx = _context(tmp_path)
+    execution = replace(
+        ctx.execution,
+        runner="command",
+        entry_point='["bash", "-c", "echo $(( {n} + 1 ))"]',
+        parameters={"n": "a[$(touch pwned)]"},
+    )
+    outcome = asyncio.run(CommandRunner().run(replace(ctx, execution=execution)))
+    assert outcome.status is Status.FAILED
+    assert outcome.error is not None and "$(( ))" in outcome.error
+    assert not list(tmp_path.rglob("pwned"))
 
 
 def test_parameter_env() -> None:

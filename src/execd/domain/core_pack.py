@@ -10,6 +10,15 @@ from execd.domain.actions import Action, RetryPolicy
 # (which address actions by GUID) can reach the built-ins too.
 _NAMESPACE = uuid.UUID("7f1d5c1e-6b0a-4f43-9a55-2b1c3b0e9d11")
 
+# core.shell's parameters: the script, and variables added to its environment.
+SHELL_SCRIPT = "cmd"
+SHELL_ENV = "env"
+
+
+def runs_script_parameter(runner: str, entry_point: str) -> bool:
+    """A shell action without an entry point (core.shell) runs its SHELL_SCRIPT."""
+    return runner == "shell" and not entry_point
+
 
 def _builtin(ref: str, runner: str, entry_point: str, description: str, **props: object) -> Action:
     required = [k for k, v in props.items() if isinstance(v, dict) and v.pop("required", False)]
@@ -47,7 +56,9 @@ def _core() -> dict[str, Action]:
             "shell",
             "",
             "Runs `cmd` with /bin/sh. Values reach the script only as positional "
-            "arguments (`args` -> $1, $2, ...) and environment variables (`env`).",
+            "arguments (`args` -> $1, $2, ...) and environment variables (`env`); a "
+            "template's placeholder in `cmd` becomes a quoted reference to a variable "
+            "added to `env`.",
             cmd={"type": "string", "minLength": 1, "required": True},
             args={"type": "array", "items": {"type": "string"}, "default": []},
             env={"type": "object", "additionalProperties": {"type": "string"}, "default": {}},

@@ -433,9 +433,3 @@ def check_template(parameters: Any) -> None:
         templates.check(parameters)
     except templates.TemplateError as exc:
         raise RuleError(f"parameters: {exc}") from None
-
-
-def render_parameters(template: dict[str, Any], context: dict[str, Any]) -> dict[str, Any]:
-    rendered = templates.render(template, context)
-    assert isinstance(rendered, dict)
-    return rendered

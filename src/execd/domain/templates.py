@@ -2,7 +2,9 @@
 
 Only look-ups, never code: a placeholder names a value by a dotted path through
 objects (and list positions), nothing is evaluated. Flow steps and rule parameter
-templates both use it.
+templates both use it. A shell script (core.shell's `cmd`) is filled differently: its
+placeholders become references to environment variables that carry the values
+(`domain/shell.py`).
 """
 
 from __future__ import annotations
@@ -11,6 +13,10 @@ import re
 from typing import Any
 
 import orjson
+
+from execd.domain import shell
+from execd.domain.actions import Action
+from execd.domain.core_pack import SHELL_ENV, SHELL_SCRIPT, runs_script_parameter
 
 _INDEX = re.compile(r"[0-9]{1,9}")  # ASCII digits only: int() reads other digits too
 _PLACEHOLDER = re.compile(r"\{\{\s*([A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z0-9_-]+)*)\s*\}\}")
@@ -34,6 +40,48 @@ def render(value: Any, context: dict[str, Any]) -> Any:
     if isinstance(value, list):
         return [render(v, context) for v in value]
     return value
+
+
+def render_parameters(
+    template: dict[str, Any], context: dict[str, Any], action: Action | None
+) -> dict[str, Any]:
+    """The parameters of `action` (of a sub-flow: None) from a template. In a script
+    the action runs with a shell, each placeholder becomes a quoted reference to a
+    variable, named after its path (`$TEMPLATE_PAYLOAD_HOST`), added to the script's
+    environment with the value's text."""
+    rendered = render(template, context)
+    assert isinstance(rendered, dict)
+    if action is None or not runs_script_parameter(action.runner, action.entry_point):
+        return rendered
+    script = template.get(SHELL_SCRIPT)
+    if not isinstance(script, str) or not _PLACEHOLDER.search(script):
+        return rendered
+    env = rendered.get(SHELL_ENV, {})
+    if not isinstance(env, dict):
+        raise TemplateError(f"{SHELL_ENV} must be an object: it carries {SHELL_SCRIPT}'s values")
+    variables: dict[str, str] = {}  # path -> variable
+
+    def variable(match: re.Match[str]) -> str:
+        path = match.group(1)
+        if path not in variables:
+            variables[path] = _variable(path, {*env, *variables.values()})
+        return variables[path]
+
+    try:
+        filled = shell.substitute(script, _PLACEHOLDER, variable)
+    except shell.ShellError as exc:
+        raise TemplateError(f"{SHELL_SCRIPT}: {exc}") from None
+    values = {name: _text(lookup(path, context)) for path, name in variables.items()}
+    return {**rendered, SHELL_SCRIPT: filled, SHELL_ENV: {**env, **values}}
+
+
+def _variable(path: str, taken: set[str]) -> str:
+    base = "TEMPLATE_" + re.sub(r"[^A-Z0-9_]", "_", path.upper())
+    name, number = base, 1
+    while name in taken:
+        number += 1
+        name = f"{base}_{number}"
+    return name
 
 
 # What opens a placeholder: `{{` and a name. `{{.Names}}` (a Go template, as docker and

@@ -25,7 +25,7 @@ from execd.domain.flows import (
     find_cycle,
     validate_flow,
 )
-from execd.domain.templates import TemplateError, parameters_used, render
+from execd.domain.templates import TemplateError, parameters_used, render_parameters
 from execd.engine.service import (
     DEFAULT_OPTIONS,
     ActionService,
@@ -256,9 +256,12 @@ class FlowService:
                     f"The flow expands to more than {MAX_PLAN_STEPS} steps with its sub-flows",
                     code="PLAN_TOO_LARGE",
                 )
+            action = None
             try:
-                step_parameters = render(step.parameters, context)
-            except TemplateError as exc:
+                if step.action is not None:
+                    action = await self.actions.get(caller, step.action)
+                step_parameters = render_parameters(step.parameters, context, action)
+            except (ExecdError, TemplateError) as exc:
                 raise InvalidInput(f"{where}: {exc}", code="INVALID_PARAMETERS") from None
             entry: dict[str, Any] = {
                 "sequence": number,
@@ -274,9 +277,8 @@ class FlowService:
                 )
                 hidden = set(entry["flow"]["secrets"])
             else:
-                assert step.action is not None
+                assert action is not None
                 try:
-                    action = await self.actions.get(caller, step.action)
                     entry["action"] = action.ref
                     entry["run"] = self.actions.prepare(action, step_parameters, step.timeout)
                     hidden = set(entry["run"]["secrets"] or ())

@@ -6,7 +6,8 @@ Parameters never become part of a shell string:
   `args` as positional parameters $1, $2, ...
 - `command` runs an argv list (the entry point, a JSON array) without any shell;
   an element that is exactly "{name}" is replaced by that parameter, and "{name}"
-  inside a longer element by its text.
+  inside a longer element by its text. In the script of a shell the argv starts
+  (`["sh", "-c", "echo {name}"]`), "{name}" becomes a quoted "$PARAM_<NAME>" instead.
 """
 
 from __future__ import annotations
@@ -16,7 +17,10 @@ from typing import Any
 
 import orjson
 
+from execd.domain import shell
+from execd.domain.core_pack import SHELL_ENV, SHELL_SCRIPT, runs_script_parameter
 from execd.domain.executions import Outcome
+from execd.domain.states import Status
 from execd.runners.base import RunContext
 from execd.runners.outcomes import process_outcome
 from execd.runners.process import run_process
@@ -28,8 +32,12 @@ def as_text(value: Any) -> str:
     return value if isinstance(value, str) else orjson.dumps(value).decode()
 
 
+def variable(name: str) -> str:
+    return f"PARAM_{name.upper()}"
+
+
 def parameter_env(parameters: dict[str, Any]) -> dict[str, str]:
-    env = {f"PARAM_{name.upper()}": as_text(value) for name, value in parameters.items()}
+    env = {variable(name): as_text(value) for name, value in parameters.items()}
     env["EXECD_PARAMETERS"] = orjson.dumps(parameters).decode()
     return env
 
@@ -38,12 +46,12 @@ class ShellRunner:
     async def run(self, ctx: RunContext) -> Outcome:
         execution = ctx.execution
         params = execution.parameters
-        if execution.entry_point:
-            script, args, env = execution.entry_point, [], parameter_env(params)
-        else:  # core.shell
-            script = params["cmd"]
+        if runs_script_parameter(execution.runner, execution.entry_point):  # core.shell
+            script = params[SHELL_SCRIPT]
             args = [str(a) for a in params.get("args", [])]
-            env = {str(k): str(v) for k, v in params.get("env", {}).items()}
+            env = {str(k): str(v) for k, v in params.get(SHELL_ENV, {}).items()}
+        else:
+            script, args, env = execution.entry_point, [], parameter_env(params)
         argv = ["/bin/sh", "-c", script, execution.action_ref, *args]
         return process_outcome(await run_process(ctx, argv, env))
 
@@ -52,20 +60,30 @@ class ShellRunner:
 
 
 def expand_argv(template: list[str], parameters: dict[str, Any]) -> list[str]:
-    def one(match: re.Match[str]) -> str:
-        name = match.group(1)
-        if name not in parameters:
-            raise KeyError(name)
-        return as_text(parameters[name])
+    """The argv to run; raises KeyError for a parameter it names that is not given, and
+    ShellError for a placeholder in a shell script that cannot be filled safely."""
 
-    return [_PLACEHOLDER.sub(one, str(element)) for element in template]
+    def name(match: re.Match[str]) -> str:
+        if match.group(1) not in parameters:
+            raise KeyError(match.group(1))
+        return match.group(1)
+
+    script = shell.script_index(template)
+    return [
+        shell.substitute(element, _PLACEHOLDER, lambda m: variable(name(m)))
+        if index == script
+        else _PLACEHOLDER.sub(lambda m: as_text(parameters[name(m)]), element)
+        for index, element in enumerate(template)
+    ]
 
 
 class CommandRunner:
     async def run(self, ctx: RunContext) -> Outcome:
         execution = ctx.execution
-        template = orjson.loads(execution.entry_point)
-        argv = expand_argv(template, execution.parameters)
+        try:
+            argv = expand_argv(orjson.loads(execution.entry_point), execution.parameters)
+        except shell.ShellError as exc:
+            return Outcome(Status.FAILED, error=f"the command's shell script: {exc}")
         return process_outcome(await run_process(ctx, argv, parameter_env(execution.parameters)))
 
     async def close(self) -> None:

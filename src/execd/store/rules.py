@@ -24,7 +24,7 @@ from execd.domain.actions import Action, mask_secrets
 from execd.domain.core_pack import CORE_ACTIONS
 from execd.domain.executions import NewExecution
 from execd.domain.rules import Enforcement, Rule, RuleSpec, Trigger, TriggerSpec
-from execd.domain.templates import TemplateError
+from execd.domain.templates import TemplateError, render_parameters
 from execd.domain.times import iso
 from execd.errors import Conflict, ExecdError, InvalidInput, NotFound
 from execd.store import events as event_log
@@ -508,7 +508,6 @@ class RuleStore:
     def _execution(
         self, conn: Connection, rule: Any, context: dict[str, Any], enforcement_id: int
     ) -> NewExecution:
-        parameters = domain.render_parameters(rule["parameters"], context)
         action = CORE_ACTIONS.get(rule["action_ref"])
         if action is None:
             row = (
@@ -524,6 +523,7 @@ class RuleStore:
             if row is None:
                 raise NotFound(f"Action {rule['action_ref']} not found")
             action = to_action(row)
+        parameters = render_parameters(rule["parameters"], context, action)
         prepared = self.prepare(action, parameters)
         return NewExecution(
             tenant_id=rule["tenant_id"],
