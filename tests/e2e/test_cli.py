@@ -45,6 +45,7 @@ def test_migrate_then_token_create(deployment: Deployment) -> None:
         "tenant_id": fields["tenant"],
         "project_id": fields["project"],
         "role": "viewer",
+        "scope": "project",
         "token_name": "ci",
     }
 

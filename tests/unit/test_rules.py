@@ -77,6 +77,18 @@ def test_a_catastrophic_regex_gives_up_instead_of_hanging() -> None:
     criterion = {"field": "payload.text", "op": "regex", "value": "^(a+)+$"}
     check_criteria(criterion)
     assert matches(criterion, {"payload": {"text": "a" * 40 + "!"}}) is False
+    stalling = {"field": "payload.text", "op": "regex", "value": "^(a|aa)+$"}
+    check_criteria(stalling)
+    assert matches(stalling, {"payload": {"text": "a" * 40 + "!"}}) is False
+
+
+def test_regex_criteria_of_a_rule_share_one_time_budget() -> None:
+    stalling = {"field": "payload.text", "op": "regex", "value": "^(a|aa)+$"}
+    quick = {"field": "payload.host", "op": "regex", "value": "^web-"}
+    event = {"payload": {"text": "a" * 40 + "!", "host": "web-1"}}
+    assert matches(quick, event) is True
+    # Once the budget is spent, the rule's later regexes count as no match too.
+    assert matches({"or": [stalling, quick]}, event) is False
 
 
 @pytest.mark.parametrize(
@@ -85,6 +97,9 @@ def test_a_catastrophic_regex_gives_up_instead_of_hanging() -> None:
         [],
         {"and": "x"},
         {"field": "x", "op": "regex", "value": "(unclosed"},
+        {"field": "x", "op": "regex", "value": "((((a{100}){100}){100}){100})"},
+        {"field": "x", "op": "regex", "value": "a" * 1001},
+        {"field": "x", "op": "regex", "value": 7},
         {"field": "x", "op": "lt"},
         {"field": "x", "op": "equals", "value": 1, "extra": 2},
         {"not": {"not": {"not": {"field": "x", "op": "nope", "value": 1}}}},

@@ -903,6 +903,19 @@ def token_create(
     project_id: Annotated[
         str | None, typer.Option(help="Project id (default: the admin token's own)")
     ] = None,
+    scope: Annotated[
+        str | None,
+        typer.Option(help="Admin tokens: tenant (default) or system (needs a system admin)"),
+    ] = None,
+    expires_in: Annotated[
+        int | None, typer.Option(help="Seconds until it stops working (default: never)")
+    ] = None,
+    expires: Annotated[
+        str | None,
+        typer.Option(
+            help="When it stops working (ISO 8601, UTC if no zone); not with --expires-in"
+        ),
+    ] = None,
     direct: Annotated[
         bool,
         typer.Option(
@@ -924,21 +937,70 @@ def token_create(
     if direct:
         from execd.cli.server import issue_directly
 
-        issue_directly(name, role, tenant, project, create, database_url)
+        issue_directly(
+            name,
+            role,
+            tenant,
+            project,
+            create,
+            database_url,
+            scope=scope,
+            expires_in=expires_in,
+            expires=expires,
+        )
         return
     with connect() as client:
-        made = client.create_token(name, role, project_id)
+        made = client.create_token(
+            name, role, project_id, scope=scope, expires_in=expires_in, expires=expires
+        )
     output.show(
         made,
         as_json,
         lambda: output.fields(
             [
-                ("tenant", made.get("tenant_id", "-")),
-                ("project", made.get("project_id", "-")),
-                ("token", made["token"]),
+                ("tenant", made.tenant_id),
+                ("project", made.project_id),
+                ("scope", made.scope),
+                ("expires", made.expires),
+                ("token", made.token),
             ]
         ),
     )
+
+
+@token_app.command("list")
+def token_list(
+    project_id: Annotated[
+        str | None, typer.Option(help="Project id (default: the admin token's own)")
+    ] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """A project's tokens (admin): role, scope, expiry and last use, never the values."""
+    with connect() as client:
+        tokens = client.list_tokens(project_id)
+    output.listing(
+        tokens,
+        as_json,
+        {
+            "ID": lambda t: t.id,
+            "NAME": lambda t: t.name,
+            "ROLE": lambda t: t.role,
+            "SCOPE": lambda t: t.scope + (" (startup)" if t.startup else ""),
+            "CREATED": lambda t: t.created,
+            "EXPIRES": lambda t: t.expires,
+            "LAST USED": lambda t: t.last_used,
+            "REVOKED": lambda t: t.revoked,
+        },
+    )
+
+
+@token_app.command("revoke")
+def token_revoke(token_id: Annotated[int, typer.Argument(help="The token's id")]) -> None:
+    """Revoke a token (admin). The startup admin token cannot be: restart the server
+    with a new EXECD_ADMIN_TOKEN to replace it."""
+    with connect() as client:
+        client.revoke_token(token_id)
+    out.print(f"revoked token {token_id}")
 
 
 __all__ = ["ClientError", "app"]

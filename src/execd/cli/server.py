@@ -228,15 +228,34 @@ def rollup(
 
 
 def issue_directly(
-    name: str, role: str, tenant: str, project: str, create: bool, database_url: str | None
+    name: str,
+    role: str,
+    tenant: str,
+    project: str,
+    create: bool,
+    database_url: str | None,
+    *,
+    scope: str | None = None,
+    expires_in: int | None = None,
+    expires: str | None = None,
 ) -> None:
     """`execd token create --direct`: a token written straight into the database, for
-    the first one of a project or when no admin token is at hand."""
+    the first one of a project or when no admin token is at hand (a system admin's
+    too, with --scope system)."""
+    from datetime import datetime
+
+    from execd.domain import times
     from execd.errors import ExecdError
 
     settings = _settings(database_url=database_url)
     try:
-        project_record, token = _run(_issue(settings, tenant, project, name, role, create))
+        moment = datetime.fromisoformat(expires) if expires else None
+    except ValueError:
+        typer.echo(f"error: --expires {expires!r} is not an ISO 8601 time", err=True)
+        raise typer.Exit(2) from None
+    try:
+        wanted = {"scope": scope, "expires_in": expires_in, "expires": times.seconds(moment)}
+        project_record, token = _run(_issue(settings, tenant, project, name, role, create, wanted))
     except ExecdError as exc:
         typer.echo(f"error: {exc.message}", err=True)
         raise typer.Exit(2) from None
@@ -246,7 +265,13 @@ def issue_directly(
 
 
 async def _issue(
-    settings: Settings, tenant: str, project: str, name: str, role: str, create: bool
+    settings: Settings,
+    tenant: str,
+    project: str,
+    name: str,
+    role: str,
+    create: bool,
+    wanted: dict[str, Any],
 ) -> Any:
     from execd.engine.accounts import issue_token
     from execd.store.accounts import Accounts
@@ -258,7 +283,13 @@ async def _issue(
     db = Database(settings.resolved_database_url)
     try:
         return await issue_token(
-            Accounts(db), tenant=tenant, project=project, name=name, role=role, create=create
+            Accounts(db),
+            tenant=tenant,
+            project=project,
+            name=name,
+            role=role,
+            create=create,
+            **wanted,
         )
     finally:
         await db.dispose()

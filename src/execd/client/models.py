@@ -26,7 +26,30 @@ class Me(Model):
     tenant_id: str
     project_id: str
     role: str
+    scope: str | None = None  # project, tenant or system
     token_name: str | None = None
+
+
+class Token(Model):
+    """An API token as listed: never its value."""
+
+    id: int
+    name: str
+    role: str
+    scope: str = "project"
+    startup: bool = False
+    tenant_id: str
+    project_id: str
+    created: datetime
+    expires: datetime | None = None
+    last_used: datetime | None = None
+    revoked: datetime | None = None
+
+
+class NewToken(Token):
+    """The answer that made a token: the only place its value appears."""
+
+    token: str
 
 
 class Progress(Model):

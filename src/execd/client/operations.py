@@ -32,12 +32,14 @@ from execd.client.models import (
     FlowExecution,
     Job,
     Me,
+    NewToken,
     Page,
     Pagination,
     Queue,
     Rule,
     Stats,
     StatusChange,
+    Token,
     Trigger,
     Worker,
 )
@@ -152,13 +154,42 @@ class Operations:
 
     @operation
     def create_token(
-        self, name: str, role: str = "operator", project_id: str | None = None
-    ) -> Operation[dict[str, Any]]:
-        """A new API token (admin). The answer is the only place its value appears."""
-        body = {"name": name, "role": role, "project_id": project_id}
-        reply = yield Request("POST", f"{V1}/tokens", json={k: v for k, v in body.items() if v})
-        token: dict[str, Any] = _data(reply)
-        return token
+        self,
+        name: str,
+        role: str = "operator",
+        project_id: str | None = None,
+        *,
+        scope: str | None = None,
+        expires_in: int | None = None,
+        expires: datetime | str | None = None,
+    ) -> Operation[NewToken]:
+        """A new API token (admin). The answer is the only place its value appears.
+        `scope="system"` (a system admin's own call) makes a system admin token; it
+        lives `expires_in` seconds or until `expires` if given."""
+        body = {
+            "name": name,
+            "role": role,
+            "project_id": project_id,
+            "scope": scope,
+            "expires_in": expires_in,
+            "expires": _when(expires),
+        }
+        reply = yield Request(
+            "POST", f"{V1}/tokens", json={k: v for k, v in body.items() if v is not None}
+        )
+        return NewToken.model_validate(_data(reply))
+
+    @operation
+    def list_tokens(self, project_id: str | None = None) -> Operation[list[Token]]:
+        """A project's tokens (admin; default: the token's own project), never their
+        values: role, scope, expiry, last use."""
+        reply = yield Request("GET", f"{V1}/tokens", params=params(project_id=project_id))
+        return [Token.model_validate(t) for t in _data(reply)]
+
+    @operation
+    def revoke_token(self, token_id: int) -> Operation[None]:
+        """Revoke a token (admin); it stops working within the server's cache time."""
+        yield Request("DELETE", f"{V1}/tokens/{int(token_id)}")
 
     @operation
     def workers(self) -> Operation[list[Worker]]:

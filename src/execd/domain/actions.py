@@ -6,14 +6,25 @@ import copy
 import json
 import re
 from collections.abc import Iterator
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import Any
 
 import jsonschema
 import jsonschema.exceptions
+import jsonschema.validators
 import referencing
 import referencing.exceptions
 from referencing.jsonschema import DRAFT202012
+
+from execd.domain.patterns import (
+    BUDGET,
+    Budget,
+    PatternError,
+    PatternTimeout,
+    compile_pattern,
+    quoted,
+)
 
 # Runners a user may choose; "local" is reserved for the built-in core pack.
 USER_RUNNERS = frozenset({"shell", "command", "python", "http"})
@@ -200,6 +211,50 @@ def check_schema(schema: dict[str, Any]) -> None:
             raise ValueError(
                 f"Invalid parameters schema: $ref {ref!r} resolves to nothing"
             ) from None
+    try:
+        check_patterns(schema)
+    except PatternError as exc:
+        raise ValueError(f"Invalid parameters schema: {exc}") from None
+
+
+def check_patterns(schema: dict[str, Any]) -> None:
+    """Raise PatternError unless every pattern of the schema (`pattern`, the keys of
+    `patternProperties`) is accepted by the bounded engine."""
+    keywords: set[str] = set()
+    for subschema in _subschemas(schema):
+        keywords |= subschema.keys()
+        named = subschema.get("patternProperties")
+        for pattern in [subschema.get("pattern"), *(named if isinstance(named, dict) else ())]:
+            if isinstance(pattern, str):
+                compile_pattern(pattern)
+    # jsonschema matches patternProperties for unevaluatedProperties with `re`, which
+    # cannot be bounded: the pair is refused rather than left unbounded.
+    if {"patternProperties", "unevaluatedProperties"} <= keywords:
+        raise PatternError(
+            "patternProperties cannot be combined with unevaluatedProperties; "
+            "use additionalProperties"
+        )
+
+
+# Keywords whose value maps names to subschemas, and keywords holding data, not schemas.
+_SCHEMA_MAPS = frozenset({"properties", "patternProperties", "dependentSchemas", "$defs"})
+_DATA = frozenset({"const", "enum", "default", "examples"})
+
+
+def _subschemas(node: Any) -> Iterator[dict[str, Any]]:
+    """Every object of the schema that may be used as a schema (a $ref may point into
+    an unknown keyword, so those are walked too)."""
+    if isinstance(node, dict):
+        yield node
+        for key, value in node.items():
+            if key in _SCHEMA_MAPS and isinstance(value, dict):
+                for child in value.values():
+                    yield from _subschemas(child)
+            elif key not in _DATA:
+                yield from _subschemas(value)
+    elif isinstance(node, list):
+        for child in node:
+            yield from _subschemas(child)
 
 
 # Schemas are resolved in a registry of their own, which never fetches anything remote.
@@ -224,15 +279,78 @@ def _refs(value: Any) -> Iterator[str]:
             yield from _refs(child)
 
 
+# The time budget of the validation running in this thread or task; past it, the
+# parameter being matched is refused.
+_BUDGET: ContextVar[Budget] = ContextVar("pattern_budget")
+
+
+def _pattern(validator: Any, pattern: str, instance: Any, schema: Any) -> Iterator[Error]:
+    if validator.is_type(instance, "string") and not _BUDGET.get().search(pattern, instance):
+        yield Error(f"{instance!r} does not match {pattern!r}")
+
+
+def _pattern_properties(
+    validator: Any, patterns: dict[str, Any], instance: Any, schema: Any
+) -> Iterator[Error]:
+    if not validator.is_type(instance, "object"):
+        return
+    budget = _BUDGET.get()
+    for pattern, subschema in patterns.items():
+        for name, value in instance.items():
+            if budget.search(pattern, name):
+                yield from validator.descend(value, subschema, path=name, schema_path=pattern)
+
+
+def _additional_properties(
+    validator: Any, additional: Any, instance: Any, schema: dict[str, Any]
+) -> Iterator[Error]:
+    if not validator.is_type(instance, "object"):
+        return
+    budget = _BUDGET.get()
+    declared = schema.get("properties", {})
+    patterns = schema.get("patternProperties", {})
+    extras = [
+        name
+        for name in instance
+        if name not in declared and not any(budget.search(p, name) for p in patterns)
+    ]
+    if validator.is_type(additional, "object"):
+        for name in extras:
+            yield from validator.descend(instance[name], additional, path=name)
+    elif additional is False and extras:
+        listed = ", ".join(repr(name) for name in sorted(extras))
+        verb = "was" if len(extras) == 1 else "were"
+        yield Error(f"Additional properties are not allowed ({listed} {verb} unexpected)")
+
+
+Error = jsonschema.exceptions.ValidationError
+# Draft 2020-12 with every pattern matched on the bounded engine (see check_patterns
+# for the one keyword that cannot be).
+_Validator: type[jsonschema.protocols.Validator] = jsonschema.validators.extend(  # type: ignore[no-untyped-call]
+    jsonschema.Draft202012Validator,
+    {
+        "pattern": _pattern,
+        "patternProperties": _pattern_properties,
+        "additionalProperties": _additional_properties,
+    },
+)
+
+
 class ParameterValidator:
     """Validates submitted parameters against an action's schema and fills defaults.
 
-    Compiling a validator is costly, so one is kept per schema.
+    Compiling a validator is costly, so one is kept per schema. An error never shows
+    the value of a secret parameter: it names the parameter and the failed constraint.
     """
 
     def __init__(self, schema: dict[str, Any]) -> None:
+        try:
+            check_patterns(schema)
+        except PatternError as exc:
+            raise ValueError(f"The action's parameters schema cannot be used: {exc}") from None
         self.schema = schema
-        self._validator = jsonschema.Draft202012Validator(schema, registry=_registry(schema))
+        self.secrets = secret_names(schema)
+        self._validator = _Validator(schema, registry=_registry(schema))
         self._defaults = {
             name: prop["default"]
             for name, prop in schema.get("properties", {}).items()
@@ -243,15 +361,92 @@ class ParameterValidator:
         if not isinstance(parameters, dict):
             raise ValueError("parameters must be a JSON object")
         filled = {**copy.deepcopy(self._defaults), **parameters}
+        budget = _BUDGET.set(Budget())
         try:
             error = jsonschema.exceptions.best_match(self._validator.iter_errors(filled))
-        except referencing.exceptions.Unresolvable as exc:  # checked at definition time
+        except (referencing.exceptions.Unresolvable, PatternError) as exc:
             raise ValueError(f"The action's parameters schema cannot be used: {exc}") from None
+        except PatternTimeout as exc:
+            raise ValueError(
+                f"Invalid {self._subject(_holder(filled, exc.text))}: matching the pattern "
+                f"{quoted(exc.pattern)} took longer than the {BUDGET * 1000:.0f} ms "
+                "that validating parameters may take; the action's schema needs a simpler "
+                "pattern"
+            ) from None
+        finally:
+            _BUDGET.reset(budget)
         if error is not None:
-            where = ".".join(str(p) for p in error.absolute_path)
-            prefix = f"parameter '{where}'" if where else "parameters"
-            raise ValueError(f"Invalid {prefix}: {error.message}")
+            raise ValueError(self._explain(error, filled))
         return filled
+
+    def _subject(self, path: list[str | int]) -> str:
+        if not path:
+            return "parameters"
+        where = ".".join(str(p) for p in path)
+        return f"parameter '{where}'" + (" (secret)" if path[0] in self.secrets else "")
+
+    def _explain(self, error: Error, filled: dict[str, Any]) -> str:
+        path = list(error.absolute_path)
+        # An error about a secret, or about the whole object holding one, may quote it.
+        holds_secret = path[0] in self.secrets if path else bool(self.secrets & filled.keys())
+        detail = _constraint(error) if holds_secret else error.message
+        return f"Invalid {self._subject(path)}: {detail}"
+
+
+# What failed, said from the schema's side only: the value is never quoted.
+_CONSTRAINTS = {
+    "type": "is not of type {!r}",
+    "minLength": "is too short: at least {} characters",
+    "maxLength": "is too long: at most {} characters",
+    "pattern": "does not match the pattern {!r}",
+    "format": "is not a valid {}",
+    "enum": "is not one of the allowed values",
+    "const": "is not the expected value",
+    "minimum": "is less than the minimum of {}",
+    "exclusiveMinimum": "is less than or equal to the minimum of {}",
+    "maximum": "is more than the maximum of {}",
+    "exclusiveMaximum": "is more than or equal to the maximum of {}",
+    "multipleOf": "is not a multiple of {}",
+    "minItems": "has too few items: at least {}",
+    "maxItems": "has too many items: at most {}",
+    "uniqueItems": "has repeated items",
+    "minProperties": "has too few properties: at least {}",
+    "maxProperties": "has too many properties: at most {}",
+}
+# Keywords whose messages name properties but never quote a value.
+_NAMES_ONLY = frozenset(
+    {"required", "additionalProperties", "unevaluatedProperties", "dependentRequired"}
+)
+
+
+def _constraint(error: Error) -> str:
+    keyword = error.validator
+    if not isinstance(keyword, str):  # the `false` schema
+        return "is not allowed"
+    if keyword in _NAMES_ONLY:
+        return error.message
+    template = _CONSTRAINTS.get(keyword)
+    if template is None:
+        return f"does not satisfy the schema's {keyword!r}"
+    return template.format(error.validator_value)
+
+
+def _holder(parameters: dict[str, Any], text: str) -> list[str | int]:
+    """The parameter holding this very string (a value or a key, at any depth)."""
+    for name, value in parameters.items():
+        if name is text or _holds(value, text):
+            return [name]
+    return []
+
+
+def _holds(value: Any, text: str) -> bool:
+    if value is text:
+        return True
+    if isinstance(value, dict):
+        return any(key is text or _holds(child, text) for key, child in value.items())
+    if isinstance(value, list):
+        return any(_holds(child, text) for child in value)
+    return False
 
 
 def secret_names(schema: dict[str, Any]) -> frozenset[str]:

@@ -18,10 +18,10 @@ from datetime import UTC, datetime
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-import regex
 from cronsim import CronSim, CronSimError
 
 from execd.domain import templates
+from execd.domain.patterns import Budget, PatternError, PatternTimeout, compile_pattern
 from execd.domain.states import TERMINAL, parse_status
 
 WEBHOOK, TIMER, EXECUTION = "webhook", "timer", "execution"
@@ -49,10 +49,6 @@ MAX_CHAIN = 10
 
 MAX_CRITERIA_NODES = 100
 MAX_CRITERIA_DEPTH = 16
-MAX_PATTERN = 300
-MAX_REPEAT = 100  # the largest {n,m} bound a pattern may use
-MAX_GROUP_DEPTH = 10
-REGEX_TIMEOUT = 0.02  # seconds a regex criterion may take on one payload
 COMPARISONS = ("equals", "not_equals", "contains", "regex", "gt", "gte", "lt", "lte", "exists")
 
 
@@ -331,46 +327,34 @@ def check_criteria(criteria: Any) -> None:
         elif "value" not in node:
             raise RuleError(f"{op} needs a value")
         if op == "regex":
-            if not isinstance(value, str) or len(value) > MAX_PATTERN:
-                raise RuleError(f"regex takes a pattern of at most {MAX_PATTERN} characters")
-            check_pattern(value)
+            if not isinstance(value, str):
+                raise RuleError("regex takes a pattern (text)")
+            try:
+                compile_pattern(value)
+            except PatternError as exc:
+                raise RuleError(str(exc)) from None
         if op in ("gt", "gte", "lt", "lte") and not _orderable(value):
             raise RuleError(f"{op} compares with a number or a string")
 
     visit(criteria, 1)
 
 
-_BOUND = re.compile(r"\{\s*(\d+)\s*(?:,\s*(\d*)\s*)?\}")
-
-
-def check_pattern(pattern: str) -> None:
-    """Refuse patterns whose compiled form could be huge: large counted repeats, deep
-    nesting. (Matching is also time-limited: REGEX_TIMEOUT.)"""
-    for low, high in _BOUND.findall(pattern):
-        if int(low) > MAX_REPEAT or (high and int(high) > MAX_REPEAT):
-            raise RuleError(f"A regex repeat count is at most {MAX_REPEAT}")
-    depth = deepest = 0
-    for char in pattern.replace("\\(", "").replace("\\)", ""):
-        depth += (char == "(") - (char == ")")
-        deepest = max(deepest, depth)
-    if deepest > MAX_GROUP_DEPTH:
-        raise RuleError(f"A regex nests groups at most {MAX_GROUP_DEPTH} deep")
-    try:
-        regex.compile(pattern)
-    except Exception as exc:  # regex.error, but also RecursionError and the like
-        raise RuleError(f"Invalid regex {pattern!r}: {exc}") from None
-
-
 def matches(criteria: dict[str, Any] | None, context: dict[str, Any]) -> bool:
-    """Whether the event (`context`: payload, trigger) meets the criteria."""
+    """Whether the event (`context`: payload, trigger) meets the criteria. The rule's
+    regexes share one time budget; one that does not finish within it counts as no
+    match."""
     if criteria is None:
         return True
+    return _matches(criteria, context, Budget())
+
+
+def _matches(criteria: dict[str, Any], context: dict[str, Any], budget: Budget) -> bool:
     if "and" in criteria:
-        return all(matches(part, context) for part in criteria["and"])
+        return all(_matches(part, context, budget) for part in criteria["and"])
     if "or" in criteria:
-        return any(matches(part, context) for part in criteria["or"])
+        return any(_matches(part, context, budget) for part in criteria["or"])
     if "not" in criteria:
-        return not matches(criteria["not"], context)
+        return not _matches(criteria["not"], context, budget)
     op: str = criteria["op"]
     expected: Any = criteria.get("value")
     found = templates.find(criteria["field"], context)
@@ -395,8 +379,8 @@ def matches(criteria: dict[str, Any] | None, context: dict[str, Any]) -> bool:
         if not isinstance(found, str) or not isinstance(expected, str):
             return False
         try:
-            return regex.search(expected, found, timeout=REGEX_TIMEOUT) is not None
-        except TimeoutError:
+            return budget.search(expected, found)
+        except (PatternTimeout, PatternError):
             return False
     return _compare(op, found, expected)
 

@@ -177,12 +177,13 @@ class ActionService:
 
     def validate_parameters(self, action: Action, parameters: dict[str, Any]) -> dict[str, Any]:
         key = (action.uuid or action.ref, action.updated)
-        validator = self._validators.get(key)
-        if validator is None:
-            if len(self._validators) > 1000:
-                self._validators.clear()
-            validator = self._validators[key] = ParameterValidator(action.parameters)
         try:
+            validator = self._validators.get(key)
+            if validator is None:
+                if len(self._validators) > 1000:
+                    self._validators.clear()
+                # Refuses a schema stored before its patterns were checked as they are now.
+                validator = self._validators[key] = ParameterValidator(action.parameters)
             return validator(parameters)
         except ValueError as exc:
             raise InvalidInput(str(exc)) from None
