@@ -7,7 +7,7 @@ import socket
 from pathlib import Path
 from typing import Annotated
 
-from pydantic import Field, field_validator
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from execd.domain.retention import Policy
@@ -42,6 +42,9 @@ class Settings(BaseSettings):
     host: str = "127.0.0.1"
     port: int = 8080
     admin_token: str | None = None
+    # Keys that seal secrets at rest, comma-separated: the first seals, all open (else
+    # the key file `secret-key` in the data directory, made on first start).
+    secret_key: SecretStr | None = None
     token_cache_seconds: float = 30.0
     auto_migrate: bool = True
     log_level: str = "info"

@@ -15,6 +15,7 @@ from execd.engine.notifier import Notifier, SmtpSettings
 from execd.engine.reaper import Reaper
 from execd.engine.retention import Retention
 from execd.engine.rules import RuleEngine, RuleService
+from execd.engine.sealing import Sealer, check_keys, read_keys
 from execd.engine.service import ActionService, ExecutionService
 from execd.engine.streams import LiveStreams
 from execd.engine.worker import Worker, WorkerConfig
@@ -32,6 +33,7 @@ from execd.store.notifications import NotificationStore
 from execd.store.queue import Queue
 from execd.store.retention import RetentionStore
 from execd.store.rules import RuleStore
+from execd.store.sealed import SealedStore
 from execd.store.workers import WorkerRegistry
 
 log = structlog.get_logger(__name__)
@@ -51,7 +53,9 @@ class Runtime:
         self.accounts = AccountService(
             Accounts(self.db), cache_seconds=settings.token_cache_seconds
         )
-        self.actions = ActionService(Catalog(self.db))
+        # Keys are loaded at start (the key file may have to be made then).
+        self.sealer = Sealer()
+        self.actions = ActionService(Catalog(self.db), self.sealer)
         self.executions = ExecutionService(
             self.queue, ExecutionQueries(self.db), self.actions, self.registry, self.artifacts
         )
@@ -78,7 +82,7 @@ class Runtime:
         self.streams = LiveStreams(
             EventLog(self.db), self.executions, poll_seconds=settings.stream_poll_seconds
         )
-        self.rules = RuleService(RuleStore(self.db, self.queue, self.actions.prepare))
+        self.rules = RuleService(RuleStore(self.db, self.queue, self.actions.prepare), self.sealer)
         self.workers: list[Worker] = []
         self.admin_token: str | None = None
         self._background: list[asyncio.Task[None]] = []
@@ -89,6 +93,9 @@ class Runtime:
         settings.data_dir.mkdir(parents=True, exist_ok=True)
         if settings.auto_migrate:
             await asyncio.to_thread(upgrade, settings.resolved_database_url)
+        self.load_keys()
+        for problem in await check_keys(SealedStore(self.db), self.sealer):
+            log.error("secret_keys", problem=problem)
         if bootstrap:
             _, self.admin_token = await self.accounts.bootstrap(
                 settings.data_dir, settings.admin_token
@@ -109,6 +116,7 @@ class Runtime:
                 sender=settings.smtp_from,
                 starttls=settings.smtp_starttls,
             ),
+            self.sealer,
             interval=settings.notify_seconds,
             attempts=settings.notify_attempts,
             backoff=settings.notify_backoff_seconds,
@@ -136,6 +144,14 @@ class Runtime:
             ready.cancel()
             if task.done():
                 task.result()  # a worker that could not start: raise its error
+
+    def load_keys(self, *, create: bool = True) -> None:
+        """The secret keys, from EXECD_SECRET_KEY or the key file (made if `create`)."""
+        given = self.settings.secret_key
+        keys, source = read_keys(
+            given.get_secret_value() if given else None, self.settings.data_dir, create=create
+        )
+        self.sealer.load(keys, source)
 
     async def run_until_workers_stop(self) -> None:
         await asyncio.gather(*self._worker_tasks)
@@ -167,6 +183,7 @@ class Runtime:
             signals=self.db.signals,
             runners=build_runners(),
             artifacts=self.artifacts,
+            sealer=self.sealer,
         )
 
     async def stop(self) -> None:

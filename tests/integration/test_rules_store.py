@@ -13,6 +13,7 @@ from sqlalchemy import func, select
 from execd.domain.actions import Action
 from execd.domain.rules import RuleSpec, TriggerSpec
 from execd.engine.accounts import AccountService
+from execd.engine.sealing import Sealer, new_key
 from execd.engine.service import ActionService
 from execd.store.accounts import Accounts
 from execd.store.catalog import Catalog
@@ -29,7 +30,7 @@ def test_a_failing_rule_fails_alone(with_db: Run) -> None:
         project, _ = await AccountService(Accounts(db)).bootstrap(
             Path(tempfile.gettempdir()), "execd_rules_test_token"
         )
-        actions = ActionService(Catalog(db))
+        actions = ActionService(Catalog(db), Sealer([new_key()]))
 
         def prepare(action: Action, parameters: dict[str, Any]) -> dict[str, Any]:
             poisoned = parameters.pop("poison", False)

@@ -27,12 +27,14 @@ flows_app = typer.Typer(help="Flows of steps.", no_args_is_help=True)
 rules_app = typer.Typer(help="Rules and their firings.", no_args_is_help=True)
 system_app = typer.Typer(help="The system as a whole.", no_args_is_help=True)
 token_app = typer.Typer(help="API tokens.", no_args_is_help=True)
+secrets_app = typer.Typer(help="The keys that seal secrets at rest.", no_args_is_help=True)
 app.add_typer(executions_app, name="executions")
 app.add_typer(actions_app, name="actions")
 app.add_typer(flows_app, name="flows")
 app.add_typer(rules_app, name="rules")
 app.add_typer(system_app, name="system")
 app.add_typer(token_app, name="token")
+app.add_typer(secrets_app, name="secrets")
 
 
 @dataclass

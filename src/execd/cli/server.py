@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 import typer
 
 from execd import __version__
-from execd.cli.app import app
+from execd.cli.app import app, secrets_app
 
 if TYPE_CHECKING:  # imported where used: client commands start faster without them
     from execd.config import Settings
@@ -225,6 +225,49 @@ def rollup(
     settings = _settings(database_url=database_url)
     hours = _run(_offline(settings, lambda r: r.executions.roll_up(rebuild=rebuild)))
     typer.echo(f"rolled up {hours} hours")
+
+
+@secrets_app.command("rotate")
+def rotate_secrets(
+    database_url: Annotated[str | None, typer.Option(help="[EXECD_DATABASE_URL]")] = None,
+) -> None:
+    """Seal every secret in the database with the first key of EXECD_SECRET_KEY (or the
+    key file), including values an older version left in plain text. Exits 1 if some
+    could not be opened (sealed with a key not given)."""
+    from execd.errors import ExecdError
+
+    settings = _settings(database_url=database_url)
+    try:
+        key, report = _run(_offline(settings, _rotate))
+    except ExecdError as exc:
+        typer.echo(f"error: {exc.message}", err=True)
+        raise typer.Exit(2) from None
+    typer.echo(
+        f"key {key}: {report.resealed} values sealed again, {report.plain} sealed from "
+        f"plain text, {report.current} already sealed with it; {report.masked} shown "
+        "values masked"
+    )
+    if report.failed:
+        for problem in report.problems:
+            typer.echo(f"error: a value could not be opened: {problem}", err=True)
+        typer.echo(f"error: {report.failed} values left as they were", err=True)
+        raise typer.Exit(1)
+
+
+async def _rotate(runtime: Runtime) -> tuple[str, Any]:
+    from execd.engine.sealing import rotate
+    from execd.store.sealed import SealedStore
+
+    runtime.load_keys(create=False)
+    return runtime.sealer.key_ids[0], await rotate(SealedStore(runtime.db), runtime.sealer)
+
+
+@secrets_app.command("new-key")
+def new_secret_key() -> None:
+    """Print a new random key, for EXECD_SECRET_KEY."""
+    from execd.engine.sealing import new_key
+
+    typer.echo(new_key())
 
 
 def issue_directly(

@@ -110,16 +110,17 @@ def check(value: Any) -> None:
 
 def parameters_used(value: Any) -> set[str]:
     """The flow parameters (top-level names) the placeholders in `value` read."""
+    return {path.split(".")[1] for path in paths_used(value) if path.startswith("parameters.")}
+
+
+def paths_used(value: Any) -> set[str]:
+    """The dotted paths the placeholders in `value` read."""
     if isinstance(value, str):
-        return {
-            path.split(".")[1]
-            for path in _PLACEHOLDER.findall(value)
-            if path.startswith("parameters.") and path.count(".") >= 1
-        }
+        return set(_PLACEHOLDER.findall(value))
     if isinstance(value, dict):
-        return set().union(*(parameters_used(v) for v in value.values()))
+        return set().union(*(paths_used(v) for v in value.values()))
     if isinstance(value, list):
-        return set().union(*(parameters_used(v) for v in value))
+        return set().union(*(paths_used(v) for v in value))
     return set()
 
 
@@ -132,11 +133,16 @@ def find(path: str, context: Any) -> Any:
     for part in path.split("."):
         if isinstance(value, dict) and part in value:
             value = value[part]
-        elif isinstance(value, list) and _INDEX.fullmatch(part) and int(part) < len(value):
+        elif isinstance(value, list) and is_index(part) and int(part) < len(value):
             value = value[int(part)]
         else:
             return MISSING
     return value
+
+
+def is_index(part: str) -> bool:
+    """Whether a path part picks a list item (ASCII digits: int() reads others too)."""
+    return _INDEX.fullmatch(part) is not None
 
 
 def exists(path: str, context: Any) -> bool:

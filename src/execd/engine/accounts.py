@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import os
 import secrets
 import time
 from pathlib import Path
@@ -16,6 +15,7 @@ from execd.domain.access import (
     token_scope,
 )
 from execd.domain.executions import MAX_ID
+from execd.engine.private_files import made_once
 from execd.errors import Conflict, InvalidInput, NotFound, Unauthorized
 from execd.store.accounts import Accounts, Project, Tenant, TokenRecord
 
@@ -227,15 +227,7 @@ async def _create_or_get_tenant(accounts: Accounts, name: str) -> Tenant:
 
 def _stored_admin_token(data_dir: Path) -> str:
     """Generated on first start and kept (mode 0600) in the data directory."""
-    path = data_dir / "admin-token"
-    if path.exists():
-        return path.read_text().strip()
-    data_dir.mkdir(parents=True, exist_ok=True)
-    token = new_token()
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "w") as handle:
-        handle.write(token + "\n")
-    return token
+    return made_once(data_dir / "admin-token", new_token)
 
 
 async def issue_token(

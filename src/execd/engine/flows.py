@@ -231,7 +231,7 @@ class FlowService:
     ) -> dict[str, Any]:
         """The plan of one flow, its sub-flows expanded; `budget` holds how many steps
         the whole plan may still take. `secrets` lists the flow's parameters that feed
-        a secret parameter of some step: they are masked like the step's."""
+        a secret parameter of some step: they are sealed and masked like the step's."""
         if flow.id in stack or len(stack) >= MAX_DEPTH:
             raise InvalidInput(
                 "Flows cannot call themselves, directly or through sub-flows: "
@@ -292,7 +292,8 @@ class FlowService:
         return {
             "flowId": flow.id,
             "name": flow.name,
-            "parameters": values,
+            # Steps were rendered from the values in clear; the plan keeps them sealed.
+            "parameters": self.actions.sealer.seal_values(values, secrets),
             "secrets": sorted(secrets),
             "steps": steps,
         }

@@ -41,6 +41,8 @@ class JobRequest:
     notifications: dict[str, Any] | None = None
     retry_of: str | None = None  # the job this one retries
     retry_reason: str | None = None
+    # What the retried job kept sealed (its webhook URL): carried over as it is.
+    sealed: dict[str, Any] | None = None
 
 
 @dataclass(frozen=True)
@@ -104,6 +106,9 @@ class JobService:
             "retryOf": request.retry_of,
             "retryReason": request.retry_reason,
         }
+        if request.sealed:
+            job["sealed"] = request.sealed
+        job = self.actions.sealer.seal_job(job)
         options = SubmitOptions(
             priority=request.priority,
             timeout=timeout,
@@ -245,7 +250,9 @@ class JobService:
         job = old.job or {}
         resource = job.get("resource", {})
         scheduling = job.get("scheduling", {})
-        base = dict(old.plan["parameters"]) if old.plan else dict(old.parameters)
+        # Submitted (and validated) again as a whole, so the old secret values are opened.
+        held = old.plan or {"parameters": old.parameters, "secrets": old.secrets}
+        base = self.actions.sealer.open_values(held["parameters"], held.get("secrets"))
         request = JobRequest(
             name=job.get("name", ""),
             job_type=old.job_type or JOB_TYPES[0],
@@ -263,6 +270,7 @@ class JobService:
             notifications=job.get("notifications"),
             retry_of=old.uuid,
             retry_reason=reason,
+            sealed=job.get("sealed"),
         )
         return await self.submit(caller, request)
 

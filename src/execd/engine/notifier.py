@@ -19,6 +19,8 @@ import structlog
 
 from execd.domain import times
 from execd.domain.executions import Execution
+from execd.domain.secret_values import mask_url, scrub
+from execd.engine.sealing import Sealer, SealError, sealed_webhook_url
 from execd.store.notifications import DELIVERY_SECONDS, Notification, NotificationStore
 
 MAX_IN_FLIGHT = 32
@@ -42,6 +44,7 @@ class Notifier:
         self,
         store: NotificationStore,
         smtp: SmtpSettings,
+        sealer: Sealer,
         *,
         interval: float,
         attempts: int,
@@ -49,6 +52,7 @@ class Notifier:
     ) -> None:
         self.store = store
         self.smtp = smtp
+        self.sealer = sealer
         self.interval = interval
         self.attempts = attempts
         self.backoff = backoff
@@ -80,14 +84,16 @@ class Notifier:
             await self._http.aclose()
 
     async def _deliver(self, notification: Notification, job: Execution) -> None:
+        hidden: list[str] = []  # what the error must not show of the webhook URL
         try:
             if notification.channel == "email":
                 await asyncio.to_thread(self._send_mail, notification, job)
             else:
-                await asyncio.wait_for(self._post(notification, job), DELIVERY_SECONDS)
+                url, hidden = self._webhook_url(notification, job)
+                await asyncio.wait_for(self._post(url, notification, job), DELIVERY_SECONDS)
             error = None
         except Exception as exc:
-            error = f"{type(exc).__name__}: {exc}"[:2000] or type(exc).__name__
+            error = scrub(f"{type(exc).__name__}: {exc}", hidden)[:2000] or type(exc).__name__
         retry_in = None
         if error is not None and notification.attempts + 1 < self.attempts:
             retry_in = self.backoff * 2**notification.attempts
@@ -113,7 +119,20 @@ class Notifier:
                 smtp.login(self.smtp.username, self.smtp.password or "")
             smtp.send_message(message)
 
-    async def _post(self, notification: Notification, job: Execution) -> None:
+    def _webhook_url(self, notification: Notification, job: Execution) -> tuple[str, list[str]]:
+        """Where to send, and its secret pieces. The URL is sealed in the job when it
+        carries credentials (the delivery's target shows it masked); an older job's
+        target is the URL itself."""
+        sealed = sealed_webhook_url(job.job)
+        url = notification.target
+        if sealed is not None:
+            try:
+                url = str(self.sealer.open(sealed))
+            except SealError as exc:
+                raise SealError(f"The webhook URL cannot be opened: {exc.message}") from None
+        return url, mask_url(url)[1]
+
+    async def _post(self, url: str, notification: Notification, job: Execution) -> None:
         assert self._http is not None
         payload = {
             "deliveryId": notification.id,  # the same on every retry: deduplicate on it
@@ -129,7 +148,7 @@ class Notifier:
             "dateEnded": times.iso(job.ended),
         }
         response = await self._http.post(
-            notification.target,
+            url,
             content=orjson.dumps(payload),
             headers={
                 "Content-Type": "application/json",

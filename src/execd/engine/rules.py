@@ -14,6 +14,7 @@ import structlog
 from execd.domain import rules as domain
 from execd.domain.access import Principal, require
 from execd.domain.rules import Enforcement, Rule, RuleError, RuleSpec, Trigger, TriggerSpec
+from execd.engine.sealing import Sealer, SealError
 from execd.errors import Conflict, InvalidInput, NotFound, Unauthorized
 from execd.store.rules import RuleStore
 
@@ -35,8 +36,9 @@ def signature(secret: str, body: bytes) -> str:
 
 
 class RuleService:
-    def __init__(self, store: RuleStore) -> None:
+    def __init__(self, store: RuleStore, sealer: Sealer) -> None:
         self.store = store
+        self.sealer = sealer  # HMAC secrets are stored sealed, opened to check a signature
 
     # -- triggers ---------------------------------------------------------------------
 
@@ -65,7 +67,9 @@ class RuleService:
         require(caller, "operator")
         spec = self._trigger_spec(spec)
         stored = self._secret(spec, secret, has_one=False)
-        trigger = await self.store.create_trigger(caller.tenant_id, caller.project_id, spec, stored)
+        trigger = await self.store.create_trigger(
+            caller.tenant_id, caller.project_id, spec, self._sealed(stored)
+        )
         return trigger, (stored if secret is None else None)
 
     async def update_trigger(
@@ -75,8 +79,13 @@ class RuleService:
         spec = self._trigger_spec(spec)
         current = await self.store.trigger(caller.project_id, ref)
         stored = self._secret(spec, secret, has_one=current.has_secret)
-        trigger = await self.store.update_trigger(caller.project_id, ref, spec, stored)
+        trigger = await self.store.update_trigger(
+            caller.project_id, ref, spec, self._sealed(stored)
+        )
         return trigger, (stored if secret is None else None)
+
+    def _sealed(self, secret: str | None) -> str | None:
+        return None if secret is None else self.sealer.seal(secret)
 
     async def delete_trigger(self, caller: Principal, ref: str) -> None:
         require(caller, "operator")
@@ -181,16 +190,7 @@ class RuleService:
                     f"Sign the body ({SIGNATURE_HEADER}: sha256=<hex HMAC-SHA256>) "
                     "or send a bearer token"
                 )
-            given = sig.strip().encode("utf-8", "replace")
-            signed = [
-                t
-                for t, secret in await self.store.webhooks(ref, project_id)
-                if secret is not None
-                and t.config.get("auth") == domain.HMAC
-                and hmac.compare_digest(signature(secret, body).encode(), given)
-            ]
-            if not signed:
-                raise Unauthorized("The signature does not match any webhook trigger")
+            signed = self._signed(await self.store.webhooks(ref, project_id), body, sig)
             if len(signed) > 1:  # the same ref and secret in several projects
                 raise Conflict(
                     "The signature matches webhook triggers of several projects: "
@@ -200,6 +200,33 @@ class RuleService:
         if not trigger.enabled:
             raise Conflict(f"Trigger {ref} is disabled", ref=ref)
         return trigger, await self.store.fire(trigger, payload)
+
+    def _signed(
+        self, candidates: list[tuple[Trigger, str | None]], body: bytes, sig: str
+    ) -> list[Trigger]:
+        """The HMAC webhooks among `candidates` whose secret signs `body` as `sig` says."""
+        given = sig.strip().encode("utf-8", "replace")
+        signed: list[Trigger] = []
+        unopened = False
+        for trigger, stored in candidates:
+            if stored is None or trigger.config.get("auth") != domain.HMAC:
+                continue
+            try:
+                secret = str(self.sealer.open(stored))
+            except SealError as exc:
+                log.error("webhook_secret_unopened", trigger_id=trigger.id, error=exc.message)
+                unopened = True
+                continue
+            if hmac.compare_digest(signature(secret, body).encode(), given):
+                signed.append(trigger)
+        if not signed and unopened:
+            raise SealError(
+                "This node cannot check the signature: it lacks the key that sealed the "
+                "webhook's secret (see its log); every node needs the same secret keys"
+            )
+        if not signed:
+            raise Unauthorized("The signature does not match any webhook trigger")
+        return signed
 
 
 class RuleEngine:

@@ -39,6 +39,7 @@ from execd.domain.retries import retry_of
 from execd.domain.states import TERMINAL, Priority
 from execd.engine import packages
 from execd.engine.batching import GroupCommit
+from execd.engine.sealing import Sealer
 from execd.errors import Conflict, InvalidInput, NotFound
 from execd.store.artifacts import ArtifactStore
 from execd.store.catalog import Catalog
@@ -78,8 +79,9 @@ DEFAULT_OPTIONS = SubmitOptions()
 
 
 class ActionService:
-    def __init__(self, catalog: Catalog) -> None:
+    def __init__(self, catalog: Catalog, sealer: Sealer) -> None:
         self.catalog = catalog
+        self.sealer = sealer  # secret parameter values are sealed here, once validated
         self._validators: dict[tuple[str, float | None], ParameterValidator] = {}
 
     async def get(self, caller: Principal, ref: str) -> Action:
@@ -158,21 +160,24 @@ class ActionService:
     def prepare(
         self, action: Action, parameters: dict[str, Any] | None, timeout: float | None = None
     ) -> dict[str, Any]:
-        """What an execution of `action` runs: its validated parameters and the action's
-        settings, copied so that editing the action later changes nothing accepted."""
+        """What an execution of `action` runs: its validated parameters (secret ones
+        sealed) and the action's settings, copied so that editing the action later
+        changes nothing accepted."""
         if not action.enabled:
             raise Conflict(f"Action {action.ref} is disabled", ref=action.ref)
+        secrets = sorted(secret_names(action.parameters)) or None
+        validated = self.validate_parameters(action, parameters or {})
         return {
             "action_id": action.id,
             "action_ref": action.ref,
             "pack": action.pack,
             "runner": action.runner,
             "entry_point": action.entry_point,
-            "parameters": self.validate_parameters(action, parameters or {}),
+            "parameters": self.sealer.seal_values(validated, secrets),
             "timeout": timeout if timeout is not None else action.timeout,
             "max_attempts": action.retry.max_attempts,
             "retry_policy": action.retry.to_json(),
-            "secrets": sorted(secret_names(action.parameters)) or None,
+            "secrets": secrets,
         }
 
     def validate_parameters(self, action: Action, parameters: dict[str, Any]) -> dict[str, Any]:
@@ -336,10 +341,13 @@ class ExecutionService:
         if parameters:
             if old.flow_id is not None:
                 raise InvalidInput("A flow execution is retried with its own parameters")
-            values = {**old.parameters, **parameters}
+            # Validated again as a whole, so the old secret values are opened for it.
+            sealer = self.actions.sealer
+            values = {**sealer.open_values(old.parameters, old.secrets), **parameters}
             if old.action_id is not None or old.action_ref in CORE_ACTIONS:
                 action = await self.actions.get(caller, old.action_ref)
                 values = self.actions.validate_parameters(action, values)
+            values = sealer.seal_values(values, old.secrets)
         new = replace(
             retry_of(old, parameters=values, submitted_by=caller.label),
             priority=priority if priority is not None else old.priority,

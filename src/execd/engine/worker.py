@@ -27,6 +27,7 @@ from execd.domain.executions import Execution, Outcome
 from execd.domain.flows import FLOW_RUNNER
 from execd.domain.states import Status
 from execd.engine.batching import GroupCommit
+from execd.engine.sealing import Sealer, SealError
 from execd.runners.base import ExecutionPaths, RunContext, Runner
 from execd.runners.process import inherited_environment
 from execd.store.artifacts import ArtifactStore
@@ -81,8 +82,10 @@ class Worker:
         signals: Signals,
         runners: dict[str, Runner],
         artifacts: ArtifactStore,
+        sealer: Sealer,
     ) -> None:
         self.config = config
+        self.sealer = sealer
         self.artifacts = artifacts
         self.queue = queue
         self.registry = registry
@@ -314,6 +317,12 @@ class Worker:
         runner = self.runners.get(execution.runner)
         if runner is None:
             return Outcome(Status.FAILED, error=f"no runner called {execution.runner!r}")
+        try:  # secret values are opened here, for the run only (never stored opened)
+            opened = self.sealer.open_values(execution.parameters, execution.secrets)
+        except SealError as exc:
+            log.error("secret_unopened", execution=execution.id, error=exc.message)
+            return Outcome(Status.FAILED, error=f"not run: {exc.message}")
+        execution = replace(execution, parameters=opened)
         ctx = RunContext(
             execution=execution,
             paths=paths,

@@ -25,6 +25,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.exc import IntegrityError
 
+from execd.domain.actions import mask_secrets
 from execd.domain.executions import Execution, NewExecution
 from execd.domain.flows import FLOW_RUNNER
 from execd.domain.retries import CAUSES, lost_lease_status, next_attempt
@@ -760,7 +761,11 @@ def _cancel_changes(
 
 
 def _replay(original: Execution, item: NewExecution) -> Submitted | Exception:
-    if original.action_ref != item.action_ref or original.parameters != item.parameters:
+    # Secret values are sealed afresh each time, so they cannot be compared: the key
+    # and the rest of the parameters must match.
+    given = mask_secrets(item.parameters, frozenset(item.secrets or ()))
+    same = original.visible_parameters == given
+    if original.action_ref != item.action_ref or not same:
         return Conflict(
             f"Idempotency key {item.idempotency_key!r} was already used for a different "
             f"request (execution {original.id})",

@@ -20,10 +20,11 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
 from execd.domain import rules as domain
-from execd.domain.actions import Action, mask_secrets
+from execd.domain.actions import Action, mask_secrets, secret_names
 from execd.domain.core_pack import CORE_ACTIONS
 from execd.domain.executions import NewExecution
 from execd.domain.rules import Enforcement, Rule, RuleSpec, Trigger, TriggerSpec
+from execd.domain.secret_values import mask_payload, payload_paths
 from execd.domain.templates import TemplateError, render_parameters
 from execd.domain.times import iso
 from execd.errors import Conflict, ExecdError, InvalidInput, NotFound
@@ -454,6 +455,7 @@ class RuleStore:
             }
             if not domain.matches(rule["criteria"], context):
                 continue
+            action = self._action(conn, rule)
             record = {
                 "tenant_id": rule["tenant_id"],
                 "project_id": rule["project_id"],
@@ -462,7 +464,7 @@ class RuleStore:
                 "trigger_id": trigger["id"],
                 "trigger_ref": trigger["ref"],
                 "trigger_type": trigger["type"],
-                "payload": payload,
+                "payload": _shown_payload(payload, rule["parameters"], action),
                 "status": "succeeded",
                 "error": None,
                 "depth": depth,
@@ -481,7 +483,7 @@ class RuleStore:
                 # A savepoint: whatever goes wrong with this rule's execution (even in
                 # the database) fails this enforcement only, never the firing.
                 with conn.begin_nested():
-                    item = self._execution(conn, rule, context, enforcement_id)
+                    item = self._execution(rule, action, context, enforcement_id)
                     created = self.queue.insert(conn, now, [item])
                 record["execution_ids"] = [e.id for e in created]
             except (ExecdError, TemplateError) as exc:
@@ -505,24 +507,27 @@ class RuleStore:
             self.db.notify_jobs(conn)
         return done
 
-    def _execution(
-        self, conn: Connection, rule: Any, context: dict[str, Any], enforcement_id: int
-    ) -> NewExecution:
+    def _action(self, conn: Connection, rule: Any) -> Action | None:
         action = CORE_ACTIONS.get(rule["action_ref"])
-        if action is None:
-            row = (
-                conn.execute(
-                    select(actions).where(
-                        actions.c.project_id == rule["project_id"],
-                        actions.c.ref == rule["action_ref"],
-                    )
+        if action is not None:
+            return action
+        row = (
+            conn.execute(
+                select(actions).where(
+                    actions.c.project_id == rule["project_id"],
+                    actions.c.ref == rule["action_ref"],
                 )
-                .mappings()
-                .first()
             )
-            if row is None:
-                raise NotFound(f"Action {rule['action_ref']} not found")
-            action = to_action(row)
+            .mappings()
+            .first()
+        )
+        return None if row is None else to_action(row)
+
+    def _execution(
+        self, rule: Any, action: Action | None, context: dict[str, Any], enforcement_id: int
+    ) -> NewExecution:
+        if action is None:
+            raise NotFound(f"Action {rule['action_ref']} not found")
         parameters = render_parameters(rule["parameters"], context, action)
         prepared = self.prepare(action, parameters)
         return NewExecution(
@@ -681,6 +686,13 @@ def _executions(conn: Connection, ids: set[int]) -> dict[int, dict[str, Any]]:
             "ended": iso(row["ended"]) if row["ended"] else None,
         }
     return found
+
+
+def _shown_payload(payload: Any, template: dict[str, Any], action: Action | None) -> Any:
+    """The payload as its enforcement keeps and shows it: the fields the rule maps into
+    secret parameters masked (every field it maps, if its action is not known)."""
+    names = None if action is None else secret_names(action.parameters)
+    return mask_payload(payload, payload_paths(template, names))
 
 
 def _depth_after(conn: Connection, enforcement_id: int | None) -> int:
