@@ -39,8 +39,9 @@ MASK = "********"
 ACTION = {
     "ref": "vault.check",
     "runner": "shell",
-    # The action never prints its secret: only the SHA-256 of what it was given.
-    "entry_point": 'printf "%s" "$PARAM_TOKEN" | sha256sum | cut -c1-64',
+    # The action never prints its secret: only the SHA-256 of what it was given. It
+    # fails when its note says so (after printing).
+    "entry_point": 'printf "%s" "$PARAM_TOKEN" | sha256sum | cut -c1-64; [ "$PARAM_NOTE" != fail ]',
     "parameters": {
         "type": "object",
         "properties": {"token": {"type": "string", "secret": True}, "note": {"type": "string"}},
@@ -206,7 +207,8 @@ def test_secret_values_are_sealed_wherever_they_are_stored(
     assert wait_flow(client, flow_run["id"])["status"] == "PASSED"
     expected[sha(flowed)] += 1
 
-    # A tenant-API job, with a notification webhook URL that carries credentials.
+    # A tenant-API job, with a notification webhook URL that carries credentials: it
+    # fails, and its retry (secret and URL carried over) completes and notifies.
     tenant = Tenant(client)
     action_uuid = client.get("/api/v1/actions/vault.check").json()["data"]["uuid"]
     password, url_token, job_secret = secret("hookpw"), secret("urltoken"), secret("job")
@@ -214,11 +216,17 @@ def test_secret_values_are_sealed_wherever_they_are_stored(
     response = submit_job(
         tenant,
         action_uuid,
-        parameters={"token": job_secret},
+        parameters={"token": job_secret, "note": "fail"},
         notifications={"onCompletion": True, "webhookUrl": url},
     )
     assert response.status_code == 201, response.text
-    job = wait_job(tenant, response.json()["jobId"], {"Completed", "Failed"})
+    failed = wait_job(tenant, response.json()["jobId"], {"Completed", "Failed"})
+    assert failed["status"] == "Failed"
+    retry = tenant.post(
+        f"/execution/job/{failed['jobId']}/retry", json={"updatedParameters": {"note": "ok"}}
+    )
+    assert retry.status_code == 200, retry.text
+    job = wait_job(tenant, retry.json()["jobId"], {"Completed", "Failed"})
     assert job["status"] == "Completed"
     results = tenant.get(f"/execution/job/{job['jobId']}/results?format=detailed")
     assert results.status_code == 200 and results.json()["parameters"]["token"] == MASK
@@ -236,11 +244,12 @@ def test_secret_values_are_sealed_wherever_they_are_stored(
 
     deliveries = wait_for(sent, message="the delivery recorded")
     assert deliveries[0]["target"] == shown_url
-    expected[sha(job_secret)] += 1
+    expected[sha(job_secret)] += 2
 
     # Every run got its value; every answer masked it.
-    ran = checks(client)
-    assert Counter(completed(client, e["id"]) for e in ran) == expected
+    ran = [wait_status(client, e["id"]) for e in checks(client)]
+    assert {e["config"]["token"] for e in ran} == {MASK}
+    assert Counter(output(client, e["id"]) for e in ran) == expected
 
     everything = [direct, override, hooked, flowed, password, url_token, job_secret, hmac_secret]
     assert_not_stored(deployment, everything, note)

@@ -113,19 +113,13 @@ class SealedStore:
         await asyncio.to_thread(checkpoint)
 
     async def sample(self) -> tuple[list[dict[str, Any]], list[Any]]:
-        """The newest executions that have secrets (parameters, secret names, plan),
-        and the stored secret of every trigger that has one (up to SAMPLE of each)."""
-        recent = (
-            select(ex.c.parameters, ex.c.secrets, ex.c.plan)
-            .order_by(ex.c.id.desc())
-            .limit(SAMPLE * 5)
-            .subquery()
-        )
-        keyed = select(triggers.c.secret).where(triggers.c.secret.is_not(None)).limit(SAMPLE)
+        """The newest executions (parameters, secret names, plan) and the stored secret
+        of triggers that have one, up to SAMPLE of each."""
+        recent = select(ex.c.parameters, ex.c.secrets, ex.c.plan).order_by(ex.c.id.desc())
+        keyed = select(triggers.c.secret).where(triggers.c.secret.is_not(None))
 
         def read(conn: Connection) -> tuple[list[dict[str, Any]], list[Any]]:
-            rows = [dict(r) for r in conn.execute(select(recent)).mappings()]
-            with_secrets = [r for r in rows if r["secrets"] or r["plan"]][:SAMPLE]
-            return with_secrets, list(conn.execute(keyed).scalars())
+            rows = [dict(r) for r in conn.execute(recent.limit(SAMPLE)).mappings()]
+            return rows, list(conn.execute(keyed.limit(SAMPLE)).scalars())
 
         return await self.db.read(read)
