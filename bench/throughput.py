@@ -161,7 +161,14 @@ async def project_token(client: httpx.AsyncClient) -> str:
     return str(token.json()["data"]["token"])
 
 
-async def run(url: str, admin_token: str, n: int, concurrency: int, action: str) -> dict[str, Any]:
+async def run(
+    url: str,
+    admin_token: str,
+    n: int,
+    concurrency: int,
+    action: str,
+    parameters: dict[str, Any] | None = None,
+) -> dict[str, Any]:
     limits = httpx.Limits(
         max_connections=concurrency + 4, max_keepalive_connections=concurrency + 4
     )
@@ -176,9 +183,8 @@ async def run(url: str, admin_token: str, n: int, concurrency: int, action: str)
         nonlocal failures
         async with RawHttp(url, token) as http:
             for _ in remaining:
-                status, _ = await http.request(
-                    "POST", "/api/v1/executions/execute", {"action_ref": action}
-                )
+                body = {"action_ref": action, "parameters": parameters or {}}
+                status, _ = await http.request("POST", "/api/v1/executions/execute", body)
                 failures += status != 201
 
     start = time.perf_counter()
@@ -244,6 +250,7 @@ def main() -> None:
     parser.add_argument("-n", type=int, default=10_000, help="executions")
     parser.add_argument("-c", type=int, default=8, help="concurrent clients")
     parser.add_argument("--action", default="core.noop")
+    parser.add_argument("--parameters", type=json.loads, help='e.g. \'{"cmd": "true"}\'')
     parser.add_argument(
         "--server-env", action="append", default=[], help="KEY=VALUE for a spawned server"
     )
@@ -257,14 +264,16 @@ def main() -> None:
     extra = dict(item.split("=", 1) for item in args.server_env)
     if args.spawn:
         with spawned_server(args.spawn, extra, args.worker_processes) as (url, token):
-            result = asyncio.run(run(url, token, args.n, args.c, args.action))
+            result = asyncio.run(run(url, token, args.n, args.c, args.action, args.parameters))
         result["backend"] = args.spawn
         result["worker_processes"] = args.worker_processes
         result["server_env"] = extra
     else:
         if not args.token:
             raise SystemExit("--token (an admin token) is required with --url")
-        result = asyncio.run(run(args.url, args.token, args.n, args.c, args.action))
+        result = asyncio.run(
+            run(args.url, args.token, args.n, args.c, args.action, args.parameters)
+        )
     print(json.dumps(result, indent=2))
 
 

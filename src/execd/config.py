@@ -11,6 +11,7 @@ from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from execd.domain.retention import Policy
+from execd.domain.sandbox import Limits
 from execd.domain.states import Status
 
 # The final statuses a retention policy keeps for a time (EXECD_RETENTION_DAYS_<STATUS>).
@@ -69,6 +70,18 @@ class Settings(BaseSettings):
     # Names of environment variables passed on to actions besides the basic ones.
     action_env: Annotated[list[str], NoDecode] = Field(default_factory=list)
 
+    # The action sandbox (docs/security.md): "bubblewrap", or "none" to run actions
+    # unsandboxed. The limits are each action's default and the most it may ask for.
+    sandbox: str = "bubblewrap"
+    sandbox_memory_bytes: int | None = Field(default=2 * 1024**3, ge=16 * 1024**2)
+    sandbox_processes: int | None = Field(default=512, ge=1)
+    sandbox_cpu_seconds: float | None = Field(default=None, gt=0)
+    sandbox_output_bytes: int | None = Field(default=None, ge=1024)
+    sandbox_uid_base: int = Field(default=3_000_000, ge=1000, le=2**31 - 2**16)
+    sandbox_tmp_bytes: int = Field(default=512 * 1024**2, ge=1024**2)
+    # More host paths actions may read (tools under /opt, say); /usr always is.
+    sandbox_read_only: Annotated[list[str], NoDecode] = Field(default_factory=list)
+
     # Job notifications (seed 002): e-mail over SMTP, and webhooks.
     smtp_host: str | None = None
     smtp_port: int = Field(default=25, ge=1, le=65535)
@@ -102,10 +115,25 @@ class Settings(BaseSettings):
     sqlite_synchronous: str = "FULL"
     db_pool_size: int = Field(default=10, ge=1)
 
-    @field_validator("worker_labels", "worker_devices", "actions_path", "action_env", mode="before")
+    @field_validator(
+        "worker_labels",
+        "worker_devices",
+        "actions_path",
+        "action_env",
+        "sandbox_read_only",
+        mode="before",
+    )
     @classmethod
     def _comma_list(cls, value: object) -> object:
         return _split(value)
+
+    @field_validator("sandbox")
+    @classmethod
+    def _sandbox(cls, value: str) -> str:
+        mode = {"bwrap": "bubblewrap"}.get(value.strip().lower(), value.strip().lower())
+        if mode not in ("bubblewrap", "none"):
+            raise ValueError("EXECD_SANDBOX is 'bubblewrap' or 'none'")
+        return mode
 
     @property
     def resolved_database_url(self) -> str:
@@ -120,6 +148,24 @@ class Settings(BaseSettings):
     @property
     def resolved_work_dir(self) -> Path:
         return (self.work_dir or self.data_dir / "work").resolve()
+
+    @property
+    def sqlite_path(self) -> Path | None:
+        url = self.resolved_database_url
+        return Path(url.removeprefix("sqlite:///")) if url.startswith("sqlite:///") else None
+
+    def private_paths(self) -> list[Path]:
+        """What no action may see: the data, work and artifact directories, the database."""
+        paths = [self.data_dir, self.resolved_work_dir, self.resolved_artifacts_dir]
+        return paths + ([self.sqlite_path.parent] if self.sqlite_path else [])
+
+    def sandbox_ceiling(self) -> Limits:
+        return Limits(
+            memory_bytes=self.sandbox_memory_bytes,
+            processes=self.sandbox_processes,
+            cpu_seconds=self.sandbox_cpu_seconds,
+            output_bytes=self.sandbox_output_bytes,
+        )
 
     def retention_policy(self) -> Policy:
         days: dict[Status, float] = {}

@@ -45,3 +45,7 @@ class Conflict(ExecdError):
 class Unavailable(ExecdError):
     status_code = 503
     code = "UNAVAILABLE"
+
+
+class StartupError(Exception):
+    """A process cannot start as configured; the message says why and what to do."""

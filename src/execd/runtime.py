@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from pathlib import Path
 
 import structlog
 
+from execd import data_dir
 from execd.config import Settings
 from execd.engine.accounts import AccountService
 from execd.engine.flows import FlowService
@@ -19,6 +21,7 @@ from execd.engine.sealing import Sealer, check_keys, read_keys
 from execd.engine.service import ActionService, ExecutionService
 from execd.engine.streams import LiveStreams
 from execd.engine.worker import Worker, WorkerConfig
+from execd.runners import sandbox
 from execd.runners.registry import build_runners
 from execd.store.accounts import Accounts
 from execd.store.artifacts import ArtifactStore
@@ -85,14 +88,24 @@ class Runtime:
         self.rules = RuleService(RuleStore(self.db, self.queue, self.actions.prepare), self.sealer)
         self.workers: list[Worker] = []
         self.admin_token: str | None = None
+        self._sandbox: sandbox.Sandbox | None = None
         self._background: list[asyncio.Task[None]] = []
         self._worker_tasks: list[asyncio.Task[None]] = []
 
+    def preflight(self, *, workers: int) -> None:
+        """What can refuse a start, checked before anything is served: the data
+        directory, and the action sandbox where workers will run."""
+        data_dir.prepare(self.settings.data_dir)
+        if workers:
+            self.action_sandbox()
+
     async def start(self, *, workers: int = 0, bootstrap: bool = True) -> None:
         settings = self.settings
-        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        self.preflight(workers=workers)
         if settings.auto_migrate:
             await asyncio.to_thread(upgrade, settings.resolved_database_url)
+        if settings.sqlite_path is not None:
+            data_dir.make_private(settings.sqlite_path)
         self.load_keys()
         for problem in await check_keys(SealedStore(self.db), self.sealer):
             log.error("secret_keys", problem=problem)
@@ -156,6 +169,23 @@ class Runtime:
     async def run_until_workers_stop(self) -> None:
         await asyncio.gather(*self._worker_tasks)
 
+    def action_sandbox(self) -> sandbox.Sandbox:
+        """The sandbox of this process's workers: built and tried once, at the first."""
+        if self._sandbox is None:
+            settings = self.settings
+            read_only = sandbox.python_paths(settings.actions_path)
+            self._sandbox = sandbox.build(
+                settings.sandbox,
+                settings.sandbox_ceiling(),
+                read_only=read_only + [Path(p) for p in settings.sandbox_read_only],
+                forbidden=settings.private_paths(),
+                uid_base=settings.sandbox_uid_base,
+                tmp_bytes=settings.sandbox_tmp_bytes,
+            )
+            if self._sandbox.name == sandbox.NONE:
+                log.warning("sandbox_disabled", warning=sandbox.UNSANDBOXED_WARNING)
+        return self._sandbox
+
     def new_worker(self, index: int | None = None) -> Worker:
         settings = self.settings
         name = settings.default_worker_name()
@@ -184,6 +214,7 @@ class Runtime:
             runners=build_runners(),
             artifacts=self.artifacts,
             sealer=self.sealer,
+            sandbox=self.action_sandbox(),
         )
 
     async def stop(self) -> None:

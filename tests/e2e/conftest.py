@@ -16,8 +16,11 @@ def shared_server(
     """One real server per module and backend; tests isolate themselves by project."""
     databases = request.getfixturevalue(f"{request.param}_databases")
     url = databases.new()
-    deployment = Deployment(database_url=url, root=tmp_path_factory.mktemp(request.param))
-    yield deployment.server(workers=1)
+    root = tmp_path_factory.mktemp(request.param)
+    deployment = Deployment(database_url=url, root=root)
+    # Where a test can put Python modules for `python` actions (the sandbox mounts it).
+    (root / "actions").mkdir()
+    yield deployment.server(workers=1, EXECD_ACTIONS_PATH=str(root / "actions"))
     deployment.close()
     databases.drop(url)
 

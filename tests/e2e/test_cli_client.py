@@ -263,14 +263,17 @@ def test_tables_and_json_of_the_system_commands(cli: Cli) -> None:
     assert cli.json("queue")["totalQueued"] == 0
     assert "queued;" in cli.ok("queue").stdout
     workers = cli.json("workers")
-    assert workers and workers[0]["state"] == "active"
+    assert workers and workers[0]["state"] == "active" and workers[0]["sandbox"] == "bubblewrap"
     assert cli.ok("workers").stdout.split()[:3] == ["ID", "NAME", "STATE"]
+    assert "SANDBOX" in cli.ok("workers").stdout
     status = cli.json("system", "status")
     assert status["health"]["status"] == "ok" and status["systemStatus"] in (
         "Healthy",
         "Idle",
         "Busy",
     )
+    assert status["sandbox"] == "bubblewrap" and status["warnings"] == []
+    assert "sandbox" in cli.ok("system", "status").stdout
     assert "core.shell" in cli.ok("actions", "list").stdout
     for output in (table, cli.ok("workers").stdout):
         assert "\x1b[" not in output

@@ -123,9 +123,9 @@ def test_command_runner_substitutes_whole_arguments(client: httpx.Client) -> Non
 
 
 def test_python_runner_with_progress_counters_result_and_artifacts(
-    shared_server: Server, client: httpx.Client, tmp_path: Path
+    shared_server: Server, client: httpx.Client
 ) -> None:
-    module = tmp_path / "crunch_mod.py"
+    module = Path(shared_server.env["EXECD_ACTIONS_PATH"]) / "crunch_mod.py"
     module.write_text(
         textwrap.dedent(
             """
@@ -147,7 +147,7 @@ def test_python_runner_with_progress_counters_result_and_artifacts(
     ok = submit(
         client,
         "core.python",
-        {"callable": "crunch_mod:crunch", "kwargs": {"rows": 40}, "pythonpath": [str(tmp_path)]},
+        {"callable": "crunch_mod:crunch", "kwargs": {"rows": 40}},
     )
     done = wait_status(client, ok["id"])
     assert done["status"] == "completed", done
@@ -161,9 +161,7 @@ def test_python_runner_with_progress_counters_result_and_artifacts(
     report = data_dir / "artifacts" / me["project_id"] / done["uuid"] / "artifacts" / "report.txt"
     assert report.read_text() == "report for 40 rows"
 
-    failed = submit(
-        client, "core.python", {"callable": "crunch_mod:explode", "pythonpath": [str(tmp_path)]}
-    )
+    failed = submit(client, "core.python", {"callable": "crunch_mod:explode"})
     bad = wait_status(client, failed["id"])
     assert bad["status"] == "failed"
     assert bad["result"]["error"] == "ValueError: boom"

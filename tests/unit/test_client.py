@@ -94,11 +94,17 @@ def test_a_definition_is_compared_as_the_server_would_store_it() -> None:
         "retry": {"max_attempts": 5, "retry_on": ["failed", "timeout"], "delay": 1.0,
                   "backoff": 2.0, "max_delay": 300.0},
         "enabled": True, "description": "", "created": "2026-11-27T10:00:00.000Z",
+        "network": True, "limits": {},
     }  # fmt: skip
     retry = {"max_attempts": 5, "retry_on": ["timeout", "failed", "timeout"]}
     given = {"ref": "a.b", "runner": "command", "entry_point": ["echo", "hi"], "timeout": 30,
              "retry": retry}  # fmt: skip
     assert packs.same(packs.wanted_action(given), stored)
+    limited = {**stored, "network": False, "limits": {"cpu_seconds": 5.0}}
+    assert packs.same(
+        packs.wanted_action({**given, "network": False, "limits": {"cpu_seconds": 5}}), limited
+    )
+    assert not packs.same(packs.wanted_action(given), limited)
     # a field left out of the file is compared with its default: removing it is a change
     assert not packs.same(packs.wanted_action({**given, "timeout": None}), stored)
     assert not packs.same(

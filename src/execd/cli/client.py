@@ -824,6 +824,7 @@ def workers(as_json: JsonOpt = False) -> None:
             "CAPACITY": lambda w: w.capacity,
             "LABELS": lambda w: ",".join(w.labels) or "-",
             "DEVICES": lambda w: ",".join(w.devices) or "-",
+            "SANDBOX": lambda w: w.sandbox or "-",
             "LAST HEARTBEAT": lambda w: w.last_heartbeat,
         },
     )
@@ -844,8 +845,10 @@ def system_status(as_json: JsonOpt = False) -> None:
                 ("server", f"{client.url} ({health.get('status', '?')})"),
                 ("system", output.cell(status.get("systemStatus"))),
                 ("workers", str(len(nodes))),
+                ("sandbox", output.cell(status.get("sandbox"))),
                 ("queued", output.cell(queue.get("totalQueuedJobs"))),
                 ("estimated processing", output.cell(queue.get("estimatedProcessingTime"))),
+                *(("warning", str(w)) for w in status.get("warnings") or []),
             ]
         )
 

@@ -4,6 +4,7 @@ up analytics, and issue a token straight into the database."""
 from __future__ import annotations
 
 import asyncio
+import os
 import signal
 import sys
 from collections.abc import Awaitable, Callable
@@ -23,9 +24,20 @@ T = TypeVar("T")
 
 
 def _settings(**overrides: Any) -> Settings:
+    """The settings of a server-side command. Such a process writes the service's own
+    files (the database, keys, artifacts): none of them readable by other users."""
     from execd.config import Settings
 
+    os.umask(0o077)
     return Settings(**{k: v for k, v in overrides.items() if v is not None})
+
+
+def _warn_if_unsandboxed(runtime: Runtime) -> None:
+    from execd.runners.sandbox import NONE, UNSANDBOXED_WARNING
+
+    if runtime.workers and runtime.action_sandbox().name == NONE:
+        line = "!" * 78
+        typer.echo(f"{line}\nWARNING: {UNSANDBOXED_WARNING}\n{line}", err=True)
 
 
 def _configure_logging(settings: Settings) -> None:
@@ -74,11 +86,19 @@ def serve(
     )
     _configure_logging(settings)
     runtime = Runtime(settings)
+    from execd.errors import StartupError
+
+    try:
+        runtime.preflight(workers=settings.embedded_workers)
+    except StartupError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from None
 
     def ready() -> None:
         typer.echo(f"execd {__version__} ready at http://{settings.host}:{settings.port}")
         typer.echo(f"database: {runtime.db.url.render_as_string(hide_password=True)}")
         typer.echo(f"admin token: {runtime.admin_token}")
+        _warn_if_unsandboxed(runtime)
         sys.stdout.flush()
 
     config = uvicorn.Config(
@@ -114,12 +134,15 @@ def worker(
         database_url=database_url,
     )
     _configure_logging(settings)
-    from execd.errors import ExecdError
+    from execd.errors import ExecdError, StartupError
 
     try:
         _run(_worker(settings))
     except ExecdError as exc:
         typer.echo(f"error: {exc.message}", err=True)
+        raise typer.Exit(2) from None
+    except StartupError as exc:
+        typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from None
 
 
@@ -136,6 +159,7 @@ async def _worker(settings: Settings) -> None:
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, runtime.workers[0].stop)
     typer.echo(f"worker {runtime.workers[0].config.name} running (id {runtime.workers[0].id})")
+    _warn_if_unsandboxed(runtime)
     sys.stdout.flush()
     try:
         await runtime.run_until_workers_stop()

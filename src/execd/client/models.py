@@ -123,6 +123,8 @@ class Action(Model):
     retry: dict[str, Any] | None = None
     enabled: bool = True
     description: str | None = None
+    network: bool = True
+    limits: dict[str, Any] = Field(default_factory=dict)
     builtin: bool = False
 
 
@@ -165,6 +167,7 @@ class Worker(Model):
     state: str
     cpu_percent: float | None = None
     memory_percent: float | None = None
+    sandbox: str | None = None
     started: datetime | None = None
     last_heartbeat: datetime | None = None
 

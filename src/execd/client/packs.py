@@ -36,6 +36,8 @@ ACTION: dict[str, Any] = {
     "timeout": None,
     "enabled": True,
     "description": "",
+    "network": True,
+    "limits": {},
 }
 TRIGGER: dict[str, Any] = {"description": "", "enabled": True, "config": {}}
 RULE: dict[str, Any] = {"description": "", "criteria": None, "parameters": {}, "enabled": True}
@@ -87,6 +89,7 @@ def wanted_action(definition: Mapping[str, Any]) -> dict[str, Any]:
     if isinstance(retry.get("retry_on"), list):
         retry["retry_on"] = sorted(set(retry["retry_on"]))
     wanted["retry"] = retry
+    wanted["limits"] = wanted["limits"] or {}
     return wanted
 
 

@@ -25,6 +25,7 @@ from execd.domain.patterns import (
     compile_pattern,
     quoted,
 )
+from execd.domain.sandbox import SandboxOptions
 
 # Runners a user may choose; "local" is reserved for the built-in core pack.
 USER_RUNNERS = frozenset({"shell", "command", "python", "http"})
@@ -135,6 +136,8 @@ class ActionSpec:
     retry: RetryPolicy = field(default_factory=RetryPolicy)
     enabled: bool = True
     description: str = ""
+    # Network or not, and limits of its processes (shell, command and python runners).
+    sandbox: SandboxOptions = field(default_factory=SandboxOptions)
 
     @property
     def pack(self) -> str:

@@ -59,6 +59,7 @@ class Execution:
     job_type: str | None = None
     job: dict[str, Any] | None = None
     cancel_request: dict[str, Any] | None = None
+    sandbox: dict[str, Any] | None = None
 
     @property
     def is_flow(self) -> bool:
@@ -111,6 +112,7 @@ class NewExecution:
     plan: dict[str, Any] | None = None
     job_type: str | None = None
     job: dict[str, Any] | None = None
+    sandbox: dict[str, Any] | None = None
 
 
 @dataclass(frozen=True)

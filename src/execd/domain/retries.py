@@ -49,6 +49,7 @@ def retry_of(
         max_attempts=execution.max_attempts,
         retry_policy=execution.retry_policy,
         secrets=execution.secrets,
+        sandbox=execution.sandbox,
         attempt=attempt if attempt is not None else 1,
         parent_id=execution.parent_id,
         root_id=execution.root_id,

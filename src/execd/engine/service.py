@@ -178,6 +178,7 @@ class ActionService:
             "max_attempts": action.retry.max_attempts,
             "retry_policy": action.retry.to_json(),
             "secrets": secrets,
+            "sandbox": action.sandbox.to_json(),
         }
 
     def validate_parameters(self, action: Action, parameters: dict[str, Any]) -> dict[str, Any]:

@@ -30,6 +30,7 @@ from execd.engine.batching import GroupCommit
 from execd.engine.sealing import Sealer, SealError
 from execd.runners.base import ExecutionPaths, RunContext, Runner
 from execd.runners.process import inherited_environment
+from execd.runners.sandbox import Sandbox, Unsandboxed
 from execd.store.artifacts import ArtifactStore
 from execd.store.changes import NOW, Change
 from execd.store.queue import Queue
@@ -83,9 +84,11 @@ class Worker:
         runners: dict[str, Runner],
         artifacts: ArtifactStore,
         sealer: Sealer,
+        sandbox: Sandbox | None = None,
     ) -> None:
         self.config = config
         self.sealer = sealer
+        self.sandbox = sandbox or Unsandboxed()
         self.artifacts = artifacts
         self.queue = queue
         self.registry = registry
@@ -122,6 +125,7 @@ class Worker:
             devices=self.config.devices,
             cpu_count=psutil.cpu_count(),
             memory_total=psutil.virtual_memory().total,
+            sandbox=self.sandbox.name,
         )
         self.id = node.id
         lost = await self.queue.recover_worker(node.id)
@@ -334,6 +338,7 @@ class Worker:
             on_progress=lambda p: self._note(execution.id, "progress", p),
             on_usage=lambda u: self._note(execution.id, "usage", u),
             on_pid=lambda pid: self._note(execution.id, "pid", pid),
+            sandbox=self.sandbox,
         )
         run = asyncio.create_task(runner.run(ctx))
         stop = asyncio.create_task(entry.stop.wait())

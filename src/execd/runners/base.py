@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from execd.domain.executions import Execution, Outcome
+from execd.runners.sandbox import Sandbox, Unsandboxed
 
 
 @dataclass(frozen=True)
@@ -62,6 +63,8 @@ class RunContext:
     # Called with resource usage samples of the process tree.
     on_usage: Callable[[dict[str, Any]], None] = lambda usage: None
     on_pid: Callable[[int], None] = lambda pid: None
+    # Where its processes run (runners/sandbox.py).
+    sandbox: Sandbox = field(default_factory=Unsandboxed)
 
 
 class Runner(Protocol):

@@ -15,15 +15,17 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
-import stat
 import time
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any
 
 import orjson
 
+from execd import files
+
 PROGRESS_KEYS = {"percent", "stage", "eta", "processed", "total", "errors", "warnings"}
 MAX_WARNINGS = 100
+MAX_CONTROL_READ = 16 * 1024 * 1024  # per poll; the rest is read at the next
 
 
 class ControlReader:
@@ -40,13 +42,14 @@ class ControlReader:
         self.rejected = 0
 
     def poll(self) -> bool:
-        """Read new complete lines; True if the progress record changed."""
-        try:
-            with self.path.open("rb") as handle:
-                handle.seek(self.offset)
-                data = handle.read()
-        except FileNotFoundError:
+        """Read new complete lines; True if the progress record changed. The action made
+        the file, maybe as a symlink to something else: a link is not followed."""
+        fd = files.open_file_no_follow(self.path)
+        if fd is None:
             return False
+        with os.fdopen(fd, "rb") as handle:
+            handle.seek(self.offset)
+            data = handle.read(MAX_CONTROL_READ)
         end = data.rfind(b"\n")
         if end < 0:
             return False
@@ -88,31 +91,22 @@ class ControlReader:
         return changed
 
     def _keep(self, name: str) -> None:
-        """Copy a file from the work directory into the artifacts. Neither end may be a
-        symlink at the moment it is opened, so a path swapped after the check cannot
-        make the copy read or write outside the execution's own directories."""
-        root = self.work_dir.resolve()
-        source = (root / name).resolve()
-        if root not in source.parents:
-            self.rejected += 1
-            return
-        target = self.artifacts_dir / source.relative_to(root)
+        """Copy a file from the work directory into the artifacts. Both trees belong to
+        the action, which may swap anything in them for a symlink at any moment: both
+        ends are walked without following one (see execd/files.py)."""
         try:
-            target.parent.mkdir(parents=True, exist_ok=True)
+            relative = "/".join(files.parts_of(name))
+            self.artifacts_dir.mkdir(parents=True, exist_ok=True)
             with contextlib.ExitStack() as stack:
-                src = stack.enter_context(_open_no_follow(source, os.O_RDONLY | os.O_NONBLOCK))
-                if not stat.S_ISREG(os.fstat(src.fileno()).st_mode):
-                    raise OSError("not a regular file")
-                flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC
-                dst = stack.enter_context(_open_no_follow(target, flags))
+                src = stack.enter_context(
+                    os.fdopen(files.open_below(self.work_dir, relative), "rb")
+                )
+                dst = stack.enter_context(
+                    os.fdopen(files.create_below(self.artifacts_dir, relative), "wb")
+                )
                 shutil.copyfileobj(src, dst)
         except OSError:
             self.rejected += 1
-
-
-def _open_no_follow(path: Path, flags: int) -> BinaryIO:
-    fd = os.open(path, flags | os.O_NOFOLLOW | os.O_CLOEXEC, 0o644)
-    return os.fdopen(fd, "wb" if flags & os.O_WRONLY else "rb")
 
 
 def _clean(key: str, value: Any) -> Any:

@@ -1,6 +1,6 @@
-"""Running one subprocess for an execution: its own session (process group), capped
-output files, the control file, resource sampling, and a kill that reaches every
-descendant on cancel or timeout."""
+"""Running one subprocess for an execution: in its sandbox, in its own session (process
+group), with capped output files, the control file, resource sampling, the action's
+limits, and a kill that reaches every descendant on cancel or timeout."""
 
 from __future__ import annotations
 
@@ -17,6 +17,8 @@ from typing import Any
 import orjson
 import psutil
 
+from execd import files
+from execd.domain.sandbox import Limits, SandboxOptions
 from execd.runners.base import RunContext
 from execd.runners.control import ControlReader
 
@@ -60,17 +62,64 @@ def inherited_environment(extra: Iterable[str] = ()) -> dict[str, str]:
     return {k: v for k, v in os.environ.items() if k in names or k.startswith("LC_")}
 
 
+class LimitGuard:
+    """The first limit a run hits: it says which, and stops the run at once."""
+
+    def __init__(self, limits: Limits, overhead: int) -> None:
+        self.limits = limits
+        self.overhead = overhead
+        self.reason: str | None = None
+        self.output = 0
+        self.pid: int | None = None
+
+    def hit(self, reason: str) -> None:
+        if self.reason is not None:
+            return
+        self.reason = reason
+        if self.pid is not None:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(self.pid, signal.SIGKILL)
+            for proc in descendants(self.pid):
+                with contextlib.suppress(psutil.Error):
+                    proc.kill()
+
+    def wrote(self, size: int) -> None:
+        self.output += size
+        most = self.limits.output_bytes
+        if most is not None and self.output > most:
+            self.hit(f"output limit reached: more than {describe_size(most)} of stdout and stderr")
+
+    def check(self, usage: dict[str, Any]) -> None:
+        limits = self.limits
+        if limits.memory_bytes and usage.get("memory_bytes", 0) > limits.memory_bytes:
+            self.hit(f"memory limit reached: more than {describe_size(limits.memory_bytes)} in use")
+        elif limits.processes and usage.get("processes", 0) >= limits.processes:
+            self.hit(f"process limit reached: {limits.processes} processes and threads")
+        elif limits.cpu_seconds and usage.get("cpu_seconds", 0) > limits.cpu_seconds:
+            self.hit(f"CPU time limit reached: more than {limits.cpu_seconds:g} s of CPU time")
+
+
+def describe_size(size: int) -> str:
+    for unit, scale in (("GiB", 1 << 30), ("MiB", 1 << 20), ("KiB", 1 << 10)):
+        if size >= scale and size % scale == 0:
+            return f"{size // scale} {unit}"
+    return f"{size} bytes"
+
+
 class CappedLog:
     """Writes a stream to a file up to `limit` bytes, then marks the truncation."""
 
-    def __init__(self, path: Path, limit: int) -> None:
+    def __init__(self, path: Path, limit: int, guard: LimitGuard | None = None) -> None:
         self.handle = path.open("wb")
         self.limit = limit
         self.written = 0
         self.dropped = 0
         self.tail = bytearray()
+        self.guard = guard
 
     def write(self, data: bytes) -> None:
+        if self.guard is not None:
+            self.guard.wrote(len(data))
         room = self.limit - self.written
         if room > 0:
             kept = data[:room]
@@ -102,16 +151,20 @@ class ProcessResult:
     usage: dict[str, Any] = field(default_factory=dict)
     explicit_result: Any = None
     has_result: bool = False
+    # The limit that stopped the run, if one did.
+    limit: str | None = None
+    limits: Limits = field(default_factory=Limits)
 
 
 class UsageSampler:
     """CPU, memory and I/O of a process and all its descendants."""
 
-    def __init__(self, pid: int) -> None:
+    def __init__(self, pid: int, overhead: int = 0) -> None:
         try:
             self.root: psutil.Process | None = psutil.Process(pid)
         except psutil.Error:  # already gone: nothing to sample
             self.root = None
+        self.overhead = overhead  # the sandbox's own processes at the top of the tree
         self.cpu_seconds_by_pid: dict[int, float] = {}
         self.io_by_pid: dict[int, tuple[int, int, int]] = {}
         self.peak_memory = 0
@@ -127,11 +180,13 @@ class UsageSampler:
             return self.last
         memory = 0
         cpu_percent = 0.0
+        tasks = 0
         for proc in procs:
             # Keep the Process objects: cpu_percent() measures since the previous call.
             proc = self._procs.setdefault(proc.pid, proc)
             with contextlib.suppress(psutil.Error), proc.oneshot():
-                memory += proc.memory_info().rss
+                memory += _proportional_memory(proc.pid) or proc.memory_info().rss
+                tasks += proc.num_threads()
                 times = proc.cpu_times()
                 self.cpu_seconds_by_pid[proc.pid] = (
                     times.user + times.system + times.children_user + times.children_system
@@ -153,8 +208,23 @@ class UsageSampler:
             "read_bytes": sum(io[0] for io in self.io_by_pid.values()),
             "write_bytes": sum(io[1] for io in self.io_by_pid.values()),
             "io_operations": sum(io[2] for io in self.io_by_pid.values()),
+            "processes": max(0, tasks - self.overhead),
         }
         return self.last
+
+
+def _proportional_memory(pid: int) -> int | None:
+    """The process's share of the memory it uses (PSS: a page shared by n processes
+    counts 1/n in each), so that a tree's sum is not inflated by shared libraries.
+    None where the kernel does not say (before Linux 4.14, or not Linux)."""
+    try:
+        with open(f"/proc/{pid}/smaps_rollup", "rb") as handle:
+            for line in handle:
+                if line.startswith(b"Pss:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        return None
+    return None
 
 
 def descendants(pid: int) -> list[psutil.Process]:
@@ -187,41 +257,50 @@ async def kill_tree(process: asyncio.subprocess.Process, grace: float) -> None:
 async def run_process(ctx: RunContext, argv: list[str], env: dict[str, str]) -> ProcessResult:
     paths = ctx.paths
     paths.create()
+    sandbox = ctx.sandbox
+    view = sandbox.view(paths)
     full_env = {
         **ctx.inherited_env,
         **env,
         "EXECD_EXECUTION_ID": str(ctx.execution.id),
         "EXECD_EXECUTION_UUID": ctx.execution.uuid,
         "EXECD_ATTEMPT": str(ctx.execution.attempt),
-        "EXECD_CONTROL_FILE": str(paths.control_file),
-        "EXECD_RESULT_FILE": str(paths.result_file),
-        "EXECD_ARTIFACTS_DIR": str(paths.artifacts_dir),
-        "EXECD_WORK_DIR": str(paths.work_dir),
+        "EXECD_CONTROL_FILE": view.control_file,
+        "EXECD_RESULT_FILE": view.result_file,
+        "EXECD_ARTIFACTS_DIR": view.artifacts_dir,
+        "EXECD_WORK_DIR": view.work_dir,
     }
-    stdout = CappedLog(paths.stdout_file, ctx.output_limit)
-    stderr = CappedLog(paths.stderr_file, ctx.output_limit)
+    options = SandboxOptions.from_json(ctx.execution.sandbox)
+    launch = sandbox.launch(argv, full_env, paths, options, ctx.execution.id)
+    guard = LimitGuard(options.limits.within(sandbox.ceiling), launch.overhead)
+    stdout = CappedLog(paths.stdout_file, ctx.output_limit, guard)
+    stderr = CappedLog(paths.stderr_file, ctx.output_limit, guard)
     control = ControlReader(paths.control_file, paths.work_dir, paths.artifacts_dir)
     try:
         process = await asyncio.create_subprocess_exec(
-            *argv,
-            cwd=paths.work_dir,
-            env=full_env,
+            *launch.argv,
+            cwd=launch.cwd,
+            env=launch.env,
             stdin=asyncio.subprocess.DEVNULL,
             stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.PIPE,
             start_new_session=True,
+            pass_fds=launch.pass_fds,
         )
     except OSError:
         stdout.close()
         stderr.close()
         raise
+    finally:
+        launch.close()
+    guard.pid = process.pid
     ctx.on_pid(process.pid)
-    sampler = UsageSampler(process.pid)
+    sampler = UsageSampler(process.pid, launch.overhead)
     pumps = [
         asyncio.create_task(_pump(process.stdout, stdout)),
         asyncio.create_task(_pump(process.stderr, stderr)),
     ]
-    watcher = asyncio.create_task(_watch(ctx, control, sampler))
+    watcher = asyncio.create_task(_watch(ctx, control, sampler, guard))
     try:
         return_code = await process.wait()
         # A background child may still hold the pipes open; the run is over, so it goes.
@@ -239,6 +318,8 @@ async def run_process(ctx: RunContext, argv: list[str], env: dict[str, str]) -> 
         await asyncio.gather(watcher, *pumps, return_exceptions=True)
         stdout.close()
         stderr.close()
+    if launch.signals_as_codes and 128 < return_code < 128 + signal.NSIG:
+        return_code = 128 - return_code
     # Processes left in the run's group (a `cmd &` in a script) must not outlive it.
     # The group keeps the leader's id after the leader is gone, so this reaches them.
     with contextlib.suppress(ProcessLookupError, PermissionError):
@@ -254,6 +335,8 @@ async def run_process(ctx: RunContext, argv: list[str], env: dict[str, str]) -> 
         truncated=bool(stdout.dropped or stderr.dropped),
         control=control,
         usage=usage,
+        limit=guard.reason,
+        limits=guard.limits,
     )
     _read_result(ctx, result)
     return result
@@ -266,30 +349,36 @@ async def _pump(stream: asyncio.StreamReader | None, log: CappedLog) -> None:
         log.write(chunk)
 
 
-async def _watch(ctx: RunContext, control: ControlReader, sampler: UsageSampler) -> None:
+async def _watch(
+    ctx: RunContext, control: ControlReader, sampler: UsageSampler, guard: LimitGuard
+) -> None:
     next_sample = 0.0
     while True:
         if control.poll():
             ctx.on_progress(dict(control.progress))
         now = time.monotonic()
         if now >= next_sample:
-            ctx.on_usage(dict(sampler.sample()))
+            usage = sampler.sample()
+            guard.check(usage)
+            ctx.on_usage(dict(usage))
             next_sample = now + SAMPLE_SECONDS
         await asyncio.sleep(POLL_SECONDS)
 
 
 def _read_result(ctx: RunContext, result: ProcessResult) -> None:
-    """The result file wins over a `result` control line."""
-    path = ctx.paths.result_file
-    if path.is_file():
-        size = path.stat().st_size
-        if size > ctx.result_limit:
-            result.explicit_result = {"error": f"result file too large ({size} bytes)"}
-        else:
-            try:
-                result.explicit_result = orjson.loads(path.read_bytes())
-            except orjson.JSONDecodeError as exc:
-                result.explicit_result = {"error": f"result file is not JSON: {exc}"}
+    """The result file wins over a `result` control line. The action wrote it, and may
+    have made it a symlink to anything the worker can read: a link is not followed."""
+    fd = files.open_file_no_follow(ctx.paths.result_file)
+    if fd is not None:
+        with os.fdopen(fd, "rb") as handle:
+            size = os.fstat(fd).st_size
+            if size > ctx.result_limit:
+                result.explicit_result = {"error": f"result file too large ({size} bytes)"}
+            else:
+                try:
+                    result.explicit_result = orjson.loads(handle.read(ctx.result_limit + 1))
+                except orjson.JSONDecodeError as exc:
+                    result.explicit_result = {"error": f"result file is not JSON: {exc}"}
         result.has_result = True
     elif result.control.has_result:
         result.explicit_result = result.control.result
@@ -297,9 +386,4 @@ def _read_result(ctx: RunContext, result: ProcessResult) -> None:
 
 
 def _disk_usage(root: Path) -> int:
-    total = 0
-    for directory, _, files in os.walk(root):
-        for name in files:
-            with contextlib.suppress(OSError):
-                total += os.lstat(os.path.join(directory, name)).st_size
-    return total
+    return sum(size for _, size in files.regular_files(root))

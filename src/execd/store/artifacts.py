@@ -4,21 +4,22 @@ several) holding each execution's logs and artifact files."""
 from __future__ import annotations
 
 import os
-import stat
 from pathlib import Path
 from typing import BinaryIO
 
+from execd import files
 from execd.domain.executions import Execution
 
 STREAMS = ("stdout", "stderr")
 
 
 class ArtifactStore:
-    """Everything under an execution's directory was written by its action, which may
-    have swapped files or directories for symlinks to anything the service can read.
-    So nothing here follows a symlink: the execution's directory must really be where
-    it belongs, and each file is opened with O_NOFOLLOW and checked to be a regular
-    file before a byte of it is served."""
+    """Everything under an execution's artifacts was written by its action, which may
+    have swapped files or directories for symlinks to anything the service can read,
+    and may still be doing so while a file is served. So nothing here follows a
+    symlink: the execution's directory must really be where it belongs, and each path
+    below it is walked one component at a time without following links (execd/files.py)
+    and checked to be a regular file before a byte of it is served."""
 
     def __init__(self, root: Path) -> None:
         self.root = root
@@ -68,18 +69,10 @@ class ArtifactStore:
         base = self._own_dir(execution)
         if base is None or not relative:
             return None
-        path = Path(os.path.normpath(base / relative))
         try:
-            if base not in path.parents or os.path.realpath(path) != str(path):
-                return None
-            fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+            return os.fdopen(files.open_below(base, relative), "rb")
         except (OSError, ValueError):
             return None
-        handle = os.fdopen(fd, "rb")
-        if not stat.S_ISREG(os.fstat(handle.fileno()).st_mode):
-            handle.close()
-            return None
-        return handle
 
     def list_artifacts(self, execution: Execution) -> list[tuple[str, int]]:
         """(relative path, size) of every artifact file, in path order. Symlinks are
@@ -87,22 +80,13 @@ class ArtifactStore:
         base = self._own_dir(execution)
         if base is None:
             return []
-        root = base / "artifacts"
-        found: list[tuple[str, int]] = []
-        if root.is_symlink() or not root.is_dir():
-            return found
-        for directory, subdirs, names in os.walk(root):  # never descends into links
-            subdirs.sort()
-            for name in sorted(names):
-                path = Path(directory) / name
-                relative = path.relative_to(root).as_posix()
-                try:
-                    relative.encode("utf-8")
-                    info = path.lstat()
-                except (UnicodeEncodeError, OSError):
-                    continue
-                if stat.S_ISREG(info.st_mode):
-                    found.append((relative, info.st_size))
+        found = []
+        for relative, size in files.regular_files(base / "artifacts"):
+            try:
+                relative.encode("utf-8")
+            except UnicodeEncodeError:
+                continue
+            found.append((relative, size))
         return found
 
     def open_artifact(self, execution: Execution, relative: str) -> BinaryIO | None:

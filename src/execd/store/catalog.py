@@ -28,6 +28,7 @@ def _spec_values(spec: ActionSpec) -> dict[str, Any]:
         "retry": spec.retry.to_json(),
         "enabled": spec.enabled,
         "description": spec.description,
+        "sandbox": spec.sandbox.to_json(),
     }
 
 

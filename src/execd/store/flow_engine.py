@@ -147,5 +147,6 @@ def _step_execution(flow: Execution, step: dict[str, Any]) -> NewExecution:
         max_attempts=run.get("max_attempts", 1),
         retry_policy=run.get("retry_policy"),
         secrets=run.get("secrets"),
+        sandbox=run.get("sandbox"),
         **common,
     )

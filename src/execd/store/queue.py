@@ -812,6 +812,7 @@ def _row_values(item: NewExecution, now: float) -> dict[str, Any]:
         "idempotency_key": item.idempotency_key,
         "submitted_by": item.submitted_by,
         "secrets": item.secrets,
+        "sandbox": item.sandbox,
         "created": now,
         "updated": now,
         "device_id": item.device_id,

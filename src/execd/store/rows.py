@@ -9,6 +9,7 @@ from sqlalchemy import RowMapping
 
 from execd.domain.actions import Action, RetryPolicy
 from execd.domain.executions import Execution
+from execd.domain.sandbox import SandboxOptions
 from execd.domain.states import Priority, Status
 
 _STATUS = {s.value: s for s in Status}
@@ -26,4 +27,5 @@ def to_action(row: RowMapping) -> Action:
     data: dict[str, Any] = dict(row)
     data.pop("pack", None)
     data["retry"] = RetryPolicy.from_json(data.get("retry"))
+    data["sandbox"] = SandboxOptions.from_json(data.get("sandbox"))
     return Action(**data)

@@ -99,6 +99,8 @@ actions = Table(
     Column("created", Ts, nullable=False),
     Column("updated", Ts, nullable=False),
     Column("created_by", String(200)),
+    # Network and limits of its processes (domain/sandbox.py); NULL: the defaults.
+    Column("sandbox", Json),
     UniqueConstraint("project_id", "ref"),
     sqlite_autoincrement=True,
 )
@@ -120,6 +122,8 @@ executions = Table(
     Column("parameters", Json, nullable=False),
     # Names of the parameters marked secret: masked in every answer.
     Column("secrets", Json),
+    # The action's sandbox options, copied like the runner and entry point.
+    Column("sandbox", Json),
     Column("status", String(16), nullable=False),
     Column("priority", SmallInteger, nullable=False),
     Column("attempt", Integer, nullable=False),
@@ -499,5 +503,7 @@ workers = Table(
     # The machine's size, for capacity figures (seed 002's system status).
     Column("cpu_count", Integer),
     Column("memory_total", BigInteger),
+    # How the worker runs actions: "bubblewrap" or "none" (unsandboxed).
+    Column("sandbox", String(16)),
     sqlite_autoincrement=True,
 )

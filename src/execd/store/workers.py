@@ -37,6 +37,7 @@ class WorkerNode:
     devices: list[str] = field(default_factory=list)
     cpu_count: int | None = None
     memory_total: int | None = None
+    sandbox: str | None = None  # how it runs actions (runners/sandbox.py); None: unknown
 
 
 class WorkerRegistry:
@@ -56,6 +57,7 @@ class WorkerRegistry:
         devices: list[str] | None = None,
         cpu_count: int | None = None,
         memory_total: int | None = None,
+        sandbox: str | None = None,
     ) -> WorkerNode:
         """Insert or take over the row called `name` (a restarted worker keeps its id).
 
@@ -80,6 +82,7 @@ class WorkerRegistry:
                 "devices": sorted(set(devices or [])),
                 "cpu_count": cpu_count,
                 "memory_total": memory_total,
+                "sandbox": sandbox,
                 "capacity": capacity,
                 "active": 0,
                 "state": ACTIVE,

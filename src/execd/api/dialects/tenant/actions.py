@@ -15,6 +15,7 @@ from execd.api.dialects.tenant.access import TenantCaller
 from execd.api.responses import Json
 from execd.domain.access import Principal
 from execd.domain.actions import EMPTY_SCHEMA, MAX_SECONDS, Action, ActionSpec, RetryPolicy
+from execd.domain.sandbox import Limits, SandboxOptions
 from execd.errors import Conflict, InvalidInput, NotFound
 from execd.runtime import Runtime
 
@@ -34,10 +35,13 @@ class ActionBody(BaseModel):
     maxRunTime: float | None = Field(default=None, gt=0, le=MAX_SECONDS)
     retry: dict[str, Any] | None = None
     isEnabled: bool = True
+    network: bool = True
+    limits: dict[str, Any] | None = None
 
     def spec(self) -> ActionSpec:
         try:
             retry = RetryPolicy.from_json(self.retry)
+            sandbox = SandboxOptions(self.network, Limits.from_json(self.limits))
         except ValueError as exc:
             raise InvalidInput(str(exc)) from None
         entry = self.entryPoint
@@ -50,6 +54,7 @@ class ActionBody(BaseModel):
             retry=retry,
             enabled=self.isEnabled,
             description=self.description,
+            sandbox=sandbox,
         )
 
 

@@ -10,6 +10,7 @@ from fastapi import APIRouter
 from execd.api.deps import Caller, RuntimeDep
 from execd.api.dialects.tenant import wire
 from execd.api.responses import Json
+from execd.domain.sandbox import sandbox_status
 from execd.domain.states import Priority, Status
 from execd.errors import Unauthorized
 
@@ -45,10 +46,13 @@ async def system_status(runtime: RuntimeDep, caller: Caller, tenantId: str) -> J
         health = "Busy"
     else:
         health = "Healthy"
+    sandbox, warnings = sandbox_status([n.sandbox for n in nodes])
     return Json(
         {
             "systemStatus": health,
             "timestamp": wire.iso(time.time()),
+            "sandbox": sandbox,
+            "warnings": warnings,
             "executionNodes": [
                 {
                     "nodeId": n.name,
@@ -58,6 +62,7 @@ async def system_status(runtime: RuntimeDep, caller: Caller, tenantId: str) -> J
                     "activeJobs": n.active,
                     "jobCapacity": n.capacity,
                     "devices": n.devices,
+                    "sandbox": n.sandbox or "unknown",
                     "lastHeartbeat": wire.iso(n.last_heartbeat),
                 }
                 for n in nodes

@@ -50,6 +50,8 @@ def action(a: Action, last: Execution | None) -> dict[str, Any]:
         "isBuiltIn": a.builtin,
         "maxRunTime": a.timeout,
         "retry": a.retry.to_json(),
+        "network": a.sandbox.network,
+        "limits": a.sandbox.limits.to_json(),
         "lastRunTime": iso(last.created) if last is not None else None,
         "lastRunResult": SPELLING[last.status] if last is not None else None,
         "dateCreated": iso(a.created),

@@ -12,6 +12,7 @@ from execd.api.deps import Caller, RuntimeDep
 from execd.api.dialects.v1 import wire
 from execd.api.responses import Json
 from execd.domain.actions import EMPTY_SCHEMA, ActionSpec, RetryPolicy
+from execd.domain.sandbox import Limits, SandboxOptions
 from execd.errors import InvalidInput
 
 router = APIRouter(tags=["v1 actions"])
@@ -32,11 +33,16 @@ class ActionBody(BaseModel):
     retry: dict[str, Any] | None = None
     enabled: bool = True
     description: str = Field(default="", max_length=10_000)
+    network: bool = Field(default=True, description="Whether its processes reach the network")
+    limits: dict[str, Any] | None = Field(
+        default=None, description="memory_bytes, processes, cpu_seconds, output_bytes"
+    )
 
     def spec(self) -> ActionSpec:
         entry = self.entry_point
         try:
             retry = RetryPolicy.from_json(self.retry)
+            sandbox = SandboxOptions(self.network, Limits.from_json(self.limits))
         except ValueError as exc:
             raise InvalidInput(str(exc)) from None
         return ActionSpec(
@@ -48,6 +54,7 @@ class ActionBody(BaseModel):
             retry=retry,
             enabled=self.enabled,
             description=self.description,
+            sandbox=sandbox,
         )
 
 
