@@ -17,10 +17,11 @@ from execd.engine.notifier import Notifier, SmtpSettings
 from execd.engine.reaper import Reaper
 from execd.engine.retention import Retention
 from execd.engine.rules import RuleEngine, RuleService
-from execd.engine.sealing import Sealer, check_keys, read_keys
+from execd.engine.sealing import Sealer, SealError, check_keys, read_keys
 from execd.engine.service import ActionService, ExecutionService
 from execd.engine.streams import LiveStreams
 from execd.engine.worker import Worker, WorkerConfig
+from execd.errors import StartupError
 from execd.runners import sandbox
 from execd.runners.registry import build_runners
 from execd.store.accounts import Accounts
@@ -94,8 +95,9 @@ class Runtime:
 
     def preflight(self, *, workers: int) -> None:
         """What can refuse a start, checked before anything is served: the data
-        directory, and the action sandbox where workers will run."""
+        directory, the secret keys, and the action sandbox where workers will run."""
         data_dir.prepare(self.settings.data_dir)
+        self.load_keys()
         if workers:
             self.action_sandbox()
 
@@ -106,7 +108,6 @@ class Runtime:
             await asyncio.to_thread(upgrade, settings.resolved_database_url)
         if settings.sqlite_path is not None:
             data_dir.make_private(settings.sqlite_path)
-        self.load_keys()
         for problem in await check_keys(SealedStore(self.db), self.sealer):
             log.error("secret_keys", problem=problem)
         if bootstrap:
@@ -161,9 +162,12 @@ class Runtime:
     def load_keys(self, *, create: bool = True) -> None:
         """The secret keys, from EXECD_SECRET_KEY or the key file (made if `create`)."""
         given = self.settings.secret_key
-        keys, source = read_keys(
-            given.get_secret_value() if given else None, self.settings.data_dir, create=create
-        )
+        try:
+            keys, source = read_keys(
+                given.get_secret_value() if given else None, self.settings.data_dir, create=create
+            )
+        except SealError as exc:
+            raise StartupError(exc.message) from None
         self.sealer.load(keys, source)
 
     async def run_until_workers_stop(self) -> None:

@@ -33,7 +33,7 @@ from tests.e2e.test_flows import define, run, wait_flow
 from tests.e2e.test_tenant_actions import Tenant
 from tests.e2e.test_tenant_jobs import submit as submit_job
 from tests.e2e.test_tenant_jobs import wait_job
-from tests.support import IN_CI, Deployment, Server, submit, wait_for, wait_status
+from tests.support import IN_CI, Deployment, Server, free_port, submit, wait_for, wait_status
 
 MASK = "********"
 ACTION = {
@@ -415,3 +415,16 @@ def test_secrets_are_masked_by_the_cli_and_the_sdk(
         assert enforcement.payload == {"token": MASK, "note": "kept"}
         fired = sdk.wait(enforcement.executions[0])
         assert fired.config["token"] == MASK and sdk.output(fired.id).strip() == sha(hooked)
+
+
+def test_unusable_keys_are_refused_in_one_line(deployment: Deployment) -> None:
+    bad = execd(deployment, "serve", EXECD_SECRET_KEY="not-a-key", EXECD_PORT=str(free_port()))
+    assert bad.returncode == 2, bad.stdout + bad.stderr
+    assert "error: EXECD_SECRET_KEY: each key is 32 random bytes" in bad.stderr
+    assert "Traceback" not in bad.stderr
+    # Rotation never makes a key of its own: it would seal with a key no server has.
+    keyless = execd(deployment, "secrets", "rotate")
+    assert keyless.returncode == 2 and "No secret key" in keyless.stderr
+    assert not (deployment.root / "data" / "secret-key").exists()
+    made = execd(deployment, "secrets", "new-key")
+    assert made.returncode == 0 and Sealer([made.stdout.strip()]).key_ids

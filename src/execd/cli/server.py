@@ -258,13 +258,13 @@ def rotate_secrets(
     """Seal every secret in the database with the first key of EXECD_SECRET_KEY (or the
     key file), including values an older version left in plain text. Exits 1 if some
     could not be opened (sealed with a key not given)."""
-    from execd.errors import ExecdError
+    from execd.errors import ExecdError, StartupError
 
     settings = _settings(database_url=database_url)
     try:
         key, report = _run(_offline(settings, _rotate))
-    except ExecdError as exc:
-        typer.echo(f"error: {exc.message}", err=True)
+    except (ExecdError, StartupError) as exc:
+        typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from None
     typer.echo(
         f"key {key}: {report.resealed} values sealed again, {report.plain} sealed from "
