@@ -87,8 +87,9 @@ class AccountService:
         self._cache.clear()
         return project, token
 
-    # -- administration: a system admin reaches every tenant, a tenant admin its own; --
-    # -- another tenant's ids are answered as if they did not exist                    --
+    # -- administration ----------------------------------------------------------------
+    # A system admin reaches every tenant, a tenant admin its own: to it another
+    # tenant's ids (and system tokens) answer as ids that do not exist.
 
     async def create_tenant(self, caller: Principal, name: str) -> Tenant:
         require_system(caller)
@@ -138,14 +139,12 @@ class AccountService:
         """A project's tokens; a tenant admin does not see system tokens."""
         require(caller, "admin")
         project = await self._project(caller, project_id or caller.project_id)
-        found = await self.accounts.list_tokens(project.id)
-        return [t for t in found if caller.system or t.scope != "system"]
+        return [t for t in await self.accounts.list_tokens(project.id) if _sees(caller, t)]
 
     async def revoke_token(self, caller: Principal, token_id: int) -> None:
         require(caller, "admin")
         record = await self.accounts.token(token_id) if 0 < token_id <= MAX_ID else None
-        visible = record is not None and caller.manages(record.tenant_id)
-        if record is None or not visible or (record.scope == "system" and not caller.system):
+        if record is None or not _sees(caller, record):
             raise NotFound(f"Token {token_id} not found", token_id=token_id)
         if record.startup and record.revoked is None:
             raise Conflict(
@@ -179,6 +178,10 @@ def _principal(record: TokenRecord) -> Principal:
         name=record.name,
         scope=record.scope,
     )
+
+
+def _sees(caller: Principal, token: TokenRecord) -> bool:
+    return caller.manages(token.tenant_id) and (caller.system or token.scope != "system")
 
 
 def _used_long_ago(record: TokenRecord) -> bool:
