@@ -54,7 +54,9 @@ def test_cancel_running_command_kills_its_children(client: httpx.Client) -> None
     child = wait_for(child_pid, message="child pid on stdout")
     main_pid = wait_for(lambda: get(client, execution["id"])["pid"], message="pid recorded")
     grandchildren = [p.pid for p in psutil.Process(main_pid).children(recursive=True)]
-    assert child in grandchildren and len(grandchildren) >= 2
+    # The action printed its child's pid in the sandbox's PID namespace: the host knows
+    # that process by another pid, and lists the namespace's pid last in NSpid.
+    assert child in [_innermost_pid(pid) for pid in grandchildren] and len(grandchildren) >= 2
 
     response = client.post(f"/api/v1/executions/{execution['id']}/cancel")
     assert response.status_code == 200
@@ -68,6 +70,14 @@ def test_cancel_running_command_kills_its_children(client: httpx.Client) -> None
         wait_for(lambda pid=pid: process_gone(pid), timeout=10, message=f"pid {pid} gone")
     steps = [(e["from_status"], e["to_status"]) for e in history(client, execution["id"])]
     assert steps[-2:] == [("running", "canceling"), ("canceling", "cancelled")]
+
+
+def _innermost_pid(host_pid: int) -> int | None:
+    with open(f"/proc/{host_pid}/status") as status:
+        for line in status:
+            if line.startswith("NSpid:"):
+                return int(line.split()[-1])
+    return None
 
 
 def test_cancel_finished_execution_is_409(client: httpx.Client) -> None:

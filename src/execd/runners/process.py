@@ -234,16 +234,22 @@ def descendants(pid: int) -> list[psutil.Process]:
         return []
 
 
-async def kill_tree(process: asyncio.subprocess.Process, grace: float) -> None:
+async def kill_tree(
+    process: asyncio.subprocess.Process, grace: float, *, sandboxed: bool = False
+) -> None:
     """SIGTERM the process group, wait `grace` seconds, then SIGKILL what is left,
-    including descendants that moved to a group of their own."""
+    including descendants that moved to a group of their own. In a sandbox, SIGTERM
+    goes to the action's processes only: the sandbox's own (bubblewrap and its init)
+    would take the action down with them at once, leaving it no time to clean up."""
     pid = process.pid
     stray = descendants(pid)
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(pid, signal.SIGTERM)
+    if not sandboxed:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(pid, signal.SIGTERM)
     for proc in stray:
         with contextlib.suppress(psutil.Error):
-            proc.terminate()
+            if not sandboxed or proc.ppid() != pid:
+                proc.terminate()
     with contextlib.suppress(TimeoutError):
         await asyncio.wait_for(process.wait(), timeout=grace)
     with contextlib.suppress(ProcessLookupError, PermissionError):
@@ -306,10 +312,11 @@ async def run_process(ctx: RunContext, argv: list[str], env: dict[str, str]) -> 
         # A background child may still hold the pipes open; the run is over, so it goes.
         _, open_pipes = await asyncio.wait(pumps, timeout=PIPE_GRACE_SECONDS)
         if open_pipes:
-            await kill_tree(process, 0)
+            await kill_tree(process, 0, sandboxed=launch.overhead > 0)
             await asyncio.gather(*pumps)
     except BaseException:
-        await asyncio.shield(kill_tree(process, ctx.kill_grace))
+        stop = kill_tree(process, ctx.kill_grace, sandboxed=launch.overhead > 0)
+        await asyncio.shield(stop)
         raise
     finally:
         watcher.cancel()
