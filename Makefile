@@ -3,7 +3,9 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 
-.PHONY: run test lint bench clean install dev docs sandbox
+.PHONY: run test lint bench clean install dev docs sandbox test-packages
+
+comma := ,
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -20,25 +22,31 @@ $(VENV)/.installed-dev: pyproject.toml | $(BIN)/python
 install: $(VENV)/.installed
 dev: $(VENV)/.installed-dev
 
-# Actions run in a bubblewrap sandbox (docs/security.md). As root on Debian or Ubuntu
-# this installs it; anyone else is told the one line that does.
-sandbox:
-	@command -v bwrap >/dev/null 2>&1 || { \
+# Debian packages a command needs: installed as root where apt-get exists, otherwise
+# the one line that installs them is printed (and CI=true fails). Actions run in a
+# bubblewrap sandbox (docs/security.md); the tests also read a pg_dump.
+define need
+	@command -v $(1) >/dev/null 2>&1 || { \
 	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
-	    echo "installing bubblewrap (the action sandbox)"; \
-	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq bubblewrap >/dev/null; \
+	    echo "installing $(2) ($(3))"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(2) >/dev/null; \
 	  else \
-	    echo "execd runs actions in a bubblewrap sandbox: install it with" \
-	         "'sudo apt-get install bubblewrap' (Debian/Ubuntu) or 'sudo dnf install bubblewrap'," \
-	         "or run unsandboxed with EXECD_SANDBOX=none (never with untrusted tenants)"; \
+	    echo "$(1) is missing ($(3)): install it with 'sudo apt-get install $(2)'$(4)"; \
 	    [ "$(CI)" != true ] || exit 1; \
 	  fi; }
+endef
+
+sandbox:
+	$(call need,bwrap,bubblewrap,the action sandbox,$(comma) or run actions unsandboxed with EXECD_SANDBOX=none (never with untrusted tenants))
+
+test-packages: sandbox
+	$(call need,pg_dump,postgresql-client,the sealed-secrets tests)
 
 run: install sandbox
 	$(BIN)/execd migrate
 	exec $(BIN)/execd serve
 
-test: dev sandbox
+test: dev test-packages
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 lint: dev

@@ -1,13 +1,16 @@
 """The data directory holds the database (SQLite), the keys, the admin token, the
 artifacts and the run directories: it is the service's alone. It is created 0700;
 a directory others can write to is refused (they could swap what the service reads),
-and the SQLite files are made 0600."""
+and the files the service makes there once (the admin token, the secret key) and the
+SQLite files are 0600."""
 
 from __future__ import annotations
 
 import contextlib
 import os
 import stat
+import tempfile
+from collections.abc import Callable
 from pathlib import Path
 
 from execd.errors import StartupError
@@ -35,3 +38,25 @@ def make_private(path: Path) -> None:
     for suffix in ("", "-wal", "-shm", "-journal"):
         with contextlib.suppress(FileNotFoundError):
             Path(f"{path}{suffix}").chmod(PRIVATE_FILE)
+
+
+def made_once(path: Path, make: Callable[[], str]) -> str:
+    """The text of `path`; on first use it is written with `make()`'s text. Two
+    processes starting at once agree on one text: it is written to a file of its own
+    and linked into place only if nothing is there yet."""
+    try:
+        return path.read_text().strip()
+    except FileNotFoundError:
+        pass
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    fd, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")  # mode 0600
+    try:
+        with os.fdopen(fd, "w") as handle:
+            handle.write(make() + "\n")
+            handle.flush()
+            os.fsync(handle.fileno())
+        with contextlib.suppress(FileExistsError):  # made by another process: it counts
+            os.link(temporary, path)
+    finally:
+        os.unlink(temporary)
+    return path.read_text().strip()

@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 
+from execd.data_dir import made_once
 from execd.domain.secret_values import (
     map_plan,
     mask_payload,
@@ -18,7 +19,6 @@ from execd.domain.secret_values import (
     payload_paths,
     scrub,
 )
-from execd.engine.private_files import made_once
 from execd.engine.sealing import (
     KEY_FILE,
     PREFIX,

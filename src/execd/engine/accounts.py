@@ -7,6 +7,7 @@ import secrets
 import time
 from pathlib import Path
 
+from execd.data_dir import made_once
 from execd.domain.access import (
     Principal,
     check_expiry,
@@ -15,7 +16,6 @@ from execd.domain.access import (
     token_scope,
 )
 from execd.domain.executions import MAX_ID
-from execd.engine.private_files import made_once
 from execd.errors import Conflict, InvalidInput, NotFound, Unauthorized
 from execd.store.accounts import Accounts, Project, Tenant, TokenRecord
 

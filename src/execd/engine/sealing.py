@@ -30,6 +30,7 @@ import orjson
 import structlog
 from cryptography.fernet import Fernet, InvalidToken
 
+from execd.data_dir import made_once
 from execd.domain.actions import secret_names
 from execd.domain.core_pack import CORE_ACTIONS
 from execd.domain.secret_values import (
@@ -39,7 +40,6 @@ from execd.domain.secret_values import (
     mask_url,
     payload_paths,
 )
-from execd.engine.private_files import made_once
 from execd.errors import Unavailable
 from execd.store.sealed import SealedStore
 
