@@ -26,8 +26,9 @@ from execd.domain.executions import Execution
 from execd.domain.sandbox import Limits
 from execd.domain.states import Priority, Status
 from execd.runners import sandbox
-from execd.runners.base import ExecutionPaths, RunContext
+from execd.runners.base import RunContext
 from execd.runners.command import ShellRunner
+from execd.runners.paths import ExecutionPaths
 
 
 def execution(number: int, cmd: str) -> Execution:

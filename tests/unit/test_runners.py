@@ -11,10 +11,11 @@ import pytest
 
 from execd.domain.executions import Execution
 from execd.domain.states import Priority, Status
-from execd.runners.base import ExecutionPaths, RunContext
+from execd.runners.base import RunContext
 from execd.runners.command import CommandRunner, expand_argv, parameter_env
 from execd.runners.control import ControlReader
 from execd.runners.outcomes import describe_exit, process_outcome
+from execd.runners.paths import ExecutionPaths
 from execd.runners.process import CappedLog, ProcessResult, inherited_environment, run_process
 from tests.support import process_gone, wait_for
 

@@ -18,8 +18,9 @@ from execd.domain.executions import Execution, Outcome
 from execd.domain.sandbox import Limits, SandboxOptions, sandbox_status
 from execd.domain.states import Priority, Status
 from execd.runners import sandbox
-from execd.runners.base import ExecutionPaths, RunContext
+from execd.runners.base import RunContext
 from execd.runners.command import ShellRunner
+from execd.runners.paths import ExecutionPaths
 from execd.runners.python import PythonRunner
 from tests.support import IN_CI
 

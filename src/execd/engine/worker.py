@@ -28,7 +28,8 @@ from execd.domain.flows import FLOW_RUNNER
 from execd.domain.states import Status
 from execd.engine.batching import GroupCommit
 from execd.engine.sealing import Sealer, SealError
-from execd.runners.base import ExecutionPaths, RunContext, Runner
+from execd.runners.base import RunContext, Runner
+from execd.runners.paths import ExecutionPaths
 from execd.runners.process import inherited_environment
 from execd.runners.sandbox import Sandbox, Unsandboxed
 from execd.store.artifacts import ArtifactStore

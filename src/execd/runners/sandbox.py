@@ -29,14 +29,12 @@ import sys
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
-from typing import TYPE_CHECKING, Protocol
+from typing import Protocol
 
 import execd
 from execd.domain.sandbox import Limits, SandboxOptions
 from execd.errors import StartupError
-
-if TYPE_CHECKING:
-    from execd.runners.base import ExecutionPaths
+from execd.runners.paths import ExecutionPaths
 
 BUBBLEWRAP = "bubblewrap"
 NONE = "none"
