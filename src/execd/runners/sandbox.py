@@ -24,6 +24,7 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
+import site
 import subprocess
 import sys
 from collections.abc import Iterable
@@ -383,8 +384,10 @@ def python_paths(actions_path: Iterable[str]) -> list[Path]:
     """What the python runner needs to read: the interpreter, the environment execd is
     installed in, execd itself, and the actions path."""
     found = [Path(sys.base_prefix), Path(sys.prefix), Path(execd.__file__).resolve().parents[1]]
+    # Packages installed outside the environment (pip --user, a distribution's path).
+    found += [Path(p) for p in [*site.getsitepackages(), site.getusersitepackages()]]
     found += [Path(p) for p in actions_path]
-    return found
+    return [p for p in found if p.exists()]
 
 
 def build(
@@ -400,10 +403,12 @@ def build(
     expose (the data, work and artifact directories, the database)."""
     if mode == NONE:
         return Unsandboxed(ceiling)
-    visible = []
-    for path in read_only:
+    visible: list[Path] = []
+    # Shortest first: a path inside one already mounted needs no mount of its own.
+    for path in sorted(read_only, key=lambda p: len(Path(os.path.realpath(p)).parts)):
         real = Path(os.path.realpath(path))
-        if not real.exists() or real == Path("/usr") or Path("/usr") in real.parents:
+        mounted = [Path("/usr"), *visible]
+        if not real.exists() or any(m == real or m in real.parents for m in mounted):
             continue
         for secret in forbidden:
             hidden = Path(os.path.realpath(secret))
@@ -412,8 +417,7 @@ def build(
                     f"{path} cannot be mounted in the action sandbox: it holds or is inside "
                     f"{secret}, which actions must not see. Move it, or the data directory"
                 )
-        if real not in visible:
-            visible.append(real)
+        visible.append(real)
     sandbox = Bubblewrap(ceiling, uid_base=uid_base, tmp_bytes=tmp_bytes, read_only=visible)
     sandbox.check()
     return sandbox
