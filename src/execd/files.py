@@ -11,11 +11,18 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import stat
+import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
-_DIR = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
+# O_NONBLOCK everywhere: opening a FIFO the action planted must not wait for a writer.
+_DIR = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
+# How deep and how wide a walk of an action's tree goes: a tree beyond is not followed
+# further (a walk is bounded work, and holds one descriptor per level).
+MAX_DEPTH = 64
+MAX_ENTRIES = 100_000
 
 
 class Unsafe(OSError):
@@ -59,12 +66,17 @@ def open_below(root: Path, relative: str) -> int:
 
 
 def create_below(root: Path, relative: str) -> int:
-    """A write descriptor of a new (or truncated) file `relative` below `root`, making
-    the directories on the way."""
+    """A write descriptor of the regular file `relative` below `root` (made, or emptied),
+    making the directories on the way."""
     parts = parts_of(relative)
     with _walk_to(root, parts, create=True) as parent:
-        flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW | os.O_CLOEXEC
-        return os.open(parts[-1], flags, 0o600, dir_fd=parent)
+        flags = os.O_WRONLY | os.O_CREAT | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
+        fd = os.open(parts[-1], flags, 0o600, dir_fd=parent)
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
+        raise Unsafe(f"not a regular file: {relative!r}")
+    os.ftruncate(fd, 0)
+    return fd
 
 
 def open_file_no_follow(path: Path) -> int | None:
@@ -81,15 +93,52 @@ def open_file_no_follow(path: Path) -> int | None:
 
 
 def regular_files(root: Path) -> list[tuple[str, int]]:
-    """(relative path, size) of every regular file below `root`, in path order, walked
-    by descriptor: a directory swapped for a symlink is not followed."""
+    """(relative path, size) of the regular files below `root`, in path order. Walked
+    depth first without recursion, by descriptor (one open per level), never through a
+    link (a directory swapped for one midway is not entered), at most MAX_DEPTH levels
+    deep and MAX_ENTRIES entries in all."""
     found: list[tuple[str, int]] = []
-    with contextlib.suppress(OSError):
-        for directory, _, names, dir_fd in os.fwalk(root, follow_symlinks=False):
-            for name in names:
-                with contextlib.suppress(OSError):
-                    info = os.stat(name, dir_fd=dir_fd, follow_symlinks=False)
-                    if stat.S_ISREG(info.st_mode):
-                        relative = os.path.relpath(os.path.join(directory, name), root)
-                        found.append((relative, info.st_size))
+    try:
+        top = os.open(root, _DIR)
+    except OSError:
+        return found
+    levels = [(top, os.scandir(top), "")]
+    seen = 0
+    try:
+        while levels and seen < MAX_ENTRIES:
+            fd, entries, prefix = levels[-1]
+            entry = next(entries, None)
+            if entry is None:
+                levels.pop()
+                entries.close()
+                os.close(fd)
+                continue
+            seen += 1
+            with contextlib.suppress(OSError):
+                info = entry.stat(follow_symlinks=False)
+                if stat.S_ISREG(info.st_mode):
+                    found.append((prefix + entry.name, info.st_size))
+                elif stat.S_ISDIR(info.st_mode) and len(levels) < MAX_DEPTH:
+                    child = os.open(entry.name, _DIR, dir_fd=fd)
+                    levels.append((child, os.scandir(child), prefix + entry.name + "/"))
+    finally:
+        for fd, entries, _ in levels:
+            entries.close()
+            os.close(fd)
     return sorted(found)
+
+
+def remove_tree(path: Path) -> None:
+    """Delete `path` and everything below it, however deep (an action may have made a
+    tree deeper than Python's recursion allows) and without following links."""
+    rm = shutil.which("rm")
+    if rm is None:
+        shutil.rmtree(path, ignore_errors=True)
+        return
+    subprocess.run(
+        [rm, "-rf", "--one-file-system", "--", str(path)],
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        check=False,
+    )

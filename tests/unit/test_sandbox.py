@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import os
 import shutil
+import stat
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,7 +18,7 @@ import pytest
 from execd.domain.executions import Execution, Outcome
 from execd.domain.sandbox import Limits, SandboxOptions, sandbox_status
 from execd.domain.states import Priority, Status
-from execd.runners import sandbox
+from execd.runners import cgroups, sandbox
 from execd.runners.base import RunContext
 from execd.runners.command import ShellRunner
 from execd.runners.paths import ExecutionPaths
@@ -248,3 +249,98 @@ def test_paths_holding_the_data_directory_are_never_mounted(tmp_path: Path) -> N
             uid_base=3_000_000,
             tmp_bytes=1 << 20,
         )
+
+
+def _cgroups() -> cgroups.Cgroups:
+    found = cgroups.detect(None)
+    if found is None:
+        if IN_CI:
+            raise AssertionError("CI machines give root a cgroup for runs")
+        pytest.skip("no cgroup can be made here")
+    return found
+
+
+@needs_bwrap
+def test_a_cgroup_counts_memory_no_rlimit_sees(tmp_path: Path) -> None:
+    if os.geteuid() != 0 and not IN_CI:
+        pytest.skip("cgroups for runs need root or a delegated cgroup")
+    box = _bubblewrap(as_root=os.geteuid() == 0)
+    box.cgroups = _cgroups()
+    box.tmp_bytes = 1 << 30
+    run = Run(tmp_path, box)
+    # Files in a tmpfs and a memfd are nobody's data segment: only the cgroup sees them.
+    outcome, said = run.shell(
+        "head -c 400000000 /dev/zero > /tmp/fill; echo filled",
+        SandboxOptions(limits=Limits(memory_bytes=64 * 1024 * 1024)),
+    )
+    assert outcome.status is Status.FAILED, said
+    assert outcome.error == (
+        "memory limit reached: more than 64 MiB in use (the kernel stopped a process)"
+    )
+    assert "filled" not in said
+    leftovers = [p for p in box.cgroups.memory_parent.iterdir() if p.name.startswith("execd-")]
+    assert leftovers == []
+
+
+@needs_bwrap
+def test_a_cgroup_holds_the_process_limit_of_the_run(tmp_path: Path) -> None:
+    box = _bubblewrap(as_root=os.geteuid() == 0)
+    box.cgroups = _cgroups()
+    run = Run(tmp_path, box)
+    outcome, said = run.shell("bomb() { bomb | bomb & }; bomb; sleep 1")
+    assert outcome.status is Status.FAILED
+    assert outcome.error == "process limit reached: 64 processes and threads"
+    assert "Cannot fork" in said
+
+
+def test_runs_on_one_machine_never_share_a_uid(tmp_path: Path) -> None:
+    leases = sandbox.UidLeases(3_000_000, tmp_path)
+    first = leases.lease(12)
+    second = leases.lease(12 + sandbox.UID_SLOTS)  # the same slot by id: the next is taken
+    assert (first.uid, second.uid) == (3_000_012, 3_000_013)
+    first.release()
+    again = leases.lease(12)
+    assert again.uid == 3_000_012
+    second.release()
+    again.release()
+
+
+@needs_bwrap
+def test_the_run_gets_no_descriptor_of_the_worker(run: Run) -> None:
+    leaked = os.open("/dev/null", os.O_RDONLY)  # inheritable, as uvloop's own are
+    os.set_inheritable(leaked, True)
+    try:
+        outcome, said = run.shell("ls /proc/self/fd | sort -n | tr '\\n' ' '")
+    finally:
+        os.close(leaked)
+    assert outcome.status is Status.COMPLETED, said
+    assert said.split() == ["0", "1", "2", "3"]  # stdio, and ls's own directory
+
+
+@needs_bwrap
+def test_planted_fifos_and_deep_trees_end_the_run_cleanly(run: Run) -> None:
+    outcome, said = run.shell(
+        """
+        mkfifo "$EXECD_ARTIFACTS_DIR/f"; echo x > f
+        echo '{"artifact": "f"}' >> "$EXECD_CONTROL_FILE"
+        d=$(printf 'a/%.0s' $(seq 1 300)); mkdir -p "$d" && echo deep > "$d/x"
+        cd / && rm -rf "$EXECD_WORK_DIR" && mkfifo "$EXECD_WORK_DIR"
+        echo done
+        """
+    )
+    assert outcome.status is Status.COMPLETED, said
+    assert said.strip() == "done"
+    assert run.paths is not None
+    assert stat.S_ISFIFO((run.paths.artifacts_dir / "f").lstat().st_mode)
+
+
+@needs_bwrap
+def test_the_operator_can_take_the_network_from_every_action(tmp_path: Path) -> None:
+    box = _bubblewrap(as_root=os.geteuid() == 0)
+    box.network = False  # EXECD_SANDBOX_NETWORK=none
+    outcome, said = Run(tmp_path, box).shell(
+        'python3 -c "import socket; s = socket.socket(); s.settimeout(3); '
+        "print('reached' if s.connect_ex(('127.0.0.1', 5432)) == 0 else 'refused')\""
+    )
+    assert outcome.status is Status.COMPLETED, said
+    assert said.strip() == "refused"

@@ -108,3 +108,11 @@ def sandbox_status(modes: list[str | None]) -> tuple[str, list[str]]:
             "its database and every tenant's files"
         )
     return word, warnings
+
+
+def describe_size(size: int) -> str:
+    """A size as a limit message says it: "64 MiB", "8 KiB", "1000 bytes"."""
+    for unit, scale in (("GiB", 1 << 30), ("MiB", 1 << 20), ("KiB", 1 << 10)):
+        if size >= scale and size % scale == 0:
+            return f"{size // scale} {unit}"
+    return f"{size} bytes"

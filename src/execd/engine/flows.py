@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import shutil
 import time
 import uuid as uuidlib
 from dataclasses import dataclass
@@ -347,22 +346,15 @@ class FlowService:
         removed = await self.store.delete_executions(caller.project_id, execution_uuid=execution_id)
         if not removed:
             raise execution_not_found(execution_id)
-        await self._remove_files(removed)
+        await asyncio.to_thread(self.artifacts.remove, removed)
         return len(removed)
 
     async def delete_flow_history(self, caller: Principal, flow_id: str) -> int:
         """Delete every top-level execution of a flow; the number of them deleted."""
         require(caller, "operator")
         removed = await self.store.delete_executions(caller.project_id, flow_id=flow_id)
-        await self._remove_files(removed)
+        await asyncio.to_thread(self.artifacts.remove, removed)
         return sum(1 for e in removed if e.parent_id is None)
-
-    async def _remove_files(self, removed: list[Execution]) -> None:
-        def remove() -> None:
-            for execution in removed:
-                shutil.rmtree(self.artifacts.dir_for(execution), ignore_errors=True)
-
-        await asyncio.to_thread(remove)
 
     # -- devices ------------------------------------------------------------------------
 

@@ -5,12 +5,10 @@ every `execd serve` (every EXECD_RETENTION_SECONDS) and as `execd gc`."""
 from __future__ import annotations
 
 import asyncio
-import shutil
 from dataclasses import dataclass
 
 import structlog
 
-from execd.domain.executions import Execution
 from execd.domain.retention import Policy
 from execd.store.artifacts import ArtifactStore
 from execd.store.retention import RetentionStore
@@ -45,7 +43,7 @@ class Retention:
             after = ids[-1]  # what could not go (something below still runs) is passed
             removed = await self.store.delete(ids)
             if removed:
-                await asyncio.to_thread(self._remove_files, removed)
+                await asyncio.to_thread(self.artifacts.remove, removed)
                 deleted += len(removed)
                 batches += 1
             if len(ids) < BATCH:
@@ -54,10 +52,6 @@ class Retention:
         if deleted:
             log.info("retention_deleted", executions=deleted, batches=batches)
         return Sweep(deleted, batches)
-
-    def _remove_files(self, removed: list[Execution]) -> None:
-        for execution in removed:
-            shutil.rmtree(self.artifacts.dir_for(execution), ignore_errors=True)
 
     async def run(self, interval: float) -> None:
         while True:

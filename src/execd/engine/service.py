@@ -4,7 +4,6 @@ executions. Dialects translate; they never talk to the store themselves."""
 from __future__ import annotations
 
 import asyncio
-import shutil
 import time
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, replace
@@ -377,12 +376,7 @@ class ExecutionService:
         "not_found" or "not_finished". Logs and artifacts go too."""
         require(caller, "operator")
         results, removed = await self.queries.delete(caller.project_id, ids)
-
-        def remove_files() -> None:
-            for execution in removed:
-                shutil.rmtree(self.artifacts.dir_for(execution), ignore_errors=True)
-
-        await asyncio.to_thread(remove_files)
+        await asyncio.to_thread(self.artifacts.remove, removed)
         return results
 
     async def matching_ids(self, caller: Principal, f: ExecutionFilter, limit: int) -> list[int]:

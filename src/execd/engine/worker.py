@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
-import shutil
 import socket
 import time
 from dataclasses import dataclass, field, replace
@@ -21,7 +20,7 @@ import psutil
 import structlog
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 
-from execd import __version__
+from execd import __version__, files
 from execd.domain import jsonsafe
 from execd.domain.executions import Execution, Outcome
 from execd.domain.flows import FLOW_RUNNER
@@ -257,7 +256,7 @@ class Worker:
             outcome = await self._run(entry, running, paths)
         finally:
             if not self.config.keep_work_dirs:
-                await asyncio.to_thread(shutil.rmtree, paths.run_dir, ignore_errors=True)
+                await asyncio.to_thread(files.remove_tree, paths.run_dir)
         if outcome is not None:
             await self._report_final(self._finish_change(execution, outcome))
 
@@ -364,7 +363,7 @@ class Worker:
         if entry.reason == "cancel":
             error = "cancelled"
             if entry.cancel_request.get("discard"):
-                await asyncio.to_thread(shutil.rmtree, paths.artifacts_dir, ignore_errors=True)
+                await asyncio.to_thread(files.remove_tree, paths.artifacts_dir)
                 error = "cancelled; partial results discarded"
             return Outcome(Status.CANCELLED, error=error)
         return None  # lost or shutting down: someone else finishes it

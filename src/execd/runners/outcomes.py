@@ -5,8 +5,9 @@ from __future__ import annotations
 import signal
 
 from execd.domain.executions import Outcome
+from execd.domain.sandbox import describe_size
 from execd.domain.states import Status
-from execd.runners.process import ProcessResult, describe_size
+from execd.runners.process import ProcessResult
 
 # What programs print when an rlimit refuses them memory or a new process: how a run
 # that died of a limit by itself (rather than stopped by the watcher) is recognised.

@@ -18,9 +18,11 @@ import orjson
 import psutil
 
 from execd import files
-from execd.domain.sandbox import Limits, SandboxOptions
+from execd.domain.sandbox import Limits, SandboxOptions, describe_size
 from execd.runners.base import RunContext
 from execd.runners.control import ControlReader
+from execd.runners.paths import ExecutionPaths
+from execd.runners.spawn import Child, spawn
 
 TAIL_BYTES = 4096
 POLL_SECONDS = 0.25
@@ -97,13 +99,6 @@ class LimitGuard:
             self.hit(f"process limit reached: {limits.processes} processes and threads")
         elif limits.cpu_seconds and usage.get("cpu_seconds", 0) > limits.cpu_seconds:
             self.hit(f"CPU time limit reached: more than {limits.cpu_seconds:g} s of CPU time")
-
-
-def describe_size(size: int) -> str:
-    for unit, scale in (("GiB", 1 << 30), ("MiB", 1 << 20), ("KiB", 1 << 10)):
-        if size >= scale and size % scale == 0:
-            return f"{size // scale} {unit}"
-    return f"{size} bytes"
 
 
 class CappedLog:
@@ -234,9 +229,7 @@ def descendants(pid: int) -> list[psutil.Process]:
         return []
 
 
-async def kill_tree(
-    process: asyncio.subprocess.Process, grace: float, *, sandboxed: bool = False
-) -> None:
+async def kill_tree(process: Child, grace: float, *, sandboxed: bool = False) -> None:
     """SIGTERM the process group, wait `grace` seconds, then SIGKILL what is left,
     including descendants that moved to a group of their own. In a sandbox, SIGTERM
     goes to the action's processes only: the sandbox's own (bubblewrap and its init)
@@ -283,19 +276,11 @@ async def run_process(ctx: RunContext, argv: list[str], env: dict[str, str]) -> 
     stderr = CappedLog(paths.stderr_file, ctx.output_limit, guard)
     control = ControlReader(paths.control_file, paths.work_dir, paths.artifacts_dir)
     try:
-        process = await asyncio.create_subprocess_exec(
-            *launch.argv,
-            cwd=launch.cwd,
-            env=launch.env,
-            stdin=asyncio.subprocess.DEVNULL,
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.PIPE,
-            start_new_session=True,
-            pass_fds=launch.pass_fds,
-        )
+        process = await spawn(launch.argv, cwd=launch.cwd, env=launch.env, pass_fds=launch.pass_fds)
     except OSError:
         stdout.close()
         stderr.close()
+        launch.finish()
         raise
     finally:
         launch.close()
@@ -325,16 +310,20 @@ async def run_process(ctx: RunContext, argv: list[str], env: dict[str, str]) -> 
         await asyncio.gather(watcher, *pumps, return_exceptions=True)
         stdout.close()
         stderr.close()
+        # Processes left in the run's group (a `cmd &` in a script) must not outlive it.
+        # The group keeps the leader's id after the leader is gone, so this reaches them.
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(process.pid, signal.SIGKILL)
+        kernel_limit = await asyncio.to_thread(launch.finish)
     if launch.signals_as_codes and 128 < return_code < 128 + signal.NSIG:
         return_code = 128 - return_code
-    # Processes left in the run's group (a `cmd &` in a script) must not outlive it.
-    # The group keeps the leader's id after the leader is gone, so this reaches them.
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(process.pid, signal.SIGKILL)
-    if control.poll():
+    guard.reason = guard.reason or kernel_limit
+    # Reading what the action left (its control file, its trees) is work of a size the
+    # action chose: it is done in a thread, never on the event loop.
+    if await asyncio.to_thread(control.poll):
         ctx.on_progress(dict(control.progress))
     usage = sampler.last or {}
-    usage["disk_bytes"] = _disk_usage(paths.store_dir) + _disk_usage(paths.work_dir)
+    usage["disk_bytes"] = await asyncio.to_thread(_disk_usage, paths)
     result = ProcessResult(
         return_code=return_code,
         stdout_tail=stdout.tail_text(),
@@ -361,11 +350,11 @@ async def _watch(
 ) -> None:
     next_sample = 0.0
     while True:
-        if control.poll():
+        if await asyncio.to_thread(control.poll):
             ctx.on_progress(dict(control.progress))
         now = time.monotonic()
         if now >= next_sample:
-            usage = sampler.sample()
+            usage = await asyncio.to_thread(sampler.sample)
             guard.check(usage)
             ctx.on_usage(dict(usage))
             next_sample = now + SAMPLE_SECONDS
@@ -392,5 +381,7 @@ def _read_result(ctx: RunContext, result: ProcessResult) -> None:
         result.has_result = True
 
 
-def _disk_usage(root: Path) -> int:
-    return sum(size for _, size in files.regular_files(root))
+def _disk_usage(paths: ExecutionPaths) -> int:
+    return sum(
+        size for root in (paths.store_dir, paths.work_dir) for _, size in files.regular_files(root)
+    )

@@ -22,19 +22,24 @@ whole process tree and says which one was hit.
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import os
 import shutil
 import site
+import stat
 import subprocess
 import sys
-from collections.abc import Iterable
-from dataclasses import dataclass, field
+import tempfile
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field, replace
 from pathlib import Path, PurePosixPath
 from typing import Protocol
 
 import execd
 from execd.domain.sandbox import Limits, SandboxOptions
 from execd.errors import StartupError
+from execd.runners import cgroups
+from execd.runners.cgroups import Cgroups
 from execd.runners.paths import ExecutionPaths
 
 BUBBLEWRAP = "bubblewrap"
@@ -89,6 +94,13 @@ UNSANDBOXED_WARNING = (
 )
 
 
+RLIMITS_WARNING = (
+    "no cgroup can be made for runs here: memory limits count what processes allocate, "
+    "not shared memory or files in /tmp, and processes are limited per uid. Give the "
+    "worker a delegated cgroup (EXECD_SANDBOX_CGROUP) for exact limits."
+)
+
+
 class SandboxUnavailable(StartupError):
     """The configured sandbox cannot run actions on this machine."""
 
@@ -106,11 +118,60 @@ class Launch:
     # Whether a process killed by signal N inside comes back as exit code 128 + N (the
     # sandbox's init passes the action's end on as an exit code).
     signals_as_codes: bool = False
+    # Called once the run is over: frees what the run held (its cgroup, its uid) and
+    # says which limit the kernel enforced, if one.
+    finish: Callable[[], str | None] = field(default=lambda: None)
 
     def close(self) -> None:
+        """The descriptors are the child's now: the parent's copies go."""
         for fd in self.pass_fds:
             with contextlib.suppress(OSError):
                 os.close(fd)
+
+
+class UidLease:
+    def __init__(self, uid: int, fd: int) -> None:
+        self.uid = uid
+        self._fd = fd
+
+    def release(self) -> None:
+        with contextlib.suppress(OSError):
+            os.close(self._fd)
+
+
+class UidLeases:
+    """Each run of a root worker gets a uid that no other run on this machine holds at
+    the same time, whichever worker process runs it: a lock file per uid, locked for
+    the run (the lock goes with the process that held it), in a directory of root's."""
+
+    def __init__(self, base: int, directory: Path) -> None:
+        self.base = base
+        self.directory = directory
+
+    @classmethod
+    def on_this_machine(cls, base: int) -> UidLeases:
+        run = Path("/run")
+        parent = run if os.access(run, os.W_OK) else Path(tempfile.gettempdir())
+        directory = parent / f"execd-sandbox-uids-{base}"
+        directory.mkdir(mode=0o700, exist_ok=True)
+        info = directory.lstat()
+        if not stat.S_ISDIR(info.st_mode) or info.st_uid != os.geteuid() or info.st_mode & 0o077:
+            raise SandboxUnavailable(
+                f"{directory} must be a directory of this user's, mode 0700: remove it"
+            )
+        return cls(base, directory)
+
+    def lease(self, start: int) -> UidLease:
+        for step in range(UID_SLOTS):
+            slot = (start + step) % UID_SLOTS
+            fd = os.open(self.directory / str(slot), os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                os.close(fd)
+                continue
+            return UidLease(self.base + slot, fd)
+        raise RuntimeError(f"all {UID_SLOTS} sandbox uids are in use on this machine")
 
 
 @dataclass(frozen=True)
@@ -126,6 +187,12 @@ class View:
 class Sandbox(Protocol):
     name: str
     ceiling: Limits
+
+    @property
+    def counts_all_memory(self) -> bool:
+        """Whether a run's memory limit covers all of it (a cgroup), not only what its
+        processes allocate (rlimits and the watcher)."""
+        ...
 
     def view(self, paths: ExecutionPaths) -> View: ...
 
@@ -172,6 +239,7 @@ class Unsandboxed:
 
     ceiling: Limits = field(default_factory=Limits)
     name: str = NONE
+    counts_all_memory = False
 
     def view(self, paths: ExecutionPaths) -> View:
         return host_view(paths)
@@ -200,11 +268,20 @@ class Bubblewrap:
     # Switch to an unprivileged uid of the run's own (needs root); otherwise a user
     # namespace maps the worker's user to an unprivileged uid inside.
     as_root: bool = field(default_factory=lambda: os.geteuid() == 0)
+    # A cgroup per run where the machine allows (runners/cgroups.py).
+    cgroups: Cgroups | None = None
+    # False: no action gets a network, whatever it asks (EXECD_SANDBOX_NETWORK=none).
+    network: bool = True
     name: str = BUBBLEWRAP
 
     def __post_init__(self) -> None:
         self.bwrap = shutil.which("bwrap")
         self.setpriv = shutil.which("setpriv")
+        self.uids = UidLeases.on_this_machine(self.uid_base) if self.as_root else None
+
+    @property
+    def counts_all_memory(self) -> bool:
+        return self.cgroups is not None
 
     def view(self, paths: ExecutionPaths) -> View:
         return View(
@@ -254,11 +331,22 @@ class Bubblewrap:
         options: SandboxOptions,
         execution_id: int,
     ) -> Launch:
-        uid = self.uid_base + execution_id % UID_SLOTS if self.as_root else None
-        if uid is not None:
-            # Only the run's own directories become the run's uid's.
-            for directory in (paths.run_dir, paths.work_dir, paths.artifacts_dir):
-                os.chown(directory, uid, uid)
+        limits = options.limits.within(self.ceiling)
+        lease = self.uids.lease(execution_id % UID_SLOTS) if self.uids else None
+        group = None
+        try:
+            if lease is not None:
+                # Only the run's own directories become the run's uid's.
+                for directory in (paths.run_dir, paths.work_dir, paths.artifacts_dir):
+                    os.chown(directory, lease.uid, lease.uid)
+            if self.cgroups is not None:
+                # The sandbox's own two processes are in the group too.
+                counted = replace(limits, processes=limits.processes and limits.processes + 2)
+                group = self.cgroups.make(f"execd-{paths.run_dir.name}", counted)
+        except BaseException:
+            if lease is not None:
+                lease.release()
+            raise
         inside_env = {
             **env,
             "HOME": INSIDE_HOME,
@@ -266,7 +354,27 @@ class Bubblewrap:
             "USER": INSIDE_NAME,
             "LOGNAME": INSIDE_NAME,
         }
-        return self._build(argv, inside_env, paths, paths.work_dir, options, uid)
+        uid = lease.uid if lease is not None else None
+        launch = self._build(argv, inside_env, paths, paths.work_dir, options, uid)
+        if group is not None:
+            # A shell joins the group, then becomes bubblewrap: everything the run
+            # starts is in the group from its first instruction.
+            files = group.procs_files
+            join = 'echo $$ > "$1" && echo $$ > "$2" && shift 2 && exec "$@"'
+            launch = replace(
+                launch,
+                argv=["/bin/sh", "-c", join, "execd-join", files[0], files[-1], *launch.argv],
+            )
+
+        def finish() -> str | None:
+            hit = group.limit_hit(limits) if group is not None else None
+            if group is not None:
+                group.remove()
+            if lease is not None:
+                lease.release()
+            return hit
+
+        return replace(launch, finish=finish)
 
     def _build(
         self,
@@ -289,7 +397,7 @@ class Bubblewrap:
             "--hostname",
             INSIDE_NAME,
         ]
-        if not options.network:
+        if not (options.network and self.network):
             args.append("--unshare-net")
         fds: list[int] = []
         if uid is None:
@@ -374,7 +482,8 @@ class _Tree:
 
 
 def _memfd(data: bytes) -> int:
-    fd = os.memfd_create("execd-sandbox", 0)  # not CLOEXEC: bubblewrap reads it
+    # Close-on-exec: only the run it is passed to (pass_fds) inherits it.
+    fd = os.memfd_create("execd-sandbox", os.MFD_CLOEXEC)
     os.write(fd, data)
     os.lseek(fd, 0, os.SEEK_SET)
     return fd
@@ -398,6 +507,8 @@ def build(
     forbidden: list[Path],
     uid_base: int,
     tmp_bytes: int,
+    network: bool = True,
+    cgroup: str | None = "none",
 ) -> Sandbox:
     """The sandbox a worker runs its actions in. `forbidden`: paths no mount may
     expose (the data, work and artifact directories, the database)."""
@@ -418,6 +529,13 @@ def build(
                     f"{secret}, which actions must not see. Move it, or the data directory"
                 )
         visible.append(real)
-    sandbox = Bubblewrap(ceiling, uid_base=uid_base, tmp_bytes=tmp_bytes, read_only=visible)
+    sandbox = Bubblewrap(
+        ceiling,
+        uid_base=uid_base,
+        tmp_bytes=tmp_bytes,
+        read_only=visible,
+        cgroups=cgroups.detect(cgroup),
+        network=network,
+    )
     sandbox.check()
     return sandbox

@@ -4,6 +4,7 @@ several) holding each execution's logs and artifact files."""
 from __future__ import annotations
 
 import os
+from collections.abc import Iterable
 from pathlib import Path
 from typing import BinaryIO
 
@@ -88,6 +89,11 @@ class ArtifactStore:
                 continue
             found.append((relative, size))
         return found
+
+    def remove(self, executions: Iterable[Execution]) -> None:
+        """Delete the executions' logs and artifacts (blocking: run it in a thread)."""
+        for execution in executions:
+            files.remove_tree(self.dir_for(execution))
 
     def open_artifact(self, execution: Execution, relative: str) -> BinaryIO | None:
         return self.open_file(execution, f"artifacts/{relative}")
