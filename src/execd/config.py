@@ -13,6 +13,7 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 from execd.domain.retention import Policy
 from execd.domain.sandbox import Limits
 from execd.domain.states import Status
+from execd.fetching import AllowList
 
 # The final statuses a retention policy keeps for a time (EXECD_RETENTION_DAYS_<STATUS>).
 RETENTION_STATUSES = (
@@ -93,6 +94,10 @@ class Settings(BaseSettings):
     notify_attempts: int = Field(default=5, ge=1, le=100)
     notify_backoff_seconds: float = Field(default=10.0, ge=0)
 
+    # What the URLs tenants choose (http actions, webhooks) may reach besides public
+    # addresses: comma-separated addresses, CIDR networks, host names, *.domains.
+    fetch_allow: Annotated[list[str], NoDecode] = Field(default_factory=list)
+
     # Retention: days to keep ended executions (none: forever), per status if given.
     retention_days: float | None = Field(default=None, gt=0)
     retention_days_completed: float | None = Field(default=None, gt=0)
@@ -121,11 +126,18 @@ class Settings(BaseSettings):
         "actions_path",
         "action_env",
         "sandbox_read_only",
+        "fetch_allow",
         mode="before",
     )
     @classmethod
     def _comma_list(cls, value: object) -> object:
         return _split(value)
+
+    @field_validator("fetch_allow")
+    @classmethod
+    def _fetch_allow(cls, value: list[str]) -> list[str]:
+        AllowList.parse(value)
+        return value
 
     @field_validator("sandbox")
     @classmethod
@@ -166,6 +178,9 @@ class Settings(BaseSettings):
             cpu_seconds=self.sandbox_cpu_seconds,
             output_bytes=self.sandbox_output_bytes,
         )
+
+    def fetch_allow_list(self) -> AllowList:
+        return AllowList.parse(self.fetch_allow)
 
     def retention_policy(self) -> Policy:
         days: dict[Status, float] = {}

@@ -13,14 +13,16 @@ from tests.support import Deployment, Server, new_project
 def shared_server(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Server]:
-    """One real server per module and backend; tests isolate themselves by project."""
+    """One real server per module and backend; tests isolate themselves by project. A
+    module's `SERVER_ENV` (a dict) adds to the server's environment."""
     databases = request.getfixturevalue(f"{request.param}_databases")
     url = databases.new()
     root = tmp_path_factory.mktemp(request.param)
     deployment = Deployment(database_url=url, root=root)
     # Where a test can put Python modules for `python` actions (the sandbox mounts it).
     (root / "actions").mkdir()
-    yield deployment.server(workers=1, EXECD_ACTIONS_PATH=str(root / "actions"))
+    env = getattr(request.module, "SERVER_ENV", {})
+    yield deployment.server(workers=1, EXECD_ACTIONS_PATH=str(root / "actions"), **env)
     deployment.close()
     databases.drop(url)
 

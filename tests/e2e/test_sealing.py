@@ -152,7 +152,7 @@ def hooks() -> Iterator[int]:
 def test_secret_values_are_sealed_wherever_they_are_stored(
     deployment: Deployment, hooks: int
 ) -> None:
-    server = deployment.server()
+    server = deployment.server(EXECD_FETCH_ALLOW="127.0.0.1")  # the webhook receiver is local
     client = server.client()
     key_file = deployment.root / "data" / "secret-key"
     assert key_file.stat().st_mode & 0o777 == 0o600  # made on first start

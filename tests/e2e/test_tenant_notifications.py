@@ -78,6 +78,7 @@ def _server(deployment: Deployment, smtp_port: int, **env: str) -> Tenant:
         EXECD_SMTP_FROM="jobs@execd.test",
         EXECD_NOTIFY_SECONDS="0.2",
         EXECD_NOTIFY_BACKOFF_SECONDS="0.2",
+        EXECD_FETCH_ALLOW="127.0.0.1",  # the receivers are local
         **env,
     )
     return Tenant(server.client())

@@ -9,6 +9,9 @@ import httpx
 
 from tests.support import Server, submit, wait_status
 
+# test_http_runner fetches the server's own /healthz.
+SERVER_ENV = {"EXECD_FETCH_ALLOW": "127.0.0.1"}
+
 
 def test_core_pack_is_in_every_project(client: httpx.Client) -> None:
     refs = {a["ref"] for a in client.get("/api/v1/actions").json()["data"]}

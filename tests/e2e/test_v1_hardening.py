@@ -14,6 +14,9 @@ import pytest
 
 from tests.support import Server, get, new_project, submit, wait_status
 
+# The flooding HTTP server is local.
+SERVER_ENV = {"EXECD_FETCH_ALLOW": "127.0.0.1"}
+
 
 def _error(response: httpx.Response, status: int = 400) -> str:
     assert response.status_code == status, response.text

@@ -3,7 +3,8 @@
 Deliveries are queued in the database when a job ends; every `execd serve` runs a
 notifier that claims due ones (so several nodes never send one twice at once), sends
 them, and records the outcome. A failed delivery is tried again with backoff, up to
-`attempts` times, and then recorded as failed; the job itself never changes.
+`attempts` times, and then recorded as failed; the job itself never changes. A webhook
+URL whose address is refused (execd.fetching) is recorded as failed at once.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import httpx
 import orjson
 import structlog
 
+from execd import fetching
 from execd.domain import times
 from execd.domain.executions import Execution
 from execd.domain.secret_values import mask_url, scrub
@@ -46,6 +48,7 @@ class Notifier:
         smtp: SmtpSettings,
         sealer: Sealer,
         *,
+        fetch_allow: fetching.AllowList,
         interval: float,
         attempts: int,
         backoff: float,
@@ -53,6 +56,7 @@ class Notifier:
         self.store = store
         self.smtp = smtp
         self.sealer = sealer
+        self.fetch_allow = fetch_allow
         self.interval = interval
         self.attempts = attempts
         self.backoff = backoff
@@ -60,7 +64,7 @@ class Notifier:
 
     async def run(self) -> None:
         """Each delivery runs on its own: a slow receiver holds up only itself."""
-        self._http = httpx.AsyncClient(timeout=10.0, follow_redirects=False)
+        self._http = fetching.client(self.fetch_allow, timeout=10.0, follow_redirects=False)
         in_flight: set[asyncio.Task[None]] = set()
         try:
             while True:
@@ -85,6 +89,7 @@ class Notifier:
 
     async def _deliver(self, notification: Notification, job: Execution) -> None:
         hidden: list[str] = []  # what the error must not show of the webhook URL
+        final = False  # a refused address is refused again: no retry
         try:
             if notification.channel == "email":
                 await asyncio.to_thread(self._send_mail, notification, job)
@@ -92,10 +97,12 @@ class Notifier:
                 url, hidden = self._webhook_url(notification, job)
                 await asyncio.wait_for(self._post(url, notification, job), DELIVERY_SECONDS)
             error = None
+        except fetching.FetchRefused as exc:
+            error, final = scrub(str(exc), hidden), True
         except Exception as exc:
             error = scrub(f"{type(exc).__name__}: {exc}", hidden)[:2000] or type(exc).__name__
         retry_in = None
-        if error is not None and notification.attempts + 1 < self.attempts:
+        if error is not None and not final and notification.attempts + 1 < self.attempts:
             retry_in = self.backoff * 2**notification.attempts
         if error is not None:
             log.warning("notification_failed", id=notification.id, error=error, retry=retry_in)

@@ -1,4 +1,5 @@
-"""HTTP requests via httpx, inside the worker (no subprocess)."""
+"""HTTP requests via httpx, inside the worker (no subprocess). Each connection, redirect
+hops included, goes only where the fetch allow list lets it (execd.fetching)."""
 
 from __future__ import annotations
 
@@ -7,24 +8,30 @@ from typing import Any
 import httpx
 import orjson
 
+from execd import fetching
 from execd.domain.executions import Outcome
+from execd.domain.sandbox import SandboxOptions
 from execd.domain.states import Status
 from execd.runners.base import RunContext
 
 BODY_LIMIT = 256 * 1024
+NO_NETWORK = 'refused: the action says "network": false, and an http request needs the network'
 
 
 class HttpRunner:
-    def __init__(self) -> None:
+    def __init__(self, allow: fetching.AllowList) -> None:
+        self.allow = allow
         self._client: httpx.AsyncClient | None = None
 
     @property
     def client(self) -> httpx.AsyncClient:
         if self._client is None:
-            self._client = httpx.AsyncClient(follow_redirects=True)
+            self._client = fetching.client(self.allow, follow_redirects=True)
         return self._client
 
     async def run(self, ctx: RunContext) -> Outcome:
+        if not SandboxOptions.from_json(ctx.execution.sandbox).network:
+            return Outcome(Status.FAILED, result={"error": NO_NETWORK}, error=NO_NETWORK)
         params = ctx.execution.parameters
         url = ctx.execution.entry_point or params["url"]
         request: dict[str, Any] = {
@@ -43,6 +50,8 @@ class HttpRunner:
             # compressed-to-explode) response costs the worker at most BODY_LIMIT bytes.
             async with self.client.stream(**request) as response:
                 content, truncated = await _read_capped(response)
+        except fetching.FetchRefused as exc:
+            return Outcome(Status.FAILED, result={"error": str(exc)}, error=str(exc))
         except httpx.HTTPError as exc:
             return Outcome(Status.FAILED, result={"error": str(exc)}, error=f"HTTP error: {exc}")
         result: dict[str, Any] = {
