@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import socket
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -82,6 +82,12 @@ class Settings(BaseSettings):
     sandbox_tmp_bytes: int = Field(default=512 * 1024**2, ge=1024**2)
     # More host paths actions may read (tools under /opt, say); /usr always is.
     sandbox_read_only: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    # "host": an action has the machine's network unless it says network: false;
+    # "none": no action has a network, whatever it says.
+    sandbox_network: Literal["host", "none"] = "host"
+    # Where runs' cgroups are made: found by itself when unset, "none" for none, or a
+    # delegated cgroup v2 directory (see runners/cgroups.py).
+    sandbox_cgroup: str | None = None
 
     # Job notifications (seed 002): e-mail over SMTP, and webhooks.
     smtp_host: str | None = None

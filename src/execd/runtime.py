@@ -186,9 +186,13 @@ class Runtime:
                 forbidden=settings.private_paths(),
                 uid_base=settings.sandbox_uid_base,
                 tmp_bytes=settings.sandbox_tmp_bytes,
+                network=settings.sandbox_network == "host",
+                cgroup=settings.sandbox_cgroup,
             )
             if self._sandbox.name == sandbox.NONE:
                 log.warning("sandbox_disabled", warning=sandbox.UNSANDBOXED_WARNING)
+            elif not self._sandbox.counts_all_memory:
+                log.warning("sandbox_without_cgroups", warning=sandbox.RLIMITS_WARNING)
         return self._sandbox
 
     def new_worker(self, index: int | None = None) -> Worker:

@@ -344,3 +344,23 @@ def test_the_operator_can_take_the_network_from_every_action(tmp_path: Path) -> 
     )
     assert outcome.status is Status.COMPLETED, said
     assert said.strip() == "refused"
+
+
+def test_no_http_action_fetches_when_the_operator_took_the_network(tmp_path: Path) -> None:
+    from execd import fetching
+    from execd.runners.http import HttpRunner
+
+    run = _execution({"url": "http://127.0.0.1:9/"}, runner="http", action_ref="core.http")
+    ctx = RunContext(
+        execution=run,
+        paths=ExecutionPaths(tmp_path / "run", tmp_path / "store"),
+        output_limit=1024,
+        result_limit=1024,
+        kill_grace=1.0,
+        sandbox=sandbox.Unsandboxed(network=False),
+    )
+    outcome = asyncio.run(HttpRunner(fetching.AllowList.parse(["127.0.0.1"])).run(ctx))
+    assert outcome.status is Status.FAILED
+    assert outcome.error == (
+        "refused: no action has a network on this worker (EXECD_SANDBOX_NETWORK=none)"
+    )

@@ -16,6 +16,7 @@ from execd.runners.base import RunContext
 
 BODY_LIMIT = 256 * 1024
 NO_NETWORK = 'refused: the action says "network": false, and an http request needs the network'
+NETWORK_OFF = "refused: no action has a network on this worker (EXECD_SANDBOX_NETWORK=none)"
 
 
 class HttpRunner:
@@ -32,6 +33,8 @@ class HttpRunner:
     async def run(self, ctx: RunContext) -> Outcome:
         if not SandboxOptions.from_json(ctx.execution.sandbox).network:
             return Outcome(Status.FAILED, result={"error": NO_NETWORK}, error=NO_NETWORK)
+        if not ctx.sandbox.network:
+            return Outcome(Status.FAILED, result={"error": NETWORK_OFF}, error=NETWORK_OFF)
         params = ctx.execution.parameters
         url = ctx.execution.entry_point or params["url"]
         request: dict[str, Any] = {

@@ -187,6 +187,8 @@ class View:
 class Sandbox(Protocol):
     name: str
     ceiling: Limits
+    # False: no action of this worker has a network (EXECD_SANDBOX_NETWORK=none).
+    network: bool
 
     @property
     def counts_all_memory(self) -> bool:
@@ -239,6 +241,8 @@ class Unsandboxed:
 
     ceiling: Limits = field(default_factory=Limits)
     name: str = NONE
+    # Kept for the http runner only: an unsandboxed process has the machine's network.
+    network: bool = True
     counts_all_memory = False
 
     def view(self, paths: ExecutionPaths) -> View:
@@ -513,7 +517,7 @@ def build(
     """The sandbox a worker runs its actions in. `forbidden`: paths no mount may
     expose (the data, work and artifact directories, the database)."""
     if mode == NONE:
-        return Unsandboxed(ceiling)
+        return Unsandboxed(ceiling, network=network)
     visible: list[Path] = []
     # Shortest first: a path inside one already mounted needs no mount of its own.
     for path in sorted(read_only, key=lambda p: len(Path(os.path.realpath(p)).parts)):
