@@ -1,8 +1,10 @@
 """Template values reach a shell as data (issue 12): through a flow step, through a rule
 fired by an HMAC-signed webhook sent with no token, and through a `command` action whose
-argv runs a shell. Each placeholder stands outside quotes, inside double quotes and
-inside single quotes; the action prints every value back and lists its work directory,
-where an injected `touch pwned` would show."""
+argv runs a shell. Where a placeholder stands outside quotes, inside double quotes or as
+a nested shell's positional parameter, the action prints every value back and lists its
+work directory, where an injected `touch pwned` would show. Where a value could be read
+as code (single quotes, a nested shell's script, eval, xargs, bash arithmetic), nothing
+runs and the answer says where the placeholder stands."""
 
 from __future__ import annotations
 
@@ -12,8 +14,9 @@ from typing import Any
 
 import httpx
 import orjson
+import pytest
 
-from tests.support import Server, get, wait_for, wait_status
+from tests.support import Server, get, submit, wait_for, wait_status
 
 VALUES = {
     "quote": "'",
@@ -24,16 +27,23 @@ VALUES = {
     "and": "&& touch pwned",
     "newline": "\ntouch pwned",
     "star": "*",
+    "subscript": "a[$(touch pwned)]",
     "all": "'\"$(id)`touch pwned`; touch pwned && touch pwned\n* '\\'' \\",
 }
-PLACES = {"outside": "{}", "double": '"{}"', "single": "'{}'"}
+PLACES = {"outside": "{}", "double": '"{}"'}
 # `ok` exists before the values are printed, so an unquoted `*` would show as `<ok>`.
 PRINTED = "".join(f"<{value}>\n" for value in VALUES.values()) + "ok\n"
+# A nested shell gets the values as its positional parameters: data as well.
+NESTED = 'touch ok; sh -c \'printf "<%s>\\n" "$@"\' sh {}; ls -A'
 
 
 def script(place: str, placeholder: str) -> str:
     words = " ".join(PLACES[place].format(placeholder.format(name)) for name in VALUES)
     return f"touch ok; printf '<%s>\\n' {words}; ls -A"
+
+
+def nested(placeholder: str) -> str:
+    return NESTED.format(" ".join(placeholder.format(name) for name in VALUES))
 
 
 def make(client: httpx.Client, path: str, body: dict[str, Any]) -> dict[str, Any]:
@@ -43,8 +53,8 @@ def make(client: httpx.Client, path: str, body: dict[str, Any]) -> dict[str, Any
     return data
 
 
-def stdout(client: httpx.Client, execution_id: int) -> str:
-    response = client.get(f"/api/v1/executions/{execution_id}/output/stdout")
+def output(client: httpx.Client, execution_id: int, stream: str = "stdout") -> str:
+    response = client.get(f"/api/v1/executions/{execution_id}/output/{stream}")
     assert response.status_code == 200, response.text
     return response.text
 
@@ -56,16 +66,21 @@ def assert_shown_as_run(config: dict[str, Any], prefix: str) -> None:
     assert "pwned" not in config["cmd"] and "$(id)" not in config["cmd"]
 
 
-def test_flow_step_values_reach_the_shell_as_data(client: httpx.Client) -> None:
+def run_flow(client: httpx.Client, cmds: dict[str, str]) -> httpx.Response:
     steps = [
-        {"name": place, "action": "core.shell",
-         "parameters": {"cmd": script(place, "{{{{ parameters.{} }}}}")}}
-        for place in PLACES
-    ]  # fmt: skip
+        {"name": name, "action": "core.shell", "parameters": {"cmd": cmd}}
+        for name, cmd in cmds.items()
+    ]
     created = client.post("/api/flows", json={"name": "quoting", "steps": steps})
     assert created.status_code == 201, created.text
     flow_id = created.json()["flow"]["id"]
-    started = client.post(f"/api/flows/{flow_id}/execute", json={"parameters": VALUES})
+    return client.post(f"/api/flows/{flow_id}/execute", json={"parameters": VALUES})
+
+
+def test_flow_step_values_reach_the_shell_as_data(client: httpx.Client) -> None:
+    cmds = {place: script(place, "{{{{ parameters.{} }}}}") for place in PLACES}
+    cmds["nested"] = nested("{{{{ parameters.{} }}}}")
+    started = run_flow(client, cmds)
     assert started.status_code == 201, started.text
     execution_id = started.json()["execution"]["id"]
 
@@ -81,36 +96,84 @@ def test_flow_step_values_reach_the_shell_as_data(client: httpx.Client) -> None:
 
     listed = client.get("/api/v1/executions", params={"per_page": 100}).json()["data"]
     ran = [get(client, e["id"]) for e in listed if e["action_ref"] == "core.shell"]
-    assert len(ran) == len(PLACES)
+    assert len(ran) == len(cmds)
     for execution in ran:
         assert_shown_as_run(execution["config"], "TEMPLATE_PARAMETERS")
+
+
+@pytest.mark.parametrize(
+    ("cmd", "says"),
+    [
+        ("bash -c 'echo A:{{ parameters.all }}'", "{{ parameters.all }} inside single quotes"),
+        ('sh -c "echo B:{{ parameters.all }}"', "{{ parameters.all }} in the script sh runs"),
+        (
+            'echo D: | xargs -I{} sh -c "echo {}{{ parameters.all }}"',
+            "{{ parameters.all }} in the arguments of xargs",
+        ),
+        ("eval echo E:{{ parameters.all }}", "{{ parameters.all }} in the arguments of eval"),
+        ("echo {{ parameters.all }} | sh", "{{ parameters.all }} in a command whose output"),
+        ("echo $(( {{ parameters.subscript }} + 1 ))", "{{ parameters.subscript }} in arithmetic"),
+        ("{{ parameters.semicolon }}", "{{ parameters.semicolon }} as the program to run"),
+    ],
+)
+def test_a_flow_step_where_a_value_could_be_code_is_refused(
+    client: httpx.Client, cmd: str, says: str
+) -> None:
+    refused = run_flow(client, {"step": cmd})
+    assert refused.status_code == 400, refused.text
+    assert refused.json()["code"] == "INVALID_PARAMETERS"
+    assert f"cmd: {says}" in refused.json()["message"]
+    assert client.get("/api/v1/executions").json()["data"] == []  # nothing ran
 
 
 def signed(secret: str, body: bytes) -> str:
     return "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
 
 
+def fire(server: Server, trigger: dict[str, Any], payload: dict[str, str]) -> dict[str, Any]:
+    """Sends the webhook signed, with no token; returns the enforcements by rule."""
+    body = orjson.dumps(payload)
+    with httpx.Client(base_url=server.url, timeout=10) as anonymous:
+        fired = anonymous.post(
+            f"/api/v1/webhooks/{trigger['ref']}",
+            content=body,
+            headers={
+                "Content-Type": "application/json",
+                "X-Execd-Signature": signed(trigger["secret"], body),
+            },
+        )
+    assert fired.status_code == 202, fired.text
+    return {e["rule_ref"]: e for e in fired.json()["data"]["enforcements"]}
+
+
+def hmac_trigger(client: httpx.Client, ref: str) -> dict[str, Any]:
+    return make(
+        client, "/api/v1/triggers", {"ref": ref, "type": "webhook", "config": {"auth": "hmac"}}
+    )
+
+
 def test_webhook_values_reach_the_shell_as_data(
     shared_server: Server, client: httpx.Client
 ) -> None:
-    trigger = make(
-        client, "/api/v1/triggers",
-        {"ref": "quoting-hook", "type": "webhook", "config": {"auth": "hmac"}},
-    )  # fmt: skip
-    for place in PLACES:
+    trigger = hmac_trigger(client, "quoting-hook")
+    cmds = {f"shell-{place}": script(place, "{{{{ payload.{} }}}}") for place in PLACES}
+    cmds["shell-nested"] = nested("{{{{ payload.{} }}}}")
+    for ref, cmd in cmds.items():
         make(
             client, "/api/v1/rules",
-            {"ref": f"shell-{place}", "trigger": "quoting-hook", "action_ref": "core.shell",
-             "parameters": {"cmd": script(place, "{{{{ payload.{} }}}}")}},
+            {"ref": ref, "trigger": "quoting-hook", "action_ref": "core.shell",
+             "parameters": {"cmd": cmd}},
         )  # fmt: skip
-    # A command action whose argv runs a shell, filled from the same payload.
+    # A command action whose argv runs a shell, filled from the same payload: each value
+    # outside quotes, inside double quotes and as a positional parameter of the script.
     argv_script = "touch ok; printf '<%s>\\n' " + " ".join(
-        f"{{{name}}} \"{{{name}}}\" '{{{name}}}'" for name in VALUES
+        f"{{{name}}} \"{{{name}}}\" \"${{{i}}}\"" for i, name in enumerate(VALUES, 1)
     ) + "; ls -A"  # fmt: skip
     make(
         client, "/api/v1/actions",
         {"ref": "quoting.argv", "runner": "command",
-         "entry_point": ["/usr/bin/env", "bash", "-c", argv_script],
+         "entry_point": ["/usr/bin/env", "bash", "-c", argv_script, "bash",
+                         *(f"{{{name}}}" for name in VALUES)],
          "parameters": {"type": "object",
                         "properties": {name: {"type": "string"} for name in VALUES}}},
     )  # fmt: skip
@@ -120,19 +183,8 @@ def test_webhook_values_reach_the_shell_as_data(
          "parameters": {name: f"{{{{ payload.{name} }}}}" for name in VALUES}},
     )  # fmt: skip
 
-    body = orjson.dumps(VALUES)
-    with httpx.Client(base_url=shared_server.url, timeout=10) as anonymous:
-        fired = anonymous.post(
-            "/api/v1/webhooks/quoting-hook",
-            content=body,
-            headers={
-                "Content-Type": "application/json",
-                "X-Execd-Signature": signed(trigger["secret"], body),
-            },
-        )
-    assert fired.status_code == 202, fired.text
-    found = {e["rule_ref"]: e for e in fired.json()["data"]["enforcements"]}
-    assert set(found) == {"shell-outside", "shell-double", "shell-single", "argv"}
+    found = fire(shared_server, trigger, VALUES)
+    assert set(found) == {*cmds, "argv"}
     for ref, enforcement in found.items():
         assert enforcement["status"] == "succeeded", enforcement
         [execution_id] = enforcement["executions"]
@@ -140,20 +192,65 @@ def test_webhook_values_reach_the_shell_as_data(
         assert done["status"] == "completed", done
         if ref == "argv":
             thrice = "".join(f"<{value}>\n" * 3 for value in VALUES.values())
-            assert stdout(client, execution_id) == thrice + "ok\n"
+            assert output(client, execution_id) == thrice + "ok\n"
             assert done["config"] == VALUES
         else:
-            assert stdout(client, execution_id) == PRINTED, ref
+            assert output(client, execution_id) == PRINTED, ref
             assert_shown_as_run(done["config"], "TEMPLATE_PAYLOAD")
 
 
-def test_a_value_the_shell_would_evaluate_is_refused(client: httpx.Client) -> None:
-    step = {"action": "core.shell",
-            "parameters": {"cmd": "echo $(( {{ parameters.n }} + 1 ))"}}  # fmt: skip
-    created = client.post("/api/flows", json={"name": "arithmetic", "steps": [step]})
-    assert created.status_code == 201, created.text
-    flow_id = created.json()["flow"]["id"]
-    refused = client.post(f"/api/flows/{flow_id}/execute", json={"parameters": {"n": "1"}})
-    assert refused.status_code == 400, refused.text
-    assert refused.json()["code"] == "INVALID_PARAMETERS"
-    assert "$(( ))" in refused.json()["message"]
+def test_a_webhook_into_a_nested_shell_fails_its_enforcement(
+    shared_server: Server, client: httpx.Client
+) -> None:
+    trigger = hmac_trigger(client, "deploy-hook")
+    make(
+        client, "/api/v1/rules",
+        {"ref": "deploy", "trigger": "deploy-hook", "action_ref": "core.shell",
+         "parameters": {"cmd": "bash -c 'echo deploying {{ payload.branch }}'"}},
+    )  # fmt: skip
+    branch = "main; echo INJECTED-BY-WEBHOOK $(id -u)"
+    found = fire(shared_server, trigger, {"branch": branch})
+    assert found["deploy"]["status"] == "failed"
+    assert found["deploy"]["executions"] == []
+    assert "cmd: {{ payload.branch }} inside single quotes is refused" in found["deploy"]["error"]
+    assert client.get("/api/v1/executions").json()["data"] == []
+
+
+# Bash evaluates a value as arithmetic in each of these, and the command substitution in
+# an array subscript runs.
+ARITHMETIC = {
+    "(( {n} > 3 ))": "{n} in arithmetic ($(( )) or (( )))",
+    "s=abc; echo ${s:{n}}": "{n} inside ${...}",
+    "[[ {n} -gt 3 ]]": "{n} inside [[ ]]",
+    "a=(x); echo ${a[{n}]}": "{n} inside ${...}",
+    "let x={n}": "{n} in the arguments of let",
+    "declare -i i={n}": "{n} in the arguments of declare",
+}
+INJECTING = "a[$(echo INJECTED >&2)]"
+
+
+def test_bash_arithmetic_in_a_command_action_fails_the_run(client: httpx.Client) -> None:
+    schema = {"type": "object", "properties": {"n": {"type": "string"}}}
+    ran = {}
+    for index, body in enumerate(ARITHMETIC):
+        make(
+            client, "/api/v1/actions",
+            {"ref": f"arith.a{index}", "runner": "command", "entry_point": ["bash", "-c", body],
+             "parameters": schema},
+        )  # fmt: skip
+        ran[body] = submit(client, f"arith.a{index}", {"n": INJECTING})["id"]
+    # The control: the same place written by hand with the variable does run the command.
+    make(
+        client, "/api/v1/actions",
+        {"ref": "arith.by-hand", "runner": "command",
+         "entry_point": ["bash", "-c", '(( "$PARAM_N" > 3 ))'], "parameters": schema},
+    )  # fmt: skip
+    by_hand = submit(client, "arith.by-hand", {"n": INJECTING})["id"]
+    wait_status(client, by_hand)
+    assert "INJECTED" in output(client, by_hand, "stderr")
+
+    for body, says in ARITHMETIC.items():
+        done = wait_status(client, ran[body])
+        assert done["status"] == "failed", (body, done)
+        assert done["error"].startswith(f"entry_point: {says} is refused"), (body, done)
+        assert output(client, ran[body], "stderr") == ""

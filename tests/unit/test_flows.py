@@ -35,13 +35,13 @@ def test_a_shell_script_gets_its_values_through_its_environment() -> None:
     x = "hi; touch pwned"
     context = {"parameters": {"x": x, "n": 3, "a-b": None}}
     template = {
-        "cmd": "echo {{ parameters.x }} '{{parameters.x}}' "
+        "cmd": 'echo {{ parameters.x }} "<{{parameters.x}}>" '
         '"{{ parameters.n }}" {{ parameters.a-b }}',
         "args": ["{{ parameters.x }}"],
         "env": {"TEMPLATE_PARAMETERS_N": "taken", "OTHER": "{{ parameters.x }}"},
     }
     assert render_parameters(template, context, shell) == {
-        "cmd": "echo \"$TEMPLATE_PARAMETERS_X\" ''\"$TEMPLATE_PARAMETERS_X\"'' "
+        "cmd": 'echo "$TEMPLATE_PARAMETERS_X" "<${TEMPLATE_PARAMETERS_X}>" '
         '"${TEMPLATE_PARAMETERS_N_2}" "$TEMPLATE_PARAMETERS_A_B"',
         "args": [x],
         "env": {
@@ -52,17 +52,24 @@ def test_a_shell_script_gets_its_values_through_its_environment() -> None:
             "TEMPLATE_PARAMETERS_A_B": "",
         },
     }
-    # A whole-string placeholder is one word too, not a script.
-    assert render_parameters({"cmd": "{{ parameters.x }}"}, context, shell) == {
-        "cmd": '"$TEMPLATE_PARAMETERS_X"',
-        "env": {"TEMPLATE_PARAMETERS_X": x},
+    # Where the value could be read as code, the script is refused, naming the place.
+    refused = {
+        "{{ parameters.x }}": "as the program to run",
+        "echo '{{ parameters.x }}'": "inside single quotes",
+        "bash -c 'echo {{ parameters.x }}'": "inside single quotes",
+        'sh -c "echo {{ parameters.x }}"': "in the script sh runs",
+        "eval echo {{ parameters.x }}": "in the arguments of eval",
+        "echo {{ parameters.x }} | sh": "in a command whose output is piped to a program",
     }
+    for cmd, where in refused.items():
+        with pytest.raises(TemplateError, match=f"^cmd: {{{{ parameters.x }}}} {where}"):
+            render_parameters({"cmd": cmd}, context, shell)
     # Nothing changes for a script without placeholders, other actions or a sub-flow.
     assert render_parameters({"cmd": "ls"}, context, shell) == {"cmd": "ls"}
     for action in (CORE_ACTIONS["core.echo"], None):
         assert render_parameters({"cmd": "{{ parameters.x }}!", "n": "{{ parameters.n }}"},
                                  context, action) == {"cmd": f"{x}!", "n": 3}  # fmt: skip
-    with pytest.raises(TemplateError, match=r"cmd: a placeholder inside \$\(\( \)\)"):
+    with pytest.raises(TemplateError, match=r"cmd: \{\{ parameters.n \}\} in arithmetic"):
         render_parameters({"cmd": "echo $(( {{ parameters.n }} ))"}, context, shell)
     with pytest.raises(TemplateError, match="env must be an object"):
         render_parameters(

@@ -12,7 +12,7 @@ import pytest
 from execd.domain.executions import Execution
 from execd.domain.states import Priority, Status
 from execd.runners.base import RunContext
-from execd.runners.command import CommandRunner, expand_argv, parameter_env
+from execd.runners.command import CommandRunner, MissingParameter, expand_argv, parameter_env
 from execd.runners.control import ControlReader
 from execd.runners.outcomes import describe_exit, process_outcome
 from execd.runners.paths import ExecutionPaths
@@ -23,8 +23,8 @@ from tests.support import process_gone, wait_for
 def test_expand_argv_keeps_values_inside_one_argument() -> None:
     argv = expand_argv(["cp", "{src}", "--to={dst}", "{n}"], {"src": "a b;c", "dst": "x", "n": 3})
     assert argv == ["cp", "a b;c", "--to=x", "3"]
-    with pytest.raises(KeyError):
-        expand_argv(["{missing}"], {})
+    with pytest.raises(MissingParameter, match=r"\{missing\} names no parameter"):
+        expand_argv(["ls", "{missing}"], {})
 
 
 @pytest.mark.parametrize("start", [["sh", "-c"], ["bash", "-lc"], ["/usr/bin/env", "bash", "-c"]])
@@ -32,31 +32,43 @@ def test_placeholders_in_a_shell_script_of_an_argv_stay_data(
     start: list[str], tmp_path: Path
 ) -> None:
     parameters = {"x": "$(touch pwned)`touch pwned`'\"; touch pwned && id\n*", "n": 2}
-    script = "printf '<%s>' {x} \"{x}\" '{x}' {n}; ls"
+    script = 'printf "<%s>" {x} "{x}" {n} "$1" ${HOME}; ls'
     argv = expand_argv([*start, script, "name", "{x}"], parameters)
     assert argv[-3:] == [
-        'printf \'<%s>\' "$PARAM_X" "${PARAM_X}" \'\'"$PARAM_X"\'\' "$PARAM_N"; ls',
+        'printf "<%s>" "$PARAM_X" "${PARAM_X}" "$PARAM_N" "$1" ${HOME}; ls',  # ${HOME}: the shell's
         "name",
         parameters["x"],  # a positional argument, not part of the script
     ]
     (tmp_path / "a-file").touch()
-    env = {**parameter_env(parameters), "PATH": "/usr/bin:/bin"}
+    env = {**parameter_env(parameters), "PATH": "/usr/bin:/bin", "HOME": "/home"}
     done = subprocess.run(argv, env=env, cwd=tmp_path, capture_output=True, text=True, check=True)
     x = parameters["x"]
-    assert done.stdout == f"<{x}><{x}><{x}><2>a-file\n"
+    assert done.stdout == f"<{x}><{x}><2><{x}></home>a-file\n"
 
 
-def test_a_placeholder_a_shell_would_evaluate_fails_the_run(tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    ("argv", "error"),
+    [
+        (["bash", "-c", "echo $(( {n} + 1 ))"], "entry_point: {n} in arithmetic"),
+        (["bash", "-c", "bash -c 'echo {n}'"], "entry_point: {n} inside single quotes"),
+        (["python3", "-c", "print('{n}')"], "entry_point: {n} in the arguments of python3"),
+        (["{n}"], "entry_point: {n} as the program to run"),
+        (["ls", "{missing}"], "entry_point: {missing} names no parameter of this execution"),
+    ],
+)
+def test_a_placeholder_a_program_would_read_as_code_fails_the_run(
+    argv: list[str], error: str, tmp_path: Path
+) -> None:
     ctx = _context(tmp_path)
     execution = replace(
         ctx.execution,
         runner="command",
-        entry_point='["bash", "-c", "echo $(( {n} + 1 ))"]',
+        entry_point=json.dumps(argv),
         parameters={"n": "a[$(touch pwned)]"},
     )
     outcome = asyncio.run(CommandRunner().run(replace(ctx, execution=execution)))
     assert outcome.status is Status.FAILED
-    assert outcome.error is not None and "$(( ))" in outcome.error
+    assert outcome.error is not None and outcome.error.startswith(error), outcome.error
     assert not list(tmp_path.rglob("pwned"))
 
 

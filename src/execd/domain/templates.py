@@ -3,8 +3,8 @@
 Only look-ups, never code: a placeholder names a value by a dotted path through
 objects (and list positions), nothing is evaluated. Flow steps and rule parameter
 templates both use it. A shell script (core.shell's `cmd`) is filled differently: its
-placeholders become references to environment variables that carry the values
-(`domain/shell.py`).
+placeholders become references to environment variables that carry the values, and a
+placeholder where a value could be read as code is refused (`domain/shell.py`).
 """
 
 from __future__ import annotations
@@ -48,7 +48,8 @@ def render_parameters(
     """The parameters of `action` (of a sub-flow: None) from a template. In a script
     the action runs with a shell, each placeholder becomes a quoted reference to a
     variable, named after its path (`$TEMPLATE_PAYLOAD_HOST`), added to the script's
-    environment with the value's text."""
+    environment with the value's text; TemplateError names a placeholder that stands
+    where its value could be read as code."""
     rendered = render(template, context)
     assert isinstance(rendered, dict)
     if action is None or not runs_script_parameter(action.runner, action.entry_point):

@@ -7,7 +7,10 @@ Parameters never become part of a shell string:
 - `command` runs an argv list (the entry point, a JSON array) without any shell;
   an element that is exactly "{name}" is replaced by that parameter, and "{name}"
   inside a longer element by its text. In the script of a shell the argv starts
-  (`["sh", "-c", "echo {name}"]`), "{name}" becomes a quoted "$PARAM_<NAME>" instead.
+  (`["sh", "-c", "echo {name}"]`), "{name}" becomes a quoted "$PARAM_<NAME>" instead
+  (and `${name}` stays the shell's own). A placeholder where its value could be read as
+  code (`domain/shell.py`: the program's name, an interpreter's argument, single quotes
+  in the script...) fails the run.
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ from execd.runners.outcomes import process_outcome
 from execd.runners.process import run_process
 
 _PLACEHOLDER = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")
+_SCRIPT_PLACEHOLDER = re.compile(r"(?<!\$)\{([A-Za-z_][A-Za-z0-9_]*)\}")
 
 
 def as_text(value: Any) -> str:
@@ -59,18 +63,22 @@ class ShellRunner:
         return None
 
 
+class MissingParameter(ValueError):
+    pass
+
+
 def expand_argv(template: list[str], parameters: dict[str, Any]) -> list[str]:
-    """The argv to run; raises KeyError for a parameter it names that is not given, and
-    ShellError for a placeholder in a shell script that cannot be filled safely."""
+    """The argv to run; raises MissingParameter for a placeholder naming a parameter
+    that has no value, and ShellError for one where its value could be read as code."""
 
     def name(match: re.Match[str]) -> str:
         if match.group(1) not in parameters:
-            raise KeyError(match.group(1))
+            raise MissingParameter(f"{match.group()} names no parameter of this execution")
         return match.group(1)
 
-    script = shell.script_index(template)
+    script = shell.argv_script(template, _PLACEHOLDER)
     return [
-        shell.substitute(element, _PLACEHOLDER, lambda m: variable(name(m)))
+        shell.substitute(element, _SCRIPT_PLACEHOLDER, lambda m: variable(name(m)))
         if index == script
         else _PLACEHOLDER.sub(lambda m: as_text(parameters[name(m)]), element)
         for index, element in enumerate(template)
@@ -82,8 +90,8 @@ class CommandRunner:
         execution = ctx.execution
         try:
             argv = expand_argv(orjson.loads(execution.entry_point), execution.parameters)
-        except shell.ShellError as exc:
-            return Outcome(Status.FAILED, error=f"the command's shell script: {exc}")
+        except (shell.ShellError, MissingParameter) as exc:
+            return Outcome(Status.FAILED, error=f"entry_point: {exc}")
         return process_outcome(await run_process(ctx, argv, parameter_env(execution.parameters)))
 
     async def close(self) -> None:
