@@ -24,9 +24,11 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import os
 import statistics
 import time
+from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
@@ -63,31 +65,38 @@ def ms(seconds: float) -> str:
     return f"{seconds * 1000:8.1f} ms"
 
 
-async def submissions(client: httpx.AsyncClient, refs: list[str], value: str, n: int) -> None:
-    for ref in refs:
+async def submissions(client: httpx.AsyncClient, bodies: dict[str, dict[str, Any]], n: int) -> None:
+    """Each body (by its label) submitted `n` times, one after another: the answer's
+    status and time."""
+    for label, sent in bodies.items():
         statuses, times = set(), []
         for _ in range(n):
             started = time.perf_counter()
-            response = await client.post("/api/v1/executions/execute", json=body(ref, value))
+            response = await client.post("/api/v1/executions/execute", json=sent)
             times.append(time.perf_counter() - started)
             statuses.add(response.status_code)
         print(
-            f"{ref:<16} status {sorted(statuses)}  p50 {ms(statistics.median(times))}"
+            f"{label:<16} status {sorted(statuses)}  p50 {ms(statistics.median(times))}"
             f"  max {ms(max(times))}"
         )
 
 
 async def healthz_while(
-    client: httpx.AsyncClient, ref: str, value: str, attackers: int, seconds: float
+    client: httpx.AsyncClient,
+    label: str,
+    sent: dict[str, Any] | None,
+    attackers: int,
+    seconds: float,
 ) -> None:
+    """/healthz timed every 50 ms while `attackers` clients submit `sent` back to back."""
     stop = asyncio.Event()
-    sent = 0
+    count = 0
 
     async def attack() -> None:
-        nonlocal sent
+        nonlocal count
         while not stop.is_set():
-            await client.post("/api/v1/executions/execute", json=body(ref, value))
-            sent += 1
+            await client.post("/api/v1/executions/execute", json=sent)
+            count += 1
 
     async def probe() -> list[float]:
         times = []
@@ -98,28 +107,37 @@ async def healthz_while(
             await asyncio.sleep(0.05)
         return times
 
-    tasks = [asyncio.create_task(attack()) for _ in range(attackers)]
+    tasks = [asyncio.create_task(attack()) for _ in range(attackers if sent else 0)]
     probing = asyncio.create_task(probe())
     await asyncio.sleep(seconds)
     stop.set()
     times = await probing
     await asyncio.gather(*tasks)
-    during = f"{attackers} x {ref} ({sent} sent)" if attackers else "idle"
+    during = f"{attackers} x {label} ({count} sent)" if tasks else "idle"
     print(
         f"/healthz, {during:<32} p50 {ms(statistics.median(times))}"
         f"  p99 {ms(percentile(times, 99))}  max {ms(max(times))}"
     )
 
 
-async def measure(url: str, admin_token: str, args: argparse.Namespace) -> None:
+@contextlib.asynccontextmanager
+async def operator_client(
+    url: str, admin_token: str, attackers: int, timeout: float
+) -> AsyncIterator[httpx.AsyncClient]:
+    """A client with an operator token of a new project, for `attackers` at once."""
     async with httpx.AsyncClient(
         base_url=url, headers={"Authorization": f"Bearer {admin_token}"}
     ) as admin:
         token = await project_token(admin)
-    limits = httpx.Limits(max_connections=args.attackers + 2)
+    limits = httpx.Limits(max_connections=attackers + 2)
     async with httpx.AsyncClient(
-        base_url=url, headers={"Authorization": f"Bearer {token}"}, timeout=120, limits=limits
+        base_url=url, headers={"Authorization": f"Bearer {token}"}, timeout=timeout, limits=limits
     ) as client:
+        yield client
+
+
+async def measure(url: str, admin_token: str, args: argparse.Namespace) -> None:
+    async with operator_client(url, admin_token, args.attackers, 120) as client:
         for ref, parameters in schemas().items():
             definition = {"ref": ref, "runner": "shell", "entry_point": "true"}
             created = await client.post(
@@ -130,12 +148,12 @@ async def measure(url: str, admin_token: str, args: argparse.Namespace) -> None:
         print(f"load average {os.getloadavg()[0]:.1f}")
         print(f'value "a" * {args.length} + "!", {args.n} submissions each')
         refs = [f"bench.{name}" for name in args.actions.split(",")]
-        await submissions(client, refs, value, args.n)
-        await healthz_while(client, "", value, 0, args.seconds)
+        await submissions(client, {ref: body(ref, value) for ref in refs}, args.n)
+        await healthz_while(client, "", None, 0, args.seconds)
         for ref in refs:
             if ref != "bench.many":
                 for attackers in sorted({1, args.attackers}):
-                    await healthz_while(client, ref, value, attackers, args.seconds)
+                    await healthz_while(client, ref, body(ref, value), attackers, args.seconds)
 
 
 def main() -> None:

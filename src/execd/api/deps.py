@@ -15,9 +15,10 @@ from execd.errors import InvalidInput
 from execd.runtime import Runtime
 
 # A JSON body can only hold what the store cannot keep if it has an escaped NUL or
-# surrogate, a number of 19 digits or more, or many brackets; only then is it parsed a
-# second time to look closer.
-_SUSPECT_BODY = re.compile(rb"\\u0000|\\u[dD][89a-fA-F]|\d{19,}")
+# surrogate, a number of 19 digits or more, an exponent of 3 digits (1e400 is parsed as
+# infinity), NaN or Infinity (which Python's parser accepts), or many brackets; only
+# then is it parsed a second time to look closer.
+_SUSPECT_BODY = re.compile(rb"\\u0000|\\u[dD][89a-fA-F]|\d{19,}|[eE][-+]?\d{3,}|NaN|Infinity")
 
 
 async def get_runtime(request: HTTPConnection) -> Runtime:

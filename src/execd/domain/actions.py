@@ -5,26 +5,15 @@ from __future__ import annotations
 import copy
 import json
 import re
-from collections.abc import Iterator
-from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import Any
 
 import jsonschema
 import jsonschema.exceptions
-import jsonschema.validators
-import referencing
 import referencing.exceptions
-from referencing.jsonschema import DRAFT202012
 
-from execd.domain.patterns import (
-    BUDGET,
-    Budget,
-    PatternError,
-    PatternTimeout,
-    compile_pattern,
-    quoted,
-)
+from execd.domain import schemas
+from execd.domain.patterns import BUDGET, PatternError, PatternTimeout, quoted
 from execd.domain.sandbox import SandboxOptions
 
 # Runners a user may choose; "local" is reserved for the built-in core pack.
@@ -197,12 +186,17 @@ def check_schema(schema: dict[str, Any]) -> None:
         raise ValueError("parameters must be a JSON Schema object")
     if schema.get("type", "object") != "object":
         raise ValueError("The parameters schema must describe an object (type: object)")
+    if (objects := sum(1 for _ in schemas.walk(schema))) > schemas.MAX_SUBSCHEMAS:
+        raise ValueError(
+            f"The parameters schema is too large: {objects} objects that may be schemas, "
+            f"at most {schemas.MAX_SUBSCHEMAS}"
+        )
     try:
         jsonschema.Draft202012Validator.check_schema(schema)
     except jsonschema.exceptions.SchemaError as exc:
         raise ValueError(f"Invalid parameters schema: {exc.message}") from None
-    resolver = _registry(schema).resolver(SCHEMA_URI)
-    for ref in _refs(schema):
+    usable = schemas.for_validation(schema)
+    for ref, resolver in schemas.refs(usable):
         if not ref.startswith("#"):
             raise ValueError(
                 f"Invalid parameters schema: $ref {ref!r} points outside the schema; "
@@ -215,128 +209,19 @@ def check_schema(schema: dict[str, Any]) -> None:
                 f"Invalid parameters schema: $ref {ref!r} resolves to nothing"
             ) from None
     try:
-        check_patterns(schema)
-    except PatternError as exc:
+        check_bounds(usable)
+    except ValueError as exc:
         raise ValueError(f"Invalid parameters schema: {exc}") from None
 
 
-def check_patterns(schema: dict[str, Any]) -> None:
-    """Raise PatternError unless every pattern of the schema (`pattern`, the keys of
-    `patternProperties`) is accepted by the bounded engine."""
-    keywords: set[str] = set()
-    for subschema in _subschemas(schema):
-        keywords |= subschema.keys()
-        named = subschema.get("patternProperties")
-        for pattern in [subschema.get("pattern"), *(named if isinstance(named, dict) else ())]:
-            if isinstance(pattern, str):
-                compile_pattern(pattern)
-    # jsonschema matches patternProperties for unevaluatedProperties with `re`, which
-    # cannot be bounded: the pair is refused rather than left unbounded.
-    if {"patternProperties", "unevaluatedProperties"} <= keywords:
-        raise PatternError(
-            "patternProperties cannot be combined with unevaluatedProperties; "
-            "use additionalProperties"
-        )
-
-
-# Keywords whose value maps names to subschemas, and keywords holding data, not schemas.
-_SCHEMA_MAPS = frozenset({"properties", "patternProperties", "dependentSchemas", "$defs"})
-_DATA = frozenset({"const", "enum", "default", "examples"})
-
-
-def _subschemas(node: Any) -> Iterator[dict[str, Any]]:
-    """Every object of the schema that may be used as a schema (a $ref may point into
-    an unknown keyword, so those are walked too)."""
-    if isinstance(node, dict):
-        yield node
-        for key, value in node.items():
-            if key in _SCHEMA_MAPS and isinstance(value, dict):
-                for child in value.values():
-                    yield from _subschemas(child)
-            elif key not in _DATA:
-                yield from _subschemas(value)
-    elif isinstance(node, list):
-        for child in node:
-            yield from _subschemas(child)
-
-
-# Schemas are resolved in a registry of their own, which never fetches anything remote.
-SCHEMA_URI = "urn:execd:parameters"
-
-
-def _registry(schema: dict[str, Any]) -> referencing.Registry[Any]:
-    resource = referencing.Resource.from_contents(schema, default_specification=DRAFT202012)
-    registry: referencing.Registry[Any] = referencing.Registry().with_resource(SCHEMA_URI, resource)
-    return registry
-
-
-def _refs(value: Any) -> Iterator[str]:
-    if isinstance(value, dict):
-        for key, child in value.items():
-            if key in ("$ref", "$dynamicRef") and isinstance(child, str):
-                yield child
-            else:
-                yield from _refs(child)
-    elif isinstance(value, list):
-        for child in value:
-            yield from _refs(child)
-
-
-# The time budget of the validation running in this thread or task; past it, the
-# parameter being matched is refused.
-_BUDGET: ContextVar[Budget] = ContextVar("pattern_budget")
-
-
-def _pattern(validator: Any, pattern: str, instance: Any, schema: Any) -> Iterator[Error]:
-    if validator.is_type(instance, "string") and not _BUDGET.get().search(pattern, instance):
-        yield Error(f"{instance!r} does not match {pattern!r}")
-
-
-def _pattern_properties(
-    validator: Any, patterns: dict[str, Any], instance: Any, schema: Any
-) -> Iterator[Error]:
-    if not validator.is_type(instance, "object"):
-        return
-    budget = _BUDGET.get()
-    for pattern, subschema in patterns.items():
-        for name, value in instance.items():
-            if budget.search(pattern, name):
-                yield from validator.descend(value, subschema, path=name, schema_path=pattern)
-
-
-def _additional_properties(
-    validator: Any, additional: Any, instance: Any, schema: dict[str, Any]
-) -> Iterator[Error]:
-    if not validator.is_type(instance, "object"):
-        return
-    budget = _BUDGET.get()
-    declared = schema.get("properties", {})
-    patterns = schema.get("patternProperties", {})
-    extras = [
-        name
-        for name in instance
-        if name not in declared and not any(budget.search(p, name) for p in patterns)
-    ]
-    if validator.is_type(additional, "object"):
-        for name in extras:
-            yield from validator.descend(instance[name], additional, path=name)
-    elif additional is False and extras:
-        listed = ", ".join(repr(name) for name in sorted(extras))
-        verb = "was" if len(extras) == 1 else "were"
-        yield Error(f"Additional properties are not allowed ({listed} {verb} unexpected)")
+def check_bounds(schema: dict[str, Any]) -> None:
+    """Raise ValueError unless validating against the schema has a bounded cost: its
+    patterns are accepted by the bounded engine and its references do not loop."""
+    schemas.check_patterns(schema)
+    schemas.check_loops(schema)
 
 
 Error = jsonschema.exceptions.ValidationError
-# Draft 2020-12 with every pattern matched on the bounded engine (see check_patterns
-# for the one keyword that cannot be).
-_Validator: type[jsonschema.protocols.Validator] = jsonschema.validators.extend(  # type: ignore[no-untyped-call]
-    jsonschema.Draft202012Validator,
-    {
-        "pattern": _pattern,
-        "patternProperties": _pattern_properties,
-        "additionalProperties": _additional_properties,
-    },
-)
 
 
 class ParameterValidator:
@@ -347,13 +232,15 @@ class ParameterValidator:
     """
 
     def __init__(self, schema: dict[str, Any]) -> None:
+        usable = schemas.for_validation(schema)
         try:
-            check_patterns(schema)
-        except PatternError as exc:
+            check_bounds(usable)
+        except ValueError as exc:
             raise ValueError(f"The action's parameters schema cannot be used: {exc}") from None
         self.schema = schema
         self.secrets = secret_names(schema)
-        self._validator = _Validator(schema, registry=_registry(schema))
+        self._validator = schemas.Validator(usable, registry=schemas.registry(usable))
+        self._known = schemas.known_values(usable)
         self._defaults = {
             name: prop["default"]
             for name, prop in schema.get("properties", {}).items()
@@ -364,20 +251,32 @@ class ParameterValidator:
         if not isinstance(parameters, dict):
             raise ValueError("parameters must be a JSON object")
         filled = {**copy.deepcopy(self._defaults), **parameters}
-        budget = _BUDGET.set(Budget())
+        shown = schemas.briefly_shown(filled)
         try:
-            error = jsonschema.exceptions.best_match(self._validator.iter_errors(filled))
+            error = schemas.first_error(self._validator, shown, self._known)
         except (referencing.exceptions.Unresolvable, PatternError) as exc:
             raise ValueError(f"The action's parameters schema cannot be used: {exc}") from None
         except PatternTimeout as exc:
             raise ValueError(
-                f"Invalid {self._subject(_holder(filled, exc.text))}: matching the pattern "
+                f"Invalid {self._subject(_holder(shown, exc.text))}: matching the pattern "
                 f"{quoted(exc.pattern)} took longer than the {BUDGET * 1000:.0f} ms "
                 "that validating parameters may take; the action's schema needs a simpler "
                 "pattern"
             ) from None
-        finally:
-            _BUDGET.reset(budget)
+        except schemas.TooCostly:
+            raise ValueError(
+                "Invalid parameters: checking them against the action's schema takes more "
+                f"than the {schemas.MAX_STEPS:,} steps one validation may take; send fewer "
+                "values, or simplify the schema"
+            ) from None
+        except RecursionError:
+            raise ValueError(
+                "Invalid parameters: nested too deeply to be checked against the action's schema"
+            ) from None
+        except ArithmeticError:
+            raise ValueError(
+                "Invalid parameters: a number is beyond what the action's schema can check"
+            ) from None
         if error is not None:
             raise ValueError(self._explain(error, filled))
         return filled

@@ -1,6 +1,7 @@
 """What both databases can store: no NUL characters in text (PostgreSQL refuses them in
 TEXT and JSONB), no lone UTF-16 surrogates (not encodable as UTF-8), integers that fit
-64 bits and nesting no deeper than MAX_DEPTH (the JSON encoder's limits).
+64 bits, finite numbers (JSON has no Infinity or NaN: the encoder would write null)
+and nesting no deeper than MAX_DEPTH (the JSON encoder's limits).
 
 Input that breaks these rules is refused with a 400 (`problem`); output an action
 produces is stored with each NUL replaced by U+FFFD (`scrub`), the character decoders
@@ -9,6 +10,7 @@ use for what cannot be represented.
 
 from __future__ import annotations
 
+import math
 import re
 from typing import Any
 
@@ -37,6 +39,12 @@ def problem(value: Any, where: str = "value") -> str | None:
         elif isinstance(item, int):
             if not MIN_INT <= item <= MAX_INT:
                 return f"{path} is an integer beyond the 64-bit range"
+        elif isinstance(item, float):
+            if not math.isfinite(item):
+                return (
+                    f"{path} is not a finite number (Infinity, NaN, or beyond the "
+                    "range of a double such as 1e400)"
+                )
         elif isinstance(item, dict):
             for key, child in item.items():
                 if isinstance(key, str) and (NUL in key or _SURROGATE.search(key)):

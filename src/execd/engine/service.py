@@ -246,10 +246,14 @@ class ExecutionService:
         if options.parent_id is not None:
             parent = await self.get(caller, options.parent_id)
             root_id = parent.root_id or parent.id
+        # Validation costs up to its budget of steps: off the event loop.
+        prepared = await asyncio.to_thread(
+            self.actions.prepare, action, parameters, options.timeout
+        )
         new = NewExecution(
             tenant_id=caller.tenant_id,
             project_id=caller.project_id,
-            **self.actions.prepare(action, parameters, options.timeout),
+            **prepared,
             priority=options.priority,
             not_before=options.not_before,
             delay=options.delay,
@@ -346,7 +350,7 @@ class ExecutionService:
             values = {**sealer.open_values(old.parameters, old.secrets), **parameters}
             if old.action_id is not None or old.action_ref in CORE_ACTIONS:
                 action = await self.actions.get(caller, old.action_ref)
-                values = self.actions.validate_parameters(action, values)
+                values = await asyncio.to_thread(self.actions.validate_parameters, action, values)
             values = sealer.seal_values(values, old.secrets)
         new = replace(
             retry_of(old, parameters=values, submitted_by=caller.label),
