@@ -8,7 +8,7 @@ from typing import Any
 import httpx
 
 from tests.e2e.test_flows import define, detail, echo, error, run, shell, wait_flow
-from tests.support import Deployment, wait_for
+from tests.support import Deployment, new_project, wait_for
 
 
 def _v1_by_uuid(client: httpx.Client) -> dict[str, dict[str, Any]]:
@@ -150,3 +150,22 @@ def test_deleting_history_removes_rows_and_files(deployment: Deployment) -> None
         "message": "Flow ID is required to delete execution history",
     }
     client.post(f"/api/v1/executions/{_v1_by_uuid(client)[running['id']]['id']}/cancel")
+
+
+def test_devices_show_a_workers_default_name_to_system_admins_only(
+    deployment: Deployment,
+) -> None:
+    server = deployment.server(workers=1, EXECD_WORKER_DEVICES="dev-1")
+    admin = server.client()
+    [worker] = wait_for(lambda: admin.get("/api/v1/workers").json()["data"], message="a worker")
+    _, _, token = new_project(admin)
+
+    def serving(client: httpx.Client) -> list[dict[str, Any]]:
+        devices = {d["id"]: d for d in client.get("/api/devices").json()["devices"]}
+        workers: list[dict[str, Any]] = devices["dev-1"]["workers"]
+        return workers
+
+    assert serving(admin) == [{"id": worker["id"], "name": worker["name"], "state": "active"}]
+    assert serving(server.client(token)) == [
+        {"id": worker["id"], "name": f"worker-{worker['id']}", "state": "active"}
+    ]

@@ -234,7 +234,26 @@ def test_only_system_admins_see_the_machines_behind_workers(
     [shown] = wait_for(lambda: admin.get("/api/v1/workers").json()["data"], message="a worker")
     [hidden] = tenant_admin.get("/api/v1/workers").json()["data"]
     assert shown["host"] and shown["pid"]
-    assert hidden["name"] == shown["name"] and hidden["host"] is None and hidden["pid"] is None
+    # The default name is `hostname-pid`: others see the worker's id instead.
+    assert shown["name"].startswith(f"{shown['host']}-{shown['pid']}")
+    assert hidden["name"] == f"worker-{shown['id']}"
+    assert hidden["host"] is None and hidden["pid"] is None
+    [system] = tenant_admin.get("/api/v1/system").json()["data"]["workers"]
+    assert system["name"] == hidden["name"]
+    me = tenant_admin.get("/api/v1/me").json()["data"]
+    status = tenant_admin.get(f"/api/{me['tenant_id']}/execution/system/status").json()
+    assert [n["nodeId"] for n in status["executionNodes"]] == [hidden["name"]]
+    assert shown["name"] not in str([hidden, system, status])
+    admins = admin.get("/api/v1/me").json()["data"]["tenant_id"]
+    status = admin.get(f"/api/{admins}/execution/system/status").json()
+    assert [n["nodeId"] for n in status["executionNodes"]] == [shown["name"]]
+
+
+def test_a_worker_named_by_its_operator_shows_that_name(deployment: Deployment) -> None:
+    server = deployment.server(EXECD_WORKER_NAME="batch-node")
+    _, _, token = new_project(server.client(), role="admin")
+    shown = wait_for(lambda: server.client(token).get("/api/v1/workers").json()["data"])
+    assert [w["name"] for w in shown] == ["batch-node"]
 
 
 def test_system_admins_and_the_startup_token(shared_server: Server, admin: httpx.Client) -> None:
@@ -349,6 +368,27 @@ def test_tokens_expire(shared_server: Server, admin: httpx.Client) -> None:
         {"expires": "tomorrow"},
     ]:
         refused(create(**body), 400)
+
+
+def test_a_cached_token_stops_when_it_expires_not_when_the_cache_does(
+    deployment: Deployment,
+) -> None:
+    server = deployment.server(workers=0, EXECD_TOKEN_CACHE_SECONDS="600")
+    admin = server.client()
+    _, project_id, _ = new_project(admin)
+    made = admin.post(
+        "/api/v1/tokens",
+        json={"name": "brief", "role": "viewer", "project_id": project_id, "expires_in": 2},
+    ).json()["data"]
+    reader = server.client(made["token"])
+    assert reader.get("/api/v1/me").status_code == 200  # now in the cache for 600 s
+    gone = wait_for(
+        lambda: (r := reader.get("/api/v1/me")).status_code == 401 and r,
+        timeout=60,
+        message="the cached token refused once expired",
+    )
+    assert datetime.now(UTC) >= when(made["expires"])
+    assert gone.json() == {"error": "Invalid, expired or revoked token", "status": 401}
 
 
 def test_tokens_record_their_last_use_at_most_once_a_minute(

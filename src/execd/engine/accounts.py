@@ -43,9 +43,10 @@ class AccountService:
 
     async def authenticate(self, authorization: str | None) -> Principal:
         """`Authorization: Bearer <token>` -> the caller. Results are cached briefly,
-        so a revoked or expired token stops working within `cache_seconds` on every
-        node. Only a lookup that misses the cache may record the token's use, and only
-        once a minute: authentication costs no write per request."""
+        so a revoked token stops working within `cache_seconds` on every node; a token
+        is cached no longer than until it expires, so an expired one stops at once.
+        Only a lookup that misses the cache may record the token's use, and only once
+        a minute: authentication costs no write per request."""
         if not authorization:
             raise Unauthorized("Missing Authorization header (expected 'Bearer <token>')")
         scheme, _, token = authorization.partition(" ")
@@ -63,7 +64,7 @@ class AccountService:
                 await self.accounts.mark_used(record.id, LAST_USED_EVERY)
             if len(self._cache) > 10_000:
                 self._cache.clear()
-            self._cache[digest] = (now + self.cache_seconds, principal)
+            self._cache[digest] = (now + _cached_for(record, self.cache_seconds), principal)
         if principal is None:
             raise Unauthorized("Invalid, expired or revoked token")
         return principal
@@ -182,6 +183,14 @@ def _principal(record: TokenRecord) -> Principal:
 
 def _sees(caller: Principal, token: TokenRecord) -> bool:
     return caller.manages(token.tenant_id) and (caller.system or token.scope != "system")
+
+
+def _cached_for(record: TokenRecord | None, seconds: float) -> float:
+    """How long a lookup may be reused: never past the token's expiry by this node's
+    clock. After it the database, whose clock set `expires`, decides again."""
+    if record is None or record.expires is None:
+        return seconds
+    return min(seconds, record.expires - time.time())
 
 
 def _used_long_ago(record: TokenRecord) -> bool:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid as uuidlib
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import orjson
@@ -30,6 +30,7 @@ from execd.engine.service import (
     ActionService,
     ExecutionService,
     SubmitOptions,
+    shown_name,
 )
 from execd.errors import Conflict, ExecdError, InvalidInput, NotFound
 from execd.store.artifacts import ArtifactStore
@@ -365,7 +366,8 @@ class FlowService:
         for node in nodes:
             if node.state != OFFLINE and node.last_heartbeat >= alive_since:
                 for device in node.devices:
-                    serving.setdefault(device, []).append(node)
+                    shown = replace(node, name=shown_name(caller, node))
+                    serving.setdefault(device, []).append(shown)
         held, waiting = await self.store.device_use(caller.project_id)
         # Another project's work shows as "busy", never as what it is.
         own = {d: e for d, e in held.items() if e.project_id == caller.project_id}

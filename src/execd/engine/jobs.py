@@ -15,7 +15,7 @@ from execd.domain.executions import Execution
 from execd.domain.flows import FLOW_RUNNER, plan_steps, step_name
 from execd.domain.states import PENDING, TERMINAL, Priority, Status
 from execd.engine.flows import FlowService
-from execd.engine.service import ActionService, ExecutionService, SubmitOptions
+from execd.engine.service import ActionService, ExecutionService, SubmitOptions, shown_name
 from execd.errors import Conflict, InvalidInput, NotFound
 from execd.store.jobs import JobFilter, JobStore
 from execd.store.notifications import Notification, NotificationStore
@@ -329,7 +329,7 @@ class JobService:
         now = time.time()
         midnight = now - now % 86400
         return SystemFigures(
-            nodes=await self.live_nodes(),
+            nodes=[replace(n, name=shown_name(caller, n)) for n in await self.live_nodes()],
             waiting=await self.store.waiting_by_priority(),
             wait_seconds=await self.store.recent_wait(),
             run_seconds=await self.store.recent_run_time(),

@@ -492,13 +492,15 @@ class ExecutionService:
     async def workers(self, caller: Principal) -> list[WorkerNode]:
         """Workers are shared by every tenant. Anyone may see whether work can run
         (names, labels, capacity, load, state); the machines behind them (host, pid,
-        version, CPU and memory) are for system admins."""
+        version, CPU and memory, and a name that holds the host's) are for system
+        admins."""
         nodes = await self.registry.nodes()
         if caller.system:
             return nodes
         return [
             replace(
                 n,
+                name=shown_name(caller, n),
                 host=None,
                 pid=None,
                 version=None,
@@ -511,3 +513,12 @@ class ExecutionService:
 
     async def drain(self) -> None:
         await self._submit.drain()
+
+
+def shown_name(caller: Principal, node: WorkerNode) -> str:
+    """A worker's name as `caller` may see it. The default name (`hostname-pid`, set
+    otherwise with EXECD_WORKER_NAME) says which machine runs it: others see
+    `worker-<id>` instead of any name that holds the host's."""
+    if caller.system or not node.host or node.host not in node.name:
+        return node.name
+    return f"worker-{node.id}"

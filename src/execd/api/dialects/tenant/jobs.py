@@ -112,8 +112,8 @@ async def _body(request: Request, model: type[BaseModel]) -> Any:
 # -- the job as the API shows it ----------------------------------------------------------
 
 
-async def _nodes(runtime: Runtime) -> dict[int, str]:
-    return {n.id: n.name for n in await runtime.registry.nodes()}
+async def _nodes(runtime: Runtime, caller: Principal) -> dict[int, str]:
+    return {n.id: n.name for n in await runtime.executions.workers(caller)}
 
 
 def _elapsed(job: Execution) -> float | None:
@@ -239,7 +239,7 @@ def _submitted(job: Execution, estimate: Estimate) -> dict[str, Any]:
 
 async def _shown(runtime: Runtime, caller: Principal, job: Execution) -> dict[str, Any]:
     job, _ = await runtime.jobs.view(job)
-    body = job_body(job, await _nodes(runtime))
+    body = job_body(job, await _nodes(runtime, caller))
     body["notifications"] = {
         **((job.job or {}).get("notifications") or {}),
         "deliveries": [
