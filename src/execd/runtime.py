@@ -193,6 +193,11 @@ class Runtime:
                 log.warning("sandbox_disabled", warning=sandbox.UNSANDBOXED_WARNING)
             elif not self._sandbox.counts_all_memory:
                 log.warning("sandbox_without_cgroups", warning=sandbox.RLIMITS_WARNING)
+            # Groups of runs whose worker died before removing them (a kill -9).
+            box = self._sandbox
+            groups = box.cgroups if isinstance(box, sandbox.Bubblewrap) else None
+            if groups is not None and (swept := groups.sweep()):
+                log.info("stale_run_cgroups_removed", count=len(swept))
         return self._sandbox
 
     def new_worker(self, index: int | None = None) -> Worker:

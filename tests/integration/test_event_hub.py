@@ -196,6 +196,7 @@ class GatedLog(EventLog):
         self.hub_gate.set()
         self.tail_gate.set()
         self.held: set[str] = set()
+        self.hub_reads = 0  # reads the hub has finished
 
     async def _pass(self, gate: asyncio.Event, name: str) -> None:
         if not gate.is_set():
@@ -208,7 +209,9 @@ class GatedLog(EventLog):
     ) -> tuple[list[LogEvent], Position]:
         if project_id is None:
             await self._pass(self.hub_gate, "hub")
-        return await super().read(after, limit, project_id)
+        found = await super().read(after, limit, project_id)
+        self.hub_reads += project_id is None
+        return found
 
     async def tail(self) -> Position:
         await self._pass(self.tail_gate, "tail")
@@ -234,6 +237,42 @@ def test_a_stream_that_read_ahead_of_the_hub_gets_nothing_twice(with_db: Run) ->
         await write(db, "p", range(4, 5))
         assert [e.execution_id for e in await first_got] == [1, 2, 3, 4]
         assert [e.execution_id for e in await second_got] == [1, 2, 3, 4]
+        await first.aclose()
+        await second.aclose()
+        await live.hub.close()
+
+    with_db(scenario)
+
+
+def test_a_stream_far_ahead_of_the_hub_is_not_let_go_for_what_it_has_read(
+    with_db: Run, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(streams_module, "BACKLOG", 5)
+
+    async def scenario(db: Database) -> None:
+        gated = GatedLog(db)
+        live = LiveStreams(gated, cast(ExecutionService, None), poll_seconds=POLL)
+        origin = await gated.tail()
+        first = live.events(caller("p"), EventFilter(), origin)
+        first_got = asyncio.create_task(anext(first))
+        await until(lambda: bool(live.hub.followers), "the first stream to follow the hub")
+        (following,) = live.hub.followers
+        gated.hub_gate.clear()
+        await until(lambda: "hub" in gated.held, "the hub to wait at its gate")
+        await write(db, "other", range(1, 2))
+        await write(db, "p", range(2, 12))  # more than BACKLOG the hub has not read
+        second = live.events(caller("p"), EventFilter(), origin)
+        assert [e.execution_id for e in await collect(second, 10)] == list(range(2, 12))
+        second_next = asyncio.create_task(anext(second))
+        await until(lambda: len(live.hub.followers) == 2, "the second stream to join")
+        (joined,) = live.hub.followers - {following}
+        reads = gated.hub_reads
+        gated.hub_gate.set()
+        await until(lambda: gated.hub_reads > reads + 1, "the hub to read what was held")
+        assert joined in live.hub.followers and not joined.behind and joined.pending == []
+        await write(db, "p", range(12, 13))
+        assert [e.execution_id for e in await second_next] == [12]
+        first_got.cancel()
         await first.aclose()
         await second.aclose()
         await live.hub.close()

@@ -8,6 +8,8 @@ import asyncio
 import os
 import shutil
 import stat
+import subprocess
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -278,8 +280,35 @@ def test_a_cgroup_counts_memory_no_rlimit_sees(tmp_path: Path) -> None:
         "memory limit reached: more than 64 MiB in use (the kernel stopped a process)"
     )
     assert "filled" not in said
-    leftovers = [p for p in box.cgroups.memory_parent.iterdir() if p.name.startswith("execd-")]
-    assert leftovers == []
+    assert run.paths is not None
+    name = cgroups.RUN_PREFIX + run.paths.run_dir.name  # the run's group is gone
+    assert not (box.cgroups.memory_parent / name).exists()
+    assert not (box.cgroups.pids_parent / name).exists()
+
+
+@needs_bwrap
+def test_groups_dead_workers_left_behind_are_swept_and_live_ones_kept(tmp_path: Path) -> None:
+    found = _cgroups()
+    names = [f"sweep-{os.getpid()}-{n}" for n in ("lost", "busy", "young")]
+    lost, busy, young = (found.make(name, Limits(processes=8)) for name in names)
+    sleeper = subprocess.Popen(["sleep", "60"])
+    try:
+        for procs in busy.procs_files:
+            Path(procs).write_text(str(sleeper.pid))
+        for group in (lost, busy):  # made long ago
+            for directory in {group.memory, group.pids}:
+                os.utime(directory, (time.time() - 3600, time.time() - 3600))
+        removed = found.sweep()
+        assert [n for n in removed if n.startswith(f"{cgroups.RUN_PREFIX}sweep-")] == [
+            lost.memory.name
+        ]
+        assert not lost.memory.exists() and not lost.pids.exists()
+        assert busy.memory.exists() and young.memory.exists()  # in use; just made
+    finally:
+        sleeper.kill()
+        sleeper.wait()
+        busy.remove()
+        young.remove()
 
 
 @needs_bwrap

@@ -284,3 +284,10 @@ def test_errors_quote_a_large_value_briefly() -> None:
     with pytest.raises(ValueError) as refused:
         one({"maxLength": 5})({"x": "a" * 100_000})
     assert "..." in str(refused.value) and len(str(refused.value)) < 200
+
+
+def test_an_id_that_is_not_a_uri_is_refused_when_defined() -> None:
+    schema = one_schema({"$id": "http://[bad", "type": "string"})
+    spec = ActionSpec(ref="my.action", runner="shell", entry_point="true", parameters=schema)
+    with pytest.raises(ValueError, match=r"^Invalid parameters schema: Invalid IPv6 URL$"):
+        validate_spec(spec)

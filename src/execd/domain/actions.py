@@ -186,7 +186,11 @@ def check_schema(schema: dict[str, Any]) -> None:
         raise ValueError("parameters must be a JSON Schema object")
     if schema.get("type", "object") != "object":
         raise ValueError("The parameters schema must describe an object (type: object)")
-    if (objects := sum(1 for _ in schemas.walk(schema))) > schemas.MAX_SUBSCHEMAS:
+    try:
+        objects = sum(1 for _ in schemas.walk(schema))
+    except ValueError as exc:  # an `$id` that is not a URI
+        raise ValueError(f"Invalid parameters schema: {exc}") from None
+    if objects > schemas.MAX_SUBSCHEMAS:
         raise ValueError(
             f"The parameters schema is too large: {objects} objects that may be schemas, "
             f"at most {schemas.MAX_SUBSCHEMAS}"

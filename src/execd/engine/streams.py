@@ -97,16 +97,21 @@ class Follower:
     """An event stream that has caught up, as the hub sees it: the events of its project
     that pass its filter wait in `pending` until the stream takes them."""
 
-    def __init__(self, project_id: str, f: EventFilter) -> None:
+    def __init__(self, project_id: str, f: EventFilter, after: Position) -> None:
         self.project_id = project_id
         self.filter = f
+        self.after = after  # the stream has read this far: the hub may offer older events
         self.pending: list[LogEvent] = []
         self.behind = False  # let go by the hub: read for yourself
         self._ready = asyncio.Event()
 
     def offer(self, events: list[LogEvent]) -> bool:
         """Queue what this stream wants; False (and let go) if it is too far behind."""
-        wanted = [e for e in events if e.project_id == self.project_id and self.filter.wants(e)]
+        wanted = [
+            e
+            for e in events
+            if e.position > self.after and e.project_id == self.project_id and self.filter.wants(e)
+        ]
         if len(self.pending) + len(wanted) > BACKLOG:
             self.let_go()
             return False
@@ -236,7 +241,7 @@ class LiveStreams:
                 continue
             # ... then follow the hub, from the first event we have not read.
             tail = await self.log.tail()
-            follower = Follower(project, f)
+            follower = Follower(project, f, here)
             start = self.hub.join(follower, tail)
             if start is None:
                 return  # the server is stopping; the client resumes elsewhere

@@ -28,6 +28,8 @@ from pathlib import Path
 from execd.domain.sandbox import Limits, describe_size
 
 ROOT = Path("/sys/fs/cgroup")
+RUN_PREFIX = "execd-run-"
+STALE_SECONDS = 300.0  # a group made this long ago and still empty has lost its run
 
 
 @dataclass(frozen=True)
@@ -87,6 +89,7 @@ class Cgroups:
     v2: bool
 
     def make(self, name: str, limits: Limits) -> RunGroup:
+        name = RUN_PREFIX + name
         group = RunGroup(self.memory_parent / name, self.pids_parent / name)
         for directory in {group.memory, group.pids}:
             directory.mkdir(exist_ok=True)
@@ -102,6 +105,24 @@ class Cgroups:
         if limits.processes:
             _write(group.pids / "pids.max", limits.processes)
         return group
+
+    def sweep(self, older_than: float = STALE_SECONDS) -> list[str]:
+        """Remove the empty run groups made more than `older_than` seconds ago: those
+        of runs whose worker died before removing them (a kill -9, a lost machine's
+        container). A group still in use holds a process and cannot be removed; one
+        just made is young. Returns the names removed."""
+        removed = []
+        now = time.time()
+        for parent in {self.memory_parent, self.pids_parent}:
+            with contextlib.suppress(OSError):
+                for entry in os.scandir(parent):
+                    if not entry.name.startswith(RUN_PREFIX) or not entry.is_dir():
+                        continue
+                    with contextlib.suppress(OSError):  # busy, or another worker's sweep
+                        if now - entry.stat().st_mtime > older_than:
+                            os.rmdir(entry.path)
+                            removed.append(entry.name)
+        return sorted(set(removed))
 
 
 def detect(configured: str | None) -> Cgroups | None:

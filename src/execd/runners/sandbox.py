@@ -346,7 +346,7 @@ class Bubblewrap:
             if self.cgroups is not None:
                 # The sandbox's own two processes are in the group too.
                 counted = replace(limits, processes=limits.processes and limits.processes + 2)
-                group = self.cgroups.make(f"execd-{paths.run_dir.name}", counted)
+                group = self.cgroups.make(paths.run_dir.name, counted)
         except BaseException:
             if lease is not None:
                 lease.release()
