@@ -46,6 +46,24 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[index]
 
 
+def summarize(
+    created: list[float], started: list[float | None], ended: list[float | None]
+) -> dict[str, float]:
+    """The figures of one run from each job's enqueue, start and end times (one clock):
+    end-to-end jobs per second over the window from the first enqueue to the last end,
+    and the enqueue-to-start latency percentiles. Shared with bench/peers.py, so that
+    every system's figures are computed alike."""
+    ends = [t for t in ended if t is not None]
+    latencies = [s - c for c, s in zip(created, started, strict=True) if s is not None]
+    window = max(ends) - min(created)
+    return {
+        "end_to_end_jobs_per_s": round(len(ends) / window, 1),
+        "latency_p50_ms": round(percentile(latencies, 50) * 1000, 1),
+        "latency_p99_ms": round(percentile(latencies, 99) * 1000, 1),
+        "latency_mean_ms": round(statistics.fmean(latencies) * 1000, 1),
+    }
+
+
 @contextlib.contextmanager
 def spawned_server(
     backend: str, env_extra: dict[str, str], worker_processes: int = 0
@@ -220,13 +238,9 @@ async def run(
 
         full = await asyncio.gather(*(detail(r["id"]) for r in records))
 
-    created = [parse_ts(e["created"]) for e in full]
-    ended = [parse_ts(e["ended"]) for e in full if e["ended"]]
-    latencies = [parse_ts(e["started"]) - parse_ts(e["created"]) for e in full if e["started"]]
     statuses: dict[str, int] = {}
     for e in full:
         statuses[e["status"]] = statuses.get(e["status"], 0) + 1
-    window = max(ended) - min(created)
     return {
         "n": n,
         "concurrency": concurrency,
@@ -234,11 +248,12 @@ async def run(
         "submit_failures": failures,
         "statuses": statuses,
         "submissions_per_s": round(n / submitted, 1),
-        "end_to_end_jobs_per_s": round(len(ended) / window, 1),
         "client_drain_s": round(drained, 2),
-        "latency_p50_ms": round(percentile(latencies, 50) * 1000, 1),
-        "latency_p99_ms": round(percentile(latencies, 99) * 1000, 1),
-        "latency_mean_ms": round(statistics.fmean(latencies) * 1000, 1),
+        **summarize(
+            [parse_ts(e["created"]) for e in full],
+            [parse_ts(e["started"]) if e["started"] else None for e in full],
+            [parse_ts(e["ended"]) if e["ended"] else None for e in full],
+        ),
     }
 
 
