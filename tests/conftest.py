@@ -3,7 +3,7 @@ under CI=true an unreachable PostgreSQL fails the run instead of skipping it."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from pathlib import Path
 
 import pytest
@@ -17,6 +17,17 @@ from tests.support import (
 )
 
 BACKENDS = ["sqlite", "postgresql"]
+FAILED = pytest.StashKey[bool]()
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(
+    item: pytest.Item,
+) -> Generator[None, pytest.TestReport, pytest.TestReport]:
+    report = yield
+    if report.failed:
+        item.stash[FAILED] = True
+    return report
 
 
 @pytest.fixture(scope="session")
@@ -49,8 +60,16 @@ def database_url(backend: str, request: pytest.FixtureRequest) -> Iterator[str]:
 
 
 @pytest.fixture
-def deployment(database_url: str, tmp_path: Path) -> Iterator[Deployment]:
-    """A fresh database and data directory; start servers and workers on it as needed."""
+def deployment(
+    database_url: str, tmp_path: Path, request: pytest.FixtureRequest
+) -> Iterator[Deployment]:
+    """A fresh database and data directory; start servers and workers on it as needed.
+    When the test fails, the end of each process's log is printed with the report."""
     deployment = Deployment(database_url=database_url, root=tmp_path)
     yield deployment
+    if request.node.stash.get(FAILED, False):
+        for process in deployment.processes:
+            lines = process.log().splitlines()[-300:]
+            print(f"--- the last {len(lines)} lines of {process.log_path.name} ---")
+            print("\n".join(lines))
     deployment.close()
