@@ -249,11 +249,15 @@ class Deployment:
         env.update(overrides)
         return env
 
-    def server(self, *, workers: int = 1, **env: str) -> Server:
+    def server(self, *, workers: int | None = 1, **env: str) -> Server:
+        """`workers`: worker loops in the server's process; None: the default split
+        (worker processes by the core count, or EXECD_WORKER_PROCESSES in `env`)."""
         port = free_port()
+        if workers is not None:
+            env["EXECD_EMBEDDED_WORKERS"] = str(workers)
         server = Server(
             args=["serve"],
-            env=self.env(EXECD_PORT=str(port), EXECD_EMBEDDED_WORKERS=str(workers), **env),
+            env=self.env(EXECD_PORT=str(port), **env),
             log_path=self.root / f"server-{port}.log",
             port=port,
         )

@@ -52,7 +52,11 @@ class Settings(BaseSettings):
     log_level: str = "info"
 
     # Workers
-    embedded_workers: int = Field(default=1, ge=0)
+    # `execd serve`'s workers. Neither set: one `execd worker` process per core but the
+    # API's, and no worker loop in the API's process (a single core: one loop there).
+    # EXECD_EMBEDDED_WORKERS alone: that many loops in the API's process, no processes.
+    embedded_workers: int | None = Field(default=None, ge=0)
+    worker_processes: int | None = Field(default=None, ge=0)
     worker_concurrency: int = Field(default=16, ge=1)
     worker_name: str | None = None
     worker_labels: Annotated[list[str], NoDecode] = Field(default_factory=list)
@@ -196,5 +200,23 @@ class Settings(BaseSettings):
                 days[status] = value
         return Policy(days=days, keep_per_action=self.retention_keep_per_action)
 
+    def serve_workers(self) -> tuple[int, int]:
+        """Worker loops inside `execd serve`'s process, and worker processes it starts."""
+        processes = self.worker_processes
+        if processes is None:
+            processes = 0 if self.embedded_workers is not None else max(0, cpu_count() - 1)
+        embedded = self.embedded_workers
+        if embedded is None:
+            embedded = 0 if processes else 1
+        return embedded, processes
+
     def default_worker_name(self) -> str:
         return self.worker_name or f"{socket.gethostname()}-{os.getpid()}"
+
+
+def cpu_count() -> int:
+    """The cores this process may run on."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        return os.cpu_count() or 1

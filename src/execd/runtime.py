@@ -39,6 +39,7 @@ from execd.store.retention import RetentionStore
 from execd.store.rules import RuleStore
 from execd.store.sealed import SealedStore
 from execd.store.workers import WorkerRegistry
+from execd.supervisor import WorkerProcesses
 
 log = structlog.get_logger(__name__)
 
@@ -88,6 +89,7 @@ class Runtime:
         )
         self.rules = RuleService(RuleStore(self.db, self.queue, self.actions.prepare), self.sealer)
         self.workers: list[Worker] = []
+        self.worker_processes: WorkerProcesses | None = None
         self.admin_token: str | None = None
         self._sandbox: sandbox.Sandbox | None = None
         self._background: list[asyncio.Task[None]] = []
@@ -101,9 +103,11 @@ class Runtime:
         if workers:
             self.action_sandbox()
 
-    async def start(self, *, workers: int = 0, bootstrap: bool = True) -> None:
+    async def start(
+        self, *, workers: int = 0, bootstrap: bool = True, worker_processes: int = 0
+    ) -> None:
         settings = self.settings
-        self.preflight(workers=workers)
+        self.preflight(workers=workers + worker_processes)
         if settings.auto_migrate:
             await asyncio.to_thread(upgrade, settings.resolved_database_url)
         if settings.sqlite_path is not None:
@@ -153,6 +157,11 @@ class Runtime:
             worker = self.new_worker(index if workers > 1 else None)
             self.workers.append(worker)
             self._worker_tasks.append(asyncio.create_task(worker.run()))
+        if worker_processes:
+            self.worker_processes = WorkerProcesses(
+                worker_processes, stop_grace=settings.shutdown_grace_seconds
+            )
+            await self.worker_processes.start()
         for worker, task in zip(self.workers, self._worker_tasks, strict=True):
             ready = asyncio.create_task(worker.wait_ready())
             await asyncio.wait({ready, task}, return_when=asyncio.FIRST_COMPLETED)
@@ -235,7 +244,8 @@ class Runtime:
         """Workers drain first (they still need the database), then everything else."""
         for worker in self.workers:
             worker.stop()
-        await asyncio.gather(*self._worker_tasks, return_exceptions=True)
+        children = self.worker_processes.stop() if self.worker_processes else asyncio.sleep(0)
+        await asyncio.gather(children, *self._worker_tasks, return_exceptions=True)
         for runner in {id(r): r for w in self.workers for r in w.runners.values()}.values():
             with contextlib.suppress(Exception):
                 await runner.close()

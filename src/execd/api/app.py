@@ -19,14 +19,18 @@ def create_app(
     runtime: Runtime,
     *,
     workers: int | None = None,
+    worker_processes: int = 0,
     on_ready: Callable[[], None] | None = None,
 ) -> FastAPI:
-    """`workers`: embedded worker loops to start with the app (default from settings)."""
-    embedded = runtime.settings.embedded_workers if workers is None else workers
+    """`workers`: embedded worker loops to start with the app (default from settings,
+    else one); `worker_processes`: `execd worker` processes it starts and supervises."""
+    if workers is None:
+        workers = runtime.settings.embedded_workers
+    embedded = 1 if workers is None else workers
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        await runtime.start(workers=embedded)
+        await runtime.start(workers=embedded, worker_processes=worker_processes)
         if on_ready is not None:
             on_ready()
         try:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
+import socket
 import sys
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -35,7 +36,7 @@ def _settings(**overrides: Any) -> Settings:
 def _warn_if_unsandboxed(runtime: Runtime) -> None:
     from execd.runners.sandbox import NONE, UNSANDBOXED_WARNING
 
-    if runtime.workers and runtime.action_sandbox().name == NONE:
+    if (runtime.workers or runtime.worker_processes) and runtime.action_sandbox().name == NONE:
         line = "!" * 78
         typer.echo(f"{line}\nWARNING: {UNSANDBOXED_WARNING}\n{line}", err=True)
 
@@ -66,7 +67,16 @@ def serve(
     host: Annotated[str | None, typer.Option(help="Listen address [EXECD_HOST]")] = None,
     port: Annotated[int | None, typer.Option(help="Listen port [EXECD_PORT]")] = None,
     workers: Annotated[
-        int | None, typer.Option(help="Embedded worker loops, 0 for an API-only node")
+        int | None,
+        typer.Option(
+            help="Worker loops in this process, 0 for an API-only node [EXECD_EMBEDDED_WORKERS]"
+        ),
+    ] = None,
+    worker_processes: Annotated[
+        int | None,
+        typer.Option(
+            help="Worker processes to start; default: one per core but one [EXECD_WORKER_PROCESSES]"
+        ),
     ] = None,
     data_dir: Annotated[Path | None, typer.Option(help="[EXECD_DATA_DIR]")] = None,
     database_url: Annotated[str | None, typer.Option(help="[EXECD_DATABASE_URL]")] = None,
@@ -81,6 +91,7 @@ def serve(
         host=host,
         port=port,
         embedded_workers=workers,
+        worker_processes=worker_processes,
         data_dir=data_dir,
         database_url=database_url,
     )
@@ -88,8 +99,9 @@ def serve(
     runtime = Runtime(settings)
     from execd.errors import StartupError
 
+    embedded, processes = settings.serve_workers()
     try:
-        runtime.preflight(workers=settings.embedded_workers)
+        runtime.preflight(workers=embedded + processes)
     except StartupError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from None
@@ -97,19 +109,39 @@ def serve(
     def ready() -> None:
         typer.echo(f"execd {__version__} ready at http://{settings.host}:{settings.port}")
         typer.echo(f"database: {runtime.db.url.render_as_string(hide_password=True)}")
+        typer.echo(f"workers: {processes} processes, {embedded} loops in the API's process")
         typer.echo(f"admin token: {runtime.admin_token}")
         _warn_if_unsandboxed(runtime)
         sys.stdout.flush()
 
+    # Listening before the app starts: once the banner says ready, connections are
+    # accepted (queued until the first request is served), never refused.
+    try:
+        listener = _listen(settings.host, settings.port)
+    except OSError as exc:
+        typer.echo(f"error: cannot listen on {settings.host}:{settings.port}: {exc}", err=True)
+        raise typer.Exit(2) from None
     config = uvicorn.Config(
-        create_app(runtime, on_ready=ready),
+        create_app(runtime, workers=embedded, worker_processes=processes, on_ready=ready),
         host=settings.host,
         port=settings.port,
         log_level="warning",
         access_log=False,
         lifespan="on",
     )
-    uvicorn.Server(config).run()
+    uvicorn.Server(config).run(sockets=[listener])
+
+
+def _listen(host: str, port: int) -> socket.socket:
+    family, kind, proto, _, address = socket.getaddrinfo(
+        host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
+    )[0]
+    listener = socket.socket(family, kind, proto)
+    listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    listener.bind(address)
+    listener.listen(2048)
+    listener.set_inheritable(False)
+    return listener
 
 
 @app.command()
@@ -126,6 +158,9 @@ def worker(
     database_url: Annotated[str | None, typer.Option(help="[EXECD_DATABASE_URL]")] = None,
 ) -> None:
     """Run a worker process against the same database as the server."""
+    from execd.supervisor import follow_parent
+
+    follow_parent()
     settings = _settings(
         worker_concurrency=concurrency,
         worker_name=name,

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any, TypeVar
 
 import orjson
@@ -23,7 +24,7 @@ from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.functions import FunctionElement
 
 from execd.domain import jsonsafe
-from execd.store.signals import CANCEL, EVENTS, JOBS, Signals, listen_postgres
+from execd.store.signals import CANCEL, EVENTS, JOBS, Signals, SocketRelay, listen_postgres
 
 T = TypeVar("T")
 _SIGNALS = "execd_signals"
@@ -105,6 +106,7 @@ class Database:
         self.url = sync_url(url)
         self.backend = self.url.get_backend_name()
         self.signals = Signals()
+        self.relay: SocketRelay | None = None
         options: dict[str, Any] = {"json_serializer": _dumps, "json_deserializer": _loads}
         if self.backend == "sqlite":
             sync = sqlite_synchronous.upper()
@@ -118,6 +120,8 @@ class Database:
             # One writer thread: the single writer, and no lock waits inside SQLite.
             self._write_threads = _threads(1, "execd-db-writer")
             self._read_threads = _threads(readers, "execd-db-reader")
+            if self.url.database and self.url.database != ":memory:":
+                self.relay = SocketRelay(Path(f"{self.url.database}-signals"), self.signals)
         else:
             self._writer = self._reader = create_engine(
                 self.url, pool_size=pool_size, max_overflow=0, pool_pre_ping=True, **options
@@ -137,6 +141,8 @@ class Database:
         )
         for channel in raised:
             self.signals.fire(channel)
+        if raised and self.relay is not None:
+            self.relay.send(raised)
         return result
 
     def _in_transaction(self, work: Callable[[Connection], T]) -> tuple[T, set[str]]:
@@ -182,10 +188,12 @@ class Database:
             conn.execute(select(text("pg_notify(:c, '')")), {"c": channel})
 
     async def listen(self) -> None:
-        """Relay other processes' signals to this one (PostgreSQL only; runs until cancelled)."""
+        """Relay other processes' signals to this one (runs until cancelled)."""
         if self.is_postgres:
             conninfo = self.url.set(drivername="postgresql").render_as_string(hide_password=False)
             await listen_postgres(conninfo, self.signals)
+        elif self.relay is not None:
+            await self.relay.listen()
 
     async def ping(self) -> None:
         await self.read(lambda conn: conn.execute(text("SELECT 1")).scalar())
@@ -195,6 +203,8 @@ class Database:
             await asyncio.get_running_loop().run_in_executor(None, threads.shutdown)
         self._writer.dispose()
         self._reader.dispose()
+        if self.relay is not None:
+            self.relay.close()
 
 
 def _threads(count: int, name: str) -> concurrent.futures.ThreadPoolExecutor:
