@@ -109,7 +109,10 @@ def serve(
     def ready() -> None:
         typer.echo(f"execd {__version__} ready at http://{settings.host}:{settings.port}")
         typer.echo(f"database: {runtime.db.url.render_as_string(hide_password=True)}")
-        typer.echo(f"workers: {processes} processes, {embedded} loops in the API's process")
+        typer.echo(
+            f"workers: {_count(processes, 'process', 'processes')}, "
+            f"{_count(embedded, 'loop', 'loops')} in the API's process"
+        )
         typer.echo(f"admin token: {runtime.admin_token}")
         _warn_if_unsandboxed(runtime)
         sys.stdout.flush()
@@ -130,6 +133,10 @@ def serve(
         lifespan="on",
     )
     uvicorn.Server(config).run(sockets=[listener])
+
+
+def _count(n: int, one: str, many: str) -> str:
+    return f"{n} {one if n == 1 else many}"
 
 
 def _listen(host: str, port: int) -> socket.socket:
