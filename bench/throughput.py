@@ -3,9 +3,11 @@
     python bench/throughput.py --url http://127.0.0.1:8080 --token $TOKEN -n 10000 -c 8
     python bench/throughput.py --spawn sqlite -n 10000 -c 8      # starts its own server
     python bench/throughput.py --spawn postgresql -n 10000 -c 8  # on a fresh database
+    python bench/throughput.py --spawn sqlite -n 20000 -c 8 --batch 200
 
 C concurrent clients submit N executions of an action (core.noop by default) through
-POST /api/v1/executions/execute, one request each. The run ends when all N are
+POST /api/v1/executions/execute, one request each, or with --batch B through
+POST /api/v1/executions/batch, B executions per request. The run ends when all N are
 terminal. Reported: submissions per second (client clock), end-to-end jobs per second
 (first `created` to last `ended`, server clock) and the enqueue-to-start latency
 (`started - created`) percentiles.
@@ -16,6 +18,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import itertools
 import json
 import os
 import shutil
@@ -186,6 +189,7 @@ async def run(
     concurrency: int,
     action: str,
     parameters: dict[str, Any] | None = None,
+    batch: int = 0,
 ) -> dict[str, Any]:
     limits = httpx.Limits(
         max_connections=concurrency + 4, max_keepalive_connections=concurrency + 4
@@ -199,11 +203,15 @@ async def run(
 
     async def submitter() -> None:
         nonlocal failures
+        body = {"action_ref": action, "parameters": parameters or {}}
         async with RawHttp(url, token) as http:
-            for _ in remaining:
-                body = {"action_ref": action, "parameters": parameters or {}}
-                status, _ = await http.request("POST", "/api/v1/executions/execute", body)
-                failures += status != 201
+            while count := len(list(itertools.islice(remaining, batch or 1))):
+                if batch:
+                    many = {"executions": [body] * count}
+                    status, _ = await http.request("POST", "/api/v1/executions/batch", many)
+                else:
+                    status, _ = await http.request("POST", "/api/v1/executions/execute", body)
+                failures += count if status != 201 else 0
 
     start = time.perf_counter()
     await asyncio.gather(*(submitter() for _ in range(concurrency)))
@@ -244,6 +252,7 @@ async def run(
     return {
         "n": n,
         "concurrency": concurrency,
+        "batch": batch or None,
         "action": action,
         "submit_failures": failures,
         "statuses": statuses,
@@ -267,6 +276,13 @@ def main() -> None:
     parser.add_argument("--action", default="core.noop")
     parser.add_argument("--parameters", type=json.loads, help='e.g. \'{"cmd": "true"}\'')
     parser.add_argument(
+        "--batch",
+        type=int,
+        default=0,
+        metavar="B",
+        help="submit through /api/v1/executions/batch, B executions per request (1-1000)",
+    )
+    parser.add_argument(
         "--server-env", action="append", default=[], help="KEY=VALUE for a spawned server"
     )
     parser.add_argument(
@@ -276,10 +292,14 @@ def main() -> None:
         help="with --spawn: also start this many `execd worker` processes",
     )
     args = parser.parse_args()
+    if not 0 <= args.batch <= 1000:
+        parser.error("--batch is 1 to 1000 executions per request")
     extra = dict(item.split("=", 1) for item in args.server_env)
     if args.spawn:
         with spawned_server(args.spawn, extra, args.worker_processes) as (url, token):
-            result = asyncio.run(run(url, token, args.n, args.c, args.action, args.parameters))
+            result = asyncio.run(
+                run(url, token, args.n, args.c, args.action, args.parameters, args.batch)
+            )
         result["backend"] = args.spawn
         result["worker_processes"] = args.worker_processes
         result["server_env"] = extra
@@ -287,7 +307,7 @@ def main() -> None:
         if not args.token:
             raise SystemExit("--token (an admin token) is required with --url")
         result = asyncio.run(
-            run(args.url, args.token, args.n, args.c, args.action, args.parameters)
+            run(args.url, args.token, args.n, args.c, args.action, args.parameters, args.batch)
         )
     print(json.dumps(result, indent=2))
 

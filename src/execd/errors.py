@@ -47,5 +47,26 @@ class Unavailable(ExecdError):
     code = "UNAVAILABLE"
 
 
+class BatchRefused(ExecdError):
+    """An all-or-nothing batch stored nothing: some of its items were refused. Its
+    status is theirs when they all agree (404, 409), else 400; `details["errors"]` lists
+    each refused item's index, status and message."""
+
+    def __init__(self, errors: dict[int, ExecdError], total: int) -> None:
+        kinds = {(e.status_code, e.code) for e in errors.values()}
+        self.status_code, self.code = kinds.pop() if len(kinds) == 1 else (400, "INVALID_INPUT")
+        listed = [item_error(index, error) for index, error in sorted(errors.items())]
+        super().__init__(
+            f"Batch refused, nothing was stored: {len(errors)} of {total} executions "
+            "could not be submitted",
+            errors=listed,
+        )
+
+
+def item_error(index: int, error: ExecdError) -> dict[str, Any]:
+    """How one refused item of a batch is told: its index, status and message."""
+    return {"index": index, "status": error.status_code, "error": error.message}
+
+
 class StartupError(Exception):
     """A process cannot start as configured; the message says why and what to do."""

@@ -515,3 +515,51 @@ def test_streams_fail_fast_without_a_server_and_other_servers_are_named(cli: Cli
         html = cli("--url", url, "stats")
     assert html.returncode == 7 and "is it an execd server?" in html.stderr
     assert "Traceback" not in html.stderr
+
+
+def test_run_batch_submits_a_file_of_executions(cli: Cli, tmp_path: Path) -> None:
+    jobs = [
+        {"action_ref": "core.echo", "parameters": {"message": "one"}, "idempotency_key": "f-1"},
+        {"action_ref": "core.noop", "priority": "high"},
+        {"action_ref": "core.noop"},
+    ]
+    (tmp_path / "jobs.jsonl").write_text("".join(json.dumps(j) + "\n\n" for j in jobs))
+    done = cli.json("run-batch", "jobs.jsonl", "--batch-size", "2")  # two requests
+    assert done["summary"] == {
+        "total": 3, "created": 3, "replayed": 0, "refused": 0, "not_stored": 0
+    }  # fmt: skip
+    assert [(i["index"], i["status"]) for i in done["data"]] == [(0, 201), (1, 201), (2, 201)]
+    ids = [i["execution"]["id"] for i in done["data"]]
+    assert cli.json("executions", "get", str(ids[1]))["priority"] == "high"
+    again = cli.ok("run-batch", "-", input=json.dumps(jobs[:1]))  # a JSON array, on stdin
+    assert again.stdout.split() == ["ITEM", "ID", "RESULT", "0", str(ids[0]), "replayed"]
+
+    # Atomic: a refused batch stops the command; the batches before it are stored.
+    (tmp_path / "bad.jsonl").write_text(
+        "\n".join(json.dumps(j) for j in [*jobs[1:], {"action_ref": "no.such"}, jobs[2]])
+    )
+    refused = cli("run-batch", "bad.jsonl", "--batch-size", "2")
+    assert refused.returncode == 6
+    rows = [line.split(maxsplit=2) for line in refused.stdout.splitlines()[1:]]
+    assert [(r[0], r[2].strip()) for r in rows] == [
+        ("0", "created"), ("1", "created"), ("2", "404: Action no.such not found")
+    ]  # fmt: skip
+    assert refused.stderr.strip() == (
+        "error: Batch refused, nothing was stored: 1 of 2 executions could not be submitted "
+        "(404); 2 of the 4 executions were not stored"
+    )
+    partly = cli("run-batch", "bad.jsonl", "--no-atomic", "--json")
+    assert partly.returncode == 6
+    assert json.loads(partly.stdout)["summary"] == {
+        "total": 4, "created": 3, "replayed": 0, "refused": 1, "not_stored": 1
+    }  # fmt: skip
+    assert partly.stderr.strip() == "error: 1 of the 4 executions were refused"
+    assert cli.json("stats")["total"] == 3 + 2 + 3
+
+    (tmp_path / "broken.jsonl").write_text('{"action_ref": "core.noop"}\n{"action_ref": \n')
+    broken = cli("run-batch", "broken.jsonl")
+    assert broken.returncode == 2 and "broken.jsonl, line 2, is not valid JSON" in broken.stderr
+    listed = cli("run-batch", "-", input='["core.noop"]')
+    assert listed.returncode == 2 and "execution 0 is not a JSON object" in listed.stderr
+    for result in (refused, partly, broken, listed):
+        assert "Traceback" not in result.stderr

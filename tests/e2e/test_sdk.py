@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import zipfile
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import httpx
@@ -193,3 +194,40 @@ def test_async_client_streams_events_and_output(shared_server: Server, admin: ht
             assert [e.id async for e in client.iter_executions()] == [run.id]
 
     asyncio.run(scenario())
+
+
+def test_batches_of_executions_in_one_request(sdk: Client, shared_server: Server) -> None:
+    echo = {"action_ref": "core.echo", "parameters": {"message": "one"}, "idempotency_key": "b-1"}
+    later = datetime.now(UTC) + timedelta(hours=1)
+    batch = sdk.execute_batch([echo, {"action_ref": "core.noop", "not_before": later}])
+    assert [(i.index, i.status, i.stored) for i in batch.items] == [(0, 201, True), (1, 201, True)]
+    assert batch.summary == {"total": 2, "created": 2, "replayed": 0, "refused": 0}
+    first, delayed = (i.execution for i in batch.items)
+    assert first is not None and delayed is not None
+    assert delayed.status == "requested" and delayed.not_before is not None
+    assert abs((delayed.not_before - later).total_seconds()) < 0.01
+    assert sdk.wait(first.id, interval=0.1).result == {"message": "one"}
+    again = sdk.execute_batch([echo])
+    assert again.items[0].status == 200 and again.items[0].execution == sdk.get_execution(first.id)
+
+    with pytest.raises(NotFound) as refused:
+        sdk.execute_batch([{"action_ref": "core.noop"}, {"action_ref": "no.such"}])
+    assert refused.value.body["errors"] == [
+        {"index": 1, "status": 404, "error": "Action no.such not found"}
+    ]
+    mixed = sdk.execute_batch(
+        [{"action_ref": "core.noop"}, {"action_ref": "core.echo", "timeout": -1}], atomic=False
+    )
+    assert [i.stored for i in mixed.items] == [True, False]
+    assert mixed.items[1].error == (
+        "Invalid execution: field 'timeout': Input should be greater than 0"
+    )
+
+    async def from_async() -> list[int]:
+        async with AsyncClient(shared_server.url, sdk.token) as client:
+            made = await client.execute_batch([{"action_ref": "core.noop"}] * 3)
+            return [i.execution.id for i in made.items if i.execution]
+
+    ids = asyncio.run(from_async())
+    assert len(ids) == 3 and ids == sorted(ids)
+    assert sdk.stats().total == 2 + 1 + 3

@@ -49,9 +49,10 @@ _CODES = {
 }
 
 
-def describe_validation(exc: RequestValidationError) -> str:
+def describe_validation(errors: Sequence[Any], lead: str = "Invalid request") -> str:
+    """pydantic's errors as one line: where, and what is wrong (never the value)."""
     parts = []
-    for error in exc.errors():
+    for error in errors:
         location = [str(p) for p in error.get("loc", ()) if p not in ("body",)]
         where = ".".join(location[1:]) if location[:1] == ["query"] else ".".join(location)
         kind = "query parameter" if location[:1] == ["query"] else "field"
@@ -59,7 +60,7 @@ def describe_validation(exc: RequestValidationError) -> str:
             kind, where = location[0], ".".join(location[1:])
         label = f"{kind} '{where}'" if where else "request body"
         parts.append(f"{label}: {error.get('msg', 'invalid')}")
-    return "Invalid request: " + "; ".join(parts)
+    return f"{lead}: " + "; ".join(parts)
 
 
 def install(app: FastAPI, shapes: Sequence[ErrorShape]) -> None:
@@ -80,7 +81,7 @@ def install(app: FastAPI, shapes: Sequence[ErrorShape]) -> None:
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(request: Request, exc: RequestValidationError) -> Json:
-        info = ErrorInfo(describe_validation(exc), "INVALID_INPUT", {})
+        info = ErrorInfo(describe_validation(exc.errors()), "INVALID_INPUT", {})
         return respond(request, 400, info)
 
     @app.exception_handler(HTTPException)

@@ -36,11 +36,21 @@ from execd.cli.app import (
     token_app,
 )
 from execd.cli.output import Exit, out
-from execd.client import ApiError, AsyncClient, Client, ClientError, Execution, FlowExecution, packs
+from execd.client import (
+    ApiError,
+    AsyncClient,
+    BatchItem,
+    Client,
+    ClientError,
+    Execution,
+    FlowExecution,
+    packs,
+)
 from execd.client import config as client_config
 from execd.client.operations import ExecutionFilters, PartlyApplied
 
 BULK_LIMIT = 1000  # what the server cancels in one request
+BATCH_LIMIT = 1000  # what the server takes in one batch
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table")]
 ParamOpt = Annotated[
     list[str] | None,
@@ -255,6 +265,118 @@ def run(
     if not as_json:
         output.err.print(f"execution {execution.id} submitted ({execution.action_ref})")
     watch_one(execution.id, log=follow_log, wait_timeout=wait_timeout, as_json=as_json)
+
+
+def read_input(path: Path) -> str:
+    """A file's text, or stdin's for `-`; exit 2 when it cannot be read."""
+    try:
+        return sys.stdin.read() if str(path) == "-" else path.read_text(encoding="utf-8")
+    except OSError as exc:
+        output.fail(f"cannot read {path}: {exc.strerror}", Exit.USAGE)
+    except UnicodeDecodeError:
+        output.fail(f"{path} is not UTF-8 text", Exit.USAGE)
+
+
+def load_executions(path: Path) -> list[dict[str, Any]]:
+    """The executions of a file: a JSON array, or JSON lines (blank lines skipped)."""
+    text = read_input(path)
+    if text.lstrip().startswith("["):
+        items = parse_json(text, str(path))
+    else:
+        lines = enumerate(text.splitlines(), 1)
+        items = [parse_json(line, f"{path}, line {n},") for n, line in lines if line.strip()]
+    for index, item in enumerate(items):
+        if not isinstance(item, dict):
+            output.fail(
+                f"{path}: execution {index} is not a JSON object (action_ref, parameters, ...)",
+                Exit.USAGE,
+            )
+    return list(items)
+
+
+def parse_json(text: str, where: str) -> Any:
+    try:
+        return orjson.loads(text)
+    except orjson.JSONDecodeError as exc:
+        output.fail(f"{where} is not valid JSON: {exc}", Exit.USAGE)
+
+
+@app.command("run-batch")
+def run_batch(
+    file: Annotated[
+        Path,
+        typer.Argument(
+            help="JSON lines or a JSON array of executions, each as POST "
+            "/api/v1/executions/execute takes it (action_ref, parameters, priority, timeout, "
+            "delay, not_before, idempotency_key, parent); - for stdin"
+        ),
+    ],
+    atomic: Annotated[
+        bool,
+        typer.Option(
+            "--atomic/--no-atomic",
+            help="A batch is stored whole or not at all, and a refused one stops the "
+            "command; --no-atomic stores the valid executions and reports the others",
+        ),
+    ] = True,
+    batch_size: Annotated[
+        int, typer.Option(min=1, max=BATCH_LIMIT, help="Executions per request (transaction)")
+    ] = BATCH_LIMIT,
+    as_json: JsonOpt = False,
+) -> None:
+    """Submit many executions from a file: one request, and one transaction, per
+    --batch-size of them. Prints each one's id, or why it was refused (ITEM counts the
+    file's executions from 0). Exit code 6 if any was refused; with --atomic, the
+    batches before a refused one are stored and nothing from it on is."""
+    executions = load_executions(file)
+    answered: list[BatchItem] = []
+    refusal: ApiError | None = None
+    with connect() as client:
+        for start in range(0, len(executions), batch_size):
+            try:
+                batch = client.execute_batch(executions[start : start + batch_size], atomic=atomic)
+            except ApiError as exc:
+                if not isinstance(exc.body, dict) or "errors" not in exc.body:
+                    raise
+                refusal = exc
+                answered += [
+                    BatchItem.model_validate({**e, "index": start + e["index"]})
+                    for e in exc.body["errors"]
+                ]
+                break
+            answered += [i.model_copy(update={"index": start + i.index}) for i in batch.items]
+    created = sum(1 for i in answered if i.status == 201)
+    replayed = sum(1 for i in answered if i.status == 200)
+    refused = len(answered) - created - replayed
+    summary = {
+        "total": len(executions),
+        "created": created,
+        "replayed": replayed,
+        "refused": refused,
+        "not_stored": len(executions) - created - replayed,
+    }
+
+    def render() -> None:
+        output.table(
+            ("ITEM", "ID", "RESULT"),
+            (
+                (
+                    str(i.index),
+                    str(i.execution.id) if i.execution else "-",
+                    {201: "created", 200: "replayed"}.get(i.status, f"{i.status}: {i.error}"),
+                )
+                for i in answered
+            ),
+        )
+
+    output.show({"data": answered, "summary": summary}, as_json, render)
+    if refusal is not None:
+        output.fail(
+            f"{refusal.message} ({refusal.status}); {summary['not_stored']} of the "
+            f"{len(executions)} executions were not stored"
+        )
+    if refused:
+        output.fail(f"{refused} of the {len(executions)} executions were refused")
 
 
 # --- executions -------------------------------------------------------------------------
@@ -601,13 +723,9 @@ _PackLoader.yaml_implicit_resolvers = {
 
 
 def load_pack(path: Path) -> Any:
+    text = read_input(path)
     try:
-        text = sys.stdin.read() if str(path) == "-" else path.read_text(encoding="utf-8")
         return yaml.load(text, Loader=_PackLoader)
-    except OSError as exc:
-        output.fail(f"cannot read {path}: {exc.strerror}", Exit.USAGE)
-    except UnicodeDecodeError:
-        output.fail(f"{path} is not UTF-8 text", Exit.USAGE)
     except yaml.YAMLError as exc:
         output.fail(f"{path} is not valid YAML: {exc}", Exit.USAGE)
 

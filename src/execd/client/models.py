@@ -101,6 +101,28 @@ class Execution(ExecutionSummary):
     idempotency_key: str | None = None
 
 
+class BatchItem(Model):
+    """How one execution of a batch went: `status` 201 (created), 200 (its idempotency
+    key replayed an execution) or the error status of a refused one, with `error`."""
+
+    index: int
+    status: int
+    execution: Execution | None = None
+    error: str | None = None
+
+    @property
+    def stored(self) -> bool:
+        return self.execution is not None
+
+
+class Batch(Model):
+    """What `execute_batch` answers: an item per execution sent, in order, and counts
+    (`total`, `created`, `replayed`, `refused`)."""
+
+    items: list[BatchItem] = Field(alias="data")
+    summary: dict[str, int]
+
+
 class StatusChange(Model):
     from_status: str | None = None
     to_status: str

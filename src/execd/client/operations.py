@@ -24,6 +24,7 @@ from execd.client.models import (
     TERMINAL,
     Action,
     Applied,
+    Batch,
     Enforcement,
     Event,
     Execution,
@@ -267,6 +268,24 @@ class Operations:
         body = {k: v for k, v in body.items() if v is not None}
         reply = yield Request("POST", f"{V1}/executions/execute", json=body)
         return Execution.model_validate(_data(reply))
+
+    @operation
+    def execute_batch(
+        self, executions: Iterable[Mapping[str, Any]], *, atomic: bool = True
+    ) -> Operation[Batch]:
+        """Submit up to 1,000 executions in one request and one transaction. Each is a
+        mapping of what `execute` takes: action_ref, parameters, priority, timeout,
+        delay, not_before, idempotency_key, parent. Atomic (the default): all are
+        stored or none, and a refusal (`BadRequest`, `NotFound` or `Conflict`) lists
+        each refused item in `body["errors"]`; otherwise the valid ones are stored and
+        each item of the answer says how it went."""
+        items = [
+            {k: _when(v) if k == "not_before" else v for k, v in e.items() if v is not None}
+            for e in executions
+        ]
+        body = {"executions": items, "atomic": atomic}
+        reply = yield Request("POST", f"{V1}/executions/batch", json=body)
+        return Batch.model_validate(reply.json())
 
     @operation
     def get_execution(self, execution_id: int) -> Operation[Execution]:

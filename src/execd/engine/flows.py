@@ -12,7 +12,7 @@ import orjson
 
 from execd.domain import jsonsafe
 from execd.domain.access import Principal, require
-from execd.domain.executions import Execution, NewExecution
+from execd.domain.executions import Execution
 from execd.domain.flows import (
     FLOW_ACTION_REF,
     FLOW_RUNNER,
@@ -30,6 +30,7 @@ from execd.engine.service import (
     ActionService,
     ExecutionService,
     SubmitOptions,
+    new_execution,
     shown_name,
 )
 from execd.errors import Conflict, ExecdError, InvalidInput, NotFound
@@ -197,22 +198,15 @@ class FlowService:
                 "pass less data through its parameters",
                 code="PLAN_TOO_LARGE",
             )
-        new = NewExecution(
-            tenant_id=caller.tenant_id,
-            project_id=caller.project_id,
+        new = new_execution(
+            caller,
+            options,
             action_id=None,
             action_ref=FLOW_ACTION_REF,
             pack="core",
             runner=FLOW_RUNNER,
             entry_point=flow.id,
             parameters=plan["parameters"],
-            priority=options.priority,
-            not_before=options.not_before,
-            delay=options.delay,
-            idempotency_key=options.idempotency_key,
-            submitted_by=caller.label,
-            job_type=options.job_type,
-            job=options.job,
             device_id=device_id,
             flow_id=flow.id,
             plan=plan,

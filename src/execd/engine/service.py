@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
 from dataclasses import dataclass, replace
 from functools import partial
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, TypeVar
 
 import structlog
 
@@ -39,15 +39,17 @@ from execd.domain.states import TERMINAL, Priority
 from execd.engine import packages
 from execd.engine.batching import GroupCommit
 from execd.engine.sealing import Sealer
-from execd.errors import Conflict, InvalidInput, NotFound
+from execd.errors import BatchRefused, Conflict, ExecdError, InvalidInput, NotFound
 from execd.store.artifacts import ArtifactStore
 from execd.store.catalog import Catalog
 from execd.store.executions import ExecutionQueries
-from execd.store.queue import Queue, Submitted
+from execd.store.queue import Queue, Refused, Submitted
 from execd.store.workers import WorkerNode, WorkerRegistry
 
 MAX_IDEMPOTENCY_KEY = 255
 log = structlog.get_logger(__name__)
+K = TypeVar("K")
+V = TypeVar("V")
 
 
 @dataclass(frozen=True)
@@ -75,6 +77,20 @@ class SubmitOptions:
 
 
 DEFAULT_OPTIONS = SubmitOptions()
+MAX_BATCH = 1000
+
+
+@dataclass(frozen=True)
+class Submission:
+    """One execution of a batch: what to run, with which parameters, and how."""
+
+    action_ref: str
+    parameters: dict[str, Any] | None = None
+    options: SubmitOptions = DEFAULT_OPTIONS
+
+
+# A submission of a batch with its action and the root of its parent's tree.
+Plan = tuple[Submission, Action, int | None]
 
 
 class ActionService:
@@ -226,11 +242,7 @@ class ExecutionService:
     ) -> Submitted:
         """Validate and store one execution. Returning means it is committed."""
         require(caller, "operator")
-        try:
-            split_ref(action_ref)
-        except ValueError as exc:
-            raise InvalidInput(str(exc)) from None
-        action = await self.actions.get(caller, action_ref)
+        action = await self._action(caller, action_ref)
         return await self.submit_action(caller, action, parameters, options)
 
     async def submit_action(
@@ -242,33 +254,102 @@ class ExecutionService:
     ) -> Submitted:
         require(caller, "operator")
         options.check()
-        root_id = None
-        if options.parent_id is not None:
-            parent = await self.get(caller, options.parent_id)
-            root_id = parent.root_id or parent.id
+        root_id = await self._root_of(caller, options.parent_id)
         # Validation costs up to its budget of steps: off the event loop.
         prepared = await asyncio.to_thread(
             self.actions.prepare, action, parameters, options.timeout
         )
-        new = NewExecution(
-            tenant_id=caller.tenant_id,
-            project_id=caller.project_id,
-            **prepared,
-            priority=options.priority,
-            not_before=options.not_before,
-            delay=options.delay,
-            idempotency_key=options.idempotency_key,
-            submitted_by=caller.label,
-            parent_id=options.parent_id,
-            root_id=root_id,
-            job_type=options.job_type,
-            job=options.job,
+        new = new_execution(
+            caller, options, **prepared, parent_id=options.parent_id, root_id=root_id
         )
         return await self.submit_new(new)
 
     async def submit_new(self, new: NewExecution) -> Submitted:
         """Store a prepared execution (group-committed with concurrent submissions)."""
         return await self._submit(new)
+
+    async def submit_batch(
+        self, caller: Principal, items: Sequence[Submission | ExecdError], *, atomic: bool = True
+    ) -> list[Submitted | ExecdError]:
+        """Validate and store up to MAX_BATCH executions in one transaction: a result per
+        item, in order. An item may already be an error (what the dialect could not
+        read); it keeps its place. `atomic`: every item is stored or none is
+        (`BatchRefused` lists the refused ones); otherwise the valid ones are stored and
+        the others answered with their errors. Returning means all stored is committed."""
+        require(caller, "operator")
+        if not 1 <= len(items) <= MAX_BATCH:
+            raise InvalidInput(
+                f"A batch holds 1 to {MAX_BATCH} executions; this one has {len(items)}"
+            )
+        plans, errors = await self._plan_batch(caller, items)
+        # Validation costs up to its budget of steps per item: off the event loop, once.
+        prepared = await asyncio.to_thread(self._prepare_all, caller, plans)
+        errors.update((i, p) for i, p in prepared.items() if isinstance(p, ExecdError))
+        if atomic and errors:
+            raise BatchRefused(errors, len(items))
+        fresh = [(i, p) for i, p in sorted(prepared.items()) if isinstance(p, NewExecution)]
+        results: dict[int, Submitted | ExecdError] = dict(errors)
+        try:
+            news = [new for _, new in fresh]
+            stored = await self.queue.submit(news, all_or_nothing=atomic) if news else []
+        except Refused as exc:
+            refused = {fresh[j][0]: _known(e) for j, e in exc.errors.items()}
+            raise BatchRefused(refused, len(items)) from None
+        for (index, _), outcome in zip(fresh, stored, strict=True):
+            results[index] = outcome if isinstance(outcome, Submitted) else _known(outcome)
+        return [results[i] for i in range(len(items))]
+
+    async def _plan_batch(
+        self, caller: Principal, items: Sequence[Submission | ExecdError]
+    ) -> tuple[dict[int, Plan], dict[int, ExecdError]]:
+        """Each item's action and root (each looked up once per batch), or its error."""
+        plans: dict[int, Plan] = {}
+        errors: dict[int, ExecdError] = {}
+        actions: dict[str, Action | ExecdError] = {}
+        roots: dict[int | None, int | ExecdError | None] = {}
+        for index, item in enumerate(items):
+            if isinstance(item, ExecdError):
+                errors[index] = item
+                continue
+            try:
+                item.options.check()
+                action = await _once(actions, item.action_ref, self._action, caller)
+                root_id = await _once(roots, item.options.parent_id, self._root_of, caller)
+            except ExecdError as exc:
+                errors[index] = exc
+            else:
+                plans[index] = (item, action, root_id)
+        return plans, errors
+
+    def _prepare_all(
+        self, caller: Principal, plans: dict[int, Plan]
+    ) -> dict[int, NewExecution | ExecdError]:
+        prepared: dict[int, NewExecution | ExecdError] = {}
+        for index, (item, action, root_id) in plans.items():
+            try:
+                values = self.actions.prepare(action, item.parameters, item.options.timeout)
+            except ExecdError as exc:
+                prepared[index] = exc
+            else:
+                parent_id = item.options.parent_id
+                prepared[index] = new_execution(
+                    caller, item.options, **values, parent_id=parent_id, root_id=root_id
+                )
+        return prepared
+
+    async def _action(self, caller: Principal, action_ref: str) -> Action:
+        try:
+            split_ref(action_ref)
+        except ValueError as exc:
+            raise InvalidInput(str(exc)) from None
+        return await self.actions.get(caller, action_ref)
+
+    async def _root_of(self, caller: Principal, parent_id: int | None) -> int | None:
+        """The root of the tree a child of `parent_id` joins (None: no parent)."""
+        if parent_id is None:
+            return None
+        parent = await self.get(caller, parent_id)
+        return parent.root_id or parent.id
 
     async def get(self, caller: Principal, execution_id: int) -> Execution:
         execution = None
@@ -513,6 +594,48 @@ class ExecutionService:
 
     async def drain(self) -> None:
         await self._submit.drain()
+
+
+def new_execution(caller: Principal, options: SubmitOptions, **values: Any) -> NewExecution:
+    """An execution `caller` submits, to run as `options` say; `values` are what it runs
+    (what `ActionService.prepare` made of an action, a flow's plan) and where."""
+    return NewExecution(
+        tenant_id=caller.tenant_id,
+        project_id=caller.project_id,
+        priority=options.priority,
+        not_before=options.not_before,
+        delay=options.delay,
+        idempotency_key=options.idempotency_key,
+        submitted_by=caller.label,
+        job_type=options.job_type,
+        job=options.job,
+        **values,
+    )
+
+
+async def _once(
+    cache: dict[K, V | ExecdError],
+    key: K,
+    look_up: Callable[[Principal, K], Awaitable[V]],
+    caller: Principal,
+) -> V:
+    """`look_up(caller, key)`, made once per key of a batch (its error too)."""
+    if key not in cache:
+        try:
+            cache[key] = await look_up(caller, key)
+        except ExecdError as exc:
+            cache[key] = exc
+    found = cache[key]
+    if isinstance(found, ExecdError):
+        raise found
+    return found
+
+
+def _known(error: Exception) -> ExecdError:
+    """The store answers a refused item with an ExecdError; anything else is a bug."""
+    if isinstance(error, ExecdError):
+        return error
+    raise error
 
 
 def shown_name(caller: Principal, node: WorkerNode) -> str:

@@ -71,6 +71,15 @@ class Submitted:
     replayed: bool = False
 
 
+class Refused(Exception):
+    """An all-or-nothing batch that stored nothing: `errors` holds, by position in the
+    batch, why each refused item was refused."""
+
+    def __init__(self, errors: dict[int, Exception]) -> None:
+        super().__init__(f"{len(errors)} of the batch's items were refused")
+        self.errors = errors
+
+
 @dataclass(frozen=True, slots=True)
 class RowState:
     """What `_apply` reads and writes of an execution: its state, not its payload."""
@@ -227,15 +236,19 @@ class Queue:
 
     # -- submission -------------------------------------------------------------------
 
-    async def submit(self, items: Sequence[NewExecution]) -> list[Submitted | Exception]:
-        """Store a batch of submissions in one transaction (group commit).
+    async def submit(
+        self, items: Sequence[NewExecution], *, all_or_nothing: bool = False
+    ) -> list[Submitted | Exception]:
+        """Store a batch of submissions in one transaction (group commit, or a batch a
+        client sent).
 
         A repeated idempotency key returns the execution it first created; the same key
-        with a different action or parameters is a conflict.
+        with a different action or parameters is a conflict. `all_or_nothing`: a
+        conflict rolls the whole batch back and raises `Refused`.
         """
         for attempt in range(1, SUBMIT_ATTEMPTS + 1):
             try:
-                return await self.db.write(lambda conn: self._submit(conn, items))
+                return await self.db.write(lambda conn: self._submit(conn, items, all_or_nothing))
             except IntegrityError as exc:
                 # Another node stored the same key between our look-up and our insert
                 # (PostgreSQL; SQLite's single writer cannot interleave). The whole batch
@@ -245,7 +258,7 @@ class Queue:
         raise AssertionError("unreachable")
 
     def _submit(
-        self, conn: Connection, items: Sequence[NewExecution]
+        self, conn: Connection, items: Sequence[NewExecution], all_or_nothing: bool = False
     ) -> list[Submitted | Exception]:
         now = now_of(conn)
         results: list[Submitted | Exception | None] = [None] * len(items)
@@ -271,6 +284,9 @@ class Queue:
                 original = results[first_of_key[(item.project_id, item.idempotency_key)]]
                 assert isinstance(original, Submitted)
                 results[index] = _replay(original.execution, item)
+        refused = {i: r for i, r in enumerate(results) if isinstance(r, Exception)}
+        if all_or_nothing and refused:
+            raise Refused(refused)  # before the commit: the inserts above roll back
         if any(e.status is Status.SCHEDULING for e in created):
             self.db.notify_jobs(conn)
         return [r for r in results if r is not None]

@@ -3,10 +3,12 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from fastapi import APIRouter
 
 from execd.api.dialects.v1 import admin, catalog, executions, rules, streams, system
-from execd.api.errors import ErrorShape, default_body
+from execd.api.errors import ErrorInfo, ErrorShape, default_body
 
 PREFIX = "/api/v1"
 
@@ -18,4 +20,13 @@ router.include_router(admin.router)
 router.include_router(rules.router)
 router.include_router(system.router)
 
-ERRORS = ErrorShape(matches=lambda path: path.startswith(PREFIX + "/"), body=default_body)
+
+def error_body(status: int, info: ErrorInfo) -> dict[str, Any]:
+    """`{"error", "status"}`, and for a refused batch `errors`: one per refused item."""
+    body = default_body(status, info)
+    if "errors" in info.details:
+        body["errors"] = info.details["errors"]
+    return body
+
+
+ERRORS = ErrorShape(matches=lambda path: path.startswith(PREFIX + "/"), body=error_body)

@@ -1,4 +1,5 @@
-"""/api/v1/executions: the seed's read API, plus execute, cancel, history and output."""
+"""/api/v1/executions: the seed's read API, plus execute (one or a batch), cancel,
+history and output."""
 
 from __future__ import annotations
 
@@ -13,10 +14,11 @@ from typing import Annotated, Any
 import orjson
 from fastapi import APIRouter, Depends, Header, Path, Query
 from fastapi.responses import PlainTextResponse, StreamingResponse
-from pydantic import AliasChoices, BaseModel, ConfigDict, Field
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field, ValidationError, WithJsonSchema
 
 from execd.api.deps import Caller, RuntimeDep
 from execd.api.dialects.v1 import wire
+from execd.api.errors import describe_validation
 from execd.api.responses import Json
 from execd.domain import times
 from execd.domain.access import Principal
@@ -24,8 +26,8 @@ from execd.domain.actions import MAX_SECONDS
 from execd.domain.analytics import BUCKETS
 from execd.domain.executions import MAX_ID, Execution, ExecutionFilter, Page
 from execd.domain.states import PENDING, Priority, Status, parse_status
-from execd.engine.service import SubmitOptions
-from execd.errors import InvalidInput
+from execd.engine.service import MAX_BATCH, Submission, SubmitOptions
+from execd.errors import ExecdError, InvalidInput, item_error
 
 router = APIRouter(prefix="/executions", tags=["v1 executions"])
 
@@ -261,20 +263,15 @@ class ExecuteBody(BaseModel):
     parent: int | None = Field(default=None, ge=1, le=MAX_ID)
 
 
-@router.post("/execute", status_code=201, summary="Submit an execution")
-async def execute(
-    runtime: RuntimeDep,
-    caller: Caller,
-    body: ExecuteBody,
-    idempotency_key: Annotated[str | None, Header(alias="Idempotency-Key")] = None,
-) -> Json:
+def _options(body: ExecuteBody, idempotency_key: str | None = None) -> SubmitOptions:
+    """How to run what `body` submits (the header's key when the body has none)."""
     try:
         priority = Priority.parse(body.priority)
     except ValueError as exc:
         raise InvalidInput(str(exc)) from None
     if body.not_before is not None and body.not_before.tzinfo is None:
         raise InvalidInput("not_before needs a time zone (e.g. 2024-01-13T10:00:00Z)")
-    options = SubmitOptions(
+    return SubmitOptions(
         priority=priority,
         timeout=body.timeout,
         not_before=body.not_before.timestamp() if body.not_before else None,
@@ -282,6 +279,16 @@ async def execute(
         idempotency_key=body.idempotency_key or idempotency_key,
         parent_id=body.parent,
     )
+
+
+@router.post("/execute", status_code=201, summary="Submit an execution")
+async def execute(
+    runtime: RuntimeDep,
+    caller: Caller,
+    body: ExecuteBody,
+    idempotency_key: Annotated[str | None, Header(alias="Idempotency-Key")] = None,
+) -> Json:
+    options = _options(body, idempotency_key)
     submitted = await runtime.executions.submit(caller, body.action_ref, body.parameters, options)
     if submitted.replayed:
         return Json(
@@ -290,6 +297,57 @@ async def execute(
             headers={"Idempotent-Replayed": "true"},
         )
     return Json({"data": wire.execution(submitted.execution)}, status_code=201)
+
+
+# Items are read one by one (below), so that a bad one is refused on its own.
+BatchItem = Annotated[Any, WithJsonSchema(ExecuteBody.model_json_schema())]
+
+
+class BatchBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    executions: list[BatchItem] = Field(
+        min_length=1, max_length=MAX_BATCH, description="Each as the body of /execute"
+    )
+    atomic: bool = Field(default=True, description="All stored or none; false: the valid ones")
+
+
+def _submission(item: Any) -> Submission | ExecdError:
+    """One item of a batch as the service takes it, or why it cannot be read."""
+    if not isinstance(item, dict):
+        return InvalidInput("An execution is a JSON object, as the body of /execute")
+    try:
+        body = ExecuteBody.model_validate(item)
+        return Submission(body.action_ref, body.parameters, _options(body))
+    except ValidationError as exc:
+        return InvalidInput(describe_validation(exc.errors(), "Invalid execution"))
+    except InvalidInput as exc:
+        return exc
+
+
+@router.post("/batch", status_code=201, summary="Submit up to 1,000 executions at once")
+async def execute_batch(runtime: RuntimeDep, caller: Caller, body: BatchBody) -> Json:
+    items = [_submission(item) for item in body.executions]
+    results = await runtime.executions.submit_batch(caller, items, atomic=body.atomic)
+    data = [
+        item_error(index, outcome)
+        if isinstance(outcome, ExecdError)
+        else {
+            "index": index,
+            "status": 200 if outcome.replayed else 201,
+            "execution": wire.execution(outcome.execution),
+        }
+        for index, outcome in enumerate(results)
+    ]
+    statuses = [item["status"] for item in data]
+    summary = {
+        "total": len(data),
+        "created": statuses.count(201),
+        "replayed": statuses.count(200),
+        "refused": len(data) - statuses.count(201) - statuses.count(200),
+    }
+    status = 207 if summary["refused"] else 201 if summary["created"] else 200
+    return Json({"data": data, "summary": summary}, status_code=status)
 
 
 @router.get("/{execution_id:int}", summary="One execution")
