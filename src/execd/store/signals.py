@@ -1,6 +1,6 @@
 """Wake-ups: a committed submission wakes idle workers; a cancel request wakes the
-worker running the execution; events written to the log wake this process's live
-streams (a local signal only: other processes' streams poll).
+worker running the execution; events written to the log wake live streams (this
+process's, and on SQLite the other processes' too; on PostgreSQL those poll).
 
 Within a process, waiters are woken directly after the commit. Across processes,
 PostgreSQL LISTEN/NOTIFY carries the same signals (NOTIFY inside the transaction is
@@ -28,7 +28,7 @@ import structlog
 JOBS = "execd_jobs"
 CANCEL = "execd_cancel"
 CHANNELS = (JOBS, CANCEL)  # also sent between processes (PostgreSQL NOTIFY)
-EVENTS = "execd_events"  # within this process only
+EVENTS = "execd_events"  # not sent by NOTIFY (PostgreSQL's other processes poll)
 
 log = structlog.get_logger(__name__)
 
