@@ -200,6 +200,21 @@ def procrastinate_app(dsn: str, records: str, pool_size: int | None) -> tuple[An
     return app, noop
 
 
+@contextlib.contextmanager
+def fresh_database(prefix: str) -> Iterator[str]:
+    """A new PostgreSQL database for one peer's turn, dropped after it: its DSN."""
+    import psycopg
+
+    database = prefix + uuid.uuid4().hex[:8]
+    with psycopg.connect(PG_ADMIN, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{database}"')
+    try:
+        yield PG_ADMIN.rsplit("/", 1)[0] + "/" + database
+    finally:
+        with psycopg.connect(PG_ADMIN, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
+
+
 def procrastinate_worker(dsn: str, records: str) -> None:
     app, _ = procrastinate_app(dsn, records, None)  # the connector's default pool
 
@@ -211,42 +226,35 @@ def procrastinate_worker(dsn: str, records: str) -> None:
 
 
 def procrastinate_run(n: int, producers: int, records: Path, worker_log: Path) -> float:
-    import psycopg
+    with fresh_database("execd_bench_pq_") as dsn:
+        app, noop = procrastinate_app(dsn, str(records), producers)
+        worker = None
+        try:
 
-    database = "execd_bench_pq_" + uuid.uuid4().hex[:8]
-    dsn = PG_ADMIN.rsplit("/", 1)[0] + "/" + database
-    with psycopg.connect(PG_ADMIN, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{database}"')
-    app, noop = procrastinate_app(dsn, str(records), producers)
-    worker = None
-    try:
+            async def produce() -> float:
+                nonlocal worker
+                async with app.open_async():
+                    await app.schema_manager.apply_schema_async()
+                    worker = start_worker(["procrastinate", "--dsn", dsn], records, worker_log)
+                    await noop.defer_async(enqueued=WARM_UP)
+                    await asyncio.to_thread(wait_for, records, 1, 120, worker)
+                    await asyncio.sleep(0.5)  # its listener is up by now: let it settle
+                    shares = [n // producers + (i < n % producers) for i in range(producers)]
 
-        async def produce() -> float:
-            nonlocal worker
-            async with app.open_async():
-                await app.schema_manager.apply_schema_async()
-                worker = start_worker(["procrastinate", "--dsn", dsn], records, worker_log)
-                await noop.defer_async(enqueued=WARM_UP)
-                await asyncio.to_thread(wait_for, records, 1, 120, worker)
-                await asyncio.sleep(0.5)  # its listener is up by now: let it settle
-                shares = [n // producers + (i < n % producers) for i in range(producers)]
+                    async def producer(count: int) -> None:
+                        for _ in range(count):
+                            await noop.defer_async(enqueued=time.time())
 
-                async def producer(count: int) -> None:
-                    for _ in range(count):
-                        await noop.defer_async(enqueued=time.time())
+                    start = time.perf_counter()
+                    await asyncio.gather(*(producer(share) for share in shares))
+                    submitted = time.perf_counter() - start
+                    await asyncio.to_thread(wait_for, records, n + 1, 60 + n / 20, worker)
+                    return submitted
 
-                start = time.perf_counter()
-                await asyncio.gather(*(producer(share) for share in shares))
-                submitted = time.perf_counter() - start
-                await asyncio.to_thread(wait_for, records, n + 1, 60 + n / 20, worker)
-                return submitted
-
-        return asyncio.run(produce())
-    finally:
-        if worker is not None:
-            stop(worker)
-        with psycopg.connect(PG_ADMIN, autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
+            return asyncio.run(produce())
+        finally:
+            if worker is not None:
+                stop(worker)
 
 
 # --- PgQueuer ----------------------------------------------------------------------
@@ -276,45 +284,42 @@ def pgqueuer_run(n: int, producers: int, records: Path, worker_log: Path) -> flo
     import psycopg
     from pgqueuer import PsycopgDriver, Queries
 
-    database = "execd_bench_pgq_" + uuid.uuid4().hex[:8]
-    dsn = PG_ADMIN.rsplit("/", 1)[0] + "/" + database
-    with psycopg.connect(PG_ADMIN, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{database}"')
-    worker = None
-    try:
+    with fresh_database("execd_bench_pgq_") as dsn:
+        worker = None
+        try:
 
-        async def produce() -> float:
-            nonlocal worker
-            connections = [
-                await psycopg.AsyncConnection.connect(dsn, autocommit=True)
-                for _ in range(producers)
-            ]
-            queries = [Queries(PsycopgDriver(c)) for c in connections]
-            await queries[0].install()
-            worker = start_worker(["pgqueuer", "--dsn", dsn], records, worker_log)
-            await queries[0].enqueue("execd_bench.noop", str(WARM_UP).encode())
-            await asyncio.to_thread(wait_for, records, 1, 120, worker)
-            await asyncio.sleep(0.5)
-            shares = [n // producers + (i < n % producers) for i in range(producers)]
+            async def produce() -> float:
+                nonlocal worker
+                connections = [
+                    await psycopg.AsyncConnection.connect(dsn, autocommit=True)
+                    for _ in range(producers)
+                ]
+                queries = [Queries(PsycopgDriver(c)) for c in connections]
+                await queries[0].install()
+                worker = start_worker(["pgqueuer", "--dsn", dsn], records, worker_log)
+                await queries[0].enqueue("execd_bench.noop", str(WARM_UP).encode())
+                await asyncio.to_thread(wait_for, records, 1, 120, worker)
+                await asyncio.sleep(0.5)
+                shares = [n // producers + (i < n % producers) for i in range(producers)]
 
-            async def producer(q: Any, count: int) -> None:
-                for _ in range(count):
-                    await q.enqueue("execd_bench.noop", repr(time.time()).encode())
+                async def producer(q: Any, count: int) -> None:
+                    for _ in range(count):
+                        await q.enqueue("execd_bench.noop", repr(time.time()).encode())
 
-            start = time.perf_counter()
-            await asyncio.gather(*(producer(q, c) for q, c in zip(queries, shares, strict=True)))
-            submitted = time.perf_counter() - start
-            await asyncio.to_thread(wait_for, records, n + 1, 60 + n / 20, worker)
-            for c in connections:
-                await c.close()
-            return submitted
+                start = time.perf_counter()
+                await asyncio.gather(
+                    *(producer(q, c) for q, c in zip(queries, shares, strict=True))
+                )
+                submitted = time.perf_counter() - start
+                await asyncio.to_thread(wait_for, records, n + 1, 60 + n / 20, worker)
+                for c in connections:
+                    await c.close()
+                return submitted
 
-        return asyncio.run(produce())
-    finally:
-        if worker is not None:
-            stop(worker)
-        with psycopg.connect(PG_ADMIN, autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
+            return asyncio.run(produce())
+        finally:
+            if worker is not None:
+                stop(worker)
 
 
 # --- running a peer in its own environment -----------------------------------------
