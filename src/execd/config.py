@@ -93,7 +93,7 @@ class Settings(BaseSettings):
     # delegated cgroup v2 directory (see runners/cgroups.py).
     sandbox_cgroup: str | None = None
 
-    # Job notifications (seed 002): e-mail over SMTP, and webhooks.
+    # Job notifications (the tenant API's jobs): e-mail over SMTP, and webhooks.
     smtp_host: str | None = None
     smtp_port: int = Field(default=25, ge=1, le=65535)
     smtp_username: str | None = None

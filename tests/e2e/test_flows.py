@@ -1,4 +1,4 @@
-"""Flows and the flow history API (seed 003) against a real server, on both backends."""
+"""Flows and the flow history API against a real server, on both backends."""
 
 from __future__ import annotations
 

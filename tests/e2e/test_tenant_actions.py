@@ -1,5 +1,5 @@
-"""The tenant dialect's actions, execute action (seed 001) and action execution history
-with result packages (seed 000), against a real server on both backends."""
+"""The tenant dialect's actions, execute action and action execution history
+with result packages, against a real server on both backends."""
 
 from __future__ import annotations
 
@@ -134,7 +134,7 @@ def test_bad_action_definitions_are_refused(tenant: Tenant) -> None:
     assert missing.status_code == 400 and set(missing.json()) == {"error"}
 
 
-# -- execute action (seed 001) -----------------------------------------------------------
+# -- execute action -----------------------------------------------------------
 
 
 def test_execute_queues_and_the_execution_runs(tenant: Tenant, client: httpx.Client) -> None:
@@ -212,7 +212,7 @@ def test_failures_timeouts_and_cancels_are_spelled_as_the_dialect_says(
     assert tenant.wait(running["actionExecutionId"])["status"] == "Cancelled"
 
 
-# -- action execution history (seed 000) -------------------------------------------------
+# -- action execution history -------------------------------------------------
 
 
 def test_history_last_and_one_execution(tenant: Tenant) -> None:

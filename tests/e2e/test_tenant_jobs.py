@@ -1,4 +1,4 @@
-"""Jobs (seed 002) against a real server on both backends: submit, status with progress
+"""Jobs against a real server on both backends: submit, status with progress
 and node metrics from a real running action, list, cancel, retry."""
 
 from __future__ import annotations

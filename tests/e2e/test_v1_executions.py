@@ -1,4 +1,4 @@
-"""The v1 executions API as seed 004 describes it, against a real server."""
+"""The v1 executions API as its specification describes it, against a real server."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Jobs (seed 002): an execution of an action or a flow ("Pipeline") submitted with a
+"""Jobs (the tenant API): an execution of an action or a flow ("Pipeline") submitted with a
 name, a type and job details, plus the estimates the job API shows."""
 
 from __future__ import annotations

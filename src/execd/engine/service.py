@@ -62,7 +62,7 @@ class SubmitOptions:
     delay: float = 0.0
     idempotency_key: str | None = None
     parent_id: int | None = None
-    # Submitted as a job (tenant dialect, seed 002): its type and details.
+    # Submitted as a job (the tenant API's jobs): its type and details.
     job_type: str | None = None
     job: dict[str, Any] | None = None
 

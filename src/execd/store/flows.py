@@ -75,7 +75,7 @@ def _to_flow(row: Any) -> Flow:
 
 @dataclass(frozen=True)
 class HistoryFilter:
-    """Filters of the flow history (seed 003), applied in the database."""
+    """Filters of the flow history (the flow history API), applied in the database."""
 
     statuses: frozenset[Status] | None = None
     flow_id: str | None = None

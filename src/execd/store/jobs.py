@@ -1,4 +1,4 @@
-"""Jobs (seed 002) in the database: lists with summary counts, and the figures that
+"""Jobs (the tenant API) in the database: lists with summary counts, and the figures that
 queue positions and estimates are computed from."""
 
 from __future__ import annotations

@@ -153,14 +153,14 @@ executions = Table(
     Column("updated", Ts, nullable=False),
     Column("started", Ts),
     Column("ended", Ts),
-    # Flows (seed 003): the device a run is bound to, the flow a PARENT or SUBFLOW
+    # Flows (the flow history API): the device a run is bound to, the flow a PARENT or SUBFLOW
     # execution runs, a step's number within its parent, and the compiled plan of a
     # flow execution (what its steps run, fixed at submission).
     Column("device_id", String(255)),
     Column("flow_id", Uuid),
     Column("sequence", Integer),
     Column("plan", Json),
-    # Jobs (seed 002): an execution submitted as a job has a type and job details
+    # Jobs (the tenant API): an execution submitted as a job has a type and job details
     # (name, description, resource, scheduling, notifications, retry reason).
     Column("job_type", String(32)),
     Column("job", Json),
@@ -272,7 +272,7 @@ Index(
     executions.c.status,
     executions.c.started,
 )
-# Today's figures per tenant (seed 002's system status).
+# Today's figures per tenant (the tenant API's system status).
 Index("ix_executions_tenant_id_ended", executions.c.tenant_id, executions.c.ended)
 JOBS = text("job_type IS NOT NULL")
 Index(
@@ -500,7 +500,7 @@ workers = Table(
     Column("last_heartbeat", Ts, nullable=False),
     # Devices this worker serves: executions bound to one run only on such a worker.
     Column("devices", Json, nullable=False, server_default="[]"),
-    # The machine's size, for capacity figures (seed 002's system status).
+    # The machine's size, for capacity figures (the tenant API's system status).
     Column("cpu_count", Integer),
     Column("memory_total", BigInteger),
     # How the worker runs actions: "bubblewrap" or "none" (unsandboxed).

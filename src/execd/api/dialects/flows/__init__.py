@@ -1,4 +1,4 @@
-"""The flow dialect (seed 003): flows, their execution history and devices under
+"""The flow dialect (the flow history API): flows, their execution history and devices under
 /api/flows, /api/history and /api/devices; `{"success": false, "error", "code",
 "message"}` errors."""
 

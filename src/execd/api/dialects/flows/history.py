@@ -1,4 +1,4 @@
-"""/api/history: the execution history of flows, exactly as seed 003 describes it."""
+"""/api/history: the execution history of flows, exactly as the flow history API describes it."""
 
 from __future__ import annotations
 

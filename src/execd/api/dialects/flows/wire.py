@@ -1,4 +1,4 @@
-"""The flow dialect's wire format (seed 003): camelCase fields, UUID ids, its own
+"""The flow dialect's wire format (the flow history API): camelCase fields, UUID ids, its own
 status spelling, durations in milliseconds and words, and the success envelope."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""/api/{tenantId}/{projectId}/action: the project's actions, and executing one (seed 001)."""
+"""/api/{tenantId}/{projectId}/action: the project's actions, and executing one (the tenant API)."""
 
 from __future__ import annotations
 

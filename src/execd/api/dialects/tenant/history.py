@@ -1,5 +1,5 @@
 """/api/{tenantId}/{projectId}/actionexecution: execution history per action, one
-execution, and its result package (seed 000)."""
+execution, and its result package (the tenant API)."""
 
 from __future__ import annotations
 

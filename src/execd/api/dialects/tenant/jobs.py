@@ -1,4 +1,4 @@
-"""/api/{tenantId}/{projectId}/execution: jobs (seed 002)."""
+"""/api/{tenantId}/{projectId}/execution: jobs (the tenant API)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""/api/{tenantId}/execution/system/status (seed 002): nodes, queue, today's figures."""
+"""/api/{tenantId}/execution/system/status (the tenant API): nodes, queue, today's figures."""
 
 from __future__ import annotations
 

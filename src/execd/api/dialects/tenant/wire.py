@@ -60,7 +60,7 @@ def action(a: Action, last: Execution | None) -> dict[str, Any]:
     }
 
 
-# -- human-readable companions (seed 002 shows "2.1 GB", "8 minutes 32 seconds") -------
+# -- human-readable companions (the tenant API shows "2.1 GB", "8 minutes 32 seconds") -------
 
 
 def human_bytes(size: float | None) -> str | None:
@@ -107,7 +107,7 @@ def human_range(low: float, high: float) -> str:
     return f"about {b} {unit}" if a == b else f"{a}-{b} {unit}"
 
 
-# -- job outputs (seed 002's results): artifacts, classified by kind ---------------------
+# -- job outputs (the tenant API's results): artifacts, classified by kind ---------------------
 
 OUTPUT_TYPES: dict[str, frozenset[str]] = {
     "reports": frozenset({"html", "htm", "pdf", "md", "txt", "docx", "rtf"}),

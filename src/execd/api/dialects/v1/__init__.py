@@ -1,4 +1,4 @@
-"""The v1 executions dialect (seed 004): /api/v1/..., lowercase states,
+"""The v1 executions dialect (the v1 executions API): /api/v1/..., lowercase states,
 `{"data": ...}` envelopes and `{"error": ..., "status": N}` errors."""
 
 from __future__ import annotations
