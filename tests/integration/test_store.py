@@ -20,8 +20,11 @@ from execd.domain.states import Priority, Status
 from execd.engine.accounts import AccountService
 from execd.store.accounts import Accounts
 from execd.store.changes import Change
+from execd.store.clock import now_of
 from execd.store.database import Database, sync_url
 from execd.store.queue import EXPIRED, HELD_BY, READY, Queue, Submitted, device_ready_query
+from execd.store.queue import cancel as cancel_module
+from execd.store.queue import submit as submit_module
 from execd.store.schema import execution_events, executions, metadata
 
 Run = Callable[[Callable[[Database], Awaitable[Any]]], Any]
@@ -276,7 +279,8 @@ def test_an_idempotency_key_race_between_nodes_answers_with_one_execution(
         try:
             first: list[Any] = []
             with db._writer.connect() as conn:  # node A's open transaction
-                first = Queue(db)._submit(conn, [_new(tenant, project, idempotency_key="k")])
+                items = [_new(tenant, project, idempotency_key="k")]
+                first = submit_module.submit(db, conn, items, all_or_nothing=False)
                 racing = asyncio.ensure_future(
                     Queue(other_node).submit([_new(tenant, project, idempotency_key="k")])
                 )
@@ -453,7 +457,7 @@ def test_a_flow_runs_its_steps_in_order_in_the_steps_transactions(with_db: Run) 
 
 
 def test_a_step_started_while_its_flow_is_being_cancelled_is_cancelled_too(
-    with_db: Run, database_url: str, backend: str
+    with_db: Run, database_url: str, backend: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Cancel reads the flow's tree; before it locks anything, another node finishes
     step 1 and so starts step 2. Step 2 must not run: the cancelled flow cancels it."""
@@ -471,15 +475,16 @@ def test_a_step_started_while_its_flow_is_being_cancelled_is_cancelled_too(
 
         other = Queue(Database(database_url))
         finish = [Change(step.id, Status.COMPLETED, fence=step.fence, settle=True)]
-        read_tree = queue._descendants
+        read_tree = cancel_module.descendants
 
         def descendants_then_race(conn: Connection, root: int) -> list[int]:
             found = read_tree(conn, root)
             with other.db._writer.connect() as race, race.begin():
-                other._apply_with_retries(race, finish)  # commits step 1's end
+                # commits step 1's end
+                other.transitions.apply(race, now_of(race), finish, retries=True)
             return found
 
-        queue._descendants = descendants_then_race  # type: ignore[method-assign]
+        monkeypatch.setattr(cancel_module, "descendants", descendants_then_race)
         try:
             await queue.cancel(project, flow.id)
         finally:

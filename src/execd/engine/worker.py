@@ -233,7 +233,7 @@ class Worker:
         )
         if execution.runner == FLOW_RUNNER:
             # A flow holds no worker: starting it is all there is to do here. Its steps
-            # are queued as it goes (see store/flow_engine.py).
+            # are queued as it goes (see store/queue/flow_engine.py).
             await self._reports(
                 replace(
                     start,

@@ -3,15 +3,15 @@
 A flow execution (PARENT or SUBFLOW) holds no worker while it runs: a worker only
 starts it (and, with a device, acquires the device for it). From then on the flow
 moves when its steps do. Whenever a step ends, or a flow starts or is being
-cancelled, the queue calls `advance` in the same transaction, which starts the next
-step or settles the flow. A crash can therefore never leave a flow between two steps
-with nobody to move it on.
+cancelled, the followers of that change (followers.py) call `advance` in the same
+transaction, which starts the next step or settles the flow. A crash can therefore
+never leave a flow between two steps with nobody to move it on.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from sqlalchemy import Connection, select
 
@@ -19,21 +19,21 @@ from execd.domain.executions import Execution, NewExecution
 from execd.domain.flows import FLOW_ACTION_REF, FLOW_RUNNER, plan_steps, step_name
 from execd.domain.states import TERMINAL, Status
 from execd.store.changes import Change
+from execd.store.queue.cancel import cancel_all
+from execd.store.queue.submit import insert_executions
+from execd.store.queue.transitions import Transitions
 from execd.store.rows import to_execution
 from execd.store.schema import executions as ex
-
-if TYPE_CHECKING:
-    from execd.store.queue import Queue
 
 _CHILDREN = select(ex.c.id, ex.c.sequence, ex.c.status, ex.c.error).order_by(ex.c.id)
 
 
 class FlowEngine:
-    def __init__(self, queue: Queue) -> None:
-        self.queue = queue
+    def __init__(self, transitions: Transitions) -> None:
+        self.t = transitions
 
     def advance(self, conn: Connection, now: float, flow_ids: Iterable[int]) -> None:
-        # Newest first, like every lock the queue takes (see LOCK_STATES).
+        # Newest first, like every lock the queue takes (see transitions.LOCK_STATES).
         for flow_id in sorted(flow_ids, reverse=True):
             query = select(ex).where(ex.c.id == flow_id).with_for_update()
             row = conn.execute(query).mappings().first()
@@ -54,7 +54,7 @@ class FlowEngine:
             # the cancellation read the tree. Once the last one has stopped (now, or when
             # its worker reports), the flow settles: that end calls advance again.
             if active:
-                self.queue.cancel_all(conn, now, active)
+                cancel_all(self.t, conn, now, active)
             else:
                 steps = plan_steps(flow.plan)
                 self._settle(
@@ -78,8 +78,8 @@ class FlowEngine:
         if done >= len(steps):
             self._settle(conn, now, flow, Status.COMPLETED, summary, None)
             return
-        self.queue.insert(conn, now, [_step_execution(flow, steps[done])])
-        self.queue.db.notify_jobs(conn)
+        insert_executions(conn, now, [_step_execution(flow, steps[done])])
+        self.t.db.notify_jobs(conn)
 
     def _settle(
         self,
@@ -96,7 +96,7 @@ class FlowEngine:
             values={"result": {"stepSummary": summary}, "error": error},
             message=error,
         )
-        self.queue._apply(conn, now, [change])
+        self.t.apply(conn, now, [change])
 
 
 def _summary(steps: list[dict[str, Any]], latest: dict[int, Any]) -> dict[str, int]:

@@ -1,0 +1,181 @@
+"""Workers taking work: the ready queue, delayed work coming due, claims and their
+leases."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from sqlalchemy import Connection, Integer, Select, bindparam, or_, select, text, update
+
+from execd.domain.executions import Execution
+from execd.domain.states import LEASED, Status
+from execd.store.changes import Change
+from execd.store.clock import now_of
+from execd.store.queue.transitions import Transitions, event_row, log_events
+from execd.store.rows import to_execution
+from execd.store.schema import executions as ex
+
+# The hot statements are built once: building and keying a statement costs more than
+# running it on a small batch.
+READY = (
+    select(ex.c.id, ex.c.device_id, ex.c.parent_id, ex.c.priority)
+    .where(ex.c.status == Status.SCHEDULING, ex.c.device_id.is_(None))
+    .order_by(ex.c.priority.desc(), ex.c.id)
+    .limit(bindparam("limit", type_=Integer))
+    .with_for_update(skip_locked=True)
+)
+"""Ready work bound to no device, best first: it reads only ix_executions_ready."""
+
+# Spelled as the predicate of ux_executions_device_holder, so SQLite reads that index.
+DEVICE_FREE = text(
+    "NOT EXISTS (SELECT 1 FROM executions AS holder "
+    "WHERE holder.device_id = executions.device_id AND holder.device_id IS NOT NULL "
+    "AND holder.parent_id IS NULL "
+    "AND holder.status IN ('scheduled', 'running', 'canceling'))"
+)
+# A claim that loses a race for a device (PostgreSQL) runs again, as submissions do.
+DEVICE_INDEX = "ux_executions_device_holder"
+
+
+def device_ready_query(devices: Sequence[str]) -> Select[Any]:
+    """Ready work bound to one of `devices`, best first, from ix_executions_device_ready.
+    A top-level execution takes its device only while no other holds it; its steps
+    (children of the holder) may run."""
+    return (
+        select(ex.c.id, ex.c.device_id, ex.c.parent_id, ex.c.priority)
+        .where(
+            ex.c.status == Status.SCHEDULING,
+            ex.c.device_id.in_(sorted(devices)),
+            or_(ex.c.parent_id.is_not(None), DEVICE_FREE),
+        )
+        .order_by(ex.c.priority.desc(), ex.c.id)
+        .limit(bindparam("limit", type_=Integer))
+        .with_for_update(skip_locked=True)
+    )
+
+
+CLAIM = (
+    update(ex)
+    .where(ex.c.id.in_(bindparam("ids", expanding=True)), ex.c.status == Status.SCHEDULING)
+    .values(
+        status=Status.SCHEDULED,
+        worker_id=bindparam("worker"),
+        fence=ex.c.fence + 1,
+        lease_expires=bindparam("lease_expires"),
+        updated=bindparam("now"),
+    )
+    .returning(*ex.c)
+)
+ANY_READY = (
+    select(ex.c.id).where(ex.c.status == Status.SCHEDULING, ex.c.device_id.is_(None)).limit(1)
+)
+DUE = (
+    select(ex.c.id)
+    .where(ex.c.status == Status.REQUESTED, ex.c.not_before <= bindparam("now"))
+    .order_by(ex.c.not_before)
+    .limit(bindparam("limit", type_=Integer))
+    .with_for_update(skip_locked=True)
+)
+ANY_DUE = (  # a plain read: the lock-taking DUE is for the claim transaction
+    select(ex.c.id)
+    .where(ex.c.status == Status.REQUESTED, ex.c.not_before <= bindparam("now"))
+    .limit(1)
+)
+NEXT_DUE = (
+    select(ex.c.not_before)
+    .where(ex.c.status == Status.REQUESTED)
+    .order_by(ex.c.not_before)
+    .limit(1)
+)
+
+
+def has_work(conn: Connection, devices: Sequence[str]) -> bool:
+    if conn.execute(ANY_READY).first() is not None:
+        return True
+    if devices:
+        mine = select(ex.c.id).where(
+            ex.c.status == Status.SCHEDULING, ex.c.device_id.in_(list(devices))
+        )
+        if conn.execute(mine.limit(1)).first() is not None:
+            return True
+    return conn.execute(ANY_DUE, {"now": now_of(conn)}).first() is not None
+
+
+def next_due(conn: Connection) -> float | None:
+    now = now_of(conn)
+    first = conn.execute(NEXT_DUE).scalar()
+    return None if first is None else max(0.0, first - now)
+
+
+def claim(
+    t: Transitions,
+    conn: Connection,
+    device_ready: Select[Any] | None,
+    worker_id: int,
+    limit: int,
+    lease: float,
+) -> list[Execution]:
+    """Take up to `limit` ready executions, highest priority first, then oldest."""
+    now = now_of(conn)
+    promote_due(t, conn, now)
+    # Two statements, not UPDATE ... WHERE id IN (SELECT ... LIMIT): PostgreSQL may
+    # evaluate such a subquery more than once and claim more than `limit` rows.
+    candidates = list(conn.execute(READY, {"limit": limit}))
+    if device_ready is not None:  # each part from its own index, merged here
+        candidates += conn.execute(device_ready, {"limit": limit})
+        candidates.sort(key=lambda r: (-r.priority, r.id))
+    ids: list[int] = []
+    taken: set[str] = set()
+    for row in candidates:
+        if len(ids) == limit:
+            break
+        if row.device_id is not None and row.parent_id is None:
+            if row.device_id in taken:
+                continue  # one top-level execution per device, in this batch too
+            taken.add(row.device_id)
+        ids.append(row.id)
+    if not ids:
+        return []
+    rows = conn.execute(
+        CLAIM, {"ids": ids, "worker": worker_id, "lease_expires": now + lease, "now": now}
+    )
+    claimed = sorted((to_execution(r) for r in rows.mappings()), key=lambda e: (-e.priority, e.id))
+    if claimed:
+        log_events(
+            conn,
+            [
+                event_row(e, Status.SCHEDULING, Status.SCHEDULED, now, worker_id=worker_id)
+                for e in claimed
+            ],
+        )
+    return claimed
+
+
+def promote_due(t: Transitions, conn: Connection, now: float) -> int:
+    """Release delayed executions whose time has come; how many."""
+    ids = list(conn.execute(DUE, {"now": now, "limit": 1000}).scalars())
+    if ids:
+        t.apply(conn, now, [Change(i, Status.SCHEDULING) for i in ids])
+    return len(ids)
+
+
+def renew(
+    conn: Connection, worker_id: int, held: Mapping[int, int], lease: float
+) -> dict[int, Status | None]:
+    """Extend the leases this worker holds; each one's status (None: lost)."""
+    now = now_of(conn)
+    conn.execute(
+        update(ex)
+        .where(ex.c.id.in_(held), ex.c.worker_id == worker_id, ex.c.status.in_(LEASED))
+        .values(lease_expires=now + lease)
+    )
+    rows = conn.execute(
+        select(ex.c.id, ex.c.fence, ex.c.status, ex.c.worker_id).where(ex.c.id.in_(held))
+    )
+    found = {
+        r.id: Status(r.status)
+        for r in rows
+        if r.fence == held[r.id] and r.worker_id == worker_id and r.status in LEASED
+    }
+    return {i: found.get(i) for i in held}
