@@ -5,12 +5,18 @@ function and gets one answer back (see docs/architecture.md, "One hop per
 transaction"). SQLite has one writer thread holding the only write connection
 (BEGIN IMMEDIATE, WAL, short transactions) and a few reader threads; PostgreSQL has
 a pool of threads and connections.
+
+On SQLite, writes that queue up while one is being written share the next
+transaction, each in its own savepoint: one commit (one fsync) for a claim, the
+reports of finished runs and a heartbeat that arrived together, and one that fails
+rolls back alone.
 """
 
 from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import threading
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
@@ -27,7 +33,10 @@ from execd.domain import jsonsafe
 from execd.store.signals import CANCEL, EVENTS, JOBS, Signals, SocketRelay, listen_postgres
 
 T = TypeVar("T")
+Outcome = concurrent.futures.Future  # a queued write's (result, signals raised)
+Queued = tuple[Callable[[Connection], Any], bool, Outcome[Any]]  # (work, durable, outcome)
 _SIGNALS = "execd_signals"
+_SYNCHRONOUS = "execd_synchronous"
 RETRYABLE_SQLSTATES = frozenset({"40P01", "40001"})  # deadlock detected, serialization failure
 TRANSACTION_ATTEMPTS = 5
 
@@ -119,6 +128,9 @@ class Database:
             configure_sqlite(self._reader, synchronous=sync, immediate=False)
             # One writer thread: the single writer, and no lock waits inside SQLite.
             self._write_threads = _threads(1, "execd-db-writer")
+            self._synchronous = sync
+            self._queued: list[Queued] = []
+            self._queued_lock = threading.Lock()
             self._read_threads = _threads(readers, "execd-db-reader")
             if self.url.database and self.url.database != ":memory:":
                 self.relay = SocketRelay(Path(f"{self.url.database}-signals"), self.signals)
@@ -132,24 +144,42 @@ class Database:
     def is_postgres(self) -> bool:
         return self.backend == "postgresql"
 
-    async def write(self, work: Callable[[Connection], T]) -> T:
+    async def write(self, work: Callable[[Connection], T], *, durable: bool = True) -> T:
         """Run `work` in one read-write transaction, committed if it returns.
 
-        Signals it raises reach this process's waiters after the commit."""
-        result, raised = await asyncio.get_running_loop().run_in_executor(
-            self._write_threads, self._in_transaction, work
-        )
+        `durable=False`: a write that may be lost in a power cut or an operating-system
+        crash without harm, because what it undoes comes back by itself (a claim: the
+        execution is claimable again; a lease renewal, a heartbeat). Its commit does not
+        wait for the disk (SQLite `synchronous=NORMAL`, PostgreSQL `synchronous_commit
+        = off`); the next durable commit makes it durable too, and on both backends it
+        is never seen half-written. Signals it raises reach this process's waiters
+        after the commit."""
+        if self.backend == "sqlite":
+            outcome: Outcome[tuple[T, set[str]]] = concurrent.futures.Future()
+            with self._queued_lock:
+                self._queued.append((work, durable, outcome))
+            self._write_threads.submit(self._write_queued)
+            result, raised = await asyncio.wrap_future(outcome)
+        else:
+            result, raised = await asyncio.get_running_loop().run_in_executor(
+                self._write_threads, self._in_transaction, work, durable
+            )
         for channel in raised:
             self.signals.fire(channel)
         if raised and self.relay is not None:
             self.relay.send(raised)
         return result
 
-    def _in_transaction(self, work: Callable[[Connection], T]) -> tuple[T, set[str]]:
+    def _in_transaction(
+        self, work: Callable[[Connection], T], durable: bool = True
+    ) -> tuple[T, set[str]]:
         for attempt in range(1, TRANSACTION_ATTEMPTS + 1):
             with self._writer.connect() as conn:
+                self._sqlite_durability(conn, durable)
                 try:
                     with conn.begin():
+                        if not durable and self.is_postgres:
+                            conn.exec_driver_sql("SET LOCAL synchronous_commit TO OFF")
                         result = work(conn)
                 except DBAPIError as exc:
                     # PostgreSQL chose this transaction to break a deadlock (or a
@@ -162,6 +192,56 @@ class Database:
                     raised: set[str] = conn.info.pop(_SIGNALS, set())
             return result, raised
         raise AssertionError("unreachable")
+
+    def _sqlite_durability(self, conn: Connection, durable: bool) -> None:
+        """Set the writer connection's synchronous mode for the next transaction (a
+        PRAGMA that must run outside one, so on the driver's connection)."""
+        if self.backend != "sqlite":
+            return
+        wanted = self._synchronous
+        if not durable and wanted in {"FULL", "EXTRA"}:
+            wanted = "NORMAL"
+        if conn.info.get(_SYNCHRONOUS) != wanted:
+            conn.connection.dbapi_connection.execute(f"PRAGMA synchronous={wanted}")  # type: ignore[union-attr]
+            conn.info[_SYNCHRONOUS] = wanted
+
+    def _write_queued(self) -> None:
+        """(SQLite's writer thread) Write what is queued: alone as it is, or together."""
+        with self._queued_lock:
+            batch, self._queued = self._queued, []
+        if len(batch) > 1:
+            self._in_shared_transaction(batch)
+        elif batch:
+            work, durable, outcome = batch[0]
+            try:
+                outcome.set_result(self._in_transaction(work, durable))
+            except Exception as exc:
+                outcome.set_exception(exc)
+
+    def _in_shared_transaction(self, batch: list[Queued]) -> None:
+        done: list[tuple[Outcome[Any], Any, Exception | None]] = []
+        try:
+            with self._writer.connect() as conn:
+                self._sqlite_durability(conn, any(durable for _, durable, _ in batch))
+                try:
+                    with conn.begin():
+                        for work, _, outcome in batch:
+                            try:
+                                with conn.begin_nested():
+                                    done.append((outcome, work(conn), None))
+                            except Exception as exc:  # rolled back to its savepoint
+                                done.append((outcome, None, exc))
+                finally:
+                    raised: set[str] = conn.info.pop(_SIGNALS, set())
+        except Exception as exc:  # the commit failed: none of them is stored
+            for _, _, outcome in batch:
+                outcome.set_exception(exc)
+            return
+        for outcome, result, error in done:
+            if error is not None:
+                outcome.set_exception(error)
+            else:
+                outcome.set_result((result, raised))
 
     async def read(self, work: Callable[[Connection], T]) -> T:
         """Run `work` on a read-only view; on SQLite it never waits for the writer."""

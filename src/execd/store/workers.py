@@ -120,8 +120,9 @@ class WorkerRegistry:
             "state": state,
         }
         statement = update(workers).where(workers.c.id == worker_id)
-        await self.db.write(
-            lambda conn: conn.execute(statement.values(**values, last_heartbeat=now_of(conn)))
+        await self.db.write(  # a lost heartbeat is sent again in a moment
+            lambda conn: conn.execute(statement.values(**values, last_heartbeat=now_of(conn))),
+            durable=False,
         )
 
     async def set_state(self, worker_id: int, state: str, active: int | None = None) -> None:

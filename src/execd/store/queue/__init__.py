@@ -54,10 +54,10 @@ class Queue:
         self.followers = self.transitions.follow = Followers(self.transitions)
         self._device_ready: dict[tuple[str, ...], Select[Any]] = {}
 
-    async def _write_racing(self, index: str, work: Any) -> Any:
+    async def _write_racing(self, index: str, work: Any, *, durable: bool = True) -> Any:
         for attempt in range(1, RACE_ATTEMPTS + 1):
             try:
-                return await self.db.write(work)
+                return await self.db.write(work, durable=durable)
             except IntegrityError as exc:
                 if attempt == RACE_ATTEMPTS or index not in str(exc.orig):
                     raise
@@ -102,9 +102,12 @@ class Queue:
         ready = self._device_ready.get(key) if key else None
         if key and ready is None:
             ready = self._device_ready[key] = device_ready_query(key)
+        # Not durable (see Database.write): a claim lost in a power cut leaves the
+        # execution claimable again, and the worker that took it is gone with it.
         claimed: list[Execution] = await self._write_racing(
             DEVICE_INDEX,
             lambda conn: claim.claim(self.transitions, conn, ready, worker_id, limit, lease),
+            durable=False,
         )
         return claimed
 
@@ -115,7 +118,7 @@ class Queue:
             if claim.promote_due(self.transitions, conn, now_of(conn)):
                 self.db.notify_jobs(conn)
 
-        await self.db.write(promote)
+        await self.db.write(promote, durable=False)  # lost: due again at the restart
 
     async def renew_leases(
         self, worker_id: int, held: Mapping[int, int], lease: float
@@ -123,7 +126,9 @@ class Queue:
         """Extend the leases this worker holds; report each one's status (None: lost)."""
         if not held:
             return {}
-        return await self.db.write(lambda conn: claim.renew(conn, worker_id, held, lease))
+        return await self.db.write(
+            lambda conn: claim.renew(conn, worker_id, held, lease), durable=False
+        )
 
     # -- worker reports ---------------------------------------------------------------
 

@@ -13,7 +13,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any, Protocol
 
-from sqlalchemy import Connection, bindparam, insert, select, update
+from sqlalchemy import Connection, Update, bindparam, insert, select, update
 
 from execd.domain.executions import Execution
 from execd.domain.states import TERMINAL, Status, can_transition, settle
@@ -191,12 +191,17 @@ def _write(conn: Connection, pending: dict[int, dict[str, Any]], before: dict[in
         params.update(k_id=execution_id, k_status=before[execution_id])
         by_columns.setdefault(columns, []).append(params)
     for columns, rows in by_columns.items():
-        statement = (
-            update(ex)
-            .where(ex.c.id == bindparam("k_id"), ex.c.status == bindparam("k_status"))
-            .values({c: bindparam(f"v_{c}") for c in columns})
-        )
+        statement = _UPDATES.get(columns)
+        if statement is None:  # a few dozen sets of columns occur: each built once
+            statement = _UPDATES[columns] = (
+                update(ex)
+                .where(ex.c.id == bindparam("k_id"), ex.c.status == bindparam("k_status"))
+                .values({c: bindparam(f"v_{c}") for c in columns})
+            )
         conn.execute(statement, rows)
+
+
+_UPDATES: dict[tuple[str, ...], Update] = {}
 
 
 def _target(state: RowState | None, change: Change) -> Status | None:

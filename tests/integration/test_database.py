@@ -1,0 +1,122 @@
+"""Database.write: each write is one all-or-nothing unit, on both backends; on SQLite
+the writes that queue up behind the one being written share the next commit."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import uuid
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Connection, event, func, insert, select
+
+from execd.store.database import Database
+from execd.store.migrate import upgrade
+from execd.store.schema import tenants
+
+Run = Callable[[Callable[[Database], Awaitable[Any]]], Any]
+
+
+def _add_tenant(name: str, fail: bool = False) -> Callable[[Connection], str]:
+    def work(conn: Connection) -> str:
+        conn.execute(insert(tenants).values(id=str(uuid.uuid4()), name=name, created=0.0))
+        if fail:
+            raise ValueError(f"{name} refused after writing")
+        return name
+
+    return work
+
+
+async def _names(db: Database, prefix: str) -> set[str]:
+    query = select(tenants.c.name).where(tenants.c.name.like(f"{prefix}%"))
+    return set(await db.read(lambda conn: list(conn.execute(query).scalars())))
+
+
+def test_a_failing_write_among_concurrent_ones_rolls_back_alone(with_db: Run) -> None:
+    async def scenario(db: Database) -> None:
+        works = [_add_tenant(f"w{i}", fail=(i % 7 == 3)) for i in range(40)]
+        results = await asyncio.gather(*(db.write(w) for w in works), return_exceptions=True)
+        for i, result in enumerate(results):
+            if i % 7 == 3:
+                assert isinstance(result, ValueError) and f"w{i} refused" in str(result)
+            else:
+                assert result == f"w{i}"
+        assert await _names(db, "w") == {f"w{i}" for i in range(40) if i % 7 != 3}
+
+    with_db(scenario)
+
+
+def test_sqlite_writes_queued_behind_one_share_the_next_commit(tmp_path: Path) -> None:
+    """(PostgreSQL's writes run side by side, each in its own transaction.)"""
+    url = f"sqlite:///{tmp_path / 'execd.db'}"
+    upgrade(url)
+
+    async def scenario() -> None:
+        db = Database(url)
+        try:
+            await _queued_writes(db)
+        finally:
+            await db.dispose()
+
+    asyncio.run(scenario())
+
+
+async def _queued_writes(db: Database) -> None:
+    commits: list[int] = []
+    event.listen(db._writer, "commit", lambda conn: commits.append(1))
+    started, release = threading.Event(), threading.Event()
+
+    def first(conn: Connection) -> str:
+        started.set()
+        release.wait(10)  # holds the writer while the others queue up
+        return _add_tenant("q-first")(conn)
+
+    held = asyncio.ensure_future(db.write(first))
+    assert await asyncio.to_thread(started.wait, 10)
+    queued = [asyncio.ensure_future(db.write(_add_tenant(f"q{i}"))) for i in range(20)]
+    queued.append(asyncio.ensure_future(db.write(_add_tenant("q-bad", fail=True))))
+    for _ in range(1000):
+        if len(db._queued) == 21:
+            break
+        await asyncio.sleep(0.005)
+    release.set()
+    assert await held == "q-first"
+    results = await asyncio.gather(*queued, return_exceptions=True)
+    assert results[:20] == [f"q{i}" for i in range(20)]
+    assert isinstance(results[20], ValueError)
+    assert len(commits) == 2  # the first alone, then the twenty-one together
+    stored = await _names(db, "q")
+    assert stored == {"q-first", *(f"q{i}" for i in range(20))}
+    count = select(func.count()).select_from(tenants).where(tenants.c.name == "q-bad")
+    assert await db.read(lambda conn: conn.execute(count).scalar()) == 0
+
+
+def test_only_writes_marked_not_durable_commit_without_waiting_for_the_disk(
+    with_db: Run, backend: str
+) -> None:
+    """A claim, a lease renewal or a heartbeat may be lost in a power cut without
+    harm; everything else (a submission, an outcome) is on disk before it returns."""
+    show = "PRAGMA synchronous" if backend == "sqlite" else "SHOW synchronous_commit"
+    durable_mode, relaxed_mode = ("2", "1") if backend == "sqlite" else ("on", "off")
+
+    async def scenario(db: Database) -> None:
+        def mode(name: str) -> Callable[[Connection], str]:
+            def work(conn: Connection) -> str:
+                _add_tenant(name)(conn)
+                return str(conn.exec_driver_sql(show).scalar())
+
+            return work
+
+        assert await db.write(mode("d1")) == durable_mode
+        assert await db.write(mode("r1"), durable=False) == relaxed_mode
+        assert await db.write(mode("d2")) == durable_mode
+        together = await asyncio.gather(
+            db.write(mode("r2"), durable=False), db.write(mode("r3"), durable=False)
+        )
+        assert together == [relaxed_mode, relaxed_mode]
+        assert await _names(db, "d") == {"d1", "d2"}
+        assert await _names(db, "r") == {"r1", "r2", "r3"}
+
+    with_db(scenario)
