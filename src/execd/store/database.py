@@ -83,6 +83,13 @@ def exclusive(conn: Connection, name: str) -> None:
         conn.execute(text("SELECT pg_advisory_xact_lock(hashtext(:key))"), {"key": name})
 
 
+def snapshot(conn: Connection) -> None:
+    """Make the read that has not started yet on `conn` see one snapshot throughout:
+    REPEATABLE READ on PostgreSQL (SQLite's read transactions already are)."""
+    if conn.dialect.name == "postgresql" and not conn.in_transaction():
+        conn.execution_options(isolation_level="REPEATABLE READ")
+
+
 def configure_sqlite(engine: Engine, *, synchronous: str, immediate: bool) -> None:
     """Per-connection pragmas; `immediate` takes the write lock at BEGIN, not mid-transaction."""
 

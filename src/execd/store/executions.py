@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 from sqlalchemy import Connection, Text, cast, delete, func, select
@@ -46,6 +47,16 @@ def _conditions(project_id: str, f: ExecutionFilter) -> list[ColumnElement[bool]
     return where
 
 
+def _counts(conn: Connection, project_id: str, f: ExecutionFilter) -> dict[Status, int]:
+    """How many match `f`, per status. Without filters but statuses, from the kept
+    counts (store/analytics.py): a few rows, not every row of the project."""
+    if replace(f, statuses=None) == ExecutionFilter():
+        found = analytics.counts(conn, project_id)
+        return {s: n for s, n in found.items() if f.statuses is None or s in f.statuses}
+    query = select(ex.c.status, func.count()).where(*_conditions(project_id, f))
+    return {Status(s): int(n) for s, n in conn.execute(query.group_by(ex.c.status))}
+
+
 class ExecutionQueries:
     def __init__(self, db: Database) -> None:
         self.db = db
@@ -87,8 +98,7 @@ class ExecutionQueries:
             items = [to_execution(r) for r in rows]
             total = None
             if with_total:
-                count = select(func.count()).select_from(ex).where(*where)
-                total = int(conn.execute(count).scalar_one())
+                total = sum(_counts(conn, project_id, f).values())
             return items, total
 
         return await self.db.read(page_of)
@@ -116,13 +126,8 @@ class ExecutionQueries:
         return await self.db.read(read)
 
     async def stats(self, project_id: str, f: ExecutionFilter | None = None) -> ExecutionStats:
-        where = _conditions(project_id, f or ExecutionFilter())
-        query = select(ex.c.status, func.count()).where(*where).group_by(ex.c.status)
-
-        def count(conn: Connection) -> dict[Status, int]:
-            return {Status(status): int(n) for status, n in conn.execute(query)}
-
-        by_status = await self.db.read(count)
+        f = f or ExecutionFilter()
+        by_status = await self.db.read(lambda conn: _counts(conn, project_id, f))
         return ExecutionStats(total=sum(by_status.values()), by_status=by_status)
 
     async def analytics(
@@ -218,8 +223,10 @@ def with_descendants(conn: Connection, roots: list[Execution]) -> list[Execution
 
 
 def delete_rows(conn: Connection, ids: list[int]) -> None:
-    """Delete executions and their status events, in chunks."""
+    """Delete executions and their status events, in chunks (and take them out of the
+    kept counts the stats read)."""
     for start in range(0, len(ids), 500):
         part = ids[start : start + 500]
+        analytics.forget(conn, part)
         conn.execute(delete(events).where(events.c.execution_id.in_(part)))
         conn.execute(delete(ex).where(ex.c.id.in_(part)))
