@@ -9,11 +9,18 @@ from sqlalchemy import Connection, Text, cast, delete, func, select
 from sqlalchemy.sql.elements import ColumnElement
 
 from execd.domain.analytics import Aggregate
-from execd.domain.executions import Execution, ExecutionFilter, ExecutionStats, Page, StatusEvent
+from execd.domain.executions import (
+    Brief,
+    Execution,
+    ExecutionFilter,
+    ExecutionStats,
+    Page,
+    StatusEvent,
+)
 from execd.domain.states import TERMINAL, Status
 from execd.store import analytics
 from execd.store.database import Database
-from execd.store.rows import to_execution
+from execd.store.rows import STATUS, to_execution
 from execd.store.schema import execution_events as events
 from execd.store.schema import executions as ex
 
@@ -102,6 +109,22 @@ class ExecutionQueries:
             return items, total
 
         return await self.db.read(page_of)
+
+    async def briefs(self, project_id: str, f: ExecutionFilter, page: Page) -> list[Brief]:
+        """Newest first, like `search`, but only what a `Brief` holds."""
+        query = (
+            select(ex.c.uuid, ex.c.status, ex.c.created, ex.c.started, ex.c.ended, ex.c.error)
+            .where(*_conditions(project_id, f))
+            .order_by(ex.c.id.desc())
+            .offset(page.offset)
+            .limit(page.size)
+        )
+
+        def read(conn: Connection) -> list[Brief]:
+            rows = conn.execute(query)
+            return [Brief(u, STATUS[s], c, st, e, err) for u, s, c, st, e, err in rows]
+
+        return await self.db.read(read)
 
     async def latest_by_ref(self, project_id: str, refs: list[str]) -> dict[str, Execution]:
         """The newest execution of each action ref (one indexed look-up per ref)."""
