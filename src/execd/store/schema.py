@@ -271,15 +271,17 @@ Index(
     sqlite_where=FLOW_ROWS,
     postgresql_where=FLOW_ROWS,
 )
-# The flow history API's statistics over a window of `created`, read from the index alone.
+# The flow history API's statistics (per status, over a window of `created`), read from the
+# index alone.
 Index(
     "ix_executions_flow_rows_created",
     executions.c.project_id,
-    executions.c.created,
     executions.c.status,
+    executions.c.created,
     executions.c.started,
     executions.c.ended,
     executions.c.parent_id,
+    executions.c.flow_id,  # SQLite reads only what an index holds once it holds each column
     sqlite_where=FLOW_ROWS,
     postgresql_where=FLOW_ROWS,
 )

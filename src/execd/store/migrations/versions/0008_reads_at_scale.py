@@ -24,7 +24,7 @@ FLOW_ROWS = sa.text("flow_id IS NOT NULL")
 INDEXES: dict[str, tuple[list[str], sa.TextClause | None]] = {
     "ix_executions_project_id_created_id": (["project_id", "created", "id"], None),
     "ix_executions_flow_rows_created": (
-        ["project_id", "created", "status", "started", "ended", "parent_id"],
+        ["project_id", "status", "created", "started", "ended", "parent_id", "flow_id"],
         FLOW_ROWS,
     ),
 }
