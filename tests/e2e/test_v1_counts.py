@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from datetime import UTC, datetime
 from typing import Any
 
 import httpx
@@ -129,3 +130,53 @@ def test_counts_stay_exact_across_sealed_hours_deletion_and_retention(
     execd(deployment, "rollup", "--rebuild")
     assert stats(client) == counted(deployment, project_id)
     assert stats(server.client(other_token)) == counted(deployment, other_project)
+
+
+def test_a_created_range_pages_newest_first_with_its_total(deployment: Deployment) -> None:
+    server = deployment.server(workers=0)
+    _, _, token = new_project(server.client())
+    client = server.client(token)
+    url = deployment.database_url
+    # Created one per second: 30 two days ago, 20 one day ago, 10 now.
+    older = insert_ended(url, client, 30, ended_ago=2 * DAY)
+    day = insert_ended(url, client, 20, ended_ago=DAY)
+    insert_ended(url, client, 10)
+    rows = _created(url, day)
+    since, until = iso(rows[day[0]]), iso(rows[day[-1]])  # the last one is left out
+
+    def page(**params: str) -> dict[str, Any]:
+        response = client.get("/api/v1/executions", params={"per_page": 8, **params})
+        assert response.status_code == 200, response.text
+        body: dict[str, Any] = response.json()
+        return body
+
+    first = page(created_after=since, created_before=until)
+    assert [e["id"] for e in first["data"]] == day[-2::-1][:8]
+    assert first["pagination"]["total_items"] == 19
+    third = page(created_after=since, created_before=until, page="3")
+    assert [e["id"] for e in third["data"]] == day[-2::-1][16:]
+    ids, cursor = [], ""
+    while cursor is not None:
+        body = page(created_after=since, created_before=until, cursor=cursor)
+        ids += [e["id"] for e in body["data"]]
+        cursor = body["pagination"]["next_cursor"]
+    assert ids == day[-2::-1]
+    before = page(created_before=since, status="completed")
+    assert before["pagination"]["total_items"] == 30
+    assert [e["id"] for e in before["data"]] == older[::-1][:8]
+    nothing = page(created_after=until, created_before=until)
+    assert nothing["data"] == [] and nothing["pagination"]["total_items"] == 0
+
+
+def _created(database_url: str, ids: list[int]) -> dict[int, float]:
+    engine = create_engine(sync_url(database_url))
+    with engine.connect() as conn:
+        rows = conn.execute(
+            select(executions.c.id, executions.c.created).where(executions.c.id.in_(ids))
+        ).all()
+    engine.dispose()
+    return {i: created for i, created in rows}
+
+
+def iso(ts: float) -> str:
+    return datetime.fromtimestamp(ts, UTC).isoformat()

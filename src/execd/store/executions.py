@@ -101,12 +101,22 @@ class ExecutionQueries:
         query = select(ex).where(*where).order_by(ex.c.id.desc())
 
         def page_of(conn: Connection) -> tuple[list[Execution], int | None]:
-            rows = conn.execute(query.offset(page.offset).limit(page.size)).mappings()
-            items = [to_execution(r) for r in rows]
             total = None
-            if with_total:
+            page_query = query
+            if f.created_after is not None or f.created_before is not None:
+                # Ids follow creation, which PostgreSQL's planner does not know: it would
+                # walk the primary key from the newest row down to the range. Bounded
+                # by the ids the range holds (read with its count from the `created`
+                # index), the walk starts at the range's newest row.
+                counted = select(func.count(), func.min(ex.c.id), func.max(ex.c.id))
+                total, low, high = conn.execute(counted.where(*where)).one()
+                if not total:
+                    return [], 0 if with_total else None
+                page_query = query.where(ex.c.id >= low, ex.c.id <= high)
+            elif with_total:
                 total = sum(_counts(conn, project_id, f).values())
-            return items, total
+            rows = conn.execute(page_query.offset(page.offset).limit(page.size)).mappings()
+            return [to_execution(r) for r in rows], total if with_total else None
 
         return await self.db.read(page_of)
 
