@@ -32,7 +32,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from execd.domain.analytics import ROLLUP_SECONDS, Aggregate, bin_of, histogram
 from execd.domain.states import TERMINAL, Status
 from execd.store.clock import now_of
-from execd.store.database import exclusive, snapshot
+from execd.store.database import exclusive, snapshot, unindexed
 from execd.store.schema import event_cursors, execution_counts, execution_rollups
 from execd.store.schema import executions as ex
 
@@ -241,26 +241,32 @@ def forget(conn: Connection, ids: list[int]) -> None:
 
 def counts(conn: Connection, project_id: str) -> dict[Status, int]:
     """How many of the project's executions are in each status, as a count of every row
-    would say: the kept counts of the covered hours, plus a count of the rest (what has
-    not ended, through the status index; what ended outside those hours, through the
-    `ended` index: mostly the current hour)."""
+    would say: the kept counts of the covered hours plus a count of every other row.
+    Those are the few that have not ended (`ended` NULL), what ended after the covered
+    hours (the current hour, mostly) or before them, all read through the `ended` index;
+    and, through the status index, any not in a final status whose `ended` falls inside
+    them (none, as the queue writes them)."""
     snapshot(conn)
     covered = coverage(conn)
-    of_project = ex.c.project_id == project_id
     if covered is None:
-        every = select(ex.c.status, func.count()).where(of_project).group_by(ex.c.status)
-        return {Status(s): int(n) for s, n in conn.execute(every)}
+        every = select(ex.c.status, func.count()).where(ex.c.project_id == project_id)
+        return {Status(s): int(n) for s, n in conn.execute(every.group_by(ex.c.status))}
     first, until = covered
-    ended = ex.c.status.in_(_TERMINAL)
+    by_ended = unindexed(ex.c.project_id) == project_id
 
     def counted(*where: Any) -> Any:
-        return select(ex.c.status, func.count()).where(of_project, *where).group_by(ex.c.status)
+        return select(ex.c.status, func.count()).where(*where).group_by(ex.c.status)
 
     parts = union_all(
-        counted(ex.c.status.in_(_NOT_ENDED)),
-        counted(ended, ex.c.ended >= until),
-        counted(ended, ex.c.ended < first),
-        counted(ended, ex.c.ended.is_(None)),
+        counted(by_ended, ex.c.ended.is_(None)),
+        counted(by_ended, ex.c.ended >= until),
+        counted(by_ended, ex.c.ended < first),
+        counted(
+            ex.c.project_id == project_id,
+            ex.c.status.in_(_NOT_ENDED),
+            unindexed(ex.c.ended) >= first,
+            unindexed(ex.c.ended) < until,
+        ),
         select(execution_counts.c.status, execution_counts.c.executions).where(
             execution_counts.c.project_id == project_id
         ),

@@ -65,6 +65,28 @@ def _postgres_now(element: db_now, compiler: SQLCompiler, **kw: Any) -> str:
     return "CAST(EXTRACT(EPOCH FROM clock_timestamp()) AS DOUBLE PRECISION)"
 
 
+class unindexed(FunctionElement[Any]):
+    """A column that SQLite's planner must not use as a way into an index (a unary
+    `+`), so that it takes the index a query was written for; the column itself on
+    PostgreSQL, whose planner weighs ranges by their statistics."""
+
+    inherit_cache = True
+
+    def __init__(self, column: Any) -> None:
+        super().__init__(column)
+        self.type = column.type
+
+
+@compiles(unindexed, "sqlite")
+def _sqlite_unindexed(element: unindexed, compiler: SQLCompiler, **kw: Any) -> str:
+    return "+" + compiler.process(element.clauses, **kw)
+
+
+@compiles(unindexed)
+def _unindexed(element: unindexed, compiler: SQLCompiler, **kw: Any) -> str:
+    return compiler.process(element.clauses, **kw)
+
+
 def sync_url(url: str) -> URL:
     """Accepts plain `postgresql://` and `sqlite:///` URLs and picks the drivers."""
     parsed = make_url(url)

@@ -54,14 +54,22 @@ def _conditions(project_id: str, f: ExecutionFilter) -> list[ColumnElement[bool]
     return where
 
 
-def _counts(conn: Connection, project_id: str, f: ExecutionFilter) -> dict[Status, int]:
-    """How many match `f`, per status. Without filters but statuses, from the kept
-    counts (store/analytics.py): a few rows, not every row of the project."""
-    if replace(f, statuses=None) == ExecutionFilter():
-        found = analytics.counts(conn, project_id)
-        return {s: n for s, n in found.items() if f.statuses is None or s in f.statuses}
-    query = select(ex.c.status, func.count()).where(*_conditions(project_id, f))
-    return {Status(s): int(n) for s, n in conn.execute(query.group_by(ex.c.status))}
+def _by_status(conn: Connection, project_id: str, f: ExecutionFilter) -> dict[Status, int] | None:
+    """How many match `f` per status from the kept counts (store/analytics.py), which
+    read a few rows rather than every row of the project: when `f` filters by status
+    only. None otherwise."""
+    if replace(f, statuses=None) != ExecutionFilter():
+        return None
+    found = analytics.counts(conn, project_id)
+    return {s: n for s, n in found.items() if f.statuses is None or s in f.statuses}
+
+
+def _total(conn: Connection, project_id: str, f: ExecutionFilter) -> int:
+    by_status = _by_status(conn, project_id, f)
+    if by_status is not None:
+        return sum(by_status.values())
+    count = select(func.count()).select_from(ex).where(*_conditions(project_id, f))
+    return int(conn.execute(count).scalar_one())
 
 
 class ExecutionQueries:
@@ -114,7 +122,7 @@ class ExecutionQueries:
                     return [], 0 if with_total else None
                 page_query = query.where(ex.c.id >= low, ex.c.id <= high)
             elif with_total:
-                total = sum(_counts(conn, project_id, f).values())
+                total = _total(conn, project_id, f)
             rows = conn.execute(page_query.offset(page.offset).limit(page.size)).mappings()
             return [to_execution(r) for r in rows], total if with_total else None
 
@@ -160,7 +168,15 @@ class ExecutionQueries:
 
     async def stats(self, project_id: str, f: ExecutionFilter | None = None) -> ExecutionStats:
         f = f or ExecutionFilter()
-        by_status = await self.db.read(lambda conn: _counts(conn, project_id, f))
+        query = select(ex.c.status, func.count()).where(*_conditions(project_id, f))
+
+        def count(conn: Connection) -> dict[Status, int]:
+            by_status = _by_status(conn, project_id, f)
+            if by_status is not None:
+                return by_status
+            return {Status(s): int(n) for s, n in conn.execute(query.group_by(ex.c.status))}
+
+        by_status = await self.db.read(count)
         return ExecutionStats(total=sum(by_status.values()), by_status=by_status)
 
     async def analytics(
