@@ -3,10 +3,10 @@
     python bench/analytics.py --backend sqlite -n 1000000
     python bench/analytics.py --backend postgresql -n 1000000
 
-Fills a fresh database (migrated like any other) with N ended executions of one
-project: 20 actions, over 30 days, 5 % failed, durations 0.1-60 s. Then times the
-hourly rollups' first computation (what `execd serve` does as hours end; here all
-720 hours at once), the document's plain counts, and the analytics the API answers:
+Fills a fresh database (migrated like any other) with bench/seed.py's history of N
+executions over 30 days, and times, on its "bench" project, the hourly rollups' first
+computation (what `execd serve` does as hours end; here all 720 hours at once), the
+document's plain counts, and the analytics the API answers:
 by action, by hour, and both, over the last 24 hours and over all 30 days.
 """
 
@@ -14,85 +14,20 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
-import random
 import statistics
-import tempfile
 import time
-import uuid
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
-import psycopg
-from sqlalchemy import Connection, create_engine, func, insert, select
+from sqlalchemy import Connection, create_engine, func, select
 
 from execd.domain.executions import ExecutionFilter
 from execd.store import analytics
 from execd.store.database import Database, sync_url
 from execd.store.executions import _conditions
 from execd.store.migrate import upgrade
-from execd.store.schema import executions, projects, tenants
-
-PG_ADMIN = os.environ.get("EXECD_BENCH_POSTGRES", "postgresql://postgres@127.0.0.1:5432/postgres")
-DAY = 86400.0
-
-
-def fresh_database(backend: str) -> tuple[str, str | None]:
-    if backend == "sqlite":
-        return f"sqlite:///{Path(tempfile.mkdtemp()) / 'bench.db'}", None
-    name = "execd_bench_" + uuid.uuid4().hex[:8]
-    with psycopg.connect(PG_ADMIN, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    return PG_ADMIN.rsplit("/", 1)[0] + "/" + name, name
-
-
-def fill(url: str, n: int, now: float) -> str:
-    engine = create_engine(sync_url(url))
-    tenant, project = str(uuid.uuid4()), str(uuid.uuid4())
-    rng = random.Random(7)
-    with engine.begin() as conn:
-        conn.execute(insert(tenants).values(id=tenant, name="bench", created=now))
-        conn.execute(
-            insert(projects).values(id=project, tenant_id=tenant, name="bench", created=now)
-        )
-    batch = 10_000
-    for start in range(0, n, batch):
-        rows = []
-        for _ in range(min(batch, n - start)):
-            ended = now - rng.random() * 30 * DAY
-            duration = rng.uniform(0.1, 60)
-            failed = rng.random() < 0.05
-            rows.append(
-                {
-                    "uuid": str(uuid.uuid4()),
-                    "tenant_id": tenant,
-                    "project_id": project,
-                    "action_ref": f"bench.action{rng.randrange(20)}",
-                    "pack": "bench",
-                    "runner": "local",
-                    "entry_point": "noop",
-                    "parameters": {},
-                    "status": "failed" if failed else "completed",
-                    "priority": 1,
-                    "attempt": 1,
-                    "max_attempts": 1,
-                    "fence": 1,
-                    "created": ended - duration - 1,
-                    "updated": ended,
-                    "started": ended - duration,
-                    "ended": ended,
-                }
-            )
-        with engine.begin() as conn:
-            conn.execute(insert(executions), rows)
-    with engine.begin() as conn:
-        if engine.dialect.name == "postgresql":
-            conn.exec_driver_sql("ANALYZE executions")
-        else:
-            conn.exec_driver_sql("ANALYZE")
-    engine.dispose()
-    return project
+from execd.store.schema import executions, projects
+from seed import DAY, drop_database, fill, fresh_database
 
 
 async def timed(db: Database, label: str, work: Callable[[Connection], Any], repeat: int) -> None:
@@ -154,14 +89,12 @@ def main() -> None:
                 project = conn.execute(select(projects.c.id)).scalar_one()
                 analytics.rebuild(conn)
         else:
-            project = fill(url, args.n, now)
+            project = fill(url, args.n, now, seal=False).bench.id
             took = time.perf_counter() - began
             print(f"{args.backend}: {args.n} executions written in {took:.0f} s")
         asyncio.run(measure(url, project, now, args.repeat))
     finally:
-        if pg_name:
-            with psycopg.connect(PG_ADMIN, autocommit=True) as conn:
-                conn.execute(f'DROP DATABASE IF EXISTS "{pg_name}" WITH (FORCE)')
+        drop_database(pg_name)
 
 
 if __name__ == "__main__":

@@ -3,8 +3,8 @@
     python bench/retention.py --backend sqlite -n 200000
     python bench/retention.py --backend postgresql -n 200000
 
-Fills a fresh database like bench/analytics.py (N ended executions of 20 actions over
-30 days), then times, through the service's own classes, a dry run and a real sweep
+Fills a fresh database with bench/seed.py's history (N executions of 20 actions per
+project over 30 days), then times, through the service's own classes, a dry run and a real sweep
 of the policy "keep 15 days, and always the newest K of each action": about half the
 history goes, in batches of 200.
 """
@@ -17,9 +17,6 @@ import tempfile
 import time
 from pathlib import Path
 
-import psycopg
-
-from analytics import PG_ADMIN, fill, fresh_database
 from execd.domain.retention import Policy
 from execd.domain.states import Status
 from execd.engine.retention import Retention
@@ -27,6 +24,7 @@ from execd.store.artifacts import ArtifactStore
 from execd.store.database import Database
 from execd.store.migrate import upgrade
 from execd.store.retention import RetentionStore
+from seed import drop_database, fill, fresh_database
 
 
 async def sweep(url: str, keep: int) -> None:
@@ -65,9 +63,7 @@ def main() -> None:
         print(f"filled {args.n} in {time.perf_counter() - start:.0f} s ({args.backend})")
         asyncio.run(sweep(url, args.keep))
     finally:
-        if pg_name is not None:
-            with psycopg.connect(PG_ADMIN, autocommit=True) as conn:
-                conn.execute(f'DROP DATABASE IF EXISTS "{pg_name}" WITH (FORCE)')
+        drop_database(pg_name)
 
 
 if __name__ == "__main__":

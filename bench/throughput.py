@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import dataclasses
 import itertools
 import json
 import os
@@ -71,6 +72,28 @@ def summarize(
 def spawned_server(
     backend: str, env_extra: dict[str, str], worker_processes: int = 0
 ) -> Iterator[tuple[str, str]]:
+    """`execd serve` on a fresh database: its URL and an admin token."""
+    with spawned(backend, env_extra, worker_processes) as server:
+        yield server.url, server.token
+
+
+@dataclasses.dataclass
+class Spawned:
+    url: str
+    token: str
+    process: subprocess.Popen[bytes]
+
+
+@contextlib.contextmanager
+def spawned(
+    backend: str,
+    env_extra: dict[str, str],
+    worker_processes: int = 0,
+    *,
+    database_url: str | None = None,
+) -> Iterator[Spawned]:
+    """`execd serve` (and `worker_processes` more workers) on `database_url`, or on a
+    fresh database of `backend` dropped afterwards."""
     root = Path(tempfile.mkdtemp(prefix="execd-bench-"))
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -84,7 +107,9 @@ def spawned_server(
         EXECD_LOG_LEVEL="warning",
     )
     database = None
-    if backend == "postgresql":
+    if database_url is not None:
+        env["EXECD_DATABASE_URL"] = database_url
+    elif backend == "postgresql":
         import psycopg
 
         database = "execd_bench_" + uuid.uuid4().hex[:8]
@@ -115,7 +140,7 @@ def spawned_server(
             if server.poll() is not None:
                 raise SystemExit(f"server exited:\n{(root / 'server.log').read_text()}")
             time.sleep(0.1)
-        yield url, token
+        yield Spawned(url, token, server)
     finally:
         for process in [*workers, server]:
             process.terminate()

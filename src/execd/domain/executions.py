@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 from execd.domain.actions import mask_secrets
 from execd.domain.states import Priority, Status
@@ -113,6 +113,18 @@ class NewExecution:
     job_type: str | None = None
     job: dict[str, Any] | None = None
     sandbox: dict[str, Any] | None = None
+
+
+class Brief(NamedTuple):
+    """What a long history shows of an execution (the tenant API's action history):
+    read without the rest of the row, which a thousand items would pay for."""
+
+    uuid: str
+    status: Status
+    created: float
+    started: float | None
+    ended: float | None
+    error: str | None
 
 
 @dataclass(frozen=True)

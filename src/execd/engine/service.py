@@ -27,6 +27,7 @@ from execd.domain.analytics import BUCKETS, MAX_BUCKETS, Aggregate
 from execd.domain.core_pack import CORE_ACTIONS, CORE_BY_UUID
 from execd.domain.executions import (
     MAX_ID,
+    Brief,
     Execution,
     ExecutionFilter,
     ExecutionStats,
@@ -484,11 +485,10 @@ class ExecutionService:
                 return
             below = items[-1].id
 
-    async def of_action(self, caller: Principal, action: Action, page: Page) -> list[Execution]:
-        """Executions of one action, newest first."""
+    async def of_action(self, caller: Principal, action: Action, page: Page) -> list[Brief]:
+        """Executions of one action, newest first, in brief."""
         f = ExecutionFilter(action_ref=action.ref, action_id=action.id)
-        items, _ = await self.queries.search(caller.project_id, f, page, with_total=False)
-        return items
+        return await self.queries.briefs(caller.project_id, f, page)
 
     async def latest_by_ref(self, caller: Principal, refs: list[str]) -> dict[str, Execution]:
         return await self.queries.latest_by_ref(caller.project_id, refs)

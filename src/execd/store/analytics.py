@@ -11,6 +11,13 @@ Both paths produce the same histograms, so they add up.
 
 Sealing is done by every `execd serve` (and `execd rollup`), one at a time: an advisory
 lock on PostgreSQL, the single writer on SQLite.
+
+Rollups outlive the executions they count. `execution_counts` does not: it holds how
+many executions that still exist ended in the covered hours, per project and final
+status, added to by each sealed hour and taken from by every deletion (`forget`,
+under the same lock). That is what lets the plain counts by status read a few rows
+plus what lies outside the covered hours (`counts`), exactly, however long the
+history.
 """
 
 from __future__ import annotations
@@ -19,18 +26,21 @@ import math
 from collections.abc import Iterable
 from typing import Any
 
-from sqlalchemy import Connection, delete, func, insert, select, update
+from sqlalchemy import Connection, delete, func, insert, select, union_all, update
+from sqlalchemy.dialects import postgresql, sqlite
 
 from execd.domain.analytics import ROLLUP_SECONDS, Aggregate, bin_of, histogram
 from execd.domain.states import TERMINAL, Status
 from execd.store.clock import now_of
-from execd.store.database import exclusive
-from execd.store.schema import event_cursors, execution_rollups
+from execd.store.database import exclusive, snapshot, unindexed
+from execd.store.schema import event_cursors, execution_counts, execution_rollups
 from execd.store.schema import executions as ex
 
 CURSOR = "rollups"
+LOCK = "execd-analytics-rollups"
 GRACE = 300.0  # seconds after an hour ends before it is sealed
 _TERMINAL = sorted(s.value for s in TERMINAL)
+_NOT_ENDED = sorted(s.value for s in Status if s not in TERMINAL)
 
 
 def _floor(ts: float, width: float = ROLLUP_SECONDS) -> float:
@@ -63,7 +73,7 @@ def due(conn: Connection) -> bool:
 def seal(conn: Connection, max_hours: int = 24) -> int:
     """Roll up the hours that are over and not yet rolled up (up to `max_hours`);
     returns how many were."""
-    exclusive(conn, "execd-analytics-rollups")
+    exclusive(conn, LOCK)
     now = now_of(conn)
     limit = _first_open_hour(now)
     covered = coverage(conn)
@@ -97,7 +107,9 @@ def seal(conn: Connection, max_hours: int = 24) -> int:
 
 def rebuild(conn: Connection) -> None:
     """Forget every rollup; the next seals start again from the oldest execution."""
+    exclusive(conn, LOCK)
     conn.execute(delete(execution_rollups))
+    conn.execute(delete(execution_counts))
     conn.execute(delete(event_cursors).where(event_cursors.c.name == CURSOR))
 
 
@@ -109,11 +121,14 @@ def _roll_up(conn: Connection, hour: float) -> None:
         )
     )
     groups: dict[tuple[str, str, str], list[Any]] = {}
+    counts: dict[tuple[str, str], int] = {}
     for project_id, action_ref, status, started, ended in rows:
         group = groups.setdefault((project_id, action_ref, status), [0, []])
         group[0] += 1
         if started is not None:
             group[1].append(ended - started)
+        counts[project_id, status] = counts.get((project_id, status), 0) + 1
+    _add_counts(conn, counts)
     if groups:
         conn.execute(
             insert(execution_rollups),
@@ -189,3 +204,74 @@ def _ended(
     )
     for row in conn.execute(query):
         yield row.action_ref, row.status, row.started, row.ended
+
+
+def _add_counts(conn: Connection, counts: dict[tuple[str, str], int]) -> None:
+    if not counts:
+        return
+    upsert = (postgresql if conn.dialect.name == "postgresql" else sqlite).insert(execution_counts)
+    conn.execute(
+        upsert.on_conflict_do_update(
+            index_elements=[execution_counts.c.project_id, execution_counts.c.status],
+            set_={"executions": execution_counts.c.executions + upsert.excluded.executions},
+        ),
+        [{"project_id": p, "status": s, "executions": n} for (p, s), n in counts.items()],
+    )
+
+
+def forget(conn: Connection, ids: list[int]) -> None:
+    """These executions are about to be deleted: take those in the covered hours out of
+    `execution_counts` (their rollups stay)."""
+    exclusive(conn, LOCK)
+    covered = coverage(conn)
+    if covered is None or covered[0] >= covered[1]:
+        return
+    rows = conn.execute(
+        select(ex.c.project_id, ex.c.status, func.count())
+        .where(
+            ex.c.id.in_(ids),
+            ex.c.status.in_(_TERMINAL),
+            ex.c.ended >= covered[0],
+            ex.c.ended < covered[1],
+        )
+        .group_by(ex.c.project_id, ex.c.status)
+    )
+    _add_counts(conn, {(p, s): -int(n) for p, s, n in rows})
+
+
+def counts(conn: Connection, project_id: str) -> dict[Status, int]:
+    """How many of the project's executions are in each status, as a count of every row
+    would say: the kept counts of the covered hours plus a count of every other row.
+    Those are the few that have not ended (`ended` NULL), what ended after the covered
+    hours (the current hour, mostly) or before them, all read through the `ended` index;
+    and, through the status index, any not in a final status whose `ended` falls inside
+    them (none, as the queue writes them)."""
+    snapshot(conn)
+    covered = coverage(conn)
+    if covered is None:
+        every = select(ex.c.status, func.count()).where(ex.c.project_id == project_id)
+        return {Status(s): int(n) for s, n in conn.execute(every.group_by(ex.c.status))}
+    first, until = covered
+    by_ended = unindexed(ex.c.project_id) == project_id
+
+    def counted(*where: Any) -> Any:
+        return select(ex.c.status, func.count()).where(*where).group_by(ex.c.status)
+
+    parts = union_all(
+        counted(by_ended, ex.c.ended.is_(None)),
+        counted(by_ended, ex.c.ended >= until),
+        counted(by_ended, ex.c.ended < first),
+        counted(
+            ex.c.project_id == project_id,
+            ex.c.status.in_(_NOT_ENDED),
+            unindexed(ex.c.ended) >= first,
+            unindexed(ex.c.ended) < until,
+        ),
+        select(execution_counts.c.status, execution_counts.c.executions).where(
+            execution_counts.c.project_id == project_id
+        ),
+    )
+    found: dict[Status, int] = {}
+    for status, n in conn.execute(parts):
+        found[Status(status)] = found.get(Status(status), 0) + int(n)
+    return {s: n for s, n in found.items() if n}

@@ -74,6 +74,28 @@ def _postgres_now(element: db_now, compiler: SQLCompiler, **kw: Any) -> str:
     return "CAST(EXTRACT(EPOCH FROM clock_timestamp()) AS DOUBLE PRECISION)"
 
 
+class unindexed(FunctionElement[Any]):
+    """A column that SQLite's planner must not use as a way into an index (a unary
+    `+`), so that it takes the index a query was written for; the column itself on
+    PostgreSQL, whose planner weighs ranges by their statistics."""
+
+    inherit_cache = True
+
+    def __init__(self, column: Any) -> None:
+        super().__init__(column)
+        self.type = column.type
+
+
+@compiles(unindexed, "sqlite")
+def _sqlite_unindexed(element: unindexed, compiler: SQLCompiler, **kw: Any) -> str:
+    return "+" + compiler.process(element.clauses, **kw)
+
+
+@compiles(unindexed)
+def _unindexed(element: unindexed, compiler: SQLCompiler, **kw: Any) -> str:
+    return compiler.process(element.clauses, **kw)
+
+
 def sync_url(url: str) -> URL:
     """Accepts plain `postgresql://` and `sqlite:///` URLs and picks the drivers."""
     parsed = make_url(url)
@@ -90,6 +112,13 @@ def exclusive(conn: Connection, name: str) -> None:
     PostgreSQL advisory lock. (SQLite's write transactions already run one at a time.)"""
     if conn.dialect.name == "postgresql":
         conn.execute(text("SELECT pg_advisory_xact_lock(hashtext(:key))"), {"key": name})
+
+
+def snapshot(conn: Connection) -> None:
+    """Make the read that has not started yet on `conn` see one snapshot throughout:
+    REPEATABLE READ on PostgreSQL (SQLite's read transactions already are)."""
+    if conn.dialect.name == "postgresql" and not conn.in_transaction():
+        conn.execution_options(isolation_level="REPEATABLE READ")
 
 
 def configure_sqlite(engine: Engine, *, synchronous: str, immediate: bool) -> None:

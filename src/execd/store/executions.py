@@ -2,17 +2,25 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 from sqlalchemy import Connection, Text, cast, delete, func, select
 from sqlalchemy.sql.elements import ColumnElement
 
 from execd.domain.analytics import Aggregate
-from execd.domain.executions import Execution, ExecutionFilter, ExecutionStats, Page, StatusEvent
+from execd.domain.executions import (
+    Brief,
+    Execution,
+    ExecutionFilter,
+    ExecutionStats,
+    Page,
+    StatusEvent,
+)
 from execd.domain.states import TERMINAL, Status
 from execd.store import analytics
 from execd.store.database import Database
-from execd.store.rows import to_execution
+from execd.store.rows import STATUS, to_execution
 from execd.store.schema import execution_events as events
 from execd.store.schema import executions as ex
 
@@ -44,6 +52,24 @@ def _conditions(project_id: str, f: ExecutionFilter) -> list[ColumnElement[bool]
     if f.result_contains:
         where.append(cast(ex.c.result, Text).icontains(f.result_contains, autoescape=True))
     return where
+
+
+def _by_status(conn: Connection, project_id: str, f: ExecutionFilter) -> dict[Status, int] | None:
+    """How many match `f` per status from the kept counts (store/analytics.py), which
+    read a few rows rather than every row of the project: when `f` filters by status
+    only. None otherwise."""
+    if replace(f, statuses=None) != ExecutionFilter():
+        return None
+    found = analytics.counts(conn, project_id)
+    return {s: n for s, n in found.items() if f.statuses is None or s in f.statuses}
+
+
+def _total(conn: Connection, project_id: str, f: ExecutionFilter) -> int:
+    by_status = _by_status(conn, project_id, f)
+    if by_status is not None:
+        return sum(by_status.values())
+    count = select(func.count()).select_from(ex).where(*_conditions(project_id, f))
+    return int(conn.execute(count).scalar_one())
 
 
 class ExecutionQueries:
@@ -83,15 +109,40 @@ class ExecutionQueries:
         query = select(ex).where(*where).order_by(ex.c.id.desc())
 
         def page_of(conn: Connection) -> tuple[list[Execution], int | None]:
-            rows = conn.execute(query.offset(page.offset).limit(page.size)).mappings()
-            items = [to_execution(r) for r in rows]
             total = None
-            if with_total:
-                count = select(func.count()).select_from(ex).where(*where)
-                total = int(conn.execute(count).scalar_one())
-            return items, total
+            page_query = query
+            if f.created_after is not None or f.created_before is not None:
+                # Ids follow creation, which PostgreSQL's planner does not know: it would
+                # walk the primary key from the newest row down to the range. Bounded
+                # by the ids the range holds (read with its count from the `created`
+                # index), the walk starts at the range's newest row.
+                counted = select(func.count(), func.min(ex.c.id), func.max(ex.c.id))
+                total, low, high = conn.execute(counted.where(*where)).one()
+                if not total:
+                    return [], 0 if with_total else None
+                page_query = query.where(ex.c.id >= low, ex.c.id <= high)
+            elif with_total:
+                total = _total(conn, project_id, f)
+            rows = conn.execute(page_query.offset(page.offset).limit(page.size)).mappings()
+            return [to_execution(r) for r in rows], total if with_total else None
 
         return await self.db.read(page_of)
+
+    async def briefs(self, project_id: str, f: ExecutionFilter, page: Page) -> list[Brief]:
+        """Newest first, like `search`, but only what a `Brief` holds."""
+        query = (
+            select(ex.c.uuid, ex.c.status, ex.c.created, ex.c.started, ex.c.ended, ex.c.error)
+            .where(*_conditions(project_id, f))
+            .order_by(ex.c.id.desc())
+            .offset(page.offset)
+            .limit(page.size)
+        )
+
+        def read(conn: Connection) -> list[Brief]:
+            rows = conn.execute(query)
+            return [Brief(u, STATUS[s], c, st, e, err) for u, s, c, st, e, err in rows]
+
+        return await self.db.read(read)
 
     async def latest_by_ref(self, project_id: str, refs: list[str]) -> dict[str, Execution]:
         """The newest execution of each action ref (one indexed look-up per ref)."""
@@ -116,11 +167,14 @@ class ExecutionQueries:
         return await self.db.read(read)
 
     async def stats(self, project_id: str, f: ExecutionFilter | None = None) -> ExecutionStats:
-        where = _conditions(project_id, f or ExecutionFilter())
-        query = select(ex.c.status, func.count()).where(*where).group_by(ex.c.status)
+        f = f or ExecutionFilter()
+        query = select(ex.c.status, func.count()).where(*_conditions(project_id, f))
 
         def count(conn: Connection) -> dict[Status, int]:
-            return {Status(status): int(n) for status, n in conn.execute(query)}
+            by_status = _by_status(conn, project_id, f)
+            if by_status is not None:
+                return by_status
+            return {Status(s): int(n) for s, n in conn.execute(query.group_by(ex.c.status))}
 
         by_status = await self.db.read(count)
         return ExecutionStats(total=sum(by_status.values()), by_status=by_status)
@@ -218,8 +272,10 @@ def with_descendants(conn: Connection, roots: list[Execution]) -> list[Execution
 
 
 def delete_rows(conn: Connection, ids: list[int]) -> None:
-    """Delete executions and their status events, in chunks."""
+    """Delete executions and their status events, in chunks (and take them out of the
+    kept counts the stats read)."""
     for start in range(0, len(ids), 500):
         part = ids[start : start + 500]
+        analytics.forget(conn, part)
         conn.execute(delete(events).where(events.c.execution_id.in_(part)))
         conn.execute(delete(ex).where(ex.c.id.in_(part)))

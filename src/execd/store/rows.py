@@ -12,13 +12,13 @@ from execd.domain.executions import Execution
 from execd.domain.sandbox import SandboxOptions
 from execd.domain.states import Priority, Status
 
-_STATUS = {s.value: s for s in Status}
+STATUS = {s.value: s for s in Status}
 _PRIORITY = {int(p): p for p in Priority}
 
 
 def to_execution(row: Mapping[Any, Any]) -> Execution:
     data = dict(row)
-    data["status"] = _STATUS[data["status"]]
+    data["status"] = STATUS[data["status"]]
     data["priority"] = _PRIORITY[data["priority"]]
     return Execution(**data)
 

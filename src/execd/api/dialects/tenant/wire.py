@@ -6,7 +6,7 @@ from typing import Any
 
 from execd.domain import times
 from execd.domain.actions import Action
-from execd.domain.executions import Execution
+from execd.domain.executions import Brief, Execution
 from execd.domain.states import Status
 
 iso = times.iso  # the one way every dialect writes a time
@@ -25,7 +25,7 @@ SPELLING: dict[Status, str] = {
 }
 
 
-def execution(e: Execution, action_id: str | None) -> dict[str, Any]:
+def execution(e: Execution | Brief, action_id: str | None) -> dict[str, Any]:
     """Seeds 000 and 001: dateStarted is when it started, or was queued until then."""
     return {
         "actionId": action_id,
