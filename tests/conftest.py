@@ -68,8 +68,5 @@ def deployment(
     deployment = Deployment(database_url=database_url, root=tmp_path)
     yield deployment
     if request.node.stash.get(FAILED, False):
-        for process in deployment.processes:
-            lines = process.log().splitlines()[-300:]
-            print(f"--- the last {len(lines)} lines of {process.log_path.name} ---")
-            print("\n".join(lines))
+        deployment.print_logs()
     deployment.close()

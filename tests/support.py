@@ -273,6 +273,13 @@ class Deployment:
         self.processes.append(worker)
         return worker.start()
 
+    def print_logs(self, lines: int = 300) -> None:
+        """The end of each process's log, for a failed test's report."""
+        for process in self.processes:
+            tail = process.log().splitlines()[-lines:]
+            print(f"--- the last {len(tail)} lines of {process.log_path.name} ---")
+            print("\n".join(tail))
+
     def close(self) -> None:
         for process in reversed(self.processes):
             if isinstance(process, Server):

@@ -22,7 +22,10 @@ def shared_server(
     # Where a test can put Python modules for `python` actions (the sandbox mounts it).
     (root / "actions").mkdir()
     env = getattr(request.module, "SERVER_ENV", {})
+    failed_before = request.session.testsfailed
     yield deployment.server(workers=1, EXECD_ACTIONS_PATH=str(root / "actions"), **env)
+    if request.session.testsfailed > failed_before:  # a test of this module failed
+        deployment.print_logs()
     deployment.close()
     databases.drop(url)
 

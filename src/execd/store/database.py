@@ -176,13 +176,17 @@ class Database:
     async def write(self, work: Callable[[Connection], T], *, durable: bool = True) -> T:
         """Run `work` in one read-write transaction, committed if it returns.
 
-        `durable=False`: a write that may be lost in a power cut or an operating-system
-        crash without harm, because what it undoes comes back by itself (a claim: the
-        execution is claimable again; a lease renewal, a heartbeat). Its commit does not
-        wait for the disk (SQLite `synchronous=NORMAL`, PostgreSQL `synchronous_commit
-        = off`); the next durable commit makes it durable too, and on both backends it
-        is never seen half-written. Signals it raises reach this process's waiters
-        after the commit."""
+        `durable=False` (SQLite): a write that may be lost in a power cut or an
+        operating-system crash without harm, because what it undoes comes back by
+        itself (a claim: the execution is claimable again; a lease renewal, a
+        heartbeat). Its commit does not wait for the disk (`synchronous=NORMAL`); the
+        next durable commit carries it to disk with its own (the WAL is written in
+        order), and it is never seen half-written. Only SQLite: every process that
+        writes an SQLite file runs on its machine and dies with it, so nothing can
+        outlive a claim it lost. PostgreSQL keeps every commit durable, since workers
+        on other machines outlive a database crash, and a claim lost under one of
+        them would hand its fencing token out a second time. Signals a write raises
+        reach this process's waiters after the commit."""
         if self.backend == "sqlite":
             outcome: Outcome[tuple[T, set[str]]] = concurrent.futures.Future()
             with self._queued_lock:
@@ -207,8 +211,6 @@ class Database:
                 self._sqlite_durability(conn, durable)
                 try:
                     with conn.begin():
-                        if not durable and self.is_postgres:
-                            conn.exec_driver_sql("SET LOCAL synchronous_commit TO OFF")
                         result = work(conn)
                 except DBAPIError as exc:
                     # PostgreSQL chose this transaction to break a deadlock (or a

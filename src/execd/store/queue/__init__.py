@@ -102,8 +102,8 @@ class Queue:
         ready = self._device_ready.get(key) if key else None
         if key and ready is None:
             ready = self._device_ready[key] = device_ready_query(key)
-        # Not durable (see Database.write): a claim lost in a power cut leaves the
-        # execution claimable again, and the worker that took it is gone with it.
+        # Not durable on SQLite (see Database.write): a claim lost in a power cut leaves
+        # the execution claimable again, and the worker that took it is gone with it.
         claimed: list[Execution] = await self._write_racing(
             DEVICE_INDEX,
             lambda conn: claim.claim(self.transitions, conn, ready, worker_id, limit, lease),
