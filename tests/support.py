@@ -209,10 +209,22 @@ class Server(Process):
 
     def client(self, token: str = ADMIN_TOKEN) -> httpx.Client:
         client = httpx.Client(
-            base_url=self.url, headers={"Authorization": f"Bearer {token}"}, timeout=30
+            base_url=self.url,
+            headers={"Authorization": f"Bearer {token}"},
+            timeout=30,
+            event_hooks={"response": [self._show_unexpected]},
         )
         self.clients.append(client)
         return client
+
+    def _show_unexpected(self, response: httpx.Response) -> None:
+        """A 500 is never meant: the server's traceback goes into the test's report."""
+        if response.status_code == 500:
+            tail = "\n".join(self.log().splitlines()[-60:])
+            print(
+                f"--- {response.request.method} {response.request.url.path} answered 500; "
+                f"the end of {self.log_path.name} ---\n{tail}"
+            )
 
     def close_clients(self) -> None:
         for client in self.clients:

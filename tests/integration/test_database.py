@@ -10,11 +10,13 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
+import pytest
 from sqlalchemy import Connection, event, func, insert, select
+from sqlalchemy.exc import IntegrityError
 
 from execd.store.database import Database
 from execd.store.migrate import upgrade
-from execd.store.schema import tenants
+from execd.store.schema import projects, tenants
 
 Run = Callable[[Callable[[Database], Awaitable[Any]]], Any]
 
@@ -121,3 +123,128 @@ def test_only_writes_marked_not_durable_commit_without_waiting_for_the_disk(
         assert await _names(db, "r") == {"r1", "r2", "r3"}
 
     with_db(scenario)
+
+
+def test_a_caller_cancelled_while_its_write_is_queued_leaves_the_others_answered(
+    tmp_path: Path,
+) -> None:
+    """A request that goes away (a client that left, a timeout) while its write waits
+    for the writer: its write is dropped, and every other queued write is answered."""
+    url = f"sqlite:///{tmp_path / 'execd.db'}"
+    upgrade(url)
+
+    async def scenario() -> None:
+        db = Database(url)
+        try:
+            started, release = threading.Event(), threading.Event()
+
+            def first(conn: Connection) -> str:
+                started.set()
+                release.wait(10)
+                return _add_tenant("c-first")(conn)
+
+            held = asyncio.ensure_future(db.write(first))
+            assert await asyncio.to_thread(started.wait, 10)
+            queued = [asyncio.ensure_future(db.write(_add_tenant(f"c{i}"))) for i in range(6)]
+            await asyncio.sleep(0)
+            queued[2].cancel()
+            release.set()
+            assert await held == "c-first"
+            results = await asyncio.wait_for(asyncio.gather(*queued, return_exceptions=True), 10)
+            assert isinstance(results[2], asyncio.CancelledError)
+            assert [r for i, r in enumerate(results) if i != 2] == ["c0", "c1", "c3", "c4", "c5"]
+            assert await _names(db, "c") == {"c-first", "c0", "c1", "c3", "c4", "c5"}
+            assert await asyncio.wait_for(db.write(_add_tenant("c-after")), 10) == "c-after"
+        finally:
+            await db.dispose()
+
+    asyncio.run(scenario())
+
+
+def _unfinished(name: str, fail: bool = False) -> Callable[[Connection], str]:
+    """A write that leaves an INSERT ... RETURNING unfinished (its cursor kept, as an
+    exception's traceback keeps it while the rows were being read)."""
+
+    def work(conn: Connection) -> str:
+        row = {"id": str(uuid.uuid4()), "name": name, "created": 0.0}
+        _KEPT.append(conn.execute(insert(tenants).values(row).returning(tenants.c.id)))
+        if fail:
+            raise ValueError(f"{name} failed while reading")
+        return name
+
+    return work
+
+
+def _deferred_violation(conn: Connection) -> str:
+    """A write that only its commit can refuse: a foreign key checked at the commit."""
+    conn.exec_driver_sql("PRAGMA defer_foreign_keys = ON")
+    row = {"id": str(uuid.uuid4()), "tenant_id": "no-such-tenant", "name": "p", "created": 0.0}
+    conn.execute(insert(projects).values(row))
+    return "u-violation"
+
+
+_KEPT: list[Any] = []
+
+
+@pytest.mark.parametrize("together", [False, True], ids=["alone", "queued"])
+def test_a_write_cannot_leave_the_sqlite_writer_unable_to_commit(
+    tmp_path: Path, together: bool
+) -> None:
+    """Writes that leave a statement unfinished, or that only the commit refuses, stay
+    their own problem: alone or sharing a transaction, every other write is answered
+    and stored, and the writer goes on."""
+    url = f"sqlite:///{tmp_path / 'execd.db'}"
+    upgrade(url)
+    works = [
+        _add_tenant("u0"),
+        _unfinished("u-kept"),
+        _add_tenant("u1"),
+        _unfinished("u-failed", fail=True),
+        _add_tenant("u2"),
+        _deferred_violation,
+        _add_tenant("u3"),
+    ]
+
+    async def scenario() -> None:
+        db = Database(url)
+        try:
+            if together:
+                started, release = threading.Event(), threading.Event()
+
+                def first(conn: Connection) -> str:
+                    started.set()
+                    release.wait(10)
+                    return _add_tenant("u-first")(conn)
+
+                held = asyncio.ensure_future(db.write(first))
+                assert await asyncio.to_thread(started.wait, 10)
+                queued = [asyncio.ensure_future(db.write(w)) for w in works]
+                for _ in range(1000):
+                    if len(db._queued) == len(works):
+                        break
+                    await asyncio.sleep(0.005)
+                release.set()
+                assert await held == "u-first"
+                results = await asyncio.wait_for(
+                    asyncio.gather(*queued, return_exceptions=True), 10
+                )
+            else:
+                results = []
+                for w in works:
+                    try:
+                        results.append(await asyncio.wait_for(db.write(w), 10))
+                    except Exception as exc:
+                        results.append(exc)
+            assert results[:3] == ["u0", "u-kept", "u1"]
+            assert isinstance(results[3], ValueError)
+            assert results[4] == "u2"
+            assert isinstance(results[5], IntegrityError)
+            assert results[6] == "u3"
+            stored = {"u0", "u-kept", "u1", "u2", "u3"} | ({"u-first"} if together else set())
+            assert await _names(db, "u") == stored
+            assert await asyncio.wait_for(db.write(_add_tenant("u-after")), 10) == "u-after"
+        finally:
+            _KEPT.clear()
+            await db.dispose()
+
+    asyncio.run(scenario())

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import contextlib
 import threading
 from collections.abc import Callable
 from pathlib import Path
@@ -37,6 +38,7 @@ Outcome = concurrent.futures.Future  # a queued write's (result, signals raised)
 Queued = tuple[Callable[[Connection], Any], bool, Outcome[Any]]  # (work, durable, outcome)
 _SIGNALS = "execd_signals"
 _SYNCHRONOUS = "execd_synchronous"
+_CURSORS = "execd_cursors"
 RETRYABLE_SQLSTATES = frozenset({"40P01", "40001"})  # deadlock detected, serialization failure
 TRANSACTION_ATTEMPTS = 5
 
@@ -155,6 +157,7 @@ class Database:
             self._reader = create_engine(self.url, pool_size=readers, max_overflow=0, **options)
             configure_sqlite(self._writer, synchronous=sync, immediate=True)
             configure_sqlite(self._reader, synchronous=sync, immediate=False)
+            event.listen(self._writer, "after_cursor_execute", _opened)
             # One writer thread: the single writer, and no lock waits inside SQLite.
             self._write_threads = _threads(1, "execd-db-writer")
             self._synchronous = sync
@@ -211,7 +214,7 @@ class Database:
                 self._sqlite_durability(conn, durable)
                 try:
                     with conn.begin():
-                        result = work(conn)
+                        result = _finished(work, conn)
                 except DBAPIError as exc:
                     # PostgreSQL chose this transaction to break a deadlock (or a
                     # serialization conflict): it rolled back whole, so run it again.
@@ -221,6 +224,7 @@ class Database:
                     continue
                 finally:
                     raised: set[str] = conn.info.pop(_SIGNALS, set())
+                    _no_transaction_left(conn)
             return result, raised
         raise AssertionError("unreachable")
 
@@ -237,19 +241,26 @@ class Database:
             conn.info[_SYNCHRONOUS] = wanted
 
     def _write_queued(self) -> None:
-        """(SQLite's writer thread) Write what is queued: alone as it is, or together."""
+        """(SQLite's writer thread) Write what is queued: alone as it is, or together.
+
+        A write whose caller was cancelled before it started is dropped (as an
+        executor drops a cancelled call); the others can no longer be cancelled, so
+        each of them gets its answer."""
         with self._queued_lock:
-            batch, self._queued = self._queued, []
-        if len(batch) > 1:
-            self._in_shared_transaction(batch)
-        elif batch:
-            work, durable, outcome = batch[0]
+            queued, self._queued = self._queued, []
+        batch = [q for q in queued if q[2].set_running_or_notify_cancel()]
+        if len(batch) > 1 and self._in_shared_transaction(batch):
+            return
+        for work, durable, outcome in batch:  # alone, or again alone
             try:
                 outcome.set_result(self._in_transaction(work, durable))
             except Exception as exc:
                 outcome.set_exception(exc)
 
-    def _in_shared_transaction(self, batch: list[Queued]) -> None:
+    def _in_shared_transaction(self, batch: list[Queued]) -> bool:
+        """Write `batch` in one transaction, each write in a savepoint; False if that
+        transaction failed as a whole (nothing of it is stored, no write answered):
+        then each is written alone, so that what failed it fails only its own write."""
         done: list[tuple[Outcome[Any], Any, Exception | None]] = []
         try:
             with self._writer.connect() as conn:
@@ -259,20 +270,20 @@ class Database:
                         for work, _, outcome in batch:
                             try:
                                 with conn.begin_nested():
-                                    done.append((outcome, work(conn), None))
+                                    done.append((outcome, _finished(work, conn), None))
                             except Exception as exc:  # rolled back to its savepoint
                                 done.append((outcome, None, exc))
                 finally:
                     raised: set[str] = conn.info.pop(_SIGNALS, set())
-        except Exception as exc:  # the commit failed: none of them is stored
-            for _, _, outcome in batch:
-                outcome.set_exception(exc)
-            return
+                    _no_transaction_left(conn)
+        except Exception:
+            return False
         for outcome, result, error in done:
             if error is not None:
                 outcome.set_exception(error)
             else:
                 outcome.set_result((result, raised))
+        return True
 
     async def read(self, work: Callable[[Connection], T]) -> T:
         """Run `work` on a read-only view; on SQLite it never waits for the writer."""
@@ -316,6 +327,38 @@ class Database:
         self._reader.dispose()
         if self.relay is not None:
             self.relay.close()
+
+
+def _opened(conn: Connection, cursor: Any, *args: Any) -> None:
+    conn.info.setdefault(_CURSORS, []).append(cursor)
+
+
+def _finished(work: Callable[[Connection], T], conn: Connection) -> T:
+    """(SQLite's writer) Run `work`, then close every cursor it opened. A statement left
+    unfinished (an INSERT ... RETURNING whose rows were not all read, say because the
+    work failed while reading them) would keep SQLite from committing, or releasing a
+    savepoint, on this connection for as long as its cursor lives."""
+    try:
+        return work(conn)
+    finally:
+        for cursor in conn.info.pop(_CURSORS, ()):
+            with contextlib.suppress(Exception):
+                cursor.close()
+
+
+def _no_transaction_left(conn: Connection) -> None:
+    """(SQLite) A transaction whose commit failed must not stay open on the driver's
+    connection: it would keep the database's write lock, and every later write would
+    wait for it. SQLite refuses a commit while a statement of the transaction is
+    unfinished, never a rollback."""
+    if conn.closed or conn.invalidated or conn.dialect.name != "sqlite":
+        return
+    raw = conn.connection.dbapi_connection
+    if raw is not None and raw.in_transaction and not conn.in_transaction():
+        try:
+            raw.rollback()
+        except Exception:
+            conn.invalidate()
 
 
 def _threads(count: int, name: str) -> concurrent.futures.ThreadPoolExecutor:
