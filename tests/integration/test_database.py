@@ -50,49 +50,66 @@ def test_a_failing_write_among_concurrent_ones_rolls_back_alone(with_db: Run) ->
     with_db(scenario)
 
 
-def test_sqlite_writes_queued_behind_one_share_the_next_commit(tmp_path: Path) -> None:
-    """(PostgreSQL's writes run side by side, each in its own transaction.)"""
+def _on_sqlite(tmp_path: Path, scenario: Callable[[Database], Awaitable[None]]) -> None:
     url = f"sqlite:///{tmp_path / 'execd.db'}"
     upgrade(url)
 
-    async def scenario() -> None:
+    async def run() -> None:
         db = Database(url)
         try:
-            await _queued_writes(db)
+            await scenario(db)
         finally:
             await db.dispose()
 
-    asyncio.run(scenario())
+    asyncio.run(run())
 
 
-async def _queued_writes(db: Database) -> None:
-    commits: list[int] = []
-    event.listen(db._writer, "commit", lambda conn: commits.append(1))
+async def _queued_behind_one(
+    db: Database,
+    prefix: str,
+    works: list[Callable[[Connection], Any]],
+    while_queued: Callable[[list[asyncio.Future[Any]]], None] = lambda queued: None,
+) -> list[Any]:
+    """Hold the writer with one write (named `<prefix>-first`) until all of `works` are
+    queued behind it (`while_queued` sees them then), let go, and return what each
+    of them answered, its exception included."""
     started, release = threading.Event(), threading.Event()
 
     def first(conn: Connection) -> str:
         started.set()
         release.wait(10)  # holds the writer while the others queue up
-        return _add_tenant("q-first")(conn)
+        return _add_tenant(f"{prefix}-first")(conn)
 
     held = asyncio.ensure_future(db.write(first))
     assert await asyncio.to_thread(started.wait, 10)
-    queued = [asyncio.ensure_future(db.write(_add_tenant(f"q{i}"))) for i in range(20)]
-    queued.append(asyncio.ensure_future(db.write(_add_tenant("q-bad", fail=True))))
+    queued = [asyncio.ensure_future(db.write(w)) for w in works]
     for _ in range(1000):
-        if len(db._queued) == 21:
+        if len(db._queued) == len(works):
             break
         await asyncio.sleep(0.005)
+    while_queued(queued)
     release.set()
-    assert await held == "q-first"
-    results = await asyncio.gather(*queued, return_exceptions=True)
-    assert results[:20] == [f"q{i}" for i in range(20)]
-    assert isinstance(results[20], ValueError)
-    assert len(commits) == 2  # the first alone, then the twenty-one together
-    stored = await _names(db, "q")
-    assert stored == {"q-first", *(f"q{i}" for i in range(20))}
-    count = select(func.count()).select_from(tenants).where(tenants.c.name == "q-bad")
-    assert await db.read(lambda conn: conn.execute(count).scalar()) == 0
+    assert await held == f"{prefix}-first"
+    return await asyncio.wait_for(asyncio.gather(*queued, return_exceptions=True), 10)
+
+
+def test_sqlite_writes_queued_behind_one_share_the_next_commit(tmp_path: Path) -> None:
+    """(PostgreSQL's writes run side by side, each in its own transaction.)"""
+
+    async def scenario(db: Database) -> None:
+        commits: list[int] = []
+        event.listen(db._writer, "commit", lambda conn: commits.append(1))
+        works = [_add_tenant(f"q{i}") for i in range(20)] + [_add_tenant("q-bad", fail=True)]
+        results = await _queued_behind_one(db, "q", works)
+        assert results[:20] == [f"q{i}" for i in range(20)]
+        assert isinstance(results[20], ValueError)
+        assert len(commits) == 2  # the first alone, then the twenty-one together
+        stored = await _names(db, "q")
+        assert stored == {"q-first", *(f"q{i}" for i in range(20))}
+        count = select(func.count()).select_from(tenants).where(tenants.c.name == "q-bad")
+        assert await db.read(lambda conn: conn.execute(count).scalar()) == 0
+
+    _on_sqlite(tmp_path, scenario)
 
 
 def test_only_writes_marked_not_durable_commit_without_waiting_for_the_disk(
@@ -130,35 +147,16 @@ def test_a_caller_cancelled_while_its_write_is_queued_leaves_the_others_answered
 ) -> None:
     """A request that goes away (a client that left, a timeout) while its write waits
     for the writer: its write is dropped, and every other queued write is answered."""
-    url = f"sqlite:///{tmp_path / 'execd.db'}"
-    upgrade(url)
 
-    async def scenario() -> None:
-        db = Database(url)
-        try:
-            started, release = threading.Event(), threading.Event()
+    async def scenario(db: Database) -> None:
+        works = [_add_tenant(f"c{i}") for i in range(6)]
+        results = await _queued_behind_one(db, "c", works, lambda queued: queued[2].cancel())
+        assert isinstance(results[2], asyncio.CancelledError)
+        assert [r for i, r in enumerate(results) if i != 2] == ["c0", "c1", "c3", "c4", "c5"]
+        assert await _names(db, "c") == {"c-first", "c0", "c1", "c3", "c4", "c5"}
+        assert await asyncio.wait_for(db.write(_add_tenant("c-after")), 10) == "c-after"
 
-            def first(conn: Connection) -> str:
-                started.set()
-                release.wait(10)
-                return _add_tenant("c-first")(conn)
-
-            held = asyncio.ensure_future(db.write(first))
-            assert await asyncio.to_thread(started.wait, 10)
-            queued = [asyncio.ensure_future(db.write(_add_tenant(f"c{i}"))) for i in range(6)]
-            await asyncio.sleep(0)
-            queued[2].cancel()
-            release.set()
-            assert await held == "c-first"
-            results = await asyncio.wait_for(asyncio.gather(*queued, return_exceptions=True), 10)
-            assert isinstance(results[2], asyncio.CancelledError)
-            assert [r for i, r in enumerate(results) if i != 2] == ["c0", "c1", "c3", "c4", "c5"]
-            assert await _names(db, "c") == {"c-first", "c0", "c1", "c3", "c4", "c5"}
-            assert await asyncio.wait_for(db.write(_add_tenant("c-after")), 10) == "c-after"
-        finally:
-            await db.dispose()
-
-    asyncio.run(scenario())
+    _on_sqlite(tmp_path, scenario)
 
 
 def _unfinished(name: str, fail: bool = False) -> Callable[[Connection], str]:
@@ -193,8 +191,6 @@ def test_a_write_cannot_leave_the_sqlite_writer_unable_to_commit(
     """Writes that leave a statement unfinished, or that only the commit refuses, stay
     their own problem: alone or sharing a transaction, every other write is answered
     and stored, and the writer goes on."""
-    url = f"sqlite:///{tmp_path / 'execd.db'}"
-    upgrade(url)
     works = [
         _add_tenant("u0"),
         _unfinished("u-kept"),
@@ -205,29 +201,10 @@ def test_a_write_cannot_leave_the_sqlite_writer_unable_to_commit(
         _add_tenant("u3"),
     ]
 
-    async def scenario() -> None:
-        db = Database(url)
+    async def scenario(db: Database) -> None:
         try:
             if together:
-                started, release = threading.Event(), threading.Event()
-
-                def first(conn: Connection) -> str:
-                    started.set()
-                    release.wait(10)
-                    return _add_tenant("u-first")(conn)
-
-                held = asyncio.ensure_future(db.write(first))
-                assert await asyncio.to_thread(started.wait, 10)
-                queued = [asyncio.ensure_future(db.write(w)) for w in works]
-                for _ in range(1000):
-                    if len(db._queued) == len(works):
-                        break
-                    await asyncio.sleep(0.005)
-                release.set()
-                assert await held == "u-first"
-                results = await asyncio.wait_for(
-                    asyncio.gather(*queued, return_exceptions=True), 10
-                )
+                results = await _queued_behind_one(db, "u", works)
             else:
                 results = []
                 for w in works:
@@ -245,6 +222,5 @@ def test_a_write_cannot_leave_the_sqlite_writer_unable_to_commit(
             assert await asyncio.wait_for(db.write(_add_tenant("u-after")), 10) == "u-after"
         finally:
             _KEPT.clear()
-            await db.dispose()
 
-    asyncio.run(scenario())
+    _on_sqlite(tmp_path, scenario)
