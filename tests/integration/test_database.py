@@ -4,6 +4,7 @@ the writes that queue up behind the one being written share the next commit."""
 from __future__ import annotations
 
 import asyncio
+import os
 import threading
 import uuid
 from collections.abc import Awaitable, Callable
@@ -14,7 +15,7 @@ import pytest
 from sqlalchemy import Connection, event, func, insert, select
 from sqlalchemy.exc import IntegrityError
 
-from execd.store.database import Database
+from execd.store.database import Database, must_reach_disk
 from execd.store.migrate import upgrade
 from execd.store.schema import projects, tenants
 
@@ -69,6 +70,8 @@ async def _queued_behind_one(
     prefix: str,
     works: list[Callable[[Connection], Any]],
     while_queued: Callable[[list[asyncio.Future[Any]]], None] = lambda queued: None,
+    *,
+    durable: bool = True,
 ) -> list[Any]:
     """Hold the writer with one write (named `<prefix>-first`) until all of `works` are
     queued behind it (`while_queued` sees them then), let go, and return what each
@@ -82,7 +85,7 @@ async def _queued_behind_one(
 
     held = asyncio.ensure_future(db.write(first))
     assert await asyncio.to_thread(started.wait, 10)
-    queued = [asyncio.ensure_future(db.write(w)) for w in works]
+    queued = [asyncio.ensure_future(db.write(w, durable=durable)) for w in works]
     for _ in range(1000):
         if len(db._queued) == len(works):
             break
@@ -140,6 +143,44 @@ def test_only_writes_marked_not_durable_commit_without_waiting_for_the_disk(
         assert await _names(db, "r") == {"r1", "r2", "r3"}
 
     with_db(scenario)
+
+
+def test_a_relaxed_write_that_must_reach_disk_is_on_disk_before_it_returns(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A claim that also ended work (built-in actions run in the claim) commits without
+    waiting for the disk, as claims do, but flushes the WAL before it is answered."""
+    flushed: list[str] = []
+    fsync = os.fsync
+
+    def recording_fsync(descriptor: int) -> None:
+        flushed.append(os.readlink(f"/proc/self/fd/{descriptor}"))
+        fsync(descriptor)
+
+    monkeypatch.setattr(os, "fsync", recording_fsync)
+    wal = str(tmp_path / "execd.db-wal")
+
+    def ending(name: str) -> Callable[[Connection], str]:
+        def work(conn: Connection) -> str:
+            must_reach_disk(conn)
+            return _add_tenant(name)(conn)
+
+        return work
+
+    async def scenario(db: Database) -> None:
+        await db.write(_add_tenant("plain"), durable=False)
+        assert flushed == []
+        await db.write(ending("ending"), durable=False)
+        assert flushed == [wal]
+        await db.write(ending("durable"))  # its commit waited for the disk itself
+        assert flushed == [wal]
+        works = [_add_tenant("q0"), ending("q1"), _add_tenant("q2")]
+        results = await _queued_behind_one(db, "q", works, durable=False)
+        assert results == ["q0", "q1", "q2"]
+        assert flushed == [wal, wal]  # once for the three that shared a commit
+        assert await _names(db, "q") == {"q-first", "q0", "q1", "q2"}
+
+    _on_sqlite(tmp_path, scenario)
 
 
 def test_a_caller_cancelled_while_its_write_is_queued_leaves_the_others_answered(

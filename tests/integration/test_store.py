@@ -19,10 +19,18 @@ from execd.domain.executions import Execution, NewExecution
 from execd.domain.states import Priority, Status
 from execd.engine.accounts import AccountService
 from execd.store.accounts import Accounts
-from execd.store.changes import Change
+from execd.store.changes import NOW, Change
 from execd.store.clock import now_of
 from execd.store.database import Database, sync_url
-from execd.store.queue import EXPIRED, HELD_BY, READY, Queue, Submitted, device_ready_query
+from execd.store.queue import (
+    EXPIRED,
+    HELD_BY,
+    READY,
+    Inline,
+    Queue,
+    Submitted,
+    device_ready_query,
+)
 from execd.store.queue import cancel as cancel_module
 from execd.store.queue import submit as submit_module
 from execd.store.schema import execution_events, executions, metadata
@@ -82,6 +90,109 @@ def test_claim_takes_highest_priority_then_oldest_and_honours_the_limit(with_db:
         second = await queue.claim(worker_id=1, limit=10, lease=30)
         assert [e.id for e in second] == [made[4].id, made[2].id, made[0].id]
         assert await queue.claim(worker_id=1, limit=10, lease=30) == []
+
+    with_db(scenario)
+
+
+def _inline(settle: Callable[[Execution], list[Change]] | None = None, limit: int = 2) -> Inline:
+    """Built-ins (runner `local`) run in the claim, as a worker has them."""
+
+    def started_and_ended(e: Execution) -> list[Change]:
+        return [
+            Change(e.id, Status.RUNNING, fence=e.fence, values={"started": NOW}),
+            Change(e.id, Status.COMPLETED, fence=e.fence, values={"result": e.id}, settle=True),
+        ]
+
+    return Inline(frozenset({"local"}), settle or started_and_ended, limit)
+
+
+async def _history(db: Database, execution_id: int) -> list[tuple[Any, ...]]:
+    query = (
+        select(
+            execution_events.c.from_status,
+            execution_events.c.to_status,
+            execution_events.c.worker_id,
+        )
+        .where(execution_events.c.execution_id == execution_id)
+        .order_by(execution_events.c.id)
+    )
+    return await db.read(lambda conn: [tuple(r) for r in conn.execute(query)])
+
+
+def test_a_claim_runs_and_ends_inline_work_beside_its_free_slots(with_db: Run) -> None:
+    async def scenario(db: Database) -> None:
+        tenant, project = await _project(db)
+        queue = Queue(db)
+        shell = {"runner": "command", "entry_point": "true", "action_ref": "t.shell"}
+        made = await _submit(
+            queue,
+            [
+                _new(tenant, project, **shell),
+                _new(tenant, project),
+                _new(tenant, project),
+                _new(tenant, project, **shell),
+                _new(tenant, project),
+            ],
+        )
+        claimed = await queue.claim(worker_id=7, limit=1, lease=30, inline=_inline())
+        # One slot: the oldest shell command; two built-ins run in the claim beside it.
+        assert [(e.id, e.status) for e in claimed] == [
+            (made[0].id, Status.SCHEDULED),
+            (made[1].id, Status.COMPLETED),
+            (made[2].id, Status.COMPLETED),
+        ]
+        rows = await db.read(
+            lambda conn: {
+                r.id: r
+                for r in conn.execute(
+                    select(executions).where(executions.c.id.in_([e.id for e in made]))
+                )
+            }
+        )
+        ended = rows[made[1].id]
+        assert (ended.status, ended.result, ended.worker_id, ended.lease_expires) == (
+            "completed",
+            made[1].id,
+            7,
+            None,
+        )
+        assert ended.started is not None and ended.ended is not None
+        assert await _history(db, made[1].id) == [
+            (None, "requested", None),
+            ("requested", "scheduling", None),
+            ("scheduling", "scheduled", 7),
+            ("scheduled", "running", 7),
+            ("running", "completed", 7),
+        ]
+        assert [rows[e.id].status for e in made[3:]] == ["scheduling", "scheduling"]
+        # No free slot: the built-in is run, the shell command before it waits for one.
+        rest = await queue.claim(worker_id=7, limit=0, lease=30, inline=_inline())
+        assert [(e.id, e.status) for e in rest] == [(made[4].id, Status.COMPLETED)]
+        assert await queue.claim(worker_id=7, limit=0, lease=30, inline=_inline()) == []
+        (shell_command,) = await queue.claim(worker_id=7, limit=1, lease=30, inline=_inline())
+        assert (shell_command.id, shell_command.status) == (made[3].id, Status.SCHEDULED)
+
+    with_db(scenario)
+
+
+def test_inline_work_whose_outcome_cannot_be_stored_stays_claimed_for_the_worker(
+    with_db: Run,
+) -> None:
+    async def scenario(db: Database) -> None:
+        tenant, project = await _project(db)
+        queue = Queue(db)
+        made = await _submit(queue, [_new(tenant, project) for _ in range(3)])
+
+        def unstorable(e: Execution) -> list[Change]:
+            if e.id == made[1].id:
+                raise RuntimeError("the built-in broke")
+            return [Change(e.id, Status.COMPLETED, fence=e.fence, values={"result": object()})]
+
+        claimed = await queue.claim(1, 0, 30, inline=_inline(unstorable, limit=3))
+        # Nothing of the outcomes is stored; the claim is, and the worker runs them.
+        assert [(e.id, e.status) for e in claimed] == [(e.id, Status.SCHEDULED) for e in made]
+        for execution in made:
+            assert (await _history(db, execution.id))[-1] == ("scheduling", "scheduled", 1)
 
     with_db(scenario)
 

@@ -27,21 +27,22 @@ from execd.domain.flows import FLOW_RUNNER
 from execd.domain.states import Status
 from execd.engine.batching import GroupCommit
 from execd.engine.sealing import Sealer, SealError
-from execd.runners.base import RunContext, Runner
+from execd.runners.base import InlineRunner, RunContext, Runner
 from execd.runners.paths import ExecutionPaths
 from execd.runners.process import inherited_environment
 from execd.runners.sandbox import Sandbox, Unsandboxed
 from execd.store.artifacts import ArtifactStore
 from execd.store.changes import NOW, Change
-from execd.store.queue import Queue
+from execd.store.queue import Inline, Queue
 from execd.store.signals import CANCEL, JOBS, Signals
 from execd.store.workers import ACTIVE, DRAINING, OFFLINE, WorkerRegistry
 
 log = structlog.get_logger(__name__)
 
 PROGRESS_FLUSH_SECONDS = 0.5
-# Runners that finish inside the worker at once (no process, no I/O).
-INLINE_RUNNERS = frozenset({"local"})
+# How many executions of inline runners (built-ins that end at once, see
+# runners/base.py InlineRunner) one claim may run and end besides the free slots.
+INLINE_PER_CLAIM = 200
 
 
 @dataclass(frozen=True)
@@ -105,6 +106,8 @@ class Worker:
         self._ready = asyncio.Event()
         self._inherited_env = inherited_environment(config.action_env)
         self._renewed_at = time.monotonic()  # when the last lease renewal was asked for
+        inline = frozenset(n for n, r in runners.items() if isinstance(r, InlineRunner))
+        self._inline = Inline(inline, self._settle, INLINE_PER_CLAIM) if inline else None
 
     def stop(self) -> None:
         """Stop claiming, let running work finish (up to the shutdown grace), hand back the rest."""
@@ -174,16 +177,21 @@ class Worker:
             try:
                 if likely or await self.queue.has_work(self.config.devices):
                     claimed = await self.queue.claim(
-                        self.id, free, self.config.lease_seconds, self.config.devices
+                        self.id,
+                        free,
+                        self.config.lease_seconds,
+                        self.config.devices,
+                        self._inline,
                     )
             except Exception as exc:  # the database may be briefly unreachable
                 log.warning("claim_failed", error=str(exc))
                 await _wait_any(self._stopping, timeout=self.config.poll_seconds)
                 continue
-            for execution in claimed:
+            started = [e for e in claimed if e.status is Status.SCHEDULED]
+            for execution in started:
                 self._start(execution)
-            if len(claimed) == free:
-                continue
+            if len(started) == free or len(started) < len(claimed):
+                continue  # more may be ready: the claim took all it could, or ran some
             timeout = self.config.poll_seconds
             with contextlib.suppress(Exception):
                 due = await self.queue.next_due()
@@ -219,13 +227,7 @@ class Worker:
         if previous is not None:
             await asyncio.gather(previous, return_exceptions=True)
         entry = self.running[execution.id]
-        start = Change(
-            execution.id,
-            Status.RUNNING,
-            fence=execution.fence,
-            values={"started": NOW},
-            message=f"started by worker {self.config.name}",
-        )
+        start = self._start_change(execution)
         paths = ExecutionPaths(
             # Each attempt (fence) has its own scratch directory.
             run_dir=self.config.work_root / f"{execution.uuid}-{execution.fence}",
@@ -242,13 +244,6 @@ class Worker:
                 )
             )
             return
-        if execution.runner in INLINE_RUNNERS:
-            # Done in microseconds inside the worker: start and end are written together.
-            outcome = await self._run(entry, execution, paths)
-            if outcome is not None:
-                finish = self._report_final(self._finish_change(execution, outcome))
-                await asyncio.gather(self._reports(start), finish)
-            return
         if await self._reports(start) is None:
             return  # cancelled before it started, or no longer ours
         running = replace(execution, status=Status.RUNNING)
@@ -259,6 +254,33 @@ class Worker:
                 await asyncio.to_thread(files.remove_tree, paths.run_dir)
         if outcome is not None:
             await self._report_final(self._finish_change(execution, outcome))
+
+    def _settle(self, execution: Execution) -> list[Change]:
+        """(In the claim's transaction, database thread) Run an execution of an inline
+        runner: the changes that start and end it."""
+        runner: InlineRunner = self.runners[execution.runner]  # type: ignore[assignment]
+        opened = self._opened(execution)
+        outcome = opened if isinstance(opened, Outcome) else runner.settle(opened)
+        return [self._start_change(execution), self._finish_change(execution, outcome)]
+
+    def _start_change(self, execution: Execution) -> Change:
+        return Change(
+            execution.id,
+            Status.RUNNING,
+            fence=execution.fence,
+            values={"started": NOW},
+            message=f"started by worker {self.config.name}",
+        )
+
+    def _opened(self, execution: Execution) -> Execution | Outcome:
+        """The execution with its secret values opened, for the run only (they are never
+        stored opened), or the failure to open them."""
+        try:
+            opened = self.sealer.open_values(execution.parameters, execution.secrets)
+        except SealError as exc:
+            log.error("secret_unopened", execution=execution.id, error=exc.message)
+            return Outcome(Status.FAILED, error=f"not run: {exc.message}")
+        return replace(execution, parameters=opened)
 
     def _finish_change(self, execution: Execution, outcome: Outcome) -> Change:
         latest = self._latest.get(execution.id, {})
@@ -321,12 +343,10 @@ class Worker:
         runner = self.runners.get(execution.runner)
         if runner is None:
             return Outcome(Status.FAILED, error=f"no runner called {execution.runner!r}")
-        try:  # secret values are opened here, for the run only (never stored opened)
-            opened = self.sealer.open_values(execution.parameters, execution.secrets)
-        except SealError as exc:
-            log.error("secret_unopened", execution=execution.id, error=exc.message)
-            return Outcome(Status.FAILED, error=f"not run: {exc.message}")
-        execution = replace(execution, parameters=opened)
+        opened = self._opened(execution)
+        if isinstance(opened, Outcome):
+            return opened
+        execution = opened
         ctx = RunContext(
             execution=execution,
             paths=paths,

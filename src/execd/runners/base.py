@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 from execd.domain.executions import Execution, Outcome
 from execd.runners.paths import ExecutionPaths
@@ -37,3 +37,11 @@ class Runner(Protocol):
         ...
 
     async def close(self) -> None: ...
+
+
+@runtime_checkable
+class InlineRunner(Runner, Protocol):
+    """A runner whose actions end at once, touch nothing outside the worker and cannot
+    hang: the worker may run them inside the transaction that claims them."""
+
+    def settle(self, execution: Execution) -> Outcome: ...

@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import contextlib
+import os
 import threading
 from collections.abc import Callable
 from pathlib import Path
@@ -39,6 +40,7 @@ Queued = tuple[Callable[[Connection], Any], bool, Outcome[Any]]  # (work, durabl
 _SIGNALS = "execd_signals"
 _SYNCHRONOUS = "execd_synchronous"
 _CURSORS = "execd_cursors"
+_TO_DISK = "execd_to_disk"
 RETRYABLE_SQLSTATES = frozenset({"40P01", "40001"})  # deadlock detected, serialization failure
 TRANSACTION_ATTEMPTS = 5
 
@@ -215,6 +217,7 @@ class Database:
                 try:
                     with conn.begin():
                         result = _finished(work, conn)
+                    self._to_disk(conn)
                 except DBAPIError as exc:
                     # PostgreSQL chose this transaction to break a deadlock (or a
                     # serialization conflict): it rolled back whole, so run it again.
@@ -224,6 +227,7 @@ class Database:
                     continue
                 finally:
                     raised: set[str] = conn.info.pop(_SIGNALS, set())
+                    conn.info.pop(_TO_DISK, None)
                     _no_transaction_left(conn)
             return result, raised
         raise AssertionError("unreachable")
@@ -239,6 +243,22 @@ class Database:
         if conn.info.get(_SYNCHRONOUS) != wanted:
             conn.connection.dbapi_connection.execute(f"PRAGMA synchronous={wanted}")  # type: ignore[union-attr]
             conn.info[_SYNCHRONOUS] = wanted
+
+    def _to_disk(self, conn: Connection) -> None:
+        """(SQLite) After a commit that did not wait for the disk but wrote something
+        that must reach it (`must_reach_disk`): flush the WAL to disk before anyone is
+        answered, as the commit of `synchronous=FULL` would have. The WAL is written in
+        order, so the flush carries this transaction and every one before it. A write
+        rolled back to its savepoint asked in vain; the flush is merely early then."""
+        if not conn.info.pop(_TO_DISK, False) or self.backend != "sqlite":
+            return
+        if conn.info.get(_SYNCHRONOUS, self._synchronous) == self._synchronous:
+            return  # the commit waited for the disk itself, or durability was turned down
+        descriptor = os.open(f"{self.url.database}-wal", os.O_RDONLY)
+        try:
+            os.fsync(descriptor)
+        finally:
+            os.close(descriptor)
 
     def _write_queued(self) -> None:
         """(SQLite's writer thread) Write what is queued: alone as it is, or together.
@@ -273,8 +293,13 @@ class Database:
                                     done.append((outcome, _finished(work, conn), None))
                             except Exception as exc:  # rolled back to its savepoint
                                 done.append((outcome, None, exc))
+                    try:
+                        self._to_disk(conn)
+                    except OSError as exc:  # committed, but not known to be on disk
+                        done = [(outcome, None, exc) for outcome, _, _ in done]
                 finally:
                     raised: set[str] = conn.info.pop(_SIGNALS, set())
+                    conn.info.pop(_TO_DISK, None)
                     _no_transaction_left(conn)
         except Exception:
             return False
@@ -363,6 +388,13 @@ def _no_transaction_left(conn: Connection) -> None:
 
 def _threads(count: int, name: str) -> concurrent.futures.ThreadPoolExecutor:
     return concurrent.futures.ThreadPoolExecutor(max_workers=count, thread_name_prefix=name)
+
+
+def must_reach_disk(conn: Connection) -> None:
+    """This transaction, though written with `durable=False`, wrote something that must
+    be on disk before its writer is answered (a claim that also ended work, say). On
+    PostgreSQL every commit already is durable."""
+    conn.info[_TO_DISK] = True
 
 
 def events_written(conn: Connection) -> None:

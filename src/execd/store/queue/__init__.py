@@ -25,7 +25,7 @@ from execd.store.changes import Change
 from execd.store.clock import now_of
 from execd.store.database import Database
 from execd.store.queue import cancel, claim, recovery, submit
-from execd.store.queue.claim import DEVICE_INDEX, READY, device_ready_query
+from execd.store.queue.claim import DEVICE_INDEX, READY, Inline, device_ready_query
 from execd.store.queue.followers import Followers
 from execd.store.queue.recovery import EXPIRED, HELD_BY
 from execd.store.queue.submit import IDEMPOTENCY_INDEX, Refused, Submitted
@@ -36,6 +36,7 @@ __all__ = [
     "EXPIRED",
     "HELD_BY",
     "READY",
+    "Inline",
     "Queue",
     "Refused",
     "Submitted",
@@ -94,19 +95,29 @@ class Queue:
         return await self.db.read(claim.next_due)
 
     async def claim(
-        self, worker_id: int, limit: int, lease: float, devices: Sequence[str] = ()
+        self,
+        worker_id: int,
+        limit: int,
+        lease: float,
+        devices: Sequence[str] = (),
+        inline: Inline | None = None,
     ) -> list[Execution]:
         """Take up to `limit` ready executions, highest priority first, then oldest:
-        work bound to no device, and work bound to one of `devices`."""
+        work bound to no device, and work bound to one of `devices`. With `inline`, up
+        to `inline.limit` more of its runners are run and ended in the claim's
+        transaction; they come back ended, the rest `scheduled`."""
         key = tuple(sorted(set(devices)))
         ready = self._device_ready.get(key) if key else None
         if key and ready is None:
             ready = self._device_ready[key] = device_ready_query(key)
         # Not durable on SQLite (see Database.write): a claim lost in a power cut leaves
         # the execution claimable again, and the worker that took it is gone with it.
+        # Work it also ended is flushed to disk before the answer (must_reach_disk).
         claimed: list[Execution] = await self._write_racing(
             DEVICE_INDEX,
-            lambda conn: claim.claim(self.transitions, conn, ready, worker_id, limit, lease),
+            lambda conn: claim.claim(
+                self.transitions, conn, ready, worker_id, limit, lease, inline
+            ),
             durable=False,
         )
         return claimed

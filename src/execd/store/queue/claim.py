@@ -3,23 +3,29 @@ leases."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, replace
 from typing import Any
 
+import structlog
 from sqlalchemy import Connection, Integer, Select, bindparam, or_, select, text, update
 
 from execd.domain.executions import Execution
 from execd.domain.states import LEASED, Status
 from execd.store.changes import Change
 from execd.store.clock import now_of
+from execd.store.database import must_reach_disk
 from execd.store.queue.transitions import Transitions, event_row, log_events
 from execd.store.rows import to_execution
 from execd.store.schema import executions as ex
 
+log = structlog.get_logger(__name__)
+
+CANDIDATE = (ex.c.id, ex.c.device_id, ex.c.parent_id, ex.c.priority, ex.c.runner)
 # The hot statements are built once: building and keying a statement costs more than
 # running it on a small batch.
 READY = (
-    select(ex.c.id, ex.c.device_id, ex.c.parent_id, ex.c.priority)
+    select(*CANDIDATE)
     .where(ex.c.status == Status.SCHEDULING, ex.c.device_id.is_(None))
     .order_by(ex.c.priority.desc(), ex.c.id)
     .limit(bindparam("limit", type_=Integer))
@@ -43,7 +49,7 @@ def device_ready_query(devices: Sequence[str]) -> Select[Any]:
     A top-level execution takes its device only while no other holds it; its steps
     (children of the holder) may run."""
     return (
-        select(ex.c.id, ex.c.device_id, ex.c.parent_id, ex.c.priority)
+        select(*CANDIDATE)
         .where(
             ex.c.status == Status.SCHEDULING,
             ex.c.device_id.in_(sorted(devices)),
@@ -108,6 +114,19 @@ def next_due(conn: Connection) -> float | None:
     return None if first is None else max(0.0, first - now)
 
 
+@dataclass(frozen=True)
+class Inline:
+    """Work a worker runs inside the transaction that claims it: executions of
+    `runners`, up to `limit` per claim beside the claim's own limit (they hold no
+    slot), among the first of the ready queue (as many as both limits together).
+    `settle` (called in the database thread) gives the changes that start and end
+    one of them."""
+
+    runners: frozenset[str]
+    settle: Callable[[Execution], Sequence[Change]]
+    limit: int
+
+
 def claim(
     t: Transitions,
     conn: Connection,
@@ -115,26 +134,21 @@ def claim(
     worker_id: int,
     limit: int,
     lease: float,
+    inline: Inline | None = None,
 ) -> list[Execution]:
-    """Take up to `limit` ready executions, highest priority first, then oldest."""
+    """Take up to `limit` ready executions, highest priority first, then oldest, and
+    with `inline` up to `inline.limit` more of its runners, which are run and ended
+    here: those come back ended, the others `scheduled`."""
     now = now_of(conn)
     promote_due(t, conn, now)
+    extra = inline.limit if inline is not None else 0
     # Two statements, not UPDATE ... WHERE id IN (SELECT ... LIMIT): PostgreSQL may
     # evaluate such a subquery more than once and claim more than `limit` rows.
-    candidates = list(conn.execute(READY, {"limit": limit}))
+    candidates = list(conn.execute(READY, {"limit": limit + extra}))
     if device_ready is not None:  # each part from its own index, merged here
-        candidates += conn.execute(device_ready, {"limit": limit})
+        candidates += conn.execute(device_ready, {"limit": limit + extra})
         candidates.sort(key=lambda r: (-r.priority, r.id))
-    ids: list[int] = []
-    taken: set[str] = set()
-    for row in candidates:
-        if len(ids) == limit:
-            break
-        if row.device_id is not None and row.parent_id is None:
-            if row.device_id in taken:
-                continue  # one top-level execution per device, in this batch too
-            taken.add(row.device_id)
-        ids.append(row.id)
+    ids = _chosen(candidates, limit, inline.runners if inline is not None else frozenset(), extra)
     if not ids:
         return []
     rows = conn.execute(
@@ -149,7 +163,62 @@ def claim(
                 for e in claimed
             ],
         )
+    if inline is not None:
+        claimed = _settle(t, conn, now, claimed, inline)
     return claimed
+
+
+def _chosen(candidates: list[Any], limit: int, inline: frozenset[str], extra: int) -> list[int]:
+    """The ids to claim: up to `limit` that take a slot, up to `extra` run inline; a
+    top-level execution bound to a device only if no other of this batch takes it."""
+    ids: list[int] = []
+    taken: set[str] = set()
+    slots = settled = 0
+    for row in candidates:
+        if row.runner in inline:
+            if settled == extra:
+                continue
+        elif slots == limit:
+            continue
+        if row.device_id is not None and row.parent_id is None:
+            if row.device_id in taken:
+                continue  # one top-level execution per device, in this batch too
+            taken.add(row.device_id)
+        if row.runner in inline:
+            settled += 1
+        else:
+            slots += 1
+        ids.append(row.id)
+        if slots == limit and settled == extra:
+            break
+    return ids
+
+
+def _settle(
+    t: Transitions, conn: Connection, now: float, claimed: list[Execution], inline: Inline
+) -> list[Execution]:
+    """Run and end the inline work of a claim in its transaction. If writing their
+    outcomes fails, they stay claimed (rolled back to a savepoint) and the worker runs
+    them as any other; a poison outcome cannot make the claim itself fail."""
+    changes: list[Change] = []
+    for execution in claimed:
+        if execution.runner in inline.runners:
+            try:
+                changes += inline.settle(execution)
+            except Exception:  # left to the worker, which reports what went wrong
+                log.exception("inline_run_failed", execution=execution.id)
+    if not changes:
+        return claimed
+    try:
+        with conn.begin_nested():
+            states = t.apply(conn, now, changes, retries=True)
+    except Exception:
+        log.exception("inline_settle_failed", count=len(changes))
+        return claimed
+    # An outcome is an answer to nobody yet, but it is stored as durably as any.
+    must_reach_disk(conn)
+    ended = {s.id: s.status for s in states if s is not None}
+    return [replace(e, status=ended.get(e.id, e.status)) for e in claimed]
 
 
 def promote_due(t: Transitions, conn: Connection, now: float) -> int:
