@@ -275,6 +275,8 @@ class Worker:
     def _opened(self, execution: Execution) -> Execution | Outcome:
         """The execution with its secret values opened, for the run only (they are never
         stored opened), or the failure to open them."""
+        if not execution.secrets:
+            return execution
         try:
             opened = self.sealer.open_values(execution.parameters, execution.secrets)
         except SealError as exc:
