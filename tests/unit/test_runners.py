@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import json
 import os
 import subprocess
@@ -8,6 +9,7 @@ from dataclasses import replace
 from pathlib import Path
 
 import pytest
+import uvloop
 
 from execd.domain.executions import Execution
 from execd.domain.states import Priority, Status
@@ -179,6 +181,47 @@ def test_processes_left_in_the_background_end_with_the_run(tmp_path: Path) -> No
     assert run.return_code == 0
     pid = int(run.stdout_tail)
     wait_for(lambda: process_gone(pid), timeout=10, message=f"background sleep {pid} gone")
+
+
+@pytest.mark.parametrize("loop", ["asyncio", "uvloop"])
+def test_a_run_closes_its_own_descriptors_once_and_no_one_elses(tmp_path: Path, loop: str) -> None:
+    """Other threads of a worker open files and connections while runs end: a pipe's
+    number closed twice would close whatever took the number in between."""
+
+    def open_descriptors() -> set[str]:
+        return set(os.listdir("/proc/self/fd"))
+
+    async def runs() -> tuple[set[str], set[str], list[int]]:
+        before = open_descriptors()
+        argv = ["/bin/sh", "-c", "echo o; echo e >&2"]
+        for _ in range(3):
+            done = await run_process(_context(tmp_path), argv, {})
+            assert done.stdout_tail == "o\n" and done.stderr_tail == "e\n"
+        # Ended the way a timeout ends a run: cancelled while it still writes.
+        ctx = _context(tmp_path / "cancelled")
+        script = "echo started; while :; do echo more; sleep 0.01; done"
+        run = asyncio.create_task(run_process(ctx, ["/bin/sh", "-c", script], {}))
+        log = ctx.paths.stdout_file
+        await asyncio.to_thread(wait_for, lambda: log.exists() and log.stat().st_size)
+        run.cancel()
+        await asyncio.gather(run, return_exceptions=True)
+        after = open_descriptors()
+        # The numbers the pipes had are free now: these take them, and must keep them.
+        taken = [os.open(os.devnull, os.O_RDONLY) for _ in range(8)]
+        gc.collect()
+        await asyncio.sleep(0.05)
+        lost = []
+        for fd in taken:
+            try:
+                os.fstat(fd)
+                os.close(fd)
+            except OSError:
+                lost.append(fd)
+        return before, after, lost
+
+    before, after, lost = uvloop.run(runs()) if loop == "uvloop" else asyncio.run(runs())
+    assert after == before
+    assert lost == []
 
 
 def test_actions_inherit_only_what_programs_need(

@@ -308,6 +308,7 @@ async def run_process(ctx: RunContext, argv: list[str], env: dict[str, str]) -> 
         for pump in pumps:
             pump.cancel()
         await asyncio.gather(watcher, *pumps, return_exceptions=True)
+        process.close()
         stdout.close()
         stderr.close()
         # Processes left in the run's group (a `cmd &` in a script) must not outlive it.

@@ -5,6 +5,12 @@ runs on) leaves descriptors of the worker's own open in the child: the action co
 read or write the service's pipes, or another run's sandbox arguments. So the process
 is started by `subprocess.Popen` (close_fds: only stdio and `pass_fds` cross), its
 output read through the loop, and its end awaited through a pidfd.
+
+The output pipes are read through readiness callbacks on descriptors this module owns
+and closes exactly once. uvloop's `connect_read_pipe` must not be used for them: libuv
+closes the pipe's descriptor and the file object closes the same number again later
+(when the garbage collector gets to them), and a thread that opened something in
+between (a database connection, a log file) loses it to the second close.
 """
 
 from __future__ import annotations
@@ -13,9 +19,10 @@ import asyncio
 import os
 import subprocess
 from collections.abc import Sequence
-from functools import partial
 from pathlib import Path
-from typing import Protocol
+from typing import IO, Protocol
+
+CHUNK = 65536
 
 
 class Child(Protocol):
@@ -27,23 +34,76 @@ class Child(Protocol):
 
     async def wait(self) -> int: ...
 
+    def close(self) -> None:
+        """The run is over: its pipes go, read to the end or not."""
+
+
+class _Pipe:
+    """One output pipe, fed into a StreamReader by the loop's readiness callbacks."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, pipe: IO[bytes]) -> None:
+        self.reader = asyncio.StreamReader()
+        self._loop = loop
+        self._pipe: IO[bytes] | None = pipe
+        self._fd = pipe.fileno()
+        os.set_blocking(self._fd, False)
+        loop.add_reader(self._fd, self._readable)
+
+    def _readable(self) -> None:
+        try:
+            data = os.read(self._fd, CHUNK)
+        except (BlockingIOError, InterruptedError):
+            return
+        except OSError as exc:
+            self.close()
+            self.reader.set_exception(exc)
+            return
+        if data:
+            self.reader.feed_data(data)
+        else:
+            self.close()
+            self.reader.feed_eof()
+
+    def close(self) -> None:
+        if self._pipe is not None:
+            self._loop.remove_reader(self._fd)
+            self._pipe.close()
+            self._pipe = None
+
 
 class _Started:
     def __init__(
-        self,
-        popen: subprocess.Popen[bytes],
-        stdout: asyncio.StreamReader,
-        stderr: asyncio.StreamReader,
-        exited: asyncio.Future[int],
+        self, popen: subprocess.Popen[bytes], pipes: list[_Pipe], exited: asyncio.Future[int]
     ) -> None:
         self.popen = popen
         self.pid = popen.pid
-        self.stdout: asyncio.StreamReader | None = stdout
-        self.stderr: asyncio.StreamReader | None = stderr
+        self.stdout: asyncio.StreamReader | None = pipes[0].reader
+        self.stderr: asyncio.StreamReader | None = pipes[1].reader
+        self._pipes = pipes
         self._exited = exited
 
     async def wait(self) -> int:
         return await asyncio.shield(self._exited)
+
+    def close(self) -> None:
+        for pipe in self._pipes:
+            pipe.close()
+
+
+class _Asyncio:
+    """asyncio's own process (not Linux): its transports close their pipes."""
+
+    def __init__(self, process: asyncio.subprocess.Process) -> None:
+        self._process = process
+        self.pid = process.pid
+        self.stdout = process.stdout
+        self.stderr = process.stderr
+
+    async def wait(self) -> int:
+        return await self._process.wait()
+
+    def close(self) -> None:
+        return None
 
 
 async def spawn(
@@ -51,7 +111,7 @@ async def spawn(
 ) -> Child:
     """Start `argv` in a session of its own, stdin empty, stdout and stderr piped."""
     if not hasattr(os, "pidfd_open"):  # not Linux: asyncio's own (the sandbox is Linux's)
-        return await asyncio.create_subprocess_exec(
+        process = await asyncio.create_subprocess_exec(
             *argv,
             cwd=cwd,
             env=env,
@@ -61,6 +121,7 @@ async def spawn(
             start_new_session=True,
             pass_fds=pass_fds,
         )
+        return _Asyncio(process)
     loop = asyncio.get_running_loop()
     # A fork and an exec (vfork on Linux): as quick as the loop's own way of starting one.
     popen = subprocess.Popen(  # noqa: ASYNC220
@@ -74,12 +135,11 @@ async def spawn(
         close_fds=True,
         pass_fds=tuple(pass_fds),
     )
+    pipes: list[_Pipe] = []
     try:
-        readers = []
         for pipe in (popen.stdout, popen.stderr):
-            reader = asyncio.StreamReader()
-            await loop.connect_read_pipe(partial(asyncio.StreamReaderProtocol, reader), pipe)
-            readers.append(reader)
+            assert pipe is not None
+            pipes.append(_Pipe(loop, pipe))
         exited: asyncio.Future[int] = loop.create_future()
         pidfd = os.pidfd_open(popen.pid)
 
@@ -91,7 +151,9 @@ async def spawn(
 
         loop.add_reader(pidfd, on_exit)
     except BaseException:
+        for started in pipes:
+            started.close()
         popen.kill()
         popen.wait()
         raise
-    return _Started(popen, readers[0], readers[1], exited)
+    return _Started(popen, pipes, exited)
