@@ -4,7 +4,9 @@ the writes that queue up behind the one being written share the next commit."""
 from __future__ import annotations
 
 import asyncio
+import fcntl
 import os
+import stat
 import threading
 import uuid
 from collections.abc import Awaitable, Callable
@@ -179,6 +181,35 @@ def test_a_relaxed_write_that_must_reach_disk_is_on_disk_before_it_returns(
         assert results == ["q0", "q1", "q2"]
         assert flushed == [wal, wal]  # once for the three that shared a commit
         assert await _names(db, "q") == {"q-first", "q0", "q1", "q2"}
+
+    _on_sqlite(tmp_path, scenario)
+
+
+def test_processes_sharing_an_sqlite_file_take_turns_to_write(tmp_path: Path) -> None:
+    """Each write holds `<db>-writer.lock` from BEGIN to COMMIT: while another process
+    holds it the write waits (it neither fails nor goes ahead), it goes ahead once the
+    lock is let go, and a write that fails lets go of it too."""
+    turn = tmp_path / "execd.db-writer.lock"
+
+    async def scenario(db: Database) -> None:
+        assert await db.write(_add_tenant("turn-first")) == "turn-first"
+        assert stat.S_IMODE(turn.stat().st_mode) == 0o600
+        other = os.open(turn, os.O_RDWR)  # an open file of its own: another process's hold
+        try:
+            fcntl.flock(other, fcntl.LOCK_EX)
+            waiting = asyncio.create_task(db.write(_add_tenant("turn-waiting")))
+            await asyncio.sleep(0.3)
+            assert not waiting.done()
+            assert await _names(db, "turn-") == {"turn-first"}
+            fcntl.flock(other, fcntl.LOCK_UN)
+            assert await asyncio.wait_for(waiting, 10) == "turn-waiting"
+            with pytest.raises(ValueError, match="refused after writing"):
+                await db.write(_add_tenant("turn-refused", fail=True))
+            fcntl.flock(other, fcntl.LOCK_EX | fcntl.LOCK_NB)  # free: raises if still held
+            fcntl.flock(other, fcntl.LOCK_UN)
+        finally:
+            os.close(other)
+        assert await _names(db, "turn-") == {"turn-first", "turn-waiting"}
 
     _on_sqlite(tmp_path, scenario)
 
