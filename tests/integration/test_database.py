@@ -214,6 +214,19 @@ def test_processes_sharing_an_sqlite_file_take_turns_to_write(tmp_path: Path) ->
     _on_sqlite(tmp_path, scenario)
 
 
+def test_a_turn_that_cannot_be_taken_leaves_writes_going(tmp_path: Path) -> None:
+    """A lock file the process cannot open (here a directory in its place) turns the
+    turns off for that process: its writes go ahead, waiting in SQLite as before."""
+    (tmp_path / "execd.db-writer.lock").mkdir()
+
+    async def scenario(db: Database) -> None:
+        assert await db.write(_add_tenant("off-1")) == "off-1"
+        assert await db.write(_add_tenant("off-2")) == "off-2"
+        assert await _names(db, "off-") == {"off-1", "off-2"}
+
+    _on_sqlite(tmp_path, scenario)
+
+
 def test_a_caller_cancelled_while_its_write_is_queued_leaves_the_others_answered(
     tmp_path: Path,
 ) -> None:

@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import orjson
+import structlog
 from sqlalchemy import Connection, Double, Engine, create_engine, event, select, text
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import DBAPIError
@@ -38,6 +39,8 @@ from execd.store.signals import CANCEL, EVENTS, JOBS, Signals, SocketRelay, list
 T = TypeVar("T")
 Outcome = concurrent.futures.Future  # a queued write's (result, signals raised)
 Queued = tuple[Callable[[Connection], Any], bool, Outcome[Any]]  # (work, durable, outcome)
+log = structlog.get_logger(__name__)
+
 _SIGNALS = "execd_signals"
 _SYNCHRONOUS = "execd_synchronous"
 _CURSORS = "execd_cursors"
@@ -162,13 +165,28 @@ class WriterTurn:
         if self._path is None:
             yield
             return
-        if self._fd is None:  # opened at the first write: the file's directory exists then
-            self._fd = os.open(self._path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        if self._fd is None and not self._open():
+            yield
+            return
+        assert self._fd is not None
         fcntl.flock(self._fd, fcntl.LOCK_EX)
         try:
             yield
         finally:
             fcntl.flock(self._fd, fcntl.LOCK_UN)
+
+    def _open(self) -> bool:
+        """Opened at the first write (the file's directory exists by then). A lock file
+        this process cannot open (another user's, a read-only directory) leaves it
+        writing without turns, as before them, rather than not writing at all."""
+        assert self._path is not None
+        try:
+            self._fd = os.open(self._path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        except OSError as exc:
+            log.warning("writer_turns_off", path=str(self._path), error=str(exc))
+            self._path = None
+            return False
+        return True
 
     def close(self) -> None:
         if self._fd is not None:
