@@ -140,6 +140,20 @@ def spawned(
             if server.poll() is not None:
                 raise SystemExit(f"server exited:\n{(root / 'server.log').read_text()}")
             time.sleep(0.1)
+        # The API answers before its worker processes have started (a second or more of
+        # imports): jobs submitted then would wait for them, a start-up cost in the
+        # figures. So a run begins once the workers it will have are registered.
+        no_workers = env.get("EXECD_WORKER_PROCESSES") == "0" and env.get(
+            "EXECD_EMBEDDED_WORKERS"
+        ) in {"0", "false"}
+        if not no_workers:
+            headers = {"Authorization": f"Bearer {token}"}
+            while time.monotonic() < deadline:
+                with contextlib.suppress(httpx.HTTPError, ValueError):
+                    found = httpx.get(url + "/api/v1/workers", headers=headers, timeout=2)
+                    if len(found.json()["data"]) >= 1 + worker_processes:
+                        break
+                time.sleep(0.1)
         yield Spawned(url, token, server)
     finally:
         for process in [*workers, server]:
