@@ -162,11 +162,8 @@ class WriterTurn:
 
     @contextlib.contextmanager
     def __call__(self) -> Iterator[None]:
-        if self._path is None:
-            yield
-            return
-        if self._fd is None and not self._open():
-            yield
+        if self._path is None or (self._fd is None and not self._open()):
+            yield  # no turns: PostgreSQL, an in-memory database, a lock file out of reach
             return
         assert self._fd is not None
         fcntl.flock(self._fd, fcntl.LOCK_EX)
