@@ -48,6 +48,8 @@ class Settings(BaseSettings):
     # the key file `secret-key` in the data directory, made on first start).
     secret_key: SecretStr | None = None
     token_cache_seconds: float = 30.0
+    # How long a dashboard sign-in lasts before the browser must sign in again.
+    dashboard_session_hours: float = Field(default=12.0, gt=0, le=24 * 30)
     auto_migrate: bool = True
     log_level: str = "info"
 

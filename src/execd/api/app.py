@@ -8,7 +8,7 @@ from contextlib import asynccontextmanager
 from fastapi import Depends, FastAPI
 
 from execd import __version__
-from execd.api import errors, health
+from execd.api import dashboard, errors, health
 from execd.api.deps import screen_request
 from execd.api.dialects import flows, tenant, v1
 from execd.api.responses import Json
@@ -47,10 +47,11 @@ def create_app(
         dependencies=[Depends(screen_request)],
     )
     app.state.runtime = runtime
-    errors.install(app, [v1.ERRORS, flows.ERRORS, tenant.ERRORS])
+    errors.install(app, [v1.ERRORS, flows.ERRORS, tenant.ERRORS, dashboard.ERRORS])
     app.include_router(health.router)
     app.include_router(v1.router)
     app.include_router(flows.router)
     app.include_router(tenant.router)
     app.include_router(tenant.system_router)
+    dashboard.install(app)
     return app

@@ -11,6 +11,7 @@ import structlog
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException
+from starlette.responses import Response
 
 from execd.api.responses import Json
 from execd.errors import ExecdError
@@ -33,6 +34,8 @@ class ErrorShape:
 
     matches: Callable[[str], bool]
     body: ErrorBody
+    # For paths whose errors are not JSON (the dashboard's pages): the whole response.
+    respond: Callable[[Request, int, ErrorInfo], Response] | None = None
 
 
 def default_body(status: int, info: ErrorInfo) -> dict[str, Any]:
@@ -64,28 +67,32 @@ def describe_validation(errors: Sequence[Any], lead: str = "Invalid request") ->
 
 
 def install(app: FastAPI, shapes: Sequence[ErrorShape]) -> None:
-    def shape_for(request: Request) -> ErrorBody:
+    def shape_for(request: Request) -> ErrorShape | None:
         path = request.url.path
         for shape in shapes:
             if shape.matches(path):
-                return shape.body
-        return default_body
+                return shape
+        return None
 
-    def respond(request: Request, status: int, info: ErrorInfo) -> Json:
+    def respond(request: Request, status: int, info: ErrorInfo) -> Response:
+        shape = shape_for(request)
+        if shape is not None and shape.respond is not None:
+            return shape.respond(request, status, info)
         headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
-        return Json(shape_for(request)(status, info), status_code=status, headers=headers)
+        body = shape.body if shape is not None else default_body
+        return Json(body(status, info), status_code=status, headers=headers)
 
     @app.exception_handler(ExecdError)
-    async def _execd(request: Request, exc: ExecdError) -> Json:
+    async def _execd(request: Request, exc: ExecdError) -> Response:
         return respond(request, exc.status_code, ErrorInfo(exc.message, exc.code, exc.details))
 
     @app.exception_handler(RequestValidationError)
-    async def _invalid(request: Request, exc: RequestValidationError) -> Json:
+    async def _invalid(request: Request, exc: RequestValidationError) -> Response:
         info = ErrorInfo(describe_validation(exc.errors()), "INVALID_INPUT", {})
         return respond(request, 400, info)
 
     @app.exception_handler(HTTPException)
-    async def _http(request: Request, exc: HTTPException) -> Json:
+    async def _http(request: Request, exc: HTTPException) -> Response:
         message = exc.detail if isinstance(exc.detail, str) else "HTTP error"
         if exc.status_code == 404 and message == "Not Found":
             message = f"No such endpoint: {request.method} {request.url.path}"
@@ -93,7 +100,7 @@ def install(app: FastAPI, shapes: Sequence[ErrorShape]) -> None:
         return respond(request, exc.status_code, ErrorInfo(message, code, {}))
 
     @app.exception_handler(Exception)
-    async def _unexpected(request: Request, exc: Exception) -> Json:
+    async def _unexpected(request: Request, exc: Exception) -> Response:
         log.exception("unhandled_error", path=request.url.path)
         info = ErrorInfo("Internal server error", "INTERNAL_ERROR", {})
         return respond(request, 500, info)

@@ -78,6 +78,28 @@ class Execution:
         end = self.ended if self.ended is not None else self.updated
         return max(0.0, end - self.started)
 
+    def elapsed(self, now: float) -> float | None:
+        """Seconds since it started: until it ended, or until `now`."""
+        if self.started is None:
+            return None
+        return max(0.0, (self.ended if self.ended is not None else now) - self.started)
+
+    def estimated_end(self, now: float) -> float | None:
+        """When it ended, or when it should: from the ETA it reported last, else from
+        its percent done so far (None before it starts or reports any)."""
+        if self.ended is not None:
+            return self.ended
+        progress = self.progress or {}
+        if self.started is None:
+            return None
+        if progress.get("eta") is not None:
+            return float(progress.get("at") or now) + float(progress["eta"])
+        percent = progress.get("percent")
+        elapsed = self.elapsed(now)
+        if percent and elapsed is not None and percent > 0:
+            return self.started + elapsed * 100 / float(percent)
+        return None
+
 
 @dataclass(frozen=True)
 class NewExecution:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import secrets
 import time
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from execd.data_dir import made_once
@@ -25,6 +26,17 @@ ADMIN_TOKEN_NAME = "admin"
 TOKEN_PREFIX = "execd_"
 # A token's last use is written at most this often (seconds), by any number of nodes.
 LAST_USED_EVERY = 60.0
+
+
+@dataclass(frozen=True)
+class Session:
+    """A dashboard sign-in. `caller` acts in the project the session shows (an admin's
+    choice among the projects it manages); `token` is the token's own principal."""
+
+    caller: Principal
+    token: Principal
+    csrf: str
+    expires: float
 
 
 def hash_token(token: str) -> str:
@@ -87,6 +99,45 @@ class AccountService:
         )
         self._cache.clear()
         return project, token
+
+    # -- dashboard sessions --------------------------------------------------------------
+    # The browser holds a random session id in an HttpOnly cookie, never the token; the
+    # database holds the id's hash. A session lives until it is signed out, it expires,
+    # or its token is revoked, expires or (the startup token) is replaced.
+
+    async def sign_in(self, token: str, lifetime: float) -> str:
+        """A new session for a valid token: its id (Unauthorized otherwise)."""
+        principal = await self.authenticate(f"Bearer {token}")
+        session_id = secrets.token_urlsafe(32)
+        await self.accounts.add_session(
+            hash_token(session_id),
+            hash_token(token.strip()),
+            principal.project_id,
+            secrets.token_urlsafe(32),
+            lifetime,
+        )
+        return session_id
+
+    async def session(self, session_id: str | None) -> Session:
+        record = await self.accounts.session(hash_token(session_id)) if session_id else None
+        if record is None:
+            raise Unauthorized("Sign in to continue")
+        token = _principal(record.token)
+        caller = token
+        if record.project_id != token.project_id:
+            project = await self.accounts.project(record.project_id)
+            if project is not None and token.manages(project.tenant_id):
+                caller = replace(token, tenant_id=project.tenant_id, project_id=project.id)
+        return Session(caller, token, record.csrf, record.expires)
+
+    async def show_project(self, session_id: str, session: Session, project_id: str) -> None:
+        """Switch what a session shows to another project its token manages."""
+        if project_id != session.token.project_id:
+            await self._project(session.token, project_id)  # NotFound unless managed
+        await self.accounts.show_project(hash_token(session_id), project_id)
+
+    async def sign_out(self, session_id: str) -> None:
+        await self.accounts.end_session(hash_token(session_id))
 
     # -- administration ----------------------------------------------------------------
     # A system admin reaches every tenant, a tenant admin its own: to it another

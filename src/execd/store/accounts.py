@@ -6,13 +6,13 @@ import uuid as uuidlib
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from sqlalchemy import Connection, insert, select, update
+from sqlalchemy import Connection, delete, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from execd.errors import Conflict
 from execd.store.clock import now_of
 from execd.store.database import Database
-from execd.store.schema import projects, tenants, tokens
+from execd.store.schema import dashboard_sessions, projects, tenants, tokens
 
 
 @dataclass(frozen=True)
@@ -28,6 +28,16 @@ class Project:
     tenant_id: str
     name: str
     created: float
+
+
+@dataclass(frozen=True)
+class SessionRecord:
+    """A dashboard sign-in: its live token and the project it shows."""
+
+    token: TokenRecord
+    project_id: str
+    csrf: str
+    expires: float
 
 
 @dataclass(frozen=True)
@@ -217,6 +227,64 @@ class Accounts:
             )
 
         await self.db.write(mark)
+
+    # -- dashboard sessions ---------------------------------------------------------------
+
+    async def add_session(
+        self, id_hash: str, token_hash: str, project_id: str, csrf: str, lifetime: float
+    ) -> None:
+        """A new sign-in; the expired ones of every token go at the same time."""
+
+        def add(conn: Connection) -> None:
+            now = now_of(conn)
+            conn.execute(delete(dashboard_sessions).where(dashboard_sessions.c.expires <= now))
+            conn.execute(
+                insert(dashboard_sessions).values(
+                    id_hash=id_hash,
+                    token_hash=token_hash,
+                    project_id=project_id,
+                    csrf=csrf,
+                    created=now,
+                    expires=now + lifetime,
+                )
+            )
+
+        await self.db.write(add)
+
+    async def session(self, id_hash: str) -> SessionRecord | None:
+        """The unexpired session with this hash, if its token is live."""
+
+        def find(conn: Connection) -> SessionRecord | None:
+            now = now_of(conn)
+            s, t = dashboard_sessions, tokens
+            query = (
+                select(
+                    t, s.c.project_id.label("shown_project"), s.c.csrf, s.c.expires.label("ends")
+                )
+                .join(s, s.c.token_hash == t.c.token_hash)
+                .where(
+                    s.c.id_hash == id_hash,
+                    s.c.expires > now,
+                    t.c.revoked.is_(None),
+                    t.c.expires.is_(None) | (t.c.expires > now),
+                )
+            )
+            row = conn.execute(query).mappings().first()
+            if row is None:
+                return None
+            data = dict(row)
+            shown, csrf, ends = data.pop("shown_project"), data.pop("csrf"), data.pop("ends")
+            return SessionRecord(_token(data), shown, csrf, ends)
+
+        return await self.db.read(find)
+
+    async def show_project(self, id_hash: str, project_id: str) -> None:
+        query = update(dashboard_sessions).where(dashboard_sessions.c.id_hash == id_hash)
+        await self.db.write(lambda conn: conn.execute(query.values(project_id=project_id)))
+
+    async def end_session(self, id_hash: str) -> None:
+        query = delete(dashboard_sessions).where(dashboard_sessions.c.id_hash == id_hash)
+        await self.db.write(lambda conn: conn.execute(query))
 
     async def _first(self, query: Any) -> dict[str, Any] | None:
         def first(conn: Connection) -> dict[str, Any] | None:

@@ -80,6 +80,20 @@ tokens = Table(
     sqlite_autoincrement=True,
 )
 
+# Sign-ins to the dashboard (api/dashboard): the browser's cookie holds the session id,
+# this table its SHA-256 hash, the token it was opened with (by the token's hash: when
+# the startup token is replaced, its sessions end) and the project it shows.
+dashboard_sessions = Table(
+    "dashboard_sessions",
+    metadata,
+    Column("id_hash", String(64), primary_key=True),
+    Column("token_hash", String(64), nullable=False),
+    Column("project_id", Uuid, ForeignKey("projects.id"), nullable=False),
+    Column("csrf", String(64), nullable=False),
+    Column("created", Ts, nullable=False),
+    Column("expires", Ts, nullable=False, index=True),
+)
+
 actions = Table(
     "actions",
     metadata,

@@ -117,23 +117,7 @@ async def _nodes(runtime: Runtime, caller: Principal) -> dict[int, str]:
 
 
 def _elapsed(job: Execution) -> float | None:
-    if job.started is None:
-        return None
-    return max(0.0, (job.ended if job.ended is not None else time.time()) - job.started)
-
-
-def _completion(job: Execution, progress: dict[str, Any]) -> float | None:
-    if job.ended is not None:
-        return job.ended
-    if job.started is None:
-        return None
-    if progress.get("eta") is not None:
-        return float(progress.get("at") or time.time()) + float(progress["eta"])
-    percent = progress.get("percent")
-    elapsed = _elapsed(job)
-    if percent and elapsed is not None and percent > 0:
-        return job.started + elapsed * 100 / float(percent)
-    return None
+    return job.elapsed(time.time())
 
 
 def _percentage(job: Execution, progress: dict[str, Any]) -> float:
@@ -163,7 +147,7 @@ def job_body(job: Execution, nodes: dict[int, str]) -> dict[str, Any]:
         "progress": {
             "percentage": _percentage(job, progress),
             "currentStage": progress.get("stage") or wire.SPELLING[job.status],
-            "estimatedCompletion": wire.iso(_completion(job, progress)),
+            "estimatedCompletion": wire.iso(job.estimated_end(time.time())),
             "elapsedTime": wire.human_seconds(elapsed),
             "elapsedSeconds": None if elapsed is None else round(elapsed, 3),
         },
@@ -207,7 +191,7 @@ def _list_item(job: Execution) -> dict[str, Any]:
         "priority": job.priority.label,
         "progress": _percentage(job, progress),
         "startTime": wire.iso(job.started),
-        "estimatedCompletion": wire.iso(_completion(job, progress)),
+        "estimatedCompletion": wire.iso(job.estimated_end(time.time())),
         "submittedBy": job.submitted_by,
         "resourceName": (info.get("resource") or {}).get("resourceName"),
     }

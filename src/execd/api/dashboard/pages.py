@@ -1,0 +1,411 @@
+"""The dashboard's pages: sign-in, executions (a live, filtered list) and one execution
+(status, progress, history, output, files; cancel and retry). Server-rendered with
+Jinja2; static/dashboard.js only refreshes parts of a page when the event stream says
+something changed. Every page calls the same services as the API dialects, as the
+signed-in token (in the project the session shows), so it sees and may do exactly what
+that token may through the API."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import mimetypes
+import time
+from collections.abc import AsyncIterator, Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Annotated, Any
+from urllib.parse import quote, urlencode
+
+import orjson
+from fastapi import APIRouter, Query, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response, StreamingResponse
+from fastapi.templating import Jinja2Templates
+
+from execd.api.dashboard.session import (
+    COOKIE,
+    PREFIX,
+    SIGN_IN_COOKIE,
+    Posted,
+    Signed,
+    SignedIn,
+    check_sign_in_nonce,
+    clear_cookie,
+    new_sign_in_nonce,
+    read_form,
+    runtime_of,
+    set_cookie,
+)
+from execd.domain.executions import MAX_ID, Execution, ExecutionFilter, Page
+from execd.domain.states import PENDING, TERMINAL, Status, parse_status
+from execd.engine.streams import Done, EventFilter, Output, Reset, position
+from execd.errors import ExecdError, InvalidInput, NotFound
+from execd.store.artifacts import STREAMS
+
+router = APIRouter(prefix=PREFIX, include_in_schema=False)
+templates = Jinja2Templates(directory=Path(__file__).parent / "templates")
+PER_PAGE = 50
+STATUSES = [s.value for s in Status]
+SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+
+
+def _time(ts: float | None) -> str:
+    if ts is None:
+        return ""
+    return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%d %H:%M:%S")
+
+
+def _seconds(value: float | None) -> str:
+    if value is None:
+        return ""
+    if value < 60:
+        return f"{value:.1f} s"
+    minutes, seconds = divmod(int(value), 60)
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours} h {minutes:02d} min" if hours else f"{minutes} min {seconds:02d} s"
+
+
+def _pretty(value: Any) -> str:
+    return json.dumps(value, indent=2, ensure_ascii=False, sort_keys=True, default=str)
+
+
+templates.env.filters.update(time=_time, seconds=_seconds, pretty=_pretty)
+templates.env.globals.update(prefix=PREFIX, statuses=STATUSES)
+
+
+def render(
+    request: Request, name: str, context: dict[str, Any], status_code: int = 200
+) -> HTMLResponse:
+    response: HTMLResponse = templates.TemplateResponse(
+        request, name, context, status_code=status_code
+    )
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+async def page(request: Request, signed: SignedIn, name: str, **context: Any) -> HTMLResponse:
+    """A whole page: the layout needs who is signed in and the projects it may show."""
+    caller = signed.caller
+    projects = []
+    if signed.session.token.can("admin"):
+        runtime = runtime_of(request)
+        projects = await runtime.accounts.list_projects(signed.session.token, None)
+    return render(
+        request,
+        name,
+        {
+            "caller": caller,
+            "csrf": signed.session.csrf,
+            "projects": projects,
+            "can_operate": caller.can("operator"),
+            **context,
+        },
+    )
+
+
+# -- signing in and out ------------------------------------------------------------------
+
+
+@router.get("/sign-in")
+async def sign_in_form(request: Request, next: str = "") -> HTMLResponse:
+    return _sign_in_page(request, _local(next), None, 200)
+
+
+@router.post("/sign-in")
+async def sign_in(request: Request) -> Response:
+    form = await read_form(request)
+    check_sign_in_nonce(request, form)
+    runtime = runtime_of(request)
+    target = _local(form.get("next", ""))
+    try:
+        session_id = await runtime.accounts.sign_in(form.get("token", ""), _lifetime(request))
+    except ExecdError:
+        return _sign_in_page(request, target, "That token is not valid, or no longer.", 401)
+    response = RedirectResponse(target, status_code=303)
+    set_cookie(request, response, COOKIE, session_id, _lifetime(request))
+    clear_cookie(request, response, SIGN_IN_COOKIE)
+    return response
+
+
+@router.post("/sign-out")
+async def sign_out(request: Request, signed: SignedIn, form: Posted) -> Response:
+    await runtime_of(request).accounts.sign_out(signed.session_id)
+    response = RedirectResponse(f"{PREFIX}/sign-in", status_code=303)
+    clear_cookie(request, response, COOKIE)
+    return response
+
+
+@router.post("/project")
+async def show_project(request: Request, signed: SignedIn, form: Posted) -> Response:
+    runtime = runtime_of(request)
+    await runtime.accounts.show_project(signed.session_id, signed.session, form.get("project", ""))
+    return RedirectResponse(f"{PREFIX}/executions", status_code=303)
+
+
+def _sign_in_page(request: Request, target: str, error: str | None, status: int) -> HTMLResponse:
+    nonce = new_sign_in_nonce()
+    response = render(
+        request, "sign_in.html", {"next": target, "nonce": nonce, "error": error}, status
+    )
+    set_cookie(request, response, SIGN_IN_COOKIE, nonce, 3600)
+    return response
+
+
+def _lifetime(request: Request) -> float:
+    return runtime_of(request).settings.dashboard_session_hours * 3600
+
+
+def _local(target: str) -> str:
+    """Where to go after signing in: a dashboard path only, never another site."""
+    if target.startswith(PREFIX + "/") and not target.startswith("//") and "\\" not in target:
+        return target
+    return f"{PREFIX}/executions"
+
+
+# -- executions ------------------------------------------------------------------------------
+
+
+@router.get("/")
+async def home() -> RedirectResponse:
+    return RedirectResponse(f"{PREFIX}/executions", status_code=303)
+
+
+def _when(value: str | None, name: str) -> float | None:
+    if not value:
+        return None
+    try:
+        moment = datetime.fromisoformat(value)
+    except ValueError:
+        raise InvalidInput(f"{name}: expected a date and time such as 2026-12-04T10:00") from None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return moment.timestamp()
+
+
+def _filters(
+    status: list[str], action: str, after: str, before: str, result: str, below: int | None
+) -> ExecutionFilter:
+    try:
+        statuses = frozenset(parse_status(s) for s in status if s) or None
+    except ValueError as exc:
+        raise InvalidInput(str(exc)) from None
+    return ExecutionFilter(
+        statuses=statuses,
+        action_ref=action.strip() or None,
+        result_contains=result or None,
+        created_after=_when(after, "From"),
+        created_before=_when(before, "To"),
+        below_id=below,
+    )
+
+
+Text = Annotated[str, Query(max_length=300)]
+
+
+@router.get("/executions")
+async def executions(
+    request: Request,
+    signed: SignedIn,
+    status: Annotated[list[str], Query(max_length=20)] = [],  # noqa: B006
+    action: Text = "",
+    after: Annotated[str, Query(max_length=40)] = "",
+    before: Annotated[str, Query(max_length=40)] = "",
+    result: Text = "",
+    below: Annotated[int | None, Query(ge=1, le=MAX_ID)] = None,
+    fragment: str = "",
+) -> HTMLResponse:
+    runtime = runtime_of(request)
+    f = _filters(status, action, after, before, result, below)
+    items, _ = await runtime.executions.search(
+        signed.caller, f, Page(1, PER_PAGE), with_total=False
+    )
+    query = {"status": status, "action": action, "after": after, "before": before}
+    query["result"] = result
+    kept = {k: v for k, v in query.items() if v}
+    paged = {"below": below} if below else {}
+    more = None
+    if len(items) == PER_PAGE:
+        more = "?" + urlencode({**kept, "below": items[-1].id}, doseq=True)
+    context = {
+        "items": items,
+        "now": time.time(),
+        "filters": {**query, "status": set(status)},
+        "more": more,
+        "first": "?" + urlencode(kept, doseq=True),
+        "paged": below is not None,
+        "live": f"{PREFIX}/executions?" + urlencode({**kept, **paged, "fragment": "rows"}, True),
+    }
+    if fragment == "rows":
+        return render(request, "_rows.html", context)
+    return await page(request, signed, "executions.html", **context)
+
+
+async def _execution(request: Request, signed: Signed, execution_id: int) -> Execution:
+    runtime = runtime_of(request)
+    return await runtime.executions.get(signed.caller, execution_id)
+
+
+@router.get("/executions/{execution_id}")
+async def execution(
+    request: Request,
+    signed: SignedIn,
+    execution_id: int,
+    fragment: str = "",
+) -> HTMLResponse:
+    runtime = runtime_of(request)
+    e = await _execution(request, signed, execution_id)
+    history = await runtime.executions.history(signed.caller, e.id)
+    children: list[Execution] = []
+    if e.is_flow or e.root_id is None:
+        children, _ = await runtime.executions.search(
+            signed.caller, ExecutionFilter(parent_id=e.id), Page(1, 200), with_total=False
+        )
+        children.sort(key=lambda c: (c.sequence if c.sequence is not None else c.id, c.id))
+    files = await runtime.executions.artifacts_of(e) if e.status in TERMINAL else []
+    now = time.time()
+    context = {
+        "e": e,
+        "history": history,
+        "children": children,
+        "files": files,
+        "now": now,
+        "eta": e.estimated_end(now),
+        "ended": e.status in TERMINAL,
+        "pending": e.status in PENDING,
+        "streams": STREAMS,
+    }
+    if fragment == "live":
+        extra = {"csrf": signed.session.csrf, "can_operate": signed.caller.can("operator")}
+        return render(request, "_execution.html", {**context, **extra})
+    return await page(request, signed, "execution.html", **context)
+
+
+@router.post("/executions/{execution_id}/cancel")
+async def cancel(request: Request, signed: SignedIn, form: Posted, execution_id: int) -> Response:
+    runtime = runtime_of(request)
+    reason = "cancelled in the dashboard"
+    await runtime.executions.cancel(signed.caller, execution_id, reason=reason)
+    return RedirectResponse(f"{PREFIX}/executions/{execution_id}", status_code=303)
+
+
+@router.post("/executions/{execution_id}/retry")
+async def retry(request: Request, signed: SignedIn, form: Posted, execution_id: int) -> Response:
+    runtime = runtime_of(request)
+    overrides = None
+    text = form.get("parameters", "").strip()
+    if text:
+        try:
+            overrides = orjson.loads(text)
+        except orjson.JSONDecodeError:
+            raise InvalidInput("The parameter overrides must be a JSON object") from None
+        if not isinstance(overrides, dict):
+            raise InvalidInput("The parameter overrides must be a JSON object")
+    new = await runtime.executions.retry(signed.caller, execution_id, overrides)
+    return RedirectResponse(f"{PREFIX}/executions/{new.id}", status_code=303)
+
+
+@router.get("/executions/{execution_id}/package")
+async def package(request: Request, signed: SignedIn, execution_id: int) -> StreamingResponse:
+    runtime = runtime_of(request)
+    e = await _execution(request, signed, execution_id)
+    parts = await runtime.jobs.parts(e) if e.flow_id else None
+    chunks = await runtime.executions.package(signed.caller, e, parts)
+    if chunks is None:
+        raise NotFound(f"Execution {e.id} has no result package until it ends")
+    return StreamingResponse(
+        chunks,
+        media_type="application/zip",
+        headers={"Content-Disposition": f'attachment; filename="execution-{e.id}.zip"'},
+    )
+
+
+@router.get("/executions/{execution_id}/files/{path:path}")
+async def file(
+    request: Request, signed: SignedIn, execution_id: int, path: str
+) -> StreamingResponse:
+    runtime = runtime_of(request)
+    e = await _execution(request, signed, execution_id)
+    handle = await asyncio.to_thread(runtime.executions.open_artifact, e, path)
+    if handle is None:
+        raise NotFound(f"Execution {e.id} has no file {path!r}")
+    name = path.rsplit("/", 1)[-1]
+
+    def chunks() -> Iterator[bytes]:
+        with handle:
+            while chunk := handle.read(64 * 1024):
+                yield chunk
+
+    return StreamingResponse(
+        chunks(),
+        media_type=mimetypes.guess_type(name)[0] or "application/octet-stream",
+        headers={"Content-Disposition": f"attachment; filename*=UTF-8''{quote(name)}"},
+    )
+
+
+# -- live updates -----------------------------------------------------------------------------
+
+
+def _sse(frames: AsyncIterator[bytes]) -> StreamingResponse:
+    async def body() -> AsyncIterator[bytes]:
+        yield b"retry: 2000\n\n"
+        async for frame in frames:
+            yield frame
+
+    return StreamingResponse(body(), media_type="text/event-stream", headers=SSE_HEADERS)
+
+
+def _frame(event: str, data: Any, event_id: str | None = None) -> bytes:
+    head = f"id: {event_id}\n" if event_id is not None else ""
+    return f"{head}event: {event}\ndata: {orjson.dumps(data).decode()}\n\n".encode()
+
+
+@router.get("/events")
+async def events(
+    request: Request,
+    signed: SignedIn,
+    execution: Annotated[int | None, Query(ge=1, le=MAX_ID)] = None,
+) -> StreamingResponse:
+    """That something changed (an execution's id and status): the page then fetches the
+    parts it shows again. A reconnect starts from now: the page refreshes as it opens."""
+    runtime = runtime_of(request)
+
+    async def frames() -> AsyncIterator[bytes]:
+        f = EventFilter(execution, None, None)
+        async for batch in runtime.streams.events(signed.caller, f, position(None)):
+            if not batch:
+                yield b": keep-alive\n\n"
+            for e in batch:
+                data = {"execution": e.execution_id, "status": e.to_status, "kind": e.kind}
+                yield _frame("change", data)
+
+    return _sse(frames())
+
+
+@router.get("/executions/{execution_id}/output/{stream}")
+async def output(
+    request: Request,
+    signed: SignedIn,
+    execution_id: int,
+    stream: str,
+    offset: Annotated[int, Query(ge=0)] = 0,
+) -> StreamingResponse:
+    runtime = runtime_of(request)
+    if stream not in STREAMS:
+        raise NotFound(f"No stream {stream!r}")
+    resume = request.headers.get("last-event-id", "")
+    start = int(resume) if resume.isdigit() and len(resume) < 19 else offset
+    e = await _execution(request, signed, execution_id)
+
+    async def frames() -> AsyncIterator[bytes]:
+        async for item in runtime.streams.output(signed.caller, e.id, stream, start):
+            if isinstance(item, Output):
+                text = item.data.decode("utf-8", errors="replace")
+                yield _frame("output", {"data": text}, str(item.end))
+            elif isinstance(item, Reset):
+                yield _frame("reset", {}, "0")
+            elif isinstance(item, Done):
+                yield _frame("done", {"status": item.status.value}, str(item.offset))
+            else:
+                yield b": keep-alive\n\n"
+
+    return _sse(frames())

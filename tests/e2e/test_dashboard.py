@@ -1,0 +1,313 @@
+"""The dashboard over HTTP against a real server, on both backends: sign-in sessions,
+CSRF, project scoping and roles, the executions list and one execution's page. The
+browser drives the same pages in tests/browser/."""
+
+from __future__ import annotations
+
+import hashlib
+import html
+import io
+import json
+import re
+import threading
+import zipfile
+
+import httpx
+import pytest
+import sqlalchemy as sa
+
+from tests.support import ADMIN_TOKEN, Server, new_project, submit, wait_for, wait_status
+
+
+def browser(server: Server) -> httpx.Client:
+    """A cookie-keeping client with no token: what a browser is to the dashboard."""
+    client = httpx.Client(base_url=server.url, timeout=30, follow_redirects=False)
+    server.clients.append(client)
+    return client
+
+
+def sign_in(server: Server, token: str) -> httpx.Client:
+    client = browser(server)
+    form = client.get("/ui/sign-in")
+    nonce = re.search(r'name="nonce" value="([^"]+)"', form.text)
+    assert nonce, form.text
+    signed = client.post(
+        "/ui/sign-in", data={"nonce": nonce.group(1), "token": token, "next": "/ui/executions"}
+    )
+    assert signed.status_code == 303, signed.text
+    assert signed.headers["location"] == "/ui/executions"
+    return client
+
+
+def csrf_of(page: httpx.Response) -> str:
+    found = re.search(r'name="csrf" value="([^"]+)"', page.text)
+    assert found, page.text
+    return found.group(1)
+
+
+def test_the_base_url_leads_to_the_dashboard_and_pages_ask_to_sign_in(
+    shared_server: Server,
+) -> None:
+    client = browser(shared_server)
+    root = client.get("/")
+    assert root.status_code == 303 and root.headers["location"] == "/ui/"
+    page = client.get("/ui/executions?status=failed")
+    assert page.status_code == 303
+    assert page.headers["location"] == "/ui/sign-in?next=/ui/executions%3Fstatus%3Dfailed"
+    form = client.get(page.headers["location"])
+    assert form.status_code == 200 and "text/html" in form.headers["content-type"]
+    assert 'name="next" value="/ui/executions?status=failed"' in form.text
+    # The API dialects keep their JSON errors.
+    assert client.get("/api/v1/executions").json()["status"] == 401
+
+
+def test_a_session_cookie_is_http_only_strict_and_stored_only_as_a_hash(
+    shared_server: Server,
+) -> None:
+    client = sign_in(shared_server, ADMIN_TOKEN)
+    cookie = next(c for c in client.cookies.jar if c.name == "execd_session")
+    assert cookie.path == "/ui"
+    assert cookie.has_nonstandard_attr("HttpOnly")
+    assert cookie.get_nonstandard_attr("SameSite").lower() == "strict"
+    url = shared_server.env["EXECD_DATABASE_URL"]
+    engine = sa.create_engine(url.replace("+aiosqlite", ""))
+    try:
+        with engine.connect() as conn:
+            rows = conn.execute(sa.text("SELECT id_hash, token_hash FROM dashboard_sessions"))
+            stored = {tuple(r) for r in rows}
+    finally:
+        engine.dispose()
+    digest = hashlib.sha256(cookie.value.encode()).hexdigest()
+    assert digest in {h for h, _ in stored}
+    assert not any(cookie.value in h or ADMIN_TOKEN in t for h, t in stored)
+
+
+def test_sign_in_refuses_a_bad_token_and_a_form_from_elsewhere(shared_server: Server) -> None:
+    client = browser(shared_server)
+    form = client.get("/ui/sign-in")
+    nonce = re.search(r'name="nonce" value="([^"]+)"', form.text)
+    assert nonce
+    bad = client.post("/ui/sign-in", data={"nonce": nonce.group(1), "token": "execd_nope"})
+    assert bad.status_code == 401 and "not valid" in bad.text
+    assert "execd_session" not in client.cookies
+    # Another site's form has no nonce of this browser's: no session.
+    forged = browser(shared_server).post("/ui/sign-in", data={"token": ADMIN_TOKEN})
+    assert forged.status_code == 303 and forged.headers["location"].startswith("/ui/sign-in")
+    assert "execd_session" not in forged.cookies
+
+
+def test_sign_out_ends_the_session_on_the_server(shared_server: Server) -> None:
+    client = sign_in(shared_server, ADMIN_TOKEN)
+    page = client.get("/ui/executions")
+    assert page.status_code == 200
+    stolen = dict(client.cookies)
+    out = client.post("/ui/sign-out", data={"csrf": csrf_of(page)})
+    assert out.status_code == 303 and out.headers["location"] == "/ui/sign-in"
+    replay = browser(shared_server)
+    replay.cookies.update(stolen)
+    assert replay.get("/ui/executions").status_code == 303
+
+
+def test_a_revoked_token_ends_its_sessions(shared_server: Server, admin: httpx.Client) -> None:
+    _, project_id, token = new_project(admin)
+    client = sign_in(shared_server, token)
+    assert client.get("/ui/executions").status_code == 200
+    tokens = admin.get("/api/v1/tokens", params={"project_id": project_id}).json()["data"]
+    assert admin.delete(f"/api/v1/tokens/{tokens[0]['id']}").status_code in (200, 204)
+    assert client.get("/ui/executions").status_code == 303
+
+
+def test_forms_need_the_session_csrf_token_and_this_origin(
+    shared_server: Server, admin: httpx.Client
+) -> None:
+    _, _, token = new_project(admin)
+    api = shared_server.client(token)
+    running = submit(api, "core.sleep", {"seconds": 30})
+    client = sign_in(shared_server, token)
+    page = client.get(f"/ui/executions/{running['id']}")
+    assert page.status_code == 200 and ">Cancel</button>" in page.text
+    cancel = f"/ui/executions/{running['id']}/cancel"
+    assert client.post(cancel, data={}).status_code == 403
+    assert client.post(cancel, data={"csrf": "guess"}).status_code == 403
+    elsewhere = client.post(
+        cancel, data={"csrf": csrf_of(page)}, headers={"Origin": "https://evil.example"}
+    )
+    assert elsewhere.status_code == 403
+    assert wait_status(api, running["id"], {"scheduled", "running"}, timeout=5)
+    done = client.post(cancel, data={"csrf": csrf_of(page)})
+    assert done.status_code == 303 and done.headers["location"] == f"/ui/executions/{running['id']}"
+    assert wait_status(api, running["id"])["status"] == "cancelled"
+
+
+def test_pages_show_the_token_project_only_and_refuse_what_its_role_may_not(
+    shared_server: Server, admin: httpx.Client
+) -> None:
+    _, _, theirs = new_project(admin)
+    foreign = submit(shared_server.client(theirs), "core.echo", {"message": "secret"})
+    _, project_id, _ = new_project(admin)
+    viewer_token = admin.post(
+        "/api/v1/tokens", json={"name": "v", "role": "viewer", "project_id": project_id}
+    ).json()["data"]["token"]
+    operator = admin.post(
+        "/api/v1/tokens", json={"name": "o", "role": "operator", "project_id": project_id}
+    ).json()["data"]["token"]
+    api = shared_server.client(operator)
+    mine = submit(api, "core.sleep", {"seconds": 30})
+    viewer = sign_in(shared_server, viewer_token)
+    # Another project's execution is "not found", as in the API.
+    other = viewer.get(f"/ui/executions/{foreign['id']}")
+    assert other.status_code == 404 and "not found" in other.text
+    assert "secret" not in other.text
+    assert f'href="/ui/executions/{foreign["id"]}"' not in viewer.get("/ui/executions").text
+    # A viewer sees no cancel button, and the server refuses the form anyway.
+    page = viewer.get(f"/ui/executions/{mine['id']}")
+    assert page.status_code == 200 and ">Cancel</button>" not in page.text
+    refused = viewer.post(f"/ui/executions/{mine['id']}/cancel", data={"csrf": csrf_of(page)})
+    assert refused.status_code == 403 and "operator" in refused.text
+    assert api.post(f"/api/v1/executions/{mine['id']}/cancel").status_code == 200
+
+
+def test_an_admin_switches_to_projects_it_manages_only(
+    shared_server: Server, admin: httpx.Client
+) -> None:
+    tenant_id, project_id, token = new_project(admin)
+    marked = submit(shared_server.client(token), "core.echo", {"message": "in-the-project"})
+    wait_status(shared_server.client(token), marked["id"])
+    tenant_admin = admin.post(
+        "/api/v1/tokens",
+        json={"name": "ta", "role": "admin", "project_id": project_id},
+    ).json()["data"]["token"]
+    _, other_project, _ = new_project(admin)
+    # A tenant admin of another tenant: its sessions cannot show this project.
+    outsider_token = admin.post(
+        "/api/v1/tokens", json={"name": "x", "role": "admin", "project_id": other_project}
+    ).json()["data"]["token"]
+    outsider = sign_in(shared_server, outsider_token)
+    page = outsider.get("/ui/executions")
+    assert project_id not in page.text
+    refused = outsider.post("/ui/project", data={"csrf": csrf_of(page), "project": project_id})
+    assert refused.status_code == 404
+    assert f'href="/ui/executions/{marked["id"]}"' not in outsider.get("/ui/executions").text
+    # The system admin switches to it and sees its executions.
+    system = sign_in(shared_server, ADMIN_TOKEN)
+    page = system.get("/ui/executions")
+    assert f'value="{project_id}"' in page.text
+    switched = system.post("/ui/project", data={"csrf": csrf_of(page), "project": project_id})
+    assert switched.status_code == 303
+    assert f'href="/ui/executions/{marked["id"]}"' in system.get("/ui/executions").text
+    # The tenant's own admin sees the tenant's projects, and another tenant's not.
+    second = admin.post("/api/v1/projects", json={"tenant_id": tenant_id, "name": "second"})
+    own = sign_in(shared_server, tenant_admin)
+    page = own.get("/ui/executions")
+    assert f'value="{second.json()["data"]["id"]}"' in page.text
+    assert f'value="{other_project}"' not in page.text
+    assert f'href="/ui/executions/{marked["id"]}"' in page.text
+
+
+def test_the_list_filters_and_pages_by_keyset(shared_server: Server, admin: httpx.Client) -> None:
+    _, _, token = new_project(admin)
+    api = shared_server.client(token)
+    ids = [submit(api, "core.echo", {"message": f"m{i}"})["id"] for i in range(55)]
+    failed = submit(api, "core.shell", {"cmd": "exit 3"})
+    for execution_id in [*ids, failed["id"]]:
+        wait_status(api, execution_id)
+    client = sign_in(shared_server, token)
+    only_failed = client.get("/ui/executions", params={"status": "failed"})
+    shown = set(map(int, re.findall(r'href="/ui/executions/(\d+)"', only_failed.text)))
+    assert shown == {failed["id"]}
+    by_result = client.get("/ui/executions", params={"result": "m54"})
+    assert set(map(int, re.findall(r'<tr data-id="(\d+)"', by_result.text))) == {ids[54]}
+    first = client.get("/ui/executions", params={"action": "core.echo"})
+    rows = list(map(int, re.findall(r'<tr data-id="(\d+)"', first.text)))
+    assert rows == sorted(ids, reverse=True)[:50]
+    older = re.search(r'href="(/ui/executions\?[^"]*below=\d+[^"]*)" rel="next"', first.text)
+    assert older, first.text
+    second = client.get(older.group(1).replace("&amp;", "&"))
+    assert list(map(int, re.findall(r'<tr data-id="(\d+)"', second.text))) == sorted(ids)[:5][::-1]
+    bad = client.get("/ui/executions", params={"status": "sideways"})
+    assert bad.status_code == 400 and "sideways" in bad.text
+
+
+def test_one_execution_shows_its_history_result_output_and_package(
+    shared_server: Server, admin: httpx.Client
+) -> None:
+    _, _, token = new_project(admin)
+    api = shared_server.client(token)
+    script = (
+        'echo \'{"percent": 50, "stage": "Halfway"}\' >> "$EXECD_CONTROL_FILE"; '
+        'echo hello-out; echo report > "$EXECD_ARTIFACTS_DIR/report.txt"; '
+        'echo \'{"rows": 3}\' > "$EXECD_RESULT_FILE"'
+    )
+    done = wait_status(api, submit(api, "core.shell", {"cmd": script})["id"])
+    assert done["status"] == "completed"
+    client = sign_in(shared_server, token)
+    page = client.get(f"/ui/executions/{done['id']}")
+    assert page.status_code == 200
+    for status in ("requested", "scheduled", "running", "completed"):
+        assert f'class="status s-{status}">{status}</span>' in page.text
+    assert '"rows": 3' in html.unescape(page.text) and "report.txt" in page.text
+    assert 'value="100"' in page.text  # a completed execution's bar is full
+    package = client.get(f"/ui/executions/{done['id']}/package")
+    assert package.status_code == 200 and package.headers["content-type"] == "application/zip"
+    names = zipfile.ZipFile(io.BytesIO(package.content)).namelist()
+    assert any(n.endswith("report.txt") for n in names), names
+    file = client.get(f"/ui/executions/{done['id']}/files/report.txt")
+    assert file.status_code == 200 and file.text == "report\n"
+    assert client.get(f"/ui/executions/{done['id']}/files/../../etc/passwd").status_code == 404
+
+    def tail() -> str | None:
+        with client.stream("GET", f"/ui/executions/{done['id']}/output/stdout") as stream:
+            text = ""
+            for line in stream.iter_lines():
+                text += line + "\n"
+                if line.startswith("event: done"):
+                    return text
+        return None
+
+    assert "hello-out" in wait_for(tail, timeout=10, message="the stdout tail")
+
+
+@pytest.mark.parametrize("fragment", ["rows", "live"])
+def test_fragments_are_the_parts_the_page_refreshes(
+    shared_server: Server, admin: httpx.Client, fragment: str
+) -> None:
+    _, _, token = new_project(admin)
+    api = shared_server.client(token)
+    done = wait_status(api, submit(api, "core.echo", {"message": "x"})["id"])
+    client = sign_in(shared_server, token)
+    path = "/ui/executions" if fragment == "rows" else f"/ui/executions/{done['id']}"
+    part = client.get(path, params={"fragment": fragment})
+    assert part.status_code == 200
+    assert "<html" not in part.text and "completed" in part.text
+
+
+def test_the_event_stream_tells_the_page_what_changed_in_its_project_only(
+    shared_server: Server, admin: httpx.Client
+) -> None:
+    _, _, token = new_project(admin)
+    _, _, other_token = new_project(admin)
+    api, other = shared_server.client(token), shared_server.client(other_token)
+    client = sign_in(shared_server, token)
+    submitted: list[int] = []
+    stop = threading.Event()
+
+    def keep_submitting() -> None:  # until the stream, opened first, has seen one
+        while not stop.wait(0.3):
+            submit(other, "core.noop")
+            submitted.append(submit(api, "core.noop")["id"])
+
+    seen: list[dict[str, object]] = []
+    with client.stream("GET", "/ui/events") as stream:
+        assert stream.headers["content-type"].startswith("text/event-stream")
+        thread = threading.Thread(target=keep_submitting)
+        thread.start()
+        try:
+            for line in stream.iter_lines():
+                if line.startswith("data: "):
+                    seen.append(json.loads(line[6:]))
+                    if len(seen) >= 3:
+                        break
+        finally:
+            stop.set()
+            thread.join()
+    assert {e["execution"] for e in seen} <= set(submitted)
