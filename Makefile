@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 
-.PHONY: run test lint bench clean install dev docs sandbox test-packages
+.PHONY: run test lint bench clean install dev docs sandbox test-packages vendor
 
 comma := ,
 
@@ -41,6 +41,7 @@ sandbox:
 
 test-packages: sandbox
 	$(call need,pg_dump,postgresql-client,the sealed-secrets tests)
+	$(call need,chromium,chromium,the dashboard's browser tests)
 
 run: install sandbox
 	$(BIN)/execd migrate
@@ -53,6 +54,10 @@ lint: dev
 	$(BIN)/ruff check src tests bench examples
 	$(BIN)/ruff format --check src tests bench examples
 	$(BIN)/mypy
+
+# The browser files served with the dashboard and /docs, from npm at pinned versions.
+vendor:
+	./scripts/vendor.sh
 
 docs: install
 	$(BIN)/python -m execd.cli.reference --write docs/cli.md

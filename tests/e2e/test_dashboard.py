@@ -56,6 +56,8 @@ def test_the_base_url_leads_to_the_dashboard_and_pages_ask_to_sign_in(
     assert page.headers["location"] == "/ui/sign-in?next=/ui/executions%3Fstatus%3Dfailed"
     form = client.get(page.headers["location"])
     assert form.status_code == 200 and "text/html" in form.headers["content-type"]
+    policy = form.headers["content-security-policy"]
+    assert "default-src 'self'" in policy and "frame-ancestors 'none'" in policy
     assert 'name="next" value="/ui/executions?status=failed"' in form.text
     # The API dialects keep their JSON errors.
     assert client.get("/api/v1/executions").json()["status"] == 401

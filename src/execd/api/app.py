@@ -8,7 +8,7 @@ from contextlib import asynccontextmanager
 from fastapi import Depends, FastAPI
 
 from execd import __version__
-from execd.api import dashboard, errors, health
+from execd.api import dashboard, docs, errors, health
 from execd.api.deps import screen_request
 from execd.api.dialects import flows, tenant, v1
 from execd.api.responses import Json
@@ -45,10 +45,13 @@ def create_app(
         lifespan=lifespan,
         default_response_class=Json,
         dependencies=[Depends(screen_request)],
+        docs_url=None,  # served by api/docs.py, with no CDN
+        redoc_url=None,
     )
     app.state.runtime = runtime
     errors.install(app, [v1.ERRORS, flows.ERRORS, tenant.ERRORS, dashboard.ERRORS])
     app.include_router(health.router)
+    app.include_router(docs.router)
     app.include_router(v1.router)
     app.include_router(flows.router)
     app.include_router(tenant.router)

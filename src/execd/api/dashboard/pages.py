@@ -47,6 +47,16 @@ templates = Jinja2Templates(directory=Path(__file__).parent / "templates")
 PER_PAGE = 50
 STATUSES = [s.value for s in Status]
 SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+# The pages load their own scripts and styles only, and are never framed.
+PAGE_HEADERS = {
+    "Cache-Control": "no-store",
+    "Content-Security-Policy": (
+        "default-src 'self'; img-src 'self' data:; object-src 'none'; base-uri 'none'; "
+        "form-action 'self'; frame-ancestors 'none'"
+    ),
+    "Referrer-Policy": "same-origin",
+    "X-Content-Type-Options": "nosniff",
+}
 
 
 def _time(ts: float | None) -> str:
@@ -79,7 +89,7 @@ def render(
     response: HTMLResponse = templates.TemplateResponse(
         request, name, context, status_code=status_code
     )
-    response.headers["Cache-Control"] = "no-store"
+    response.headers.update(PAGE_HEADERS)
     return response
 
 
