@@ -16,7 +16,15 @@ import httpx
 import pytest
 import sqlalchemy as sa
 
-from tests.support import ADMIN_TOKEN, Server, new_project, submit, wait_for, wait_status
+from tests.support import (
+    ADMIN_TOKEN,
+    Deployment,
+    Server,
+    new_project,
+    submit,
+    wait_for,
+    wait_status,
+)
 
 
 def browser(server: Server) -> httpx.Client:
@@ -313,3 +321,124 @@ def test_the_event_stream_tells_the_page_what_changed_in_its_project_only(
             stop.set()
             thread.join()
     assert {e["execution"] for e in seen} <= set(submitted)
+
+
+def test_the_queue_page_shows_places_running_work_and_workers(deployment: Deployment) -> None:
+    server = deployment.server(workers=1, EXECD_WORKER_CONCURRENCY="1")
+    _, _, token = new_project(server.client())
+    api = server.client(token)
+    running = submit(
+        api, "core.shell", {"cmd": 'echo \'{"percent": 40}\' >> "$EXECD_CONTROL_FILE"; sleep 60'}
+    )
+    wait_status(api, running["id"], "running")
+    low = submit(api, "core.echo", {"message": "low"}, priority="low")
+    high = submit(api, "core.echo", {"message": "high"}, priority="high")
+    client = sign_in(server, token)
+
+    def shown() -> str | None:
+        page = client.get("/ui/queue")
+        return page.text if 'value="40' in page.text else None
+
+    text = wait_for(shown, timeout=10, message="the running execution's progress")
+    waiting = text[text.index('id="waiting"') : text.index('id="running"')]
+    places = re.findall(r'<tr data-id="(\d+)">\s*<td>(\d+)</td>', waiting)
+    assert [(int(i), int(p)) for i, p in places] == [(high["id"], 1), (low["id"], 2)]
+    assert f'<tr data-id="{running["id"]}">' in text[text.index('id="running"') :]
+    assert re.search(r'<meter min="0" max="1" value="1"', text)  # the worker is busy
+    assert api.post(f"/api/v1/executions/{running['id']}/cancel").status_code == 200
+
+
+def test_run_an_action_from_its_form_with_errors_next_to_the_field(
+    shared_server: Server, admin: httpx.Client
+) -> None:
+    _, project_id, token = new_project(admin)
+    api = shared_server.client(token)
+    body = {
+        "ref": "ops.pick",
+        "runner": "command",
+        "entry_point": '["echo", "{color}", "{count}"]',
+        "parameters": {
+            "type": "object",
+            "properties": {
+                "color": {"type": "string", "enum": ["red", "green"]},
+                "count": {"type": "integer", "minimum": 1},
+                "loud": {"type": "boolean", "default": False},
+            },
+            "required": ["color", "count"],
+        },
+    }
+    assert api.post("/api/v1/actions", json=body).status_code == 201
+    client = sign_in(shared_server, token)
+    page = client.get("/ui/actions/ops.pick")
+    assert page.status_code == 200
+    assert '<select id="p-color" name="color"' in page.text
+    assert 'type="number"' in page.text and 'type="checkbox" id="p-loud"' in page.text
+    csrf = csrf_of(page)
+    run = "/ui/actions/ops.pick/run"
+    low = client.post(run, data={"csrf": csrf, "color": "red", "count": "0"})
+    assert low.status_code == 400
+    assert re.search(r'id="p-count-error">Invalid parameter &#39;count&#39;: 0 is less', low.text)
+    assert 'value="0"' in low.text  # what was sent stays in the form
+    missing = client.post(run, data={"csrf": csrf, "count": "2"})
+    assert 'id="p-color-error">' in missing.text and "required" in missing.text
+    word = client.post(run, data={"csrf": csrf, "color": "red", "count": "two"})
+    assert 'id="p-count-error">a whole number is expected' in word.text
+    ran = client.post(run, data={"csrf": csrf, "color": "green", "count": "3", "loud": "true"})
+    assert ran.status_code == 303
+    execution_id = int(ran.headers["location"].rsplit("/", 1)[1])
+    done = wait_status(api, execution_id)
+    assert done["config"] == {"color": "green", "count": 3, "loud": True}
+    # Disabled, it runs no more; enabled again, it does.
+    off = client.post("/ui/actions/ops.pick/enabled", data={"csrf": csrf, "enabled": "false"})
+    assert off.status_code == 303
+    assert api.get("/api/v1/actions/ops.pick").json()["data"]["enabled"] is False
+    refused = client.post(run, data={"csrf": csrf, "color": "red", "count": "1"})
+    assert refused.status_code == 409 and "disabled" in refused.text
+    client.post("/ui/actions/ops.pick/enabled", data={"csrf": csrf, "enabled": "true"})
+    assert api.get("/api/v1/actions/ops.pick").json()["data"]["enabled"] is True
+    # A viewer sees the form's button disabled, and the server refuses anyway.
+    viewer_token = admin.post(
+        "/api/v1/tokens", json={"name": "v", "role": "viewer", "project_id": project_id}
+    ).json()["data"]["token"]
+    viewer = sign_in(shared_server, viewer_token)
+    seen = viewer.get("/ui/actions/ops.pick")
+    assert re.search(r'<button type="submit" class="primary"\s+disabled>Run ops.pick', seen.text)
+    denied = viewer.post(run, data={"csrf": csrf_of(seen), "color": "red", "count": "1"})
+    assert denied.status_code == 403
+
+
+def test_run_a_flow_and_switch_a_rule_off(shared_server: Server, admin: httpx.Client) -> None:
+    _, _, token = new_project(admin)
+    api = shared_server.client(token)
+    flow = api.post(
+        "/api/flows",
+        json={
+            "name": "Greet",
+            "parameters": {"who": "world"},
+            "steps": [
+                {"action": "core.echo", "parameters": {"message": "hi {{ parameters.who }}"}}
+            ],
+        },
+    )
+    assert flow.status_code in (200, 201), flow.text
+    flow_id = flow.json()["flow"]["id"]
+    client = sign_in(shared_server, token)
+    assert "Greet" in client.get("/ui/flows").text
+    page = client.get(f"/ui/flows/{flow_id}")
+    ran = client.post(f"/ui/flows/{flow_id}/run", data={"csrf": csrf_of(page), "p:who": '"ann"'})
+    assert ran.status_code == 303
+    done = wait_status(api, int(ran.headers["location"].rsplit("/", 1)[1]))
+    assert done["status"] == "completed"
+    bad = client.post(f"/ui/flows/{flow_id}/run", data={"csrf": csrf_of(page), "p:who": "ann"})
+    assert bad.status_code == 400 and "JSON is expected" in bad.text
+
+    assert api.post("/api/v1/triggers", json={"ref": "hook", "type": "webhook"}).status_code == 201
+    rule = {"ref": "on-hook", "trigger": "hook", "action_ref": "core.noop"}
+    assert api.post("/api/v1/rules", json=rule).status_code == 201
+    rules = client.get("/ui/rules")
+    assert "on-hook" in rules.text and "hook" in rules.text
+    off = client.post(
+        "/ui/rules/on-hook/enabled", data={"csrf": csrf_of(rules), "enabled": "false"}
+    )
+    assert off.status_code == 303
+    assert api.get("/api/v1/rules/on-hook").json()["data"]["enabled"] is False

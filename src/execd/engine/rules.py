@@ -121,6 +121,19 @@ class RuleService:
         current = await self.store.rule(caller.project_id, ref)
         return await self.store.update_rule(caller.project_id, ref, self._rule_spec(spec, current))
 
+    async def set_rule_enabled(self, caller: Principal, ref: str, enabled: bool) -> Rule:
+        current = await self.store.rule(caller.project_id, ref)
+        spec = RuleSpec(
+            ref=current.ref,
+            trigger_ref=current.trigger_ref,
+            action_ref=current.action_ref,
+            description=current.description,
+            criteria=current.criteria,
+            parameters=current.parameters,
+            enabled=enabled,
+        )
+        return await self.update_rule(caller, ref, spec)
+
     async def delete_rule(self, caller: Principal, ref: str) -> None:
         require(caller, "operator")
         await self.store.delete_rule(caller.project_id, ref)

@@ -352,6 +352,32 @@ async def file(
     )
 
 
+# -- the queue and the workers -----------------------------------------------------------
+
+
+@router.get("/queue")
+async def queue(request: Request, signed: SignedIn, fragment: str = "") -> HTMLResponse:
+    """What waits (by priority, with its place and likely start), what runs, and the
+    workers that run it."""
+    runtime = runtime_of(request)
+    waiting = await runtime.jobs.queue(signed.caller, limit=100)
+    running, _ = await runtime.executions.search(
+        signed.caller,
+        ExecutionFilter(statuses=frozenset({Status.RUNNING, Status.CANCELING})),
+        Page(1, 100),
+        with_total=False,
+    )
+    context = {
+        "waiting": waiting,
+        "running": running,
+        "workers": await runtime.executions.workers(signed.caller),
+        "now": time.time(),
+    }
+    if fragment == "live":
+        return render(request, "_queue.html", context)
+    return await page(request, signed, "queue.html", **context)
+
+
 # -- live updates -----------------------------------------------------------------------------
 
 

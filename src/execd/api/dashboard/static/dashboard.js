@@ -50,6 +50,8 @@ function follow(element) {
   const source = new EventSource(element.dataset.events);
   source.addEventListener("open", schedule); // also after a reconnect: catch up
   source.addEventListener("change", schedule);
+  // What no event announces (workers' heartbeats and load) is fetched again now and then.
+  if (element.dataset.every) setInterval(schedule, Number(element.dataset.every));
 }
 
 function tail(pre) {
