@@ -218,7 +218,8 @@ def test_pages_fit_a_narrow_screen(page: Any, server: Server, project: Any) -> N
     done = wait_status(api, submit(api, "core.echo", {"message": "narrow"})["id"])
     page.set_viewport_size({"width": 360, "height": 740})
     sign_in(page, server, token)
-    for path in ("/ui/executions", f"/ui/executions/{done['id']}"):
+    pages = ["executions", f"executions/{done['id']}", "queue", "actions", "actions/core.shell"]
+    for path in [f"/ui/{p}" for p in [*pages, "flows", "rules", "stats"]]:
         page.goto(server.url + path)
         width = page.evaluate("document.documentElement.scrollWidth")
         assert width <= 360, f"{path} is {width} px wide"
@@ -251,3 +252,39 @@ def test_the_api_docs_work_offline(browser: Any, server: Server) -> None:
     )
     context.close()
     assert outside == []
+
+
+def test_every_page_is_accessible_and_pictured(page: Any, server: Server, project: Any) -> None:
+    api, token = project
+    done = wait_status(api, submit(api, "core.shell", {"cmd": "echo done"})["id"])
+    sign_in(page, server, token)
+    for name, path in [
+        ("queue", "/ui/queue"),
+        ("actions", "/ui/actions"),
+        ("action", "/ui/actions/core.sleep"),
+        ("flows", "/ui/flows"),
+        ("rules", "/ui/rules"),
+        ("stats", "/ui/stats"),
+        ("execution-completed", f"/ui/executions/{done['id']}"),
+    ]:
+        response = page.goto(server.url + path)
+        assert response.status == 200, path
+        shot(page, name)
+        assert accessibility_violations(page) == [], path
+
+
+def test_an_invalid_run_shows_its_error_next_to_the_field(
+    page: Any, server: Server, project: Any
+) -> None:
+    _, token = project
+    sign_in(page, server, token, "/ui/actions/core.sleep")
+    page.get_by_label("seconds").fill("-1")
+    page.get_by_role("button", name="Run core.sleep").click()
+    error = page.locator("#p-seconds-error")
+    assert "minimum" in error.inner_text()
+    assert page.get_by_label("seconds").get_attribute("aria-invalid") == "true"
+    shot(page, "action-invalid")
+    page.get_by_label("seconds").fill("0.2")
+    page.get_by_role("button", name="Run core.sleep").click()
+    page.wait_for_url(re.compile(r".*/ui/executions/\d+$"))
+    page.wait_for_selector("#status.s-completed", timeout=30_000)

@@ -442,3 +442,30 @@ def test_run_a_flow_and_switch_a_rule_off(shared_server: Server, admin: httpx.Cl
     )
     assert off.status_code == 303
     assert api.get("/api/v1/rules/on-hook").json()["data"]["enabled"] is False
+
+
+def test_statistics_count_what_ended_per_action_and_the_flows(
+    shared_server: Server, admin: httpx.Client
+) -> None:
+    _, _, token = new_project(admin)
+    api = shared_server.client(token)
+    runs = [submit(api, "core.shell", {"cmd": f"exit {i % 2}"}) for i in range(4)]
+    runs.append(submit(api, "core.echo", {"message": "x"}))
+    flow = api.post("/api/flows", json={"name": "One", "steps": [{"action": "core.noop"}]}).json()[
+        "flow"
+    ]
+    api.post(f"/api/flows/{flow['id']}/execute", json={})
+    for run in runs:
+        wait_status(api, run["id"])
+    client = sign_in(shared_server, token)
+
+    def shown() -> str | None:
+        page = client.get("/ui/stats", params={"window": "24h"})
+        return page.text if 'id="flow-success">100.0 %' in page.text else None
+
+    text = wait_for(shown, timeout=20, message="the flow's run in the statistics")
+    row = re.search(r"core\.shell</a></td><td>(\d+)</td>\s*<td>([\d.]+) %", text)
+    assert row and row.groups() == ("4", "50.0")
+    assert '<svg class="chart"' in text and 'aria-label="Executions ended per hour"' in text
+    assert 'id="flow-total">1<' in text
+    assert client.get("/ui/stats", params={"window": "1y"}).status_code == 400

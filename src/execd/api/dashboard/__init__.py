@@ -15,7 +15,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 
-from execd.api.dashboard import catalog
+from execd.api.dashboard import catalog, stats
 from execd.api.dashboard.pages import render, router
 from execd.api.dashboard.session import PREFIX
 from execd.api.errors import ErrorInfo, ErrorShape, default_body
@@ -27,6 +27,7 @@ def install(app: FastAPI) -> None:
     app.mount(f"{PREFIX}/static", StaticFiles(directory=STATIC), name="dashboard-static")
     app.include_router(router)
     app.include_router(catalog.router)
+    app.include_router(stats.router)
 
     @app.get("/", include_in_schema=False)
     async def root() -> RedirectResponse:
