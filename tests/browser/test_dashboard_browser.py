@@ -173,13 +173,17 @@ def test_download_the_result_package(page: Any, server: Server, project: Any) ->
 
 def test_a_flow_shows_its_steps_turning_green(page: Any, server: Server, project: Any) -> None:
     api, token = project
+    inner = api.post(
+        "/api/flows",
+        json={"name": "Inner", "steps": [{"name": "inner-step", "action": "core.noop"}]},
+    ).json()["flow"]
     created = api.post(
         "/api/flows",
         json={
             "name": "Three steps",
             "steps": [
-                {"name": "first", "action": "core.sleep", "parameters": {"seconds": 0.5}},
-                {"name": "second", "action": "core.echo", "parameters": {"message": "hi"}},
+                {"name": "first", "action": "core.sleep", "parameters": {"seconds": 1}},
+                {"name": "second", "flowId": inner["id"]},
                 {"name": "third", "action": "core.sleep", "parameters": {"seconds": 0.5}},
             ],
         },
@@ -192,10 +196,15 @@ def test_a_flow_shows_its_steps_turning_green(page: Any, server: Server, project
     assert len(top) == 1
     sign_in(page, server, token, f"/ui/executions/{top[0]['id']}")
     keep_marker(page)
-    page.wait_for_function("document.querySelectorAll('.steps li').length === 3")
+    steps = "#live .steps"
+    # Every planned step is listed from the start, those not run yet as pending.
+    assert page.locator(f"{steps} > li").count() == 3
+    assert page.locator(f"{steps} > li.s-pending").count() >= 1
     page.wait_for_function(
-        "document.querySelectorAll('.steps li.step.s-completed').length === 3", timeout=30_000
+        "document.querySelectorAll('#live .steps li.step.s-completed').length === 4",
+        timeout=30_000,
     )
+    assert "inner-step" in page.locator(f"{steps} > li:nth-child(2) .steps").inner_text()
     page.wait_for_selector("#status.s-completed")
     assert not_reloaded(page)
     shot(page, "flow")

@@ -21,6 +21,7 @@ from typing import Any
 
 from execd.domain import templates
 from execd.domain.actions import MAX_SECONDS
+from execd.domain.executions import Execution
 
 FLOW_RUNNER = "flow"
 FLOW_ACTION_REF = "core.flow"
@@ -125,6 +126,20 @@ def find_cycle(start: str, calls_of: dict[str, list[str]]) -> list[str] | None:
 def plan_steps(plan: dict[str, Any] | None) -> list[dict[str, Any]]:
     steps = (plan or {}).get("steps")
     return steps if isinstance(steps, list) else []
+
+
+def numbered_steps(plan: dict[str, Any] | None) -> list[tuple[int, dict[str, Any]]]:
+    """A compiled flow's steps with their sequence numbers (from 1)."""
+    return [(int(s.get("sequence", i)), s) for i, s in enumerate(plan_steps(plan), start=1)]
+
+
+def latest_attempts(steps: list[Execution]) -> dict[int, Execution]:
+    """The latest attempt of each step, by sequence (a retried step has several)."""
+    latest: dict[int, Execution] = {}
+    for s in sorted(steps, key=lambda x: x.id):
+        if s.sequence is not None:
+            latest[s.sequence] = s
+    return latest
 
 
 def step_name(step: dict[str, Any]) -> str:

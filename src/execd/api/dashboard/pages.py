@@ -12,6 +12,7 @@ import json
 import mimetypes
 import time
 from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any
@@ -36,7 +37,9 @@ from execd.api.dashboard.session import (
     runtime_of,
     set_cookie,
 )
+from execd.domain.access import Principal
 from execd.domain.executions import MAX_ID, Execution, ExecutionFilter, Page
+from execd.domain.flows import latest_attempts, numbered_steps, step_name
 from execd.domain.states import PENDING, TERMINAL, Status, parse_status
 from execd.engine.streams import Done, EventFilter, Output, Reset, position
 from execd.errors import ExecdError, InvalidInput, NotFound
@@ -57,6 +60,13 @@ PAGE_HEADERS = {
     "Referrer-Policy": "same-origin",
     "X-Content-Type-Options": "nosniff",
 }
+
+
+@dataclass(frozen=True)
+class Node:
+    name: str
+    execution: Execution | None  # None: a step that has not run
+    children: list[Node]
 
 
 def _time(ts: float | None) -> str:
@@ -265,12 +275,7 @@ async def execution(
     runtime = runtime_of(request)
     e = await _execution(request, signed, execution_id)
     history = await runtime.executions.history(signed.caller, e.id)
-    children: list[Execution] = []
-    if e.is_flow or e.root_id is None:
-        children, _ = await runtime.executions.search(
-            signed.caller, ExecutionFilter(parent_id=e.id), Page(1, 200), with_total=False
-        )
-        children.sort(key=lambda c: (c.sequence if c.sequence is not None else c.id, c.id))
+    children = await _tree(runtime, signed.caller, e) if e.is_flow or e.root_id is None else []
     files = await runtime.executions.artifacts_of(e) if e.status in TERMINAL else []
     now = time.time()
     context = {
@@ -288,6 +293,36 @@ async def execution(
         extra = {"csrf": signed.session.csrf, "can_operate": signed.caller.can("operator")}
         return render(request, "_execution.html", {**context, **extra})
     return await page(request, signed, "execution.html", **context)
+
+
+MAX_TREE = 500  # executions shown in one tree of steps and sub-flows
+
+
+async def _tree(runtime: Any, caller: Principal, top: Execution) -> list[Node]:
+    """A flow's steps as planned, each with its latest run (a step not run yet has none),
+    each sub-flow with its own steps below it; or an execution's children. At most
+    MAX_TREE runs in all."""
+    budget = [MAX_TREE]
+
+    async def below(parent: Execution, depth: int) -> list[Node]:
+        size = min(budget[0], 200)
+        found, _ = await runtime.executions.search(
+            caller, ExecutionFilter(parent_id=parent.id), Page(1, size), with_total=False
+        )
+        budget[0] -= len(found)
+        if not parent.is_flow:
+            return [Node(c.action_ref, c, []) for c in sorted(found, key=lambda c: c.id)]
+        latest = latest_attempts(found)
+        nodes = []
+        for number, step in numbered_steps(parent.plan):
+            run = latest.get(number)
+            steps = []
+            if run is not None and run.is_flow and depth < 8 and budget[0] > 0:
+                steps = await below(run, depth + 1)
+            nodes.append(Node(step_name(step), run, steps))
+        return nodes
+
+    return await below(top, 0)
 
 
 @router.post("/executions/{execution_id}/cancel")

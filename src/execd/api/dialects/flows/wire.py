@@ -8,7 +8,7 @@ from typing import Any
 
 from execd.domain import times
 from execd.domain.executions import Execution
-from execd.domain.flows import Flow, plan_steps, step_name
+from execd.domain.flows import Flow, latest_attempts, numbered_steps, plan_steps, step_name
 from execd.domain.states import TERMINAL, Status
 from execd.errors import InvalidInput
 
@@ -99,7 +99,7 @@ def execution(
     lite: bool = False,
 ) -> dict[str, Any]:
     ms = duration_ms(e)
-    latest = _latest(steps or [])
+    latest = latest_attempts(steps or [])
     body: dict[str, Any] = {
         "id": e.uuid,
         "flowId": e.flow_id,
@@ -113,7 +113,7 @@ def execution(
         "stepSummary": step_summary(e, latest),
     }
     if not lite:
-        body["steps"] = [step(e, s, n, latest.get(n), detail) for n, s in _numbered(e)]
+        body["steps"] = [step(e, s, n, latest.get(n), detail) for n, s in numbered_steps(e.plan)]
     body["flow"] = {"name": flow_name(e)}
     if detail:
         body["executionData"] = e.result
@@ -124,19 +124,6 @@ def execution(
     body["priority"] = e.priority.label
     body["parameters"] = e.visible_parameters
     return body
-
-
-def _numbered(e: Execution) -> list[tuple[int, dict[str, Any]]]:
-    return [(int(s.get("sequence", i)), s) for i, s in enumerate(plan_steps(e.plan), start=1)]
-
-
-def _latest(steps: list[Execution]) -> dict[int, Execution]:
-    """The latest attempt of each step (a retried step has several executions)."""
-    latest: dict[int, Execution] = {}
-    for s in sorted(steps, key=lambda x: x.id):
-        if s.sequence is not None:
-            latest[s.sequence] = s
-    return latest
 
 
 def step_summary(e: Execution, latest: dict[int, Execution]) -> dict[str, int]:
