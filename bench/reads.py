@@ -24,6 +24,8 @@ import base64
 import json
 import random
 import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -60,8 +62,20 @@ def cursor(below: int) -> str:
     return base64.urlsafe_b64encode(f"below:{below}".encode()).decode().rstrip("=")
 
 
-def plan(database: str, rng: random.Random) -> tuple[dict[str, str], dict[str, list[str]]]:
-    """The seeded project and, per read, the paths to send (one is picked each time)."""
+@dataclass(frozen=True)
+class Seeded:
+    """What bench/seed.py put in a database, as the read benchmarks need it."""
+
+    tenant_id: str
+    project_id: str
+    low: int  # the project's smallest and largest execution ids
+    high: int
+    newest: float  # the latest `created`
+    busy_action: str  # the uuid of bench.action0, the action with the most executions
+    some_ids: list[int]  # ids of executions that exist, picked at random
+
+
+def seeded(database: str, rng: random.Random) -> Seeded:
     engine = create_engine(sync_url(database))
     with engine.connect() as conn:
         project = conn.execute(
@@ -77,13 +91,20 @@ def plan(database: str, rng: random.Random) -> tuple[dict[str, str], dict[str, l
             )
         ).scalar_one()
         tried = [rng.randint(low, high) for _ in range(1000)]
-        found = conn.execute(select(ids).where(where, ids.in_(tried))).scalars()
-        get_ids = [str(i) for i in found]
+        found = list(conn.execute(select(ids).where(where, ids.in_(tried))).scalars())
     engine.dispose()
+    return Seeded(project.tenant_id, project.id, low, high, newest, busy, found)
+
+
+def plan(database: str, rng: random.Random) -> tuple[dict[str, str], dict[str, list[str]]]:
+    """The seeded project and, per read, the paths to send (one is picked each time)."""
+    facts = seeded(database, rng)
+    low, high, newest, busy = facts.low, facts.high, facts.newest, facts.busy_action
+    get_ids = [str(i) for i in facts.some_ids]
     span = high - low
     deep = [cursor(low + int(span * rng.uniform(0.02, 0.1))) for _ in range(50)]
     days = [newest - DAY * d for d in (3, 10, 20)]
-    tenant = f"/api/{project.tenant_id}/{project.id}"
+    tenant = f"/api/{facts.tenant_id}/{facts.project_id}"
     paths = {
         "get_one": [f"/api/v1/executions/{i}" for i in get_ids],
         "list_default": ["/api/v1/executions"],
@@ -108,9 +129,9 @@ def plan(database: str, rng: random.Random) -> tuple[dict[str, str], dict[str, l
         "flow_history": ["/api/history/executions"],
         "flow_execution_stats": ["/api/history/execution-stats"],
         "tenant_jobs": [f"{tenant}/execution/jobs"],
-        "tenant_system_status": [f"/api/{project.tenant_id}/execution/system/status"],
+        "tenant_system_status": [f"/api/{facts.tenant_id}/execution/system/status"],
     }
-    return {"tenant_id": project.tenant_id, "project_id": project.id}, paths
+    return {"tenant_id": facts.tenant_id, "project_id": facts.project_id}, paths
 
 
 async def operator_token(url: str, admin_token: str, project_id: str) -> str:
@@ -124,6 +145,41 @@ async def operator_token(url: str, admin_token: str, project_id: str) -> str:
         return str(answer.json()["data"]["token"])
 
 
+Get = Callable[[str], Awaitable[tuple[int, int, str]]]  # path -> (status, bytes, text)
+
+
+async def timed(
+    paths: dict[str, list[str]], repeat: int, seconds: float, rng: random.Random, get: Get
+) -> dict[str, Any]:
+    """Each read `repeat` times in a row (after two unmeasured ones; a slow read stops
+    after 30 once it has taken `seconds`): its p50 and p99 in milliseconds."""
+    figures: dict[str, Any] = {}
+    for name, choices in paths.items():
+        times: list[float] = []
+        size = 0
+        budget = time.monotonic() + seconds
+        for i in range(repeat + 2):
+            if i >= 32 and time.monotonic() > budget:
+                break
+            path = rng.choice(choices)
+            began = time.perf_counter()
+            status, size, text = await get(path)
+            elapsed = (time.perf_counter() - began) * 1000
+            if status != 200:
+                raise SystemExit(f"{path}: {status} {text[:300]}")
+            if i >= 2:
+                times.append(elapsed)
+        figures[name] = {
+            "p50_ms": round(percentile(times, 50), 1),
+            "p99_ms": round(percentile(times, 99), 1),
+            "n": len(times),
+            "bytes": size,
+        }
+        line = figures[name]
+        print(f"{name:<32} p50 {line['p50_ms']:7.1f} ms  p99 {line['p99_ms']:7.1f} ms")
+    return figures
+
+
 async def reads(
     url: str,
     token: str,
@@ -132,33 +188,14 @@ async def reads(
     seconds: float,
     rng: random.Random,
 ) -> dict[str, Any]:
-    figures: dict[str, Any] = {}
     async with RawHttp(url, token) as http:
-        for name, choices in paths.items():
-            times: list[float] = []
-            size = 0
-            budget = time.monotonic() + seconds
-            for i in range(repeat + 2):
-                if i >= 32 and time.monotonic() > budget:
-                    break
-                path = rng.choice(choices)
-                began = time.perf_counter()
-                status, body = await http.request("GET", path)
-                elapsed = (time.perf_counter() - began) * 1000
-                if status != 200:
-                    raise SystemExit(f"{path}: {status} {body}")
-                if i >= 2:
-                    times.append(elapsed)
-                size = len(json.dumps(body))
-            figures[name] = {
-                "p50_ms": round(percentile(times, 50), 1),
-                "p99_ms": round(percentile(times, 99), 1),
-                "n": len(times),
-                "bytes": size,
-            }
-            line = figures[name]
-            print(f"{name:<28} p50 {line['p50_ms']:7.1f} ms  p99 {line['p99_ms']:7.1f} ms")
-    return figures
+
+        async def get(path: str) -> tuple[int, int, str]:
+            status, body = await http.request("GET", path)
+            text = json.dumps(body)
+            return status, len(text), text
+
+        return await timed(paths, repeat, seconds, rng, get)
 
 
 def main() -> None:

@@ -297,3 +297,27 @@ def test_an_invalid_run_shows_its_error_next_to_the_field(
     page.get_by_role("button", name="Run core.sleep").click()
     page.wait_for_url(re.compile(r".*/ui/executions/\d+$"))
     page.wait_for_selector("#status.s-completed", timeout=30_000)
+
+
+def test_the_pages_work_under_their_own_security_policy(
+    browser: Any, server: Server, project: Any
+) -> None:
+    """The other tests lift the pages' policy for Playwright's own scripts: here it holds,
+    and the live list still updates, with nothing refused."""
+    api, token = project
+    context = browser.new_context()
+    page = context.new_page()
+    refused: list[str] = []
+    page.on(
+        "console",
+        lambda m: refused.append(m.text) if "Content Security Policy" in m.text else None,
+    )
+    sign_in(page, server, token)
+    new = submit(api, "core.echo", {"message": "policy"})
+    page.locator(f'#rows tr[data-id="{new["id"]}"] .s-completed').wait_for()
+    page.goto(f"{server.url}/ui/executions/{new['id']}")
+    page.locator("#status.s-completed").wait_for()
+    page.goto(f"{server.url}/ui/stats")
+    page.locator("svg.chart").first.wait_for()
+    context.close()
+    assert refused == []

@@ -469,3 +469,23 @@ def test_statistics_count_what_ended_per_action_and_the_flows(
     assert '<svg class="chart"' in text and 'aria-label="Executions ended per hour"' in text
     assert 'id="flow-total">1<' in text
     assert client.get("/ui/stats", params={"window": "1y"}).status_code == 400
+
+
+def test_what_executions_carry_is_shown_as_text_never_as_markup(
+    shared_server: Server, admin: httpx.Client
+) -> None:
+    _, _, token = new_project(admin)
+    api = shared_server.client(token)
+    mark = '<img src=x onerror="alert(1)"><script>alert(2)</script>'
+    done = wait_status(api, submit(api, "core.echo", {"message": mark})["id"])
+    failed = wait_status(api, submit(api, "core.shell", {"cmd": f"echo '{mark}'; exit 1"})["id"])
+    client = sign_in(shared_server, token)
+    for path in (
+        f"/ui/executions/{done['id']}",
+        f"/ui/executions/{failed['id']}",
+        f"/ui/executions?result={mark}",
+    ):
+        page = client.get(path)
+        assert page.status_code == 200
+        assert "<script>alert" not in page.text and "<img src=x" not in page.text
+        assert "&lt;script&gt;alert(2)" in page.text or "&lt;img" in page.text
