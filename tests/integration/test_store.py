@@ -15,13 +15,15 @@ from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlalchemy import Connection, Executable, create_engine, func, select, text
 
-from execd.domain.executions import Execution, NewExecution
+from execd.domain.executions import Execution, ExecutionFilter, NewExecution, Page
 from execd.domain.states import Priority, Status
 from execd.engine.accounts import AccountService
+from execd.store import executions as executions_module
 from execd.store.accounts import Accounts
 from execd.store.changes import NOW, Change
 from execd.store.clock import now_of
 from execd.store.database import Database, sync_url
+from execd.store.executions import ExecutionQueries
 from execd.store.queue import (
     EXPIRED,
     HELD_BY,
@@ -605,3 +607,89 @@ def test_a_step_started_while_its_flow_is_being_cancelled_is_cancelled_too(
         assert await db.read(lambda conn: conn.execute(status).scalar()) == "cancelled"
 
     with_db(scenario)
+
+
+@pytest.mark.parametrize("merged_up_to", [2000, 5])
+def test_a_list_of_several_statuses_pages_newest_first_as_one_query_would(
+    with_db: Run, monkeypatch: pytest.MonkeyPatch, merged_up_to: int
+) -> None:
+    """Near the top, a status-filtered page is merged from one index range per status;
+    deeper, it is one query. Either way: the same rows, in the same order."""
+    monkeypatch.setattr(executions_module, "MERGED_UP_TO", merged_up_to)
+    cycle = ["completed", "failed", "running", "cancelled", "failed", "completed", "timeout"]
+
+    async def scenario(db: Database) -> list[tuple[list[int], list[int]]]:
+        tenant, project = await _project(db)
+        made = await _submit(Queue(db), [_new(tenant, project) for _ in range(40)])
+        statuses = {e.id: cycle[i % len(cycle)] for i, e in enumerate(made)}
+
+        def mark(conn: Connection) -> None:
+            for status in set(cycle):
+                ids = [i for i, s in statuses.items() if s == status]
+                conn.execute(
+                    executions.update().where(executions.c.id.in_(ids)).values(status=status)
+                )
+
+        await db.write(mark)
+        queries = ExecutionQueries(db)
+        wanted = frozenset({Status.FAILED, Status.RUNNING, Status.TIMEOUT})
+        expected = sorted((i for i, s in statuses.items() if s in wanted), reverse=True)
+        pages = []
+        for number in range(1, 6):
+            f = ExecutionFilter(statuses=wanted)
+            found, _ = await queries.search(project, f, Page(number, 4), with_total=False)
+            pages.append(([e.id for e in found], expected[(number - 1) * 4 : number * 4]))
+        below = expected[5]
+        f = ExecutionFilter(statuses=wanted, below_id=below)
+        found, _ = await queries.search(project, f, Page(1, 3), with_total=False)
+        pages.append(([e.id for e in found], [i for i in expected if i < below][:3]))
+        return pages
+
+    for got, expected in with_db(scenario):
+        assert got == expected and expected
+
+
+def test_counts_without_run_times_match_the_full_aggregates(with_db: Run) -> None:
+    """The counts-only aggregate (added up in the database) gives the same counts as the
+    one that also merges run-time histograms, over sealed hours and the hour still open."""
+
+    async def scenario(db: Database) -> list[tuple[Any, Any]]:
+        tenant, project = await _project(db)
+        now = time.time()
+        made = await _submit(
+            Queue(db),
+            [_new(tenant, project, action_ref=f"core.a{i % 3}") for i in range(60)],
+        )
+
+        def end(conn: Connection) -> None:
+            for i, e in enumerate(made):
+                ended = now - 86400 * 2 + i * 2900  # two days ago up to now
+                status = ["completed", "failed", "timeout", "cancelled"][i % 4]
+                conn.execute(
+                    executions.update()
+                    .where(executions.c.id == e.id)
+                    .values(status=status, started=ended - 3, ended=ended)
+                )
+
+        await db.write(end)
+        queries = ExecutionQueries(db)
+        await queries.rebuild_rollups()
+        pairs = []
+        for by_action in (False, True):
+            for bucket in (None, 3600, 86400):
+                args = (project, now - 3 * 86400, now + 1)
+                full = await queries.analytics(*args, by_action=by_action, bucket_seconds=bucket)
+                counts = await queries.analytics(
+                    *args, by_action=by_action, bucket_seconds=bucket, durations=False
+                )
+                pairs.append(
+                    (
+                        [(g.action_ref, g.bucket, g.by_status) for g in full],
+                        [(g.action_ref, g.bucket, g.by_status) for g in counts],
+                    )
+                )
+                assert all(not g.durations for g in counts)
+        return pairs
+
+    for full, counts in with_db(scenario):
+        assert full == counts and full

@@ -504,9 +504,11 @@ class ExecutionService:
         *,
         by_action: bool,
         bucket: str | None,
+        durations: bool = True,
     ) -> tuple[float, float, list[Aggregate]]:
         """What ended in [since, until) (default: the last 24 hours), per action and/or
-        per bucket: the window and its groups."""
+        per bucket: the window and its groups (without `durations`: counts only, no
+        run-time percentiles)."""
         until = until if until is not None else time.time()
         since = since if since is not None else until - 86400
         if since >= until:
@@ -517,7 +519,12 @@ class ExecutionService:
         if width is not None and (until - since) / width > MAX_BUCKETS:
             raise InvalidInput(f"That window has more than {MAX_BUCKETS} {bucket}s")
         groups = await self.queries.analytics(
-            caller.project_id, since, until, by_action=by_action, bucket_seconds=width
+            caller.project_id,
+            since,
+            until,
+            by_action=by_action,
+            bucket_seconds=width,
+            durations=durations,
         )
         return since, until, groups
 

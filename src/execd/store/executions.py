@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import replace
 from typing import Any
 
-from sqlalchemy import Connection, Text, cast, delete, func, select
+from sqlalchemy import Connection, Select, Text, cast, delete, func, select, union_all
 from sqlalchemy.sql.elements import ColumnElement
 
 from execd.domain.analytics import Aggregate
@@ -52,6 +53,36 @@ def _conditions(project_id: str, f: ExecutionFilter) -> list[ColumnElement[bool]
     if f.result_contains:
         where.append(cast(ex.c.result, Text).icontains(f.result_contains, autoescape=True))
     return where
+
+
+# Pages this near the top of a status-filtered list are merged from one index range per
+# status (see _newest_first); deeper ones are read as one query.
+MERGED_UP_TO = 2000
+
+
+def _newest_first(
+    project_id: str, f: ExecutionFilter, page: Page, bounds: Sequence[ColumnElement[bool]]
+) -> Select[Any]:
+    """A page of the list, newest first. Filtered by status, both databases would walk
+    the project's id index and test each row, reading the whole history when the status
+    is rare (what runs now, among a million that ended): so while the page is near the
+    top, each status is read from its own (project, status, id) index range, newest
+    first, and the ranges are merged."""
+    if not f.statuses or page.offset + page.size > MERGED_UP_TO:
+        query = select(ex).where(*_conditions(project_id, f), *bounds)
+        return query.order_by(ex.c.id.desc()).offset(page.offset).limit(page.size)
+    enough = page.offset + page.size
+    parts = [
+        select(ex)
+        .where(*_conditions(project_id, replace(f, statuses=frozenset({status}))), *bounds)
+        .order_by(ex.c.id.desc())
+        .limit(enough)
+        .subquery()
+        .select()
+        for status in sorted(f.statuses)
+    ]
+    merged = union_all(*parts).subquery()
+    return select(merged).order_by(merged.c.id.desc()).offset(page.offset).limit(page.size)
 
 
 def _by_status(conn: Connection, project_id: str, f: ExecutionFilter) -> dict[Status, int] | None:
@@ -106,11 +137,10 @@ class ExecutionQueries:
     ) -> tuple[list[Execution], int | None]:
         """Newest first. Every filter runs in the database; history has no size cap."""
         where = _conditions(project_id, f)
-        query = select(ex).where(*where).order_by(ex.c.id.desc())
 
         def page_of(conn: Connection) -> tuple[list[Execution], int | None]:
             total = None
-            page_query = query
+            bounds: list[ColumnElement[bool]] = []
             if f.created_after is not None or f.created_before is not None:
                 # Ids follow creation, which PostgreSQL's planner does not know: it would
                 # walk the primary key from the newest row down to the range. Bounded
@@ -120,10 +150,10 @@ class ExecutionQueries:
                 total, low, high = conn.execute(counted.where(*where)).one()
                 if not total:
                     return [], 0 if with_total else None
-                page_query = query.where(ex.c.id >= low, ex.c.id <= high)
+                bounds = [ex.c.id >= low, ex.c.id <= high]
             elif with_total:
                 total = _total(conn, project_id, f)
-            rows = conn.execute(page_query.offset(page.offset).limit(page.size)).mappings()
+            rows = conn.execute(_newest_first(project_id, f, page, bounds)).mappings()
             return [to_execution(r) for r in rows], total if with_total else None
 
         return await self.db.read(page_of)
@@ -187,10 +217,17 @@ class ExecutionQueries:
         *,
         by_action: bool,
         bucket_seconds: int | None,
+        durations: bool = True,
     ) -> list[Aggregate]:
         return await self.db.read(
             lambda conn: analytics.aggregate(
-                conn, project_id, since, until, by_action=by_action, bucket_seconds=bucket_seconds
+                conn,
+                project_id,
+                since,
+                until,
+                by_action=by_action,
+                bucket_seconds=bucket_seconds,
+                durations=durations,
             )
         )
 

@@ -50,7 +50,7 @@ async def stats(
     span, bucket = WINDOWS[window]
     until = time.time()
     since, until, by_time = await runtime.executions.analytics(
-        signed.caller, until - span, until, by_action=False, bucket=bucket
+        signed.caller, until - span, until, by_action=False, bucket=bucket, durations=False
     )
     _, _, by_action = await runtime.executions.analytics(
         signed.caller, since, until, by_action=True, bucket=None
