@@ -11,9 +11,11 @@ route would act if authorisation failed.
 
 The callers: no token, a garbage token, a forged webhook signature, a viewer of A's
 own project (whose writes must be refused) and a viewer, an operator and a tenant
-admin of tenant B. Then: no answer to the outsiders carried any of A's data (a string
-only A's objects hold, that the request did not send itself), and A's state, as A's
-tenant admin sees it, is what it was.
+admin of tenant B; each of the last four also with a dashboard session opened with its
+token, sent (with the session's CSRF token in forms) to the dashboard's routes. Then:
+no answer to the outsiders carried any of A's data (a string only A's objects hold,
+that the request did not send itself), and A's state, as A's tenant admin sees it, is
+what it was.
 """
 
 from __future__ import annotations
@@ -31,7 +33,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import quote, urlencode
 
 import httpx
 import orjson
@@ -62,6 +64,7 @@ KINDS = {
     "trigger": "trigger_ref",
     "rule": "rule_ref",
     "flowId": "flow",
+    "flow_id": "flow",
     "jobId": "job",
     "enforcement_id": "enforcement",
     "enforcement": "enforcement",
@@ -105,6 +108,33 @@ class Caller:
     headers: dict[str, str]
     outsider: bool  # its answers must carry none of A's data
     forges: bool = False  # signs webhook bodies with a key of its own
+    # The dashboard: the caller's session cookie (signed in with its token) and the
+    # session's CSRF token, sent with every dashboard request and form.
+    cookie: str = ""
+    csrf: str = ""
+
+
+DASHBOARD = "/ui/"
+# Dashboard forms about the session itself, not tenant data: a viewer may send them.
+SESSION_FORMS = {"/ui/sign-in", "/ui/sign-out", "/ui/project"}
+
+
+def signed_in(server: Server, name: str, token: str, outsider: bool) -> Caller:
+    """A caller with its token, and with a dashboard session opened with it."""
+    browser = httpx.Client(base_url=server.url, timeout=30)
+    try:
+        form = browser.get("/ui/sign-in")
+        nonce = re.search(r'name="nonce" value="([^"]+)"', form.text)
+        assert nonce, form.text
+        browser.post("/ui/sign-in", data={"nonce": nonce.group(1), "token": token})
+        page = browser.get("/ui/executions")
+        csrf = re.search(r'name="csrf" value="([^"]+)"', page.text)
+        assert csrf, page.text
+        cookie = f"execd_session={browser.cookies['execd_session']}"
+    finally:
+        browser.close()
+    headers = {"Authorization": f"Bearer {token}"}
+    return Caller(name, headers, outsider, cookie=cookie, csrf=csrf.group(1))
 
 
 @dataclass
@@ -399,6 +429,8 @@ def attempts(op: Operation, victim: Victim, callers: list[Caller]) -> Iterator[A
     ]
     body_schema = _json_schema(op)
     kinds += _kinds_in(body_schema or {})
+    if op.path.startswith(DASHBOARD) and op.method == "POST":
+        kinds.append("project")
     rounds = max([len(victim.ids[k]) for k in kinds] + [1])
     for index, with_query in itertools.product(range(rounds), (False, True)):
         if with_query and not queries:
@@ -413,6 +445,9 @@ def attempts(op: Operation, victim: Victim, callers: list[Caller]) -> Iterator[A
             if with_query or q.get("required")
         }
         body = example(body_schema, "", pick) if body_schema is not None else None
+        if op.path.startswith(DASHBOARD) and op.method == "POST":
+            # A form as the dashboard's pages send it, naming A's objects where it can.
+            body = {"project": pick("project"), "enabled": "false", "parameters": "{}"}
         for caller in callers:
             if caller.forges and not _signed(op):
                 continue
@@ -509,6 +544,16 @@ async def _request(client: httpx.AsyncClient, attempt: Attempt) -> Attempt:
         headers["X-Execd-Signature"] = sign("not-the-secret-of-anyone", content)
     if content is not None:
         headers["Content-Type"] = "application/json"
+    # Not to sign-out, which would end the session for the caller's other attempts.
+    if (
+        attempt.url.startswith(DASHBOARD)
+        and attempt.caller.cookie
+        and "sign-out" not in attempt.url
+    ):
+        headers["Cookie"] = attempt.caller.cookie
+    if attempt.url.startswith(DASHBOARD) and isinstance(attempt.body, dict):
+        content = urlencode({**attempt.body, "csrf": attempt.caller.csrf}).encode()
+        headers["Content-Type"] = "application/x-www-form-urlencoded"
     method, url, params = attempt.operation.method, attempt.url, attempt.params
     async with client.stream(
         method, url, params=params, content=content, headers=headers
@@ -571,7 +616,7 @@ def outsiders(server: Server) -> list[Caller]:
     for role in ("viewer", "operator", "admin"):
         body = {"name": f"b-{role}", "role": role, "project_id": project["id"]}
         token = made(system.post("/api/v1/tokens", json=body))["data"]["token"]
-        callers.append(Caller(f"tenant B {role}", {"Authorization": f"Bearer {token}"}, True))
+        callers.append(signed_in(server, f"tenant B {role}", token, True))
     return callers
 
 
@@ -582,7 +627,11 @@ def problems(attempt: Attempt, victim: Victim) -> Iterator[str]:
         leaked = sorted(s for s in victim.owned if s in attempt.answer and s not in attempt.sent)
         if leaked:
             yield f"carries tenant A's {leaked}"
-    elif attempt.operation.method not in READS and not 400 <= attempt.status < 500:
+    elif (
+        attempt.operation.method not in READS
+        and attempt.url not in SESSION_FORMS
+        and not 400 <= attempt.status < 500
+    ):
         yield "a viewer's write was not refused"
     if attempt.caller.forges and attempt.status != 401:
         yield "a forged signature was not refused"
@@ -598,7 +647,7 @@ def test_no_other_caller_reads_or_changes_tenant_a(
         Caller("no token", {}, True),
         Caller("garbage token", {"Authorization": "Bearer execd_not-a-token-at-all"}, True),
         Caller("forged signature", {}, True, forges=True),
-        Caller("tenant A viewer", {"Authorization": f"Bearer {viewer}"}, False),
+        signed_in(shared_server, "tenant A viewer", viewer, False),
         *outsiders(shared_server),
     ]
     ops = operations(shared_server, tmp_path)
@@ -610,6 +659,15 @@ def test_no_other_caller_reads_or_changes_tenant_a(
     done = asyncio.run(perform_all(shared_server, planned))
     failures = [f"{a}: {problem}" for a in done for problem in problems(a, victim)]
     assert not failures, "\n".join(failures[:50])
+    # The outsiders' sessions were used: A's executions are "not found" to them (or
+    # refused first for their role), never a way to the sign-in page.
+    seen = [
+        a
+        for a in done
+        if a.caller.cookie and a.caller.outsider and a.url.startswith("/ui/executions/")
+    ]
+    statuses = {a.status for a in seen}
+    assert 404 in statuses and statuses <= {403, 404}, sorted({str(a) for a in seen})[:10]
 
     after = victim.snapshot()
     for part in before:
