@@ -42,7 +42,9 @@ def _missing() -> str | None:
     return None
 
 
-@pytest.fixture(scope="session")
+# Module-scoped: while Playwright's sync API is open, its event loop counts as running
+# in this thread, and every later test's asyncio.run() would be refused.
+@pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
     missing = _missing()
     if missing:

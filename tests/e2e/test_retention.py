@@ -89,13 +89,10 @@ def test_serve_sweeps_past_what_it_cannot_delete(deployment: Deployment) -> None
     """The periodic sweep of `execd serve`: more than a batch of old executions that
     cannot go yet (a child still waits) does not stop it from deleting what can, and
     the newest of each action are kept."""
-    server = deployment.server(
-        workers=0,
-        EXECD_RETENTION_DAYS="7",
-        EXECD_RETENTION_SECONDS="0.5",
-        EXECD_RETENTION_KEEP_PER_ACTION="2",
-    )
-    client = server.client()
+    # The history is written while no sweep runs: a sweep between the parents and their
+    # children would find the parents free to go.
+    writer = deployment.server(workers=0)
+    client = writer.client()
     ten_days = 10 * 86400
     held = insert_ended(
         deployment.database_url, client, 250, action_ref="ret.held", ended_ago=ten_days
@@ -107,6 +104,14 @@ def test_serve_sweeps_past_what_it_cannot_delete(deployment: Deployment) -> None
         deployment.database_url, client, 50, action_ref="ret.free", ended_ago=ten_days
     )
     assert max(held) < min(free)  # the held ones come first in every batch
+    writer.stop()
+    server = deployment.server(
+        workers=0,
+        EXECD_RETENTION_DAYS="7",
+        EXECD_RETENTION_SECONDS="0.5",
+        EXECD_RETENTION_KEEP_PER_ACTION="2",
+    )
+    client = server.client()
 
     def count(ref: str) -> int:
         response = client.get("/api/v1/executions", params={"action_ref": ref, "per_page": 1})
