@@ -11,7 +11,7 @@ import asyncio
 import json
 import mimetypes
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -37,6 +37,7 @@ from execd.api.dashboard.session import (
     runtime_of,
     set_cookie,
 )
+from execd.api.responses import Frame, file_chunks, sse_response
 from execd.domain.access import Principal
 from execd.domain.executions import MAX_ID, Execution, ExecutionFilter, Page
 from execd.domain.flows import latest_attempts, numbered_steps, step_name
@@ -49,7 +50,6 @@ router = APIRouter(prefix=PREFIX, include_in_schema=False)
 templates = Jinja2Templates(directory=Path(__file__).parent / "templates")
 PER_PAGE = 50
 STATUSES = [s.value for s in Status]
-SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
 # The pages load their own scripts and styles only, and are never framed.
 PAGE_HEADERS = {
     "Cache-Control": "no-store",
@@ -375,13 +375,8 @@ async def file(
         raise NotFound(f"Execution {e.id} has no file {path!r}")
     name = path.rsplit("/", 1)[-1]
 
-    def chunks() -> Iterator[bytes]:
-        with handle:
-            while chunk := handle.read(64 * 1024):
-                yield chunk
-
     return StreamingResponse(
-        chunks(),
+        file_chunks(handle),
         media_type=mimetypes.guess_type(name)[0] or "application/octet-stream",
         headers={"Content-Disposition": f"attachment; filename*=UTF-8''{quote(name)}"},
     )
@@ -416,20 +411,6 @@ async def queue(request: Request, signed: SignedIn, fragment: str = "") -> HTMLR
 # -- live updates -----------------------------------------------------------------------------
 
 
-def _sse(frames: AsyncIterator[bytes]) -> StreamingResponse:
-    async def body() -> AsyncIterator[bytes]:
-        yield b"retry: 2000\n\n"
-        async for frame in frames:
-            yield frame
-
-    return StreamingResponse(body(), media_type="text/event-stream", headers=SSE_HEADERS)
-
-
-def _frame(event: str, data: Any, event_id: str | None = None) -> bytes:
-    head = f"id: {event_id}\n" if event_id is not None else ""
-    return f"{head}event: {event}\ndata: {orjson.dumps(data).decode()}\n\n".encode()
-
-
 @router.get("/events")
 async def events(
     request: Request,
@@ -440,16 +421,16 @@ async def events(
     parts it shows again. A reconnect starts from now: the page refreshes as it opens."""
     runtime = runtime_of(request)
 
-    async def frames() -> AsyncIterator[bytes]:
+    async def frames() -> AsyncIterator[Frame]:
         f = EventFilter(execution, None, None)
         async for batch in runtime.streams.events(signed.caller, f, position(None)):
             if not batch:
-                yield b": keep-alive\n\n"
+                yield None
             for e in batch:
                 data = {"execution": e.execution_id, "status": e.to_status, "kind": e.kind}
-                yield _frame("change", data)
+                yield (None, "change", data)
 
-    return _sse(frames())
+    return sse_response(frames())
 
 
 @router.get("/executions/{execution_id}/output/{stream}")
@@ -467,16 +448,16 @@ async def output(
     start = int(resume) if resume.isdigit() and len(resume) < 19 else offset
     e = await _execution(request, signed, execution_id)
 
-    async def frames() -> AsyncIterator[bytes]:
+    async def frames() -> AsyncIterator[Frame]:
         async for item in runtime.streams.output(signed.caller, e.id, stream, start):
             if isinstance(item, Output):
                 text = item.data.decode("utf-8", errors="replace")
-                yield _frame("output", {"data": text}, str(item.end))
+                yield (str(item.end), "output", {"data": text})
             elif isinstance(item, Reset):
-                yield _frame("reset", {}, "0")
+                yield ("0", "reset", {})
             elif isinstance(item, Done):
-                yield _frame("done", {"status": item.status.value}, str(item.offset))
+                yield (str(item.offset), "done", {"status": item.status.value})
             else:
-                yield b": keep-alive\n\n"
+                yield None
 
-    return _sse(frames())
+    return sse_response(frames())

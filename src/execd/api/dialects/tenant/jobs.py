@@ -5,9 +5,8 @@ from __future__ import annotations
 import asyncio
 import mimetypes
 import time
-from collections.abc import Iterator
 from datetime import datetime
-from typing import Annotated, Any, BinaryIO
+from typing import Annotated, Any
 from urllib.parse import quote
 
 from fastapi import APIRouter, Query, Request
@@ -17,7 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from execd.api.deps import RuntimeDep
 from execd.api.dialects.tenant import wire
 from execd.api.dialects.tenant.access import TenantCaller
-from execd.api.responses import Json
+from execd.api.responses import Json, file_chunks
 from execd.domain import times
 from execd.domain.access import Principal
 from execd.domain.actions import MAX_SECONDS
@@ -558,7 +557,7 @@ async def download_artifact(
     name = path.rsplit("/", 1)[-1]
     media = mimetypes.guess_type(name)[0] or "application/octet-stream"
     return StreamingResponse(
-        _stream(handle),
+        file_chunks(handle),
         media_type=media,
         headers={"Content-Disposition": f"attachment; filename*=UTF-8''{quote(name)}"},
     )
@@ -576,14 +575,8 @@ async def download_log(
         raise NotFound("Log not found", jobId=job.uuid)
     handle = await asyncio.to_thread(runtime.executions.open_log, job, stream)
     return StreamingResponse(
-        _stream(handle) if handle is not None else iter([b""]), media_type="text/plain"
+        file_chunks(handle) if handle is not None else iter([b""]), media_type="text/plain"
     )
-
-
-def _stream(handle: BinaryIO) -> Iterator[bytes]:
-    with handle:
-        while chunk := handle.read(256 * 1024):
-            yield chunk
 
 
 @router.get("/queue", summary="The project's jobs waiting for a worker, and the capacity")

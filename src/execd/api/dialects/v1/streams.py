@@ -24,6 +24,7 @@ from fastapi.responses import StreamingResponse
 
 from execd.api.deps import RuntimeDep, StreamCaller, get_stream_caller
 from execd.api.dialects.v1 import wire
+from execd.api.responses import Frame, sse_response
 from execd.domain.access import Principal
 from execd.domain.executions import MAX_ID
 from execd.domain.states import parse_status
@@ -34,9 +35,6 @@ from execd.store.artifacts import STREAMS
 from execd.store.events import LogEvent
 
 router = APIRouter(prefix="/executions", tags=["v1 streams"])
-
-Frame = tuple[str | None, str, Any] | None  # (id, event, data); None: keep alive
-SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
 
 
 def _event(e: LogEvent) -> Frame:
@@ -97,20 +95,6 @@ async def _output_frames(
             yield None
 
 
-def _sse(frames: AsyncIterator[Frame]) -> StreamingResponse:
-    async def body() -> AsyncIterator[bytes]:
-        yield b"retry: 1000\n\n"
-        async for frame in frames:
-            if frame is None:
-                yield b": keep-alive\n\n"
-                continue
-            event_id, event, data = frame
-            head = f"id: {event_id}\n" if event_id is not None else ""
-            yield f"{head}event: {event}\ndata: {orjson.dumps(data).decode()}\n\n".encode()
-
-    return StreamingResponse(body(), media_type="text/event-stream", headers=SSE_HEADERS)
-
-
 Status = Annotated[str | None, Query(max_length=200, description="Statuses, comma-separated")]
 ExecutionId = Annotated[int | None, Query(ge=1, le=MAX_ID)]
 ActionRef = Annotated[str | None, Query(max_length=300)]
@@ -129,7 +113,7 @@ async def event_stream(
     f = _filter(execution, action_ref, status)
     resume = last_event_id or last_event_id_query
     position(resume)  # a bad id is a 400 before the stream starts
-    return _sse(_event_frames(runtime, caller, f, resume))
+    return sse_response(_event_frames(runtime, caller, f, resume))
 
 
 @router.get(
@@ -148,7 +132,7 @@ async def output_stream(
     if stream not in STREAMS:
         raise InvalidInput(f"Unknown stream {stream!r}: use stdout or stderr")
     await runtime.executions.get(caller, execution_id)  # a 404 before the stream starts
-    return _sse(_output_frames(runtime, caller, execution_id, stream, start))
+    return sse_response(_output_frames(runtime, caller, execution_id, stream, start))
 
 
 _END = object()
