@@ -5,7 +5,8 @@
 
 Fills a fresh database (migrated like any other) with bench/seed.py's history of N
 executions over 30 days, and times, on its "bench" project, the hourly rollups' first
-computation (what `execd serve` does as hours end; here all 720 hours at once), the
+computation (what `execd serve` does as hours end; here all 720 hours at once, and
+the days they cover whole), the
 document's plain counts, and the analytics the API answers:
 by action, by hour, and both, over the last 24 hours and over all 30 days.
 """
@@ -59,6 +60,7 @@ async def measure(url: str, project: str, now: float, repeat: int) -> None:
             ("by action", True, None),
             ("by hour", False, 3600),
             ("by action and hour", True, 3600),
+            ("by day", False, 86400),
         ):
 
             def work(
@@ -86,7 +88,9 @@ def main() -> None:
         began = time.perf_counter()
         if args.reuse:
             with create_engine(sync_url(url)).begin() as conn:
-                project = conn.execute(select(projects.c.id)).scalar_one()
+                project = conn.execute(
+                    select(projects.c.id).where(projects.c.name == "bench")
+                ).scalar_one()
                 analytics.rebuild(conn)
         else:
             project = fill(url, args.n, now, seal=False).bench.id

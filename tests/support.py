@@ -21,6 +21,8 @@ import httpx
 import psutil
 import psycopg
 
+from execd.store.schema import ROLLED_UP
+
 PG_ADMIN = os.environ.get("EXECD_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/postgres")
 ADMIN_TOKEN = "execd_test_admin_token_0123456789"
 IN_CI = os.environ.get("CI", "").lower() == "true"
@@ -425,3 +427,8 @@ def insert_ended(
             ids += conn.execute(insert(executions).returning(executions.c.id), rows).scalars()
     engine.dispose()
     return ids
+
+
+def ended_in(rollups: Any) -> Any:
+    """What a rollup row counts: the sum of its status columns."""
+    return sum((rollups.c[status] for status in ROLLED_UP[1:]), rollups.c[ROLLED_UP[0]])

@@ -12,8 +12,11 @@ from sqlalchemy import create_engine, func, select, update
 
 from execd.domain.times import iso
 from execd.store.database import sync_url
-from execd.store.schema import execution_rollups, executions
-from tests.support import Deployment, new_project, submit, wait_status
+from execd.store.schema import (
+    execution_rollups_hourly,
+    executions,
+)
+from tests.support import Deployment, ended_in, new_project, submit, wait_status
 
 HOUR = 3600.0
 T0 = 1_780_000_000.0 - (1_780_000_000.0 % HOUR)  # the start of an hour, in 2026
@@ -76,7 +79,7 @@ def test_stats_group_by_action_and_hour(deployment: Deployment) -> None:
     assert int(done.stdout.split()[2]) >= 2  # at least the two hours with executions
     engine = create_engine(sync_url(deployment.database_url))
     with engine.connect() as conn:
-        rolled = conn.execute(select(func.sum(execution_rollups.c.ended))).scalar()
+        rolled = conn.execute(select(func.sum(ended_in(execution_rollups_hourly)))).scalar()
     engine.dispose()
     assert rolled == 24
     assert answers() == raw

@@ -14,8 +14,11 @@ import httpx
 from sqlalchemy import create_engine, func, select
 
 from execd.store.database import sync_url
-from execd.store.schema import execution_rollups, executions
-from tests.support import Deployment, insert_ended, new_project, submit, wait_status
+from execd.store.schema import (
+    execution_rollups_hourly,
+    executions,
+)
+from tests.support import Deployment, ended_in, insert_ended, new_project, submit, wait_status
 
 DAY = 86400.0
 SHOWN = ("completed", "failed", "running", "pending", "cancelled", "timeout", "abandoned")
@@ -69,7 +72,7 @@ def total(client: httpx.Client, **params: str) -> int:
 def rolled_up(deployment: Deployment) -> int:
     engine = create_engine(sync_url(deployment.database_url))
     with engine.connect() as conn:
-        ended = conn.execute(select(func.sum(execution_rollups.c.ended))).scalar()
+        ended = conn.execute(select(func.sum(ended_in(execution_rollups_hourly)))).scalar()
     engine.dispose()
     return int(ended or 0)
 

@@ -693,3 +693,64 @@ def test_counts_without_run_times_match_the_full_aggregates(with_db: Run) -> Non
 
     for full, counts in with_db(scenario):
         assert full == counts and full
+
+
+def test_daily_and_hourly_rollups_answer_as_the_executions_do(with_db: Run) -> None:
+    """Windows read from the daily rollups (whole days), the hourly ones (the hours at
+    the edges) and the executions (the rest) give the same counts and run-time
+    histograms as the executions alone, for every grouping."""
+
+    async def scenario(db: Database) -> tuple[list[Any], list[Any], int]:
+        tenant, project = await _project(db)
+        now = time.time()
+        made = await _submit(
+            Queue(db),
+            [_new(tenant, project, action_ref=f"core.a{i % 4}") for i in range(300)],
+        )
+
+        def end(conn: Connection) -> None:
+            for i, e in enumerate(made):
+                ended = now - 5 * 86400 + i * 1423  # five days ago up to now
+                status = ["completed", "failed", "timeout", "cancelled", "abandoned"][i % 5]
+                started = None if status == "cancelled" else ended - (i % 37) * 1.7
+                conn.execute(
+                    executions.update()
+                    .where(executions.c.id == e.id)
+                    .values(status=status, started=started, ended=ended)
+                )
+
+        await db.write(end)
+        queries = ExecutionQueries(db)
+        day = now - now % 86400
+        windows = [
+            (now - 6 * 86400, now + 1),  # all of it
+            (day - 3 * 86400, day),  # whole days only
+            (now - 4 * 86400 + 1234.5, now - 3600 * 7.5),  # ragged at both ends
+            (day - 86400 + 3600, day + 3600),  # less than a day across midnight
+        ]
+
+        async def answers() -> list[Any]:
+            found = []
+            for since, until in windows:
+                for by_action in (False, True):
+                    for bucket in (None, 3600, 86400):
+                        groups = await queries.analytics(
+                            project, since, until, by_action=by_action, bucket_seconds=bucket
+                        )
+                        found.append(
+                            [(g.action_ref, g.bucket, g.by_status, g.packed()) for g in groups]
+                        )
+            return found
+
+        raw = await answers()  # nothing rolled up yet: from the executions
+        while await queries.seal_rollups():
+            pass
+        rolled = await answers()
+        days = await db.read(
+            lambda conn: conn.execute(text("SELECT count(*) FROM execution_rollups_daily")).scalar()
+        )
+        return raw, rolled, days
+
+    raw, rolled, days = with_db(scenario)
+    assert days >= 4 * 4  # four whole days at least, four actions each
+    assert rolled == raw and all(raw)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from operator import add
 
 from execd.domain.states import Status
 
@@ -38,11 +39,37 @@ def value_of(bin_index: int) -> float:
     return 2 * GAMMA**bin_index / (GAMMA + 1) / 1000
 
 
-def merge(into: dict[int, int], more: Mapping[int, int] | Iterable[Sequence[int]]) -> None:
-    """Add a histogram (a mapping, or [bin, count] pairs as rollups store it) into one."""
-    get = into.get
-    for bin_index, count in more.items() if isinstance(more, Mapping) else more:
-        into[bin_index] = get(bin_index, 0) + count
+def packed(histogram: Mapping[int, int]) -> list[int]:
+    """A histogram as the rollups store it: its lowest bin, then the count of every bin
+    from there to its highest ([] when empty). One flat list of small numbers is quick
+    to read back, and adds up in slices (`merge`)."""
+    if not histogram:
+        return []
+    low = min(histogram)
+    found = [0] * (max(histogram) - low + 2)
+    found[0] = low
+    for bin_index, count in histogram.items():
+        found[bin_index - low + 1] = count
+    return found
+
+
+def merge(into: list[int], more: Mapping[int, int] | Sequence[int]) -> None:
+    """Add a histogram (a mapping, or packed) into a dense one: the count of bin i at
+    index i."""
+    if isinstance(more, Mapping):
+        if more:
+            _grow(into, max(more) + 1)
+            for bin_index, count in more.items():
+                into[bin_index] += count
+    elif more:
+        low, high = more[0], more[0] + len(more) - 1
+        _grow(into, high)
+        into[low:high] = map(add, into[low:high], more[1:])
+
+
+def _grow(dense: list[int], size: int) -> None:
+    if len(dense) < size:
+        dense.extend([0] * (size - len(dense)))
 
 
 def percentiles(
@@ -72,12 +99,10 @@ class Aggregate:
     action_ref: str | None
     bucket: float | None  # the bucket's start (seconds since the epoch)
     by_status: dict[Status, int] = field(default_factory=dict)
-    # Run times (started to ended) of those that ran.
-    durations: dict[int, int] = field(default_factory=dict)
+    # Run times (started to ended) of those that ran: the count of bin i at index i.
+    durations: list[int] = field(default_factory=list)
 
-    def add(
-        self, status: Status, count: int, durations: Mapping[int, int] | Iterable[Sequence[int]]
-    ) -> None:
+    def add(self, status: Status, count: int, durations: Mapping[int, int] | Sequence[int]) -> None:
         self.by_status[status] = self.by_status.get(status, 0) + count
         merge(self.durations, durations)
 
@@ -95,7 +120,16 @@ class Aggregate:
         return round(self.failures / self.ended, 4) if self.ended else None
 
     def percentiles(self) -> list[float | None]:
-        return percentiles(self.durations)
+        return percentiles({i: n for i, n in enumerate(self.durations) if n})
+
+    def packed(self) -> list[int]:
+        """Its run times as the rollups store them."""
+        dense = self.durations
+        low = next((i for i, n in enumerate(dense) if n), None)
+        if low is None:
+            return []
+        high = max(i for i, n in enumerate(dense) if n)
+        return [low, *dense[low : high + 1]]
 
 
 def histogram(durations: Iterable[float]) -> dict[int, int]:

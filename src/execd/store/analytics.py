@@ -2,12 +2,18 @@
 reads a few thousand rows.
 
 An hour is *sealed* once it is over (plus a grace for transactions still committing):
-its executions are counted per project, action and final status, with a histogram of
-their run times, into `execution_rollups`. The rollups cover the hours
-[first, until) kept in the `rollups` row of `event_cursors`; a window is answered from
-the rollups for the whole hours they cover and from the executions themselves for the
-rest (the current hour, the window's ragged edges, anything before the rollups began).
-Both paths produce the same histograms, so they add up.
+its executions are counted per project and action, a count per final status, with one
+histogram of the run times of those that ran, into `execution_rollups_hourly`. When
+the last hour of a day is sealed, the day's hourly rows are added up into
+`execution_rollups_daily`. The rollups cover the hours [first, until) kept in the
+`rollups` row of `event_cursors`, and the whole days inside them.
+
+A window is answered from the daily rollups for the whole days it holds (unless it is
+bucketed by hour), from the hourly rollups for the whole hours at its edges, and from
+the executions themselves for the rest (the current hour, the window's ragged edges,
+anything before the rollups began). All three produce the same histograms, so they add
+up: 30 days over a million executions read a row per action and day, and the hours of
+today.
 
 Sealing is done by every `execd serve` (and `execd rollup`), one at a time: an advisory
 lock on PostgreSQL, the single writer on SQLite.
@@ -29,16 +35,27 @@ from typing import Any
 from sqlalchemy import Connection, delete, func, insert, select, union_all, update
 from sqlalchemy.dialects import postgresql, sqlite
 
-from execd.domain.analytics import ROLLUP_SECONDS, Aggregate, bin_of, histogram
+from execd.domain.analytics import ROLLUP_SECONDS, Aggregate, bin_of, merge
 from execd.domain.states import TERMINAL, Status
 from execd.store.clock import now_of
 from execd.store.database import exclusive, snapshot, unindexed
-from execd.store.schema import event_cursors, execution_counts, execution_rollups
+from execd.store.schema import (
+    ROLLED_UP,
+    event_cursors,
+    execution_counts,
+    execution_rollups_daily,
+    execution_rollups_hourly,
+)
 from execd.store.schema import executions as ex
 
 CURSOR = "rollups"
 LOCK = "execd-analytics-rollups"
 GRACE = 300.0  # seconds after an hour ends before it is sealed
+DAY = 86400
+# The rollups of each level, by their start column.
+hourly, daily = execution_rollups_hourly.c.hour, execution_rollups_daily.c.day
+_COUNTED = [Status(s) for s in ROLLED_UP]
+_COUNTS = slice(3, 3 + len(ROLLED_UP))  # where a rollup row holds them: after its key
 _TERMINAL = sorted(s.value for s in TERMINAL)
 _NOT_ENDED = sorted(s.value for s in Status if s not in TERMINAL)
 
@@ -97,6 +114,7 @@ def seal(conn: Connection, max_hours: int = 24) -> int:
         _roll_up(conn, until)
         until += ROLLUP_SECONDS
         done += 1
+    _seal_days(conn, covered[0], covered[1], until)
     conn.execute(
         update(event_cursors)
         .where(event_cursors.c.name == CURSOR)
@@ -108,43 +126,83 @@ def seal(conn: Connection, max_hours: int = 24) -> int:
 def rebuild(conn: Connection) -> None:
     """Forget every rollup; the next seals start again from the oldest execution."""
     exclusive(conn, LOCK)
-    conn.execute(delete(execution_rollups))
+    conn.execute(delete(execution_rollups_hourly))
+    conn.execute(delete(execution_rollups_daily))
     conn.execute(delete(execution_counts))
     conn.execute(delete(event_cursors).where(event_cursors.c.name == CURSOR))
 
 
+def _seal_days(conn: Connection, first: float, before: float, until: float) -> None:
+    """Roll up the days the hourly rollups now cover whole and did not before (the
+    covered hours went from [first, before) to [first, until))."""
+    day, end = max(_ceil(first, DAY), _floor(before, DAY)), _floor(until, DAY)
+    while day < end:
+        nxt = conn.execute(
+            select(func.min(hourly)).where(hourly >= day, hourly < end)
+        ).scalar()  # quiet days have no rows to add up
+        if nxt is None:
+            return
+        day = _floor(nxt, DAY)
+        _roll_up_day(conn, day)
+        day += DAY
+
+
+def _roll_up_day(conn: Connection, day: float) -> None:
+    conn.execute(delete(execution_rollups_daily).where(daily == day))
+    rows = conn.execute(select(execution_rollups_hourly).where(hourly >= day, hourly < day + DAY))
+    groups: dict[tuple[str, str], Aggregate] = {}
+    for row in rows:
+        key = (row.project_id, row.action_ref)
+        group = groups.get(key) or groups.setdefault(key, Aggregate(row.action_ref, day))
+        _add_row(group, row)
+    _insert(conn, execution_rollups_daily, "day", day, groups)
+
+
 def _roll_up(conn: Connection, hour: float) -> None:
-    conn.execute(delete(execution_rollups).where(execution_rollups.c.hour == hour))
+    conn.execute(delete(execution_rollups_hourly).where(hourly == hour))
     rows = conn.execute(
         select(ex.c.project_id, ex.c.action_ref, ex.c.status, ex.c.started, ex.c.ended).where(
             ex.c.ended >= hour, ex.c.ended < hour + ROLLUP_SECONDS, ex.c.status.in_(_TERMINAL)
         )
     )
-    groups: dict[tuple[str, str, str], list[Any]] = {}
+    groups: dict[tuple[str, str], Aggregate] = {}
     counts: dict[tuple[str, str], int] = {}
     for project_id, action_ref, status, started, ended in rows:
-        group = groups.setdefault((project_id, action_ref, status), [0, []])
-        group[0] += 1
-        if started is not None:
-            group[1].append(ended - started)
+        key = (project_id, action_ref)
+        group = groups.get(key) or groups.setdefault(key, Aggregate(action_ref, hour))
+        timed = {bin_of(max(ended - started, 0.0)): 1} if started is not None else {}
+        group.add(Status(status), 1, timed)
         counts[project_id, status] = counts.get((project_id, status), 0) + 1
     _add_counts(conn, counts)
+    _insert(conn, execution_rollups_hourly, "hour", hour, groups)
+
+
+def _insert(
+    conn: Connection, table: Any, start: str, at: float, groups: dict[tuple[str, str], Aggregate]
+) -> None:
     if groups:
         conn.execute(
-            insert(execution_rollups),
+            insert(table),
             [
                 {
                     "project_id": project_id,
-                    "hour": hour,
+                    start: at,
                     "action_ref": action_ref,
-                    "status": status,
-                    "ended": count,
-                    # [bin, count] pairs: the quickest form to read back and add up.
-                    "durations": sorted(histogram(durations).items()),
+                    **{s.value: g.by_status.get(s, 0) for s in _COUNTED},
+                    "durations": g.packed(),
                 }
-                for (project_id, action_ref, status), (count, durations) in groups.items()
+                for (project_id, action_ref), g in groups.items()
             ],
         )
+
+
+def _add_row(group: Aggregate, row: Any) -> None:
+    """Add a rollup row (its counts and its histogram) to a group."""
+    by_status = group.by_status
+    for status, count in zip(_COUNTED, row[_COUNTS], strict=True):
+        if count:
+            by_status[status] = by_status.get(status, 0) + count
+    merge(group.durations, row.durations)
 
 
 def aggregate(
@@ -170,31 +228,48 @@ def aggregate(
             groups[key] = Aggregate(action_ref=key[0], bucket=key[1])
         return groups[key]
 
-    covered = coverage(conn)
-    raw: list[tuple[float, float]] = [(since, until)]
-    if covered is not None:
-        start, end = max(_ceil(since), covered[0]), min(_floor(until), covered[1])
-        if start < end:
-            raw = [(since, start), (end, until)]
-            r = execution_rollups.c
-            within = (r.project_id == project_id, r.hour >= start, r.hour < end)
-            if durations:
-                for row in conn.execute(select(execution_rollups).where(*within)).mappings():
-                    group(row["action_ref"], row["hour"]).add(
-                        Status(row["status"]), row["ended"], row["durations"]
-                    )
-            else:  # counts only: added up in the database, an hour a row (or per action)
-                keys = [r.hour, r.status, *([r.action_ref] if by_action else [])]
-                counted = select(*keys, func.sum(r.ended)).where(*within).group_by(*keys)
-                for hour, status, *rest in conn.execute(counted):
-                    ref, total = (rest[0], rest[1]) if by_action else (None, rest[0])
-                    group(ref or "", hour).add(Status(status), int(total), {})
-    for low, high in raw:
-        if low < high:
+    daily_too = bucket_seconds is None or bucket_seconds % DAY == 0
+    for level, low, high in _pieces(coverage(conn), since, until, daily_too):
+        if low >= high:
+            continue
+        if level is None:
             for action_ref, status, started, ended in _ended(conn, project_id, low, high):
                 timed = {bin_of(max(ended - started, 0.0)): 1} if started is not None else {}
                 group(action_ref, ended).add(Status(status), 1, timed if durations else {})
+            continue
+        r = level.table.c
+        within = (r.project_id == project_id, level >= low, level < high)
+        if durations:
+            for row in conn.execute(select(level.table).where(*within)):
+                _add_row(group(row.action_ref, getattr(row, level.name)), row)
+        else:  # counts only: added up in the database, a row per start (and action)
+            keys = [level, *([r.action_ref] if by_action else [])]
+            sums = [func.sum(r[s.value]) for s in _COUNTED]
+            counted = select(*keys, *sums).where(*within).group_by(*keys)
+            for row in conn.execute(counted):
+                at, ref, totals = row[0], row[1] if by_action else "", row[len(keys) :]
+                found = group(ref, at)
+                for status, total in zip(_COUNTED, totals, strict=True):
+                    if total:
+                        found.add(status, int(total), {})
     return sorted(groups.values(), key=lambda a: (a.bucket or 0.0, a.action_ref or ""))
+
+
+def _pieces(
+    covered: tuple[float, float] | None, since: float, until: float, daily_too: bool
+) -> list[tuple[Any, float, float]]:
+    """[since, until) split into what the executions (None), the hourly rollups and,
+    when `daily_too`, the daily rollups answer: (level, low, high), some maybe empty."""
+    if covered is None:
+        return [(None, since, until)]
+    start, end = max(_ceil(since), covered[0]), min(_floor(until), covered[1])
+    if start >= end:
+        return [(None, since, until)]
+    middle = [(hourly, start, end)]
+    days = (_ceil(start, DAY), _floor(end, DAY))
+    if daily_too and days[0] < days[1]:
+        middle = [(hourly, start, days[0]), (daily, *days), (hourly, days[1], end)]
+    return [(None, since, start), *middle, (None, end, until)]
 
 
 def _ended(

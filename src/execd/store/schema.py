@@ -493,18 +493,28 @@ enforcements = Table(
 Index("ix_enforcements_project_id_id", enforcements.c.project_id, enforcements.c.id)
 Index("ix_enforcements_rule_id_id", enforcements.c.rule_id, enforcements.c.id)
 
-# Analytics rollups: per project, hour, action and final status, what ended and a
-# histogram of run times (see domain/analytics.py). Written once an hour is over.
-execution_rollups = Table(
-    "execution_rollups",
-    metadata,
-    Column("project_id", Uuid, primary_key=True),
-    Column("hour", Ts, primary_key=True),
-    Column("action_ref", String(300), primary_key=True),
-    Column("status", String(16), primary_key=True),
-    Column("ended", Integer, nullable=False),
-    Column("durations", Json, nullable=False),  # [[bin, count], ...]
-)
+# Analytics rollups (store/analytics.py): per project, action and hour (or day), how
+# many executions ended in each final status, and one histogram of the run times of
+# those that ran, whatever their status (domain/analytics.py). An hour's row is written
+# once the hour is over; a day's once its last hour is: the day's hourly rows added up.
+# A count column for each final status (domain/states.py TERMINAL).
+ROLLED_UP = ("abandoned", "cancelled", "completed", "failed", "timeout")
+
+
+def _rollups(name: str, start: str) -> Table:
+    return Table(
+        name,
+        metadata,
+        Column("project_id", Uuid, primary_key=True),
+        Column(start, Ts, primary_key=True),
+        Column("action_ref", String(300), primary_key=True),
+        *(Column(status, Integer, nullable=False) for status in ROLLED_UP),
+        Column("durations", Json, nullable=False),  # [lowest bin, count, count, ...]
+    )
+
+
+execution_rollups_hourly = _rollups("execution_rollups_hourly", "hour")
+execution_rollups_daily = _rollups("execution_rollups_daily", "day")
 
 # How many executions that still exist ended in the hours the rollups cover, per project
 # and final status: added to when an hour is rolled up, taken from when executions are
