@@ -22,6 +22,15 @@ def project(server: Server) -> tuple[httpx.Client, str]:
     return server.client(token), token
 
 
+def a_rule(api: httpx.Client) -> None:
+    """A timer trigger, "hourly", and a rule, "report", that it fires."""
+    timer = {"ref": "hourly", "type": "timer", "config": {"interval": 3600}}
+    assert api.post("/api/v1/triggers", json=timer).status_code == 201
+    rule = {"ref": "report", "trigger": "hourly", "action_ref": "core.echo",
+            "parameters": {"message": "tick {{ payload.fired_at }}"}}  # fmt: skip
+    assert api.post("/api/v1/rules", json=rule).status_code == 201
+
+
 def status_of(page: Any) -> str:
     return str(page.locator("#status").inner_text())
 
@@ -227,8 +236,10 @@ def test_pages_fit_a_narrow_screen(page: Any, server: Server, project: Any) -> N
     done = wait_status(api, submit(api, "core.echo", {"message": "narrow"})["id"])
     page.set_viewport_size({"width": 360, "height": 740})
     sign_in(page, server, token)
+    a_rule(api)
     pages = ["executions", f"executions/{done['id']}", "queue", "actions", "actions/core.shell"]
-    for path in [f"/ui/{p}" for p in [*pages, "flows", "rules", "stats"]]:
+    more = ["flows", "rules", "rules/report", "triggers/hourly", "stats"]
+    for path in [f"/ui/{p}" for p in [*pages, *more]]:
         page.goto(server.url + path)
         width = page.evaluate("document.documentElement.scrollWidth")
         assert width <= 360, f"{path} is {width} px wide"
@@ -266,6 +277,7 @@ def test_the_api_docs_work_offline(browser: Any, server: Server) -> None:
 def test_every_page_is_accessible_and_pictured(page: Any, server: Server, project: Any) -> None:
     api, token = project
     done = wait_status(api, submit(api, "core.shell", {"cmd": "echo done"})["id"])
+    a_rule(api)
     sign_in(page, server, token)
     for name, path in [
         ("queue", "/ui/queue"),
@@ -273,6 +285,8 @@ def test_every_page_is_accessible_and_pictured(page: Any, server: Server, projec
         ("action", "/ui/actions/core.sleep"),
         ("flows", "/ui/flows"),
         ("rules", "/ui/rules"),
+        ("rule", "/ui/rules/report"),
+        ("trigger", "/ui/triggers/hourly"),
         ("stats", "/ui/stats"),
         ("execution-completed", f"/ui/executions/{done['id']}"),
     ]:

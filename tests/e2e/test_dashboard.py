@@ -20,6 +20,7 @@ from tests.support import (
     ADMIN_TOKEN,
     Deployment,
     Server,
+    insert_ended,
     new_project,
     submit,
     wait_for,
@@ -238,6 +239,28 @@ def test_the_list_filters_and_pages_by_keyset(shared_server: Server, admin: http
     assert bad.status_code == 400 and "sideways" in bad.text
 
 
+def test_a_search_for_text_in_results_reads_a_bounded_slice_and_goes_on_from_there(
+    shared_server: Server, admin: httpx.Client
+) -> None:
+    _, _, token = new_project(admin)
+    api = shared_server.client(token)
+    needle = wait_status(api, submit(api, "core.echo", {"message": "needle-7"})["id"])
+    # 20,000 newer executions without it (the slice one page reads), then one with it.
+    insert_ended(shared_server.env["EXECD_DATABASE_URL"], api, 20_000)
+    newest = wait_status(api, submit(api, "core.echo", {"message": "needle-8"})["id"])
+    client = sign_in(shared_server, token)
+
+    first = client.get("/ui/executions", params={"result": "needle"})
+    assert re.findall(r'<tr data-id="(\d+)"', first.text) == [str(newest["id"])]
+    assert "20,000 executions searched" in first.text
+    on = re.search(r'href="(/ui/executions\?[^"]*)" rel="next">Search older', first.text)
+    assert on, first.text
+    second = client.get(html.unescape(on.group(1)))
+    assert re.findall(r'<tr data-id="(\d+)"', second.text) == [str(needle["id"])]
+    assert "Search older" not in second.text  # it reached the oldest: nothing more to search
+    assert 'href="/ui/executions?result=needle">Newest' in second.text
+
+
 def test_one_execution_shows_its_history_result_output_and_package(
     shared_server: Server, admin: httpx.Client
 ) -> None:
@@ -442,6 +465,94 @@ def test_run_a_flow_and_switch_a_rule_off(shared_server: Server, admin: httpx.Cl
     )
     assert off.status_code == 303
     assert api.get("/api/v1/rules/on-hook").json()["data"]["enabled"] is False
+
+
+def test_rules_and_triggers_have_pages_and_switch_off_and_on(
+    shared_server: Server, admin: httpx.Client
+) -> None:
+    _, project_id, token = new_project(admin)
+    api = shared_server.client(token)
+    assert (
+        api.post("/api/v1/triggers", json={"ref": "alerts", "type": "webhook"}).status_code == 201
+    )
+    signed = {"ref": "signed", "type": "webhook", "config": {"auth": "hmac"}}
+    created = api.post("/api/v1/triggers", json=signed)
+    assert created.status_code == 201, created.text
+    secret = created.json()["data"]["secret"]
+    rule = {
+        "ref": "page-ops",
+        "trigger": "alerts",
+        "action_ref": "core.echo",
+        "criteria": {"field": "payload.severity", "op": "equals", "value": "high"},
+        "parameters": {"message": "{{ payload.host }}"},
+    }
+    assert api.post("/api/v1/rules", json=rule).status_code == 201
+    fired = api.post("/api/v1/webhooks/alerts", json={"severity": "high", "host": "web-7"})
+    assert fired.status_code == 202, fired.text
+    client = sign_in(shared_server, token)
+
+    listed = client.get("/ui/rules")
+    assert 'href="/ui/rules/page-ops"' in listed.text
+    assert 'href="/ui/triggers/alerts"' in listed.text
+    page = client.get("/ui/rules/page-ops")
+    assert page.status_code == 200
+    assert "{{ payload.host }}" in html.unescape(page.text) and "severity" in page.text
+    enforced = re.search(r'href="/ui/executions/(\d+)"', page.text)
+    assert enforced, "the enforcement links the execution it started"
+    assert wait_status(api, int(enforced.group(1)))["result"] == {"message": "web-7"}
+
+    trigger = client.get("/ui/triggers/alerts")
+    assert trigger.status_code == 200 and "token" in trigger.text
+    assert 'href="/ui/rules/page-ops"' in trigger.text
+    # Off from its own page, back there; on again from the list, back to the list.
+    off = client.post(
+        "/ui/triggers/alerts/enabled",
+        data={"csrf": csrf_of(trigger), "enabled": "false", "back": "detail"},
+    )
+    assert off.status_code == 303 and off.headers["location"] == "/ui/triggers/alerts"
+    assert api.get("/api/v1/triggers/alerts").json()["data"]["enabled"] is False
+    assert api.post("/api/v1/webhooks/alerts", json={}).status_code == 409  # disabled
+    on = client.post(
+        "/ui/triggers/alerts/enabled",
+        data={"csrf": csrf_of(trigger), "enabled": "true", "back": "list"},
+    )
+    assert on.status_code == 303 and on.headers["location"] == "/ui/rules"
+    assert api.get("/api/v1/triggers/alerts").json()["data"]["enabled"] is True
+    # An HMAC webhook keeps its secret through off and on; the page never shows it.
+    hmac_page = client.get("/ui/triggers/signed")
+    assert secret not in hmac_page.text and "never shown again" in hmac_page.text
+    for enabled in ("false", "true"):
+        client.post(
+            "/ui/triggers/signed/enabled", data={"csrf": csrf_of(hmac_page), "enabled": enabled}
+        )
+    kept = api.get("/api/v1/triggers/signed").json()["data"]
+    assert kept["enabled"] is True and kept["has_secret"] is True
+    off = client.post(
+        "/ui/rules/page-ops/enabled",
+        data={"csrf": csrf_of(page), "enabled": "false", "back": "detail"},
+    )
+    assert off.headers["location"] == "/ui/rules/page-ops"
+    assert "disabled" in client.get("/ui/rules/page-ops").text
+
+    # A viewer sees the buttons disabled and is refused; another project's are not found.
+    viewer = sign_in(
+        shared_server,
+        admin.post(
+            "/api/v1/tokens", json={"name": "v", "role": "viewer", "project_id": project_id}
+        ).json()["data"]["token"],
+    )
+    seen = viewer.get("/ui/triggers/alerts")
+    assert re.search(
+        r"<button type=\"submit\" disabled aria-label=\"Disable trigger alerts\"", seen.text
+    )
+    refused = viewer.post(
+        "/ui/triggers/alerts/enabled", data={"csrf": csrf_of(seen), "enabled": "false"}
+    )
+    assert refused.status_code == 403
+    _, _, stranger = new_project(admin)
+    outsider = sign_in(shared_server, stranger)
+    for path in ("/ui/triggers/alerts", "/ui/rules/page-ops"):
+        assert outsider.get(path).status_code == 404
 
 
 def test_statistics_count_what_ended_per_action_and_the_flows(

@@ -165,6 +165,7 @@ class ExecutionFilter:
     updated_after: float | None = None
     updated_before: float | None = None
     below_id: int | None = None  # keyset paging: only executions older than this id
+    lowest_id: int | None = None  # only this id and newer ones (a bounded scan)
 
 
 @dataclass(frozen=True)

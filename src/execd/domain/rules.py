@@ -114,6 +114,11 @@ class TriggerSpec:
     enabled: bool = True
     config: dict[str, Any] = field(default_factory=dict)
 
+    @classmethod
+    def of(cls, trigger: Trigger) -> TriggerSpec:
+        """The definition of a stored trigger (to change some of it with `replace`)."""
+        return cls(trigger.ref, trigger.type, trigger.description, trigger.enabled, trigger.config)
+
 
 @dataclass(frozen=True)
 class RuleSpec:
@@ -124,6 +129,19 @@ class RuleSpec:
     criteria: dict[str, Any] | None = None
     parameters: dict[str, Any] = field(default_factory=dict)
     enabled: bool = True
+
+    @classmethod
+    def of(cls, rule: Rule) -> RuleSpec:
+        """The definition of a stored rule (to change some of it with `replace`)."""
+        return cls(
+            rule.ref,
+            rule.trigger_ref,
+            rule.action_ref,
+            rule.description,
+            rule.criteria,
+            rule.parameters,
+            rule.enabled,
+        )
 
 
 def check_ref(kind: str, ref: str) -> None:

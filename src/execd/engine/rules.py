@@ -7,6 +7,7 @@ import asyncio
 import hashlib
 import hmac
 import secrets
+from dataclasses import replace
 from typing import Any
 
 import structlog
@@ -84,6 +85,14 @@ class RuleService:
         )
         return trigger, (stored if secret is None else None)
 
+    async def set_trigger_enabled(self, caller: Principal, ref: str, enabled: bool) -> Trigger:
+        """Enable or disable a trigger (its secret kept): a disabled one fires no rule,
+        and a timer enabled again counts its schedule from now."""
+        current = await self.store.trigger(caller.project_id, ref)
+        spec = replace(TriggerSpec.of(current), enabled=enabled)
+        trigger, _ = await self.update_trigger(caller, ref, spec, None)
+        return trigger
+
     def _sealed(self, secret: str | None) -> str | None:
         return None if secret is None else self.sealer.seal(secret)
 
@@ -123,16 +132,7 @@ class RuleService:
 
     async def set_rule_enabled(self, caller: Principal, ref: str, enabled: bool) -> Rule:
         current = await self.store.rule(caller.project_id, ref)
-        spec = RuleSpec(
-            ref=current.ref,
-            trigger_ref=current.trigger_ref,
-            action_ref=current.action_ref,
-            description=current.description,
-            criteria=current.criteria,
-            parameters=current.parameters,
-            enabled=enabled,
-        )
-        return await self.update_rule(caller, ref, spec)
+        return await self.update_rule(caller, ref, replace(RuleSpec.of(current), enabled=enabled))
 
     async def delete_rule(self, caller: Principal, ref: str) -> None:
         require(caller, "operator")

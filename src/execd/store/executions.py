@@ -50,6 +50,8 @@ def _conditions(project_id: str, f: ExecutionFilter) -> list[ColumnElement[bool]
         where.append(ex.c.updated < f.updated_before)
     if f.below_id is not None:
         where.append(ex.c.id < f.below_id)
+    if f.lowest_id is not None:
+        where.append(ex.c.id >= f.lowest_id)
     if f.result_contains:
         where.append(cast(ex.c.result, Text).icontains(f.result_contains, autoescape=True))
     return where

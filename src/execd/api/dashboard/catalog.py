@@ -1,6 +1,6 @@
 """The dashboard's pages of what can run: actions (run one from a form made from its
-parameter schema; enable or disable it), flows (run one), rules and triggers (enable or
-disable a rule)."""
+parameter schema; enable or disable it), flows (run one), rules and triggers (a page
+each; enable or disable them)."""
 
 from __future__ import annotations
 
@@ -48,7 +48,7 @@ async def _action_page(
         sent=sent,
         errors=errors or {},
         recent=recent,
-        schema=orjson.dumps(action.parameters, option=orjson.OPT_INDENT_2).decode(),
+        schema=_json(action.parameters),
     )
     response.status_code = status
     return response
@@ -147,8 +147,62 @@ async def rules(request: Request, signed: SignedIn) -> HTMLResponse:
     )
 
 
+@router.get("/rules/{ref}")
+async def rule(request: Request, signed: SignedIn, ref: str) -> HTMLResponse:
+    runtime = runtime_of(request)
+    found = await runtime.rules.rule(signed.caller, ref)
+    enforcements, total = await runtime.rules.enforcements(
+        signed.caller, rule_ref=found.ref, status=None, limit=20, offset=0
+    )
+    return await page(
+        request,
+        signed,
+        "rule.html",
+        section="rules",
+        rule=found,
+        criteria=_json(found.criteria) if found.criteria else None,
+        template=_json(found.parameters),
+        enforcements=enforcements,
+        enforced=total,
+    )
+
+
+@router.get("/triggers/{ref}")
+async def trigger(request: Request, signed: SignedIn, ref: str) -> HTMLResponse:
+    runtime = runtime_of(request)
+    found = await runtime.rules.trigger(signed.caller, ref)
+    using, _ = await runtime.rules.rules(
+        signed.caller, trigger_ref=found.ref, action_ref=None, enabled=None, limit=200, offset=0
+    )
+    return await page(
+        request,
+        signed,
+        "trigger.html",
+        section="rules",
+        trigger=found,
+        config=_json(found.config),
+        rules=using,
+    )
+
+
+def _json(value: Any) -> str:
+    return orjson.dumps(value, option=orjson.OPT_INDENT_2).decode()
+
+
+def _back(form: dict[str, str], detail: str) -> str:
+    """Where a change was asked from: the list, or the thing's own page."""
+    return detail if form.get("back") == "detail" else f"{PREFIX}/rules"
+
+
 @router.post("/rules/{ref}/enabled")
 async def enable_rule(request: Request, signed: SignedIn, form: Posted, ref: str) -> Response:
     enabled = form.get("enabled") == "true"
     await runtime_of(request).rules.set_rule_enabled(signed.caller, ref, enabled)
-    return RedirectResponse(f"{PREFIX}/rules", status_code=303)
+    return RedirectResponse(_back(form, f"{PREFIX}/rules/{ref}"), status_code=303)
+
+
+@router.post("/triggers/{ref}/enabled")
+async def enable_trigger(request: Request, signed: SignedIn, form: Posted, ref: str) -> Response:
+    enabled = form.get("enabled") == "true"
+    await runtime_of(request).rules.set_trigger_enabled(signed.caller, ref, enabled)
+    return RedirectResponse(_back(form, f"{PREFIX}/triggers/{ref}"), status_code=303)

@@ -12,7 +12,7 @@ import json
 import mimetypes
 import time
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any
@@ -49,6 +49,7 @@ from execd.store.artifacts import STREAMS
 router = APIRouter(prefix=PREFIX, include_in_schema=False)
 templates = Jinja2Templates(directory=Path(__file__).parent / "templates")
 PER_PAGE = 50
+SEARCHED = 20_000  # executions a search for text in the result reads per page
 STATUSES = [s.value for s in Status]
 # The pages load their own scripts and styles only, and are never framed.
 PAGE_HEADERS = {
@@ -236,6 +237,15 @@ async def executions(
 ) -> HTMLResponse:
     runtime = runtime_of(request)
     f = _filters(status, action, after, before, result, below)
+    searched = None
+    if result:
+        # Text in the result has no index: a page reads at most SEARCHED executions,
+        # and says where it stopped so the search can go on from there.
+        edge, _ = await runtime.executions.search(
+            signed.caller, ExecutionFilter(below_id=below), Page(SEARCHED, 1), with_total=False
+        )
+        searched = edge[0].id if edge else None
+        f = replace(f, lowest_id=searched)
     items, _ = await runtime.executions.search(
         signed.caller, f, Page(1, PER_PAGE), with_total=False
     )
@@ -243,11 +253,15 @@ async def executions(
     query["result"] = result
     kept = {k: v for k, v in query.items() if v}
     paged = {"below": below} if below else {}
-    more = None
+    more = search_on = None
     if len(items) == PER_PAGE:
         more = "?" + urlencode({**kept, "below": items[-1].id}, doseq=True)
+    elif searched is not None:
+        search_on = "?" + urlencode({**kept, "below": searched}, doseq=True)
     context = {
         "items": items,
+        "search_on": search_on,
+        "searched": SEARCHED,
         "now": time.time(),
         "filters": {**query, "status": set(status)},
         "more": more,

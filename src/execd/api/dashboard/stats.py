@@ -5,6 +5,7 @@ as the v1 stats API and the flow history API's execution stats."""
 
 from __future__ import annotations
 
+import asyncio
 import time
 from datetime import UTC, datetime
 from typing import Annotated, Any
@@ -48,17 +49,20 @@ async def stats(
 ) -> HTMLResponse:
     runtime = runtime_of(request)
     span, bucket = WINDOWS[window]
+    width = BUCKETS[bucket]
     until = time.time()
-    since, until, by_time = await runtime.executions.analytics(
-        signed.caller, until - span, until, by_action=False, bucket=bucket, durations=False
+    # Whole buckets, the current one last: the charts' bars are alike, and the window
+    # reads whole days from the daily rollups and whole hours from the hourly ones.
+    start = until - until % width + width - span
+    # Three reads of their own, side by side.
+    (since, until, by_time), (_, _, by_action), flows = await asyncio.gather(
+        runtime.executions.analytics(
+            signed.caller, start, until, by_action=False, bucket=bucket, durations=False
+        ),
+        runtime.executions.analytics(signed.caller, start, until, by_action=True, bucket=None),
+        runtime.flows.stats(signed.caller, HistoryFilter(since=start, until=until, top_level=True)),
     )
-    _, _, by_action = await runtime.executions.analytics(
-        signed.caller, since, until, by_action=True, bucket=None
-    )
-    flows = await runtime.flows.stats(
-        signed.caller, HistoryFilter(since=since, until=until, top_level=True)
-    )
-    series = _buckets(by_time, since, until, BUCKETS[bucket])
+    series = _buckets(by_time, since, until, width)
     throughput = [
         Bar(
             _label(start, bucket),

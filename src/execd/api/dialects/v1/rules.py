@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Annotated, Any
 
 import orjson
@@ -179,8 +180,8 @@ async def put_rule(runtime: RuntimeDep, caller: Caller, ref: Ref, body: RuleBody
 async def patch_rule(runtime: RuntimeDep, caller: Caller, ref: Ref, body: RulePatch) -> Json:
     current = await runtime.rules.rule(caller, ref)
     given = body.model_dump(exclude_unset=True)
-    spec = RuleSpec(
-        ref=current.ref,
+    spec = replace(
+        RuleSpec.of(current),
         trigger_ref=given.get("trigger") or current.trigger_ref,
         action_ref=given.get("action_ref") or current.action_ref,
         description=_or(given, "description", current.description),
