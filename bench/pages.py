@@ -11,10 +11,11 @@ two unmeasured ones; a slow page stops after 30 once it has taken `--seconds`), 
 answer waited for before the next: the executions list (newest, filtered by status, by
 action, by a day of `created`, by text in the result, and keyset pages deep in the
 history), the part of it a live page fetches again, one execution and its live part,
-the queue, the actions, one action with its run form, the flows, the rules, and the
-statistics over 24 hours, 7 days and 30 days. The time is the client's, from sending
-the request to the last byte of the page: rendering on the server and the HTTP around
-it. Prints JSON.
+the queue, the actions, one action with its run form, the flows, the rules, one rule
+and one trigger (made by the run if the database has none), and the statistics over
+24 hours, 7 days and 30 days. The time is the client's, from sending the request to
+the last byte of the page: rendering on the server and the HTTP around it. Prints
+JSON.
 """
 
 from __future__ import annotations
@@ -64,6 +65,8 @@ def plan(facts: Seeded, rng: random.Random) -> dict[str, list[str]]:
         "action": ["/ui/actions/bench.action0"],
         "flows": ["/ui/flows"],
         "rules": ["/ui/rules"],
+        "rule": ["/ui/rules/bench-report"],
+        "trigger": ["/ui/triggers/bench-hourly"],
         "stats_24h": ["/ui/stats?window=24h"],
         "stats_7d": ["/ui/stats?window=7d"],
         "stats_30d": ["/ui/stats?window=30d"],
@@ -80,6 +83,24 @@ async def sign_in(client: httpx.AsyncClient, token: str) -> None:
         raise SystemExit(f"sign-in failed: {signed.status_code}")
 
 
+async def a_rule(client: httpx.AsyncClient, token: str) -> None:
+    """A timer trigger and a rule it fires, for their pages (once per database)."""
+    auth = {"Authorization": f"Bearer {token}"}
+    for path, body in (
+        (
+            "/api/v1/triggers",
+            {"ref": "bench-hourly", "type": "timer", "config": {"interval": 3600}},
+        ),
+        (
+            "/api/v1/rules",
+            {"ref": "bench-report", "trigger": "bench-hourly", "action_ref": "core.noop"},
+        ),
+    ):
+        answer = await client.post(path, json=body, headers=auth)
+        if answer.status_code not in (201, 409):  # 409: made by an earlier run
+            raise SystemExit(f"{path}: {answer.status_code} {answer.text}")
+
+
 async def pages(
     url: str,
     token: str,
@@ -89,6 +110,7 @@ async def pages(
     rng: random.Random,
 ) -> dict[str, Any]:
     async with httpx.AsyncClient(base_url=url, timeout=120) as client:
+        await a_rule(client, token)
         await sign_in(client, token)
 
         async def get(path: str) -> tuple[int, int, str]:
