@@ -347,7 +347,9 @@ def test_the_event_stream_tells_the_page_what_changed_in_its_project_only(
 
 
 def test_the_queue_page_shows_places_running_work_and_workers(deployment: Deployment) -> None:
-    server = deployment.server(workers=1, EXECD_WORKER_CONCURRENCY="1")
+    server = deployment.server(
+        workers=1, EXECD_WORKER_CONCURRENCY="1", EXECD_WORKER_DEVICES="rig-1"
+    )
     _, _, token = new_project(server.client())
     api = server.client(token)
     running = submit(
@@ -368,6 +370,8 @@ def test_the_queue_page_shows_places_running_work_and_workers(deployment: Deploy
     assert [(int(i), int(p)) for i, p in places] == [(high["id"], 1), (low["id"], 2)]
     assert f'<tr data-id="{running["id"]}">' in text[text.index('id="running"') :]
     assert re.search(r'<meter min="0" max="1" value="1"', text)  # the worker is busy
+    devices = text[text.index('id="devices"') :]
+    assert re.search(r"<td>rig-1</td>\s*<td>free</td>\s*<td>0</td>\s*<td>[^<]+</td>", devices)
     assert api.post(f"/api/v1/executions/{running['id']}/cancel").status_code == 200
 
 
@@ -454,6 +458,9 @@ def test_run_a_flow_and_switch_a_rule_off(shared_server: Server, admin: httpx.Cl
     assert done["status"] == "completed"
     bad = client.post(f"/ui/flows/{flow_id}/run", data={"csrf": csrf_of(page), "p:who": "ann"})
     assert bad.status_code == 400 and "JSON is expected" in bad.text
+    # Next to its field, which keeps what was typed.
+    assert re.search(r'value="ann"\s+aria-invalid="true" aria-describedby="fp-1-error"', bad.text)
+    assert '<p class="error field-error" id="fp-1-error">JSON is expected' in bad.text
 
     assert api.post("/api/v1/triggers", json={"ref": "hook", "type": "webhook"}).status_code == 201
     rule = {"ref": "on-hook", "trigger": "hook", "action_ref": "core.noop"}

@@ -102,11 +102,23 @@ async def flow(request: Request, signed: SignedIn, flow_id: str) -> HTMLResponse
 
 
 async def _flow_page(
-    request: Request, signed: Signed, found: Any, error: str | None = None, status: int = 200
+    request: Request,
+    signed: Signed,
+    found: Any,
+    sent: dict[str, str] | None = None,
+    errors: dict[str, str] | None = None,
+    status: int = 200,
 ) -> HTMLResponse:
     defaults = {k: orjson.dumps(v).decode() for k, v in found.parameters.items()}
     response = await page(
-        request, signed, "flow.html", section="flows", flow=found, defaults=defaults, error=error
+        request,
+        signed,
+        "flow.html",
+        section="flows",
+        flow=found,
+        defaults=defaults,
+        sent=sent or {},
+        errors=errors or {},
     )
     response.status_code = status
     return response
@@ -116,20 +128,23 @@ async def _flow_page(
 async def run_flow(request: Request, signed: SignedIn, form: Posted, flow_id: str) -> Response:
     runtime = runtime_of(request)
     found = await runtime.flows.get(signed.caller, flow_id)
-    try:
-        parameters = {}
-        for name in found.parameters:
-            text = form.get(f"p:{name}", "")
-            if text:
-                try:
-                    parameters[name] = orjson.loads(text)
-                except orjson.JSONDecodeError:
-                    raise InvalidInput(f"Parameter {name!r}: JSON is expected") from None
+    parameters, errors = {}, {}
+    for name in found.parameters:
+        text = form.get(f"p:{name}", "")
+        if text:
+            try:
+                parameters[name] = orjson.loads(text)
+            except orjson.JSONDecodeError:
+                errors[name] = 'JSON is expected (text in double quotes: "like this")'
+    if not errors:
         device = form.get("device", "").strip() or None
-        execution = await runtime.flows.execute(signed.caller, found.id, parameters, device)
-    except InvalidInput as exc:
-        return await _flow_page(request, signed, found, exc.message, 400)
-    return RedirectResponse(f"{PREFIX}/executions/{execution.id}", status_code=303)
+        try:
+            execution = await runtime.flows.execute(signed.caller, found.id, parameters, device)
+        except InvalidInput as exc:
+            errors = {forms.field_of(exc.message, set(found.parameters)) or "": exc.message}
+        else:
+            return RedirectResponse(f"{PREFIX}/executions/{execution.id}", status_code=303)
+    return await _flow_page(request, signed, found, form, errors, 400)
 
 
 # -- rules and triggers -------------------------------------------------------------------

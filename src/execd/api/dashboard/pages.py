@@ -401,8 +401,8 @@ async def file(
 
 @router.get("/queue")
 async def queue(request: Request, signed: SignedIn, fragment: str = "") -> HTMLResponse:
-    """What waits (by priority, with its place and likely start), what runs, and the
-    workers that run it."""
+    """What waits (by priority, with its place and likely start), what runs, the
+    workers that run it, and the devices they serve to flows."""
     runtime = runtime_of(request)
     waiting = await runtime.jobs.queue(signed.caller, limit=100)
     running, _ = await runtime.executions.search(
@@ -415,6 +415,7 @@ async def queue(request: Request, signed: SignedIn, fragment: str = "") -> HTMLR
         "waiting": waiting,
         "running": running,
         "workers": await runtime.executions.workers(signed.caller),
+        "devices": await runtime.flows.devices(signed.caller),
         "now": time.time(),
     }
     if fragment == "live":
