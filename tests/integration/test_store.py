@@ -18,6 +18,7 @@ from sqlalchemy import Connection, Executable, create_engine, func, select, text
 from execd.domain.executions import Execution, ExecutionFilter, NewExecution, Page
 from execd.domain.states import Priority, Status
 from execd.engine.accounts import AccountService
+from execd.errors import Conflict
 from execd.store import executions as executions_module
 from execd.store.accounts import Accounts
 from execd.store.changes import NOW, Change
@@ -34,6 +35,7 @@ from execd.store.queue import (
     device_ready_query,
 )
 from execd.store.queue import cancel as cancel_module
+from execd.store.queue import claim as claim_module
 from execd.store.queue import submit as submit_module
 from execd.store.schema import execution_events, executions, metadata
 
@@ -607,6 +609,92 @@ def test_a_step_started_while_its_flow_is_being_cancelled_is_cancelled_too(
         assert await db.read(lambda conn: conn.execute(status).scalar()) == "cancelled"
 
     with_db(scenario)
+
+
+def test_a_cancel_that_loses_the_race_to_the_end_is_a_conflict(
+    with_db: Run, database_url: str, backend: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Cancel finds the execution running; before it locks it, the worker's report that
+    it completed commits. The cancel must answer that it had ended (409), not return it
+    completed as if it had been cancelled (200)."""
+    if backend != "postgresql":
+        pytest.skip("SQLite's single writer cannot interleave the two transactions")
+
+    async def scenario(db: Database) -> tuple[str, Any]:
+        tenant, project = await _project(db)
+        queue = Queue(db)
+        (made,) = await _submit(queue, [_new(tenant, project)])
+        (claimed,) = await queue.claim(1, 10, 30)
+        await queue.apply([Change(made.id, Status.RUNNING, fence=claimed.fence)])
+
+        other = Queue(Database(database_url))
+        finish = [Change(made.id, Status.COMPLETED, fence=claimed.fence, settle=True)]
+        read_tree = cancel_module.descendants
+
+        def descendants_then_race(conn: Connection, root: int) -> list[int]:
+            found = read_tree(conn, root)
+            with other.db._writer.connect() as race, race.begin():  # the report commits
+                other.transitions.apply(race, now_of(race), finish, retries=True)
+            return found
+
+        monkeypatch.setattr(cancel_module, "descendants", descendants_then_race)
+        try:
+            await queue.cancel(project, made.id)
+        except Conflict as exc:
+            outcome = exc.message
+        else:
+            outcome = "cancelled"
+        finally:
+            await other.db.dispose()
+        status = select(executions.c.status).where(executions.c.id == made.id)
+        return outcome, await db.read(lambda conn: conn.execute(status).scalar())
+
+    outcome, status = with_db(scenario)
+    assert outcome.endswith("is already completed") and status == "completed"
+
+
+def test_a_claim_is_stamped_after_what_it_claims_was_submitted(
+    with_db: Run, database_url: str, backend: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A submission commits after the claim has read the clock but before it looks for
+    work: the claim takes it, and its history must still read requested, then
+    scheduled (and its lease run from the claim, not from before it)."""
+    if backend != "postgresql":
+        pytest.skip("SQLite's single writer cannot interleave the two transactions")
+
+    async def scenario(db: Database) -> list[tuple[str, float]]:
+        tenant, project = await _project(db)
+        queue = Queue(db)
+        other = Queue(Database(database_url))
+        promote = claim_module.promote_due
+        late: list[int] = []
+
+        def submitted_meanwhile(t: Any, conn: Connection, now: float) -> int:
+            time.sleep(0.02)  # the clock moves on between the two transactions' reads
+            with other.db._writer.connect() as race, race.begin():
+                [item] = submit_module.submit(other.db, race, [_new(tenant, project)], False)
+                assert isinstance(item, Submitted)
+                late.append(item.execution.id)
+            return promote(t, conn, now)
+
+        monkeypatch.setattr(claim_module, "promote_due", submitted_meanwhile)
+        try:
+            (claimed,) = await queue.claim(1, 10, 30)
+        finally:
+            await other.db.dispose()
+        assert claimed.id == late[0]
+        history = select(execution_events.c.to_status, execution_events.c.at).where(
+            execution_events.c.execution_id == claimed.id
+        )
+        ordered = history.order_by(execution_events.c.id)
+        rows = await db.read(lambda conn: conn.execute(ordered).all())
+        return [(status, at) for status, at in rows]
+
+    history = with_db(scenario)
+    statuses = [status for status, _ in history]
+    assert statuses[0] == "requested" and statuses[-1] == "scheduled", history
+    times = [at for _, at in history]
+    assert times == sorted(times), history
 
 
 @pytest.mark.parametrize("merged_up_to", [2000, 5])

@@ -13,7 +13,7 @@ from execd.domain.states import TERMINAL, UNCLAIMED, Status
 from execd.errors import Conflict
 from execd.store.changes import Change
 from execd.store.clock import now_of
-from execd.store.queue.transitions import Transitions
+from execd.store.queue.transitions import LOCK_STATES, Transitions
 from execd.store.rows import to_execution
 from execd.store.schema import executions as ex
 
@@ -27,18 +27,20 @@ def cancel(
     request: Mapping[str, Any] | None,
 ) -> Execution | None:
     """Cancel an execution of `project_id` and its descendants; None if there is none."""
-    now = now_of(conn)
     query = select(ex).where(ex.c.id == execution_id, ex.c.project_id == project_id)
-    row = conn.execute(query).mappings().first()
-    if row is None:
+    if conn.execute(query.with_only_columns(ex.c.id)).first() is None:
         return None
-    execution = to_execution(row)
-    if execution.status in TERMINAL:
-        raise Conflict(
-            f"Execution {execution_id} is already {execution.status.value}",
-            status=execution.status.value,
-        )
     targets = [execution_id, *descendants(conn, execution_id)]
+    # Decided from the row locked, not from the read above: a worker's report that
+    # ended it may have committed in between (PostgreSQL reads what was committed when
+    # each statement began). Locked in the queue's order (newest first), as apply does.
+    locked = {r.id: r.status for r in conn.execute(LOCK_STATES, {"ids": targets})}
+    if execution_id not in locked:  # deleted in between
+        return None
+    status = Status(locked[execution_id])
+    if status in TERMINAL:
+        raise Conflict(f"Execution {execution_id} is already {status.value}", status=status.value)
+    now = now_of(conn)  # after the lock: later than anything the rows went through
     cancel_all(t, conn, now, targets, reason, request)
     return to_execution(conn.execute(query).mappings().one())
 

@@ -151,6 +151,9 @@ def claim(
     ids = _chosen(candidates, limit, inline.runners if inline is not None else frozenset(), extra)
     if not ids:
         return []
+    # Stamped by the clock after the rows were found: one submitted (and stamped)
+    # after `now` was read may be among them, and its history must stay in order.
+    now = now_of(conn)
     rows = conn.execute(
         CLAIM, {"ids": ids, "worker": worker_id, "lease_expires": now + lease, "now": now}
     )
@@ -224,8 +227,8 @@ def _settle(
 def promote_due(t: Transitions, conn: Connection, now: float) -> int:
     """Release delayed executions whose time has come; how many."""
     ids = list(conn.execute(DUE, {"now": now, "limit": 1000}).scalars())
-    if ids:
-        t.apply(conn, now, [Change(i, Status.SCHEDULING) for i in ids])
+    if ids:  # stamped after they were found, as in `claim`
+        t.apply(conn, now_of(conn), [Change(i, Status.SCHEDULING) for i in ids])
     return len(ids)
 
 
