@@ -571,6 +571,26 @@ def test_a_flow_runs_its_steps_in_order_in_the_steps_transactions(with_db: Run) 
     with_db(scenario)
 
 
+def _ended_while_cancel_reads(
+    monkeypatch: pytest.MonkeyPatch, database_url: str, running: Execution
+) -> Queue:
+    """Have `running` complete, through another connection that commits, while a
+    cancel reads the tree below what it cancels (before it locks anything). The other
+    queue is returned for the caller to dispose of."""
+    other = Queue(Database(database_url))
+    finish = [Change(running.id, Status.COMPLETED, fence=running.fence, settle=True)]
+    read_tree = cancel_module.descendants
+
+    def descendants_then_race(conn: Connection, root: int) -> list[int]:
+        found = read_tree(conn, root)
+        with other.db._writer.connect() as race, race.begin():
+            other.transitions.apply(race, now_of(race), finish, retries=True)
+        return found
+
+    monkeypatch.setattr(cancel_module, "descendants", descendants_then_race)
+    return other
+
+
 def test_a_step_started_while_its_flow_is_being_cancelled_is_cancelled_too(
     with_db: Run, database_url: str, backend: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -588,18 +608,8 @@ def test_a_step_started_while_its_flow_is_being_cancelled_is_cancelled_too(
         (step,) = await queue.claim(1, 10, 30)
         await queue.apply([Change(step.id, Status.RUNNING, fence=step.fence)])
 
-        other = Queue(Database(database_url))
-        finish = [Change(step.id, Status.COMPLETED, fence=step.fence, settle=True)]
-        read_tree = cancel_module.descendants
-
-        def descendants_then_race(conn: Connection, root: int) -> list[int]:
-            found = read_tree(conn, root)
-            with other.db._writer.connect() as race, race.begin():
-                # commits step 1's end
-                other.transitions.apply(race, now_of(race), finish, retries=True)
-            return found
-
-        monkeypatch.setattr(cancel_module, "descendants", descendants_then_race)
+        # Step 1's end commits meanwhile.
+        other = _ended_while_cancel_reads(monkeypatch, database_url, step)
         try:
             await queue.cancel(project, flow.id)
         finally:
@@ -627,17 +637,7 @@ def test_a_cancel_that_loses_the_race_to_the_end_is_a_conflict(
         (claimed,) = await queue.claim(1, 10, 30)
         await queue.apply([Change(made.id, Status.RUNNING, fence=claimed.fence)])
 
-        other = Queue(Database(database_url))
-        finish = [Change(made.id, Status.COMPLETED, fence=claimed.fence, settle=True)]
-        read_tree = cancel_module.descendants
-
-        def descendants_then_race(conn: Connection, root: int) -> list[int]:
-            found = read_tree(conn, root)
-            with other.db._writer.connect() as race, race.begin():  # the report commits
-                other.transitions.apply(race, now_of(race), finish, retries=True)
-            return found
-
-        monkeypatch.setattr(cancel_module, "descendants", descendants_then_race)
+        other = _ended_while_cancel_reads(monkeypatch, database_url, claimed)
         try:
             await queue.cancel(project, made.id)
         except Conflict as exc:
