@@ -45,6 +45,16 @@ class Conflict(ExecdError):
 class Unavailable(ExecdError):
     status_code = 503
     code = "UNAVAILABLE"
+    retry_after = 5  # seconds, for the Retry-After header
+
+
+class StoreUnavailable(Unavailable):
+    """The database could not be reached or written (down, restarting, disk full,
+    read-only): nothing was done, and the same request may be sent again."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(f"The store is unavailable ({reason}); try again shortly", reason=reason)
+        self.reason = reason
 
 
 class BatchRefused(ExecdError):

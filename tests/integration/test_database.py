@@ -11,17 +11,19 @@ import threading
 import uuid
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import pytest
 from sqlalchemy import Connection, event, func, insert, select
 from sqlalchemy.exc import IntegrityError
 
+from execd.errors import StoreUnavailable
 from execd.store.database import Database, must_reach_disk
 from execd.store.migrate import upgrade
 from execd.store.schema import projects, tenants
 
 Run = Callable[[Callable[[Database], Awaitable[Any]]], Any]
+T = TypeVar("T")
 
 
 def _add_tenant(name: str, fail: bool = False) -> Callable[[Connection], str]:
@@ -53,18 +55,18 @@ def test_a_failing_write_among_concurrent_ones_rolls_back_alone(with_db: Run) ->
     with_db(scenario)
 
 
-def _on_sqlite(tmp_path: Path, scenario: Callable[[Database], Awaitable[None]]) -> None:
+def _on_sqlite(tmp_path: Path, scenario: Callable[[Database], Awaitable[T]]) -> T:
     url = f"sqlite:///{tmp_path / 'execd.db'}"
     upgrade(url)
 
-    async def run() -> None:
+    async def run() -> T:
         db = Database(url)
         try:
-            await scenario(db)
+            return await scenario(db)
         finally:
             await db.dispose()
 
-    asyncio.run(run())
+    return asyncio.run(run())
 
 
 async def _queued_behind_one(
@@ -309,3 +311,35 @@ def test_a_write_cannot_leave_the_sqlite_writer_unable_to_commit(
             _KEPT.clear()
 
     _on_sqlite(tmp_path, scenario)
+
+
+def test_a_full_disk_is_the_store_unavailable_and_passes_when_space_returns(
+    tmp_path: Path,
+) -> None:
+    """SQLite out of space (its page limit stands in for the disk): the write answers
+    StoreUnavailable saying "disk full", commits nothing, and the next write, once
+    there is room again, goes through."""
+
+    async def scenario(db: Database) -> tuple[str, set[str]]:
+        def full(conn: Connection) -> None:
+            pages = conn.exec_driver_sql("PRAGMA page_count").scalar()
+            conn.exec_driver_sql(f"PRAGMA max_page_count = {pages}")
+            try:
+                _add_tenant("full-" + "x" * 150)(conn)
+                for i in range(200):  # more than the pages left
+                    _add_tenant(f"full-{i}-" + "y" * 180)(conn)
+            finally:
+                conn.exec_driver_sql("PRAGMA max_page_count = 1073741823")
+
+        try:
+            await db.write(full)
+        except StoreUnavailable as exc:
+            reason = exc.reason
+        else:
+            reason = "nothing refused it"
+        await db.write(_add_tenant("full-later"))
+        return reason, await _names(db, "full")
+
+    reason, stored = _on_sqlite(tmp_path, scenario)
+    assert reason == "disk full"
+    assert stored == {"full-later"}

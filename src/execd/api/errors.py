@@ -14,7 +14,7 @@ from starlette.exceptions import HTTPException
 from starlette.responses import Response
 
 from execd.api.responses import Json
-from execd.errors import ExecdError
+from execd.errors import ExecdError, Unavailable
 
 log = structlog.get_logger(__name__)
 
@@ -74,17 +74,26 @@ def install(app: FastAPI, shapes: Sequence[ErrorShape]) -> None:
                 return shape
         return None
 
-    def respond(request: Request, status: int, info: ErrorInfo) -> Response:
+    def respond(
+        request: Request, status: int, info: ErrorInfo, headers: dict[str, str] | None = None
+    ) -> Response:
         shape = shape_for(request)
         if shape is not None and shape.respond is not None:
-            return shape.respond(request, status, info)
-        headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
-        body = shape.body if shape is not None else default_body
-        return Json(body(status, info), status_code=status, headers=headers)
+            response = shape.respond(request, status, info)
+        else:
+            body = shape.body if shape is not None else default_body
+            response = Json(body(status, info), status_code=status)
+            if status == 401:
+                response.headers["WWW-Authenticate"] = "Bearer"
+        response.headers.update(headers or {})
+        return response
 
     @app.exception_handler(ExecdError)
     async def _execd(request: Request, exc: ExecdError) -> Response:
-        return respond(request, exc.status_code, ErrorInfo(exc.message, exc.code, exc.details))
+        # A handler of its own (not the catch-all's): the connection stays open.
+        info = ErrorInfo(exc.message, exc.code, exc.details)
+        later = {"Retry-After": str(exc.retry_after)} if isinstance(exc, Unavailable) else None
+        return respond(request, exc.status_code, info, later)
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(request: Request, exc: RequestValidationError) -> Response:

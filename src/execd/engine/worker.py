@@ -27,6 +27,7 @@ from execd.domain.flows import FLOW_RUNNER
 from execd.domain.states import Status
 from execd.engine.batching import GroupCommit
 from execd.engine.sealing import Sealer, SealError
+from execd.errors import StoreUnavailable
 from execd.runners.base import InlineRunner, RunContext, Runner
 from execd.runners.paths import ExecutionPaths
 from execd.runners.process import inherited_environment
@@ -504,7 +505,7 @@ def _transient(exc: Exception) -> bool:
     """Whether an error says the database was out of reach, not that it refused the data."""
     if isinstance(exc, DBAPIError):
         return exc.connection_invalidated or isinstance(exc, OperationalError | InterfaceError)
-    return isinstance(exc, OSError | TimeoutError | ConnectionError)
+    return isinstance(exc, StoreUnavailable | OSError | TimeoutError | ConnectionError)
 
 
 async def _wait_any(*events: asyncio.Event, timeout: float | None = None) -> bool:

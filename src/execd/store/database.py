@@ -28,12 +28,14 @@ import orjson
 import structlog
 from sqlalchemy import Connection, Double, Engine, create_engine, event, select, text
 from sqlalchemy.engine import URL, make_url
-from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.functions import FunctionElement
 
 from execd.domain import jsonsafe
+from execd.errors import StoreUnavailable
 from execd.store.signals import CANCEL, EVENTS, JOBS, Signals, SocketRelay, listen_postgres
 
 T = TypeVar("T")
@@ -47,6 +49,27 @@ _CURSORS = "execd_cursors"
 _TO_DISK = "execd_to_disk"
 RETRYABLE_SQLSTATES = frozenset({"40P01", "40001"})  # deadlock detected, serialization failure
 TRANSACTION_ATTEMPTS = 5
+
+
+# What says the database is out of reach or cannot write, rather than that it refused
+# what it was given: down, restarting, out of connections, disk full, read-only.
+OUTAGES = (OperationalError, InterfaceError, PoolTimeout)
+
+
+def outage(exc: BaseException) -> StoreUnavailable:
+    """The store's error as the service's: why, in a few words (the driver's message
+    goes to the log, never to a caller)."""
+    text = str(getattr(exc, "orig", None) or exc).lower()
+    if "disk is full" in text or "no space left" in text or "could not extend file" in text:
+        reason = "disk full"
+    elif "readonly" in text or "read-only" in text or "read only" in text:
+        reason = "read-only"
+    elif "database is locked" in text:
+        reason = "busy"
+    else:
+        reason = "database unreachable"
+    log.warning("store_unavailable", reason=reason, error=text.splitlines()[0][:300])
+    return StoreUnavailable(reason)
 
 
 def _dumps(value: Any) -> str:
@@ -243,16 +266,19 @@ class Database:
         on other machines outlive a database crash, and a claim lost under one of
         them would hand its fencing token out a second time. Signals a write raises
         reach this process's waiters after the commit."""
-        if self.backend == "sqlite":
-            outcome: Outcome[tuple[T, set[str]]] = concurrent.futures.Future()
-            with self._queued_lock:
-                self._queued.append((work, durable, outcome))
-            self._write_threads.submit(self._write_queued)
-            result, raised = await asyncio.wrap_future(outcome)
-        else:
-            result, raised = await asyncio.get_running_loop().run_in_executor(
-                self._write_threads, self._in_transaction, work, durable
-            )
+        try:
+            if self.backend == "sqlite":
+                outcome: Outcome[tuple[T, set[str]]] = concurrent.futures.Future()
+                with self._queued_lock:
+                    self._queued.append((work, durable, outcome))
+                self._write_threads.submit(self._write_queued)
+                result, raised = await asyncio.wrap_future(outcome)
+            else:
+                result, raised = await asyncio.get_running_loop().run_in_executor(
+                    self._write_threads, self._in_transaction, work, durable
+                )
+        except OUTAGES as exc:
+            raise outage(exc) from exc
         for channel in raised:
             self.signals.fire(channel)
         if raised and self.relay is not None:
@@ -363,9 +389,12 @@ class Database:
 
     async def read(self, work: Callable[[Connection], T]) -> T:
         """Run `work` on a read-only view; on SQLite it never waits for the writer."""
-        return await asyncio.get_running_loop().run_in_executor(
-            self._read_threads, self._in_snapshot, work
-        )
+        try:
+            return await asyncio.get_running_loop().run_in_executor(
+                self._read_threads, self._in_snapshot, work
+            )
+        except OUTAGES as exc:
+            raise outage(exc) from exc
 
     def _in_snapshot(self, work: Callable[[Connection], T]) -> T:
         with self._reader.connect() as conn:
