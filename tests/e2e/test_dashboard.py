@@ -16,6 +16,8 @@ import httpx
 import pytest
 import sqlalchemy as sa
 
+from execd.store.database import sync_url
+from execd.store.schema import triggers
 from tests.support import (
     ADMIN_TOKEN,
     Deployment,
@@ -534,6 +536,23 @@ def test_rules_and_triggers_have_pages_and_switch_off_and_on(
         )
     kept = api.get("/api/v1/triggers/signed").json()["data"]
     assert kept["enabled"] is True and kept["has_secret"] is True
+    # A trigger stored under older checks (a timer more often than they allow now)
+    # can still be switched off.
+    timer = {"ref": "often", "type": "timer", "config": {"interval": 60}}
+    assert api.post("/api/v1/triggers", json=timer).status_code == 201
+    engine = sa.create_engine(sync_url(shared_server.env["EXECD_DATABASE_URL"]))
+    with engine.begin() as conn:
+        conn.execute(
+            sa.update(triggers)
+            .where(triggers.c.project_id == project_id, triggers.c.ref == "often")
+            .values(config={"interval": 0.5, "catch_up": "latest"})
+        )
+    engine.dispose()
+    often = client.post(
+        "/ui/triggers/often/enabled", data={"csrf": csrf_of(hmac_page), "enabled": "false"}
+    )
+    assert often.status_code == 303, often.text
+    assert api.get("/api/v1/triggers/often").json()["data"]["enabled"] is False
     off = client.post(
         "/ui/rules/page-ops/enabled",
         data={"csrf": csrf_of(page), "enabled": "false", "back": "detail"},

@@ -371,6 +371,11 @@ class ExecutionService:
     ) -> tuple[list[Execution], int | None]:
         return await self.queries.search(caller.project_id, f, page, with_total=with_total)
 
+    async def search_window(self, caller: Principal, f: ExecutionFilter, size: int) -> int | None:
+        """The lowest id a search that reads at most `size` executions below
+        `f.below_id` (in its `created` range) reaches; None: it reaches the oldest."""
+        return await self.queries.window(caller.project_id, f, size)
+
     async def package(
         self,
         caller: Principal,

@@ -160,6 +160,30 @@ class ExecutionQueries:
 
         return await self.db.read(page_of)
 
+    async def window(self, project_id: str, f: ExecutionFilter, size: int) -> int | None:
+        """Where a bounded scan of `size` executions stops: the lowest id of the `size`
+        newest below `f.below_id` (within `f`'s `created` range, if it has one). None
+        when there are fewer: the scan reaches the oldest. Read from indexes alone."""
+
+        def edge(conn: Connection) -> int | None:
+            bounds = [ex.c.project_id == project_id]
+            if f.below_id is not None:
+                bounds.append(ex.c.id < f.below_id)
+            if f.created_after is not None or f.created_before is not None:
+                created = ExecutionFilter(
+                    created_after=f.created_after, created_before=f.created_before
+                )
+                ranged = select(func.min(ex.c.id), func.max(ex.c.id))
+                low, high = conn.execute(ranged.where(*_conditions(project_id, created))).one()
+                if low is None:
+                    return None
+                bounds += [ex.c.id >= low, ex.c.id <= high]
+            nth = select(ex.c.id).where(*bounds).order_by(ex.c.id.desc())
+            found = conn.execute(nth.offset(size - 1).limit(1)).scalar()
+            return int(found) if found is not None else None
+
+        return await self.db.read(edge)
+
     async def briefs(self, project_id: str, f: ExecutionFilter, page: Page) -> list[Brief]:
         """Newest first, like `search`, but only what a `Brief` holds."""
         query = (

@@ -186,7 +186,7 @@ async def rule(request: Request, signed: SignedIn, ref: str) -> HTMLResponse:
 async def trigger(request: Request, signed: SignedIn, ref: str) -> HTMLResponse:
     runtime = runtime_of(request)
     found = await runtime.rules.trigger(signed.caller, ref)
-    using, _ = await runtime.rules.rules(
+    using, using_total = await runtime.rules.rules(
         signed.caller, trigger_ref=found.ref, action_ref=None, enabled=None, limit=200, offset=0
     )
     return await page(
@@ -197,6 +197,7 @@ async def trigger(request: Request, signed: SignedIn, ref: str) -> HTMLResponse:
         trigger=found,
         config=_json(found.config),
         rules=using,
+        rules_total=using_total,
     )
 
 

@@ -241,10 +241,7 @@ async def executions(
     if result:
         # Text in the result has no index: a page reads at most SEARCHED executions,
         # and says where it stopped so the search can go on from there.
-        edge, _ = await runtime.executions.search(
-            signed.caller, ExecutionFilter(below_id=below), Page(SEARCHED, 1), with_total=False
-        )
-        searched = edge[0].id if edge else None
+        searched = await runtime.executions.search_window(signed.caller, f, SEARCHED)
         f = replace(f, lowest_id=searched)
     items, _ = await runtime.executions.search(
         signed.caller, f, Page(1, PER_PAGE), with_total=False

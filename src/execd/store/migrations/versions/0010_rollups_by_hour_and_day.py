@@ -46,7 +46,7 @@ OLD = sa.table(
 
 
 def _rollups(name: str, start: str) -> sa.Table:
-    return op.create_table(
+    table = op.create_table(
         name,
         sa.Column("project_id", sa.String(length=36), nullable=False),
         sa.Column(start, sa.Double(), nullable=False),
@@ -55,6 +55,8 @@ def _rollups(name: str, start: str) -> sa.Table:
         sa.Column("durations", JSON, nullable=False),
         sa.PrimaryKeyConstraint("project_id", start, "action_ref", name=op.f(f"pk_{name}")),
     )
+    op.create_index(f"ix_{name}_{start}", name, [start])
+    return table
 
 
 def _packed(histogram: dict[int, int]) -> list[int]:
@@ -99,22 +101,30 @@ def upgrade() -> None:
         if covered is not None
         else (0.0, 0.0)
     )
-    earliest = sa.select(sa.func.min(OLD.c.hour))
-    start = conn.execute(earliest).scalar()
-    while start is not None:  # a day of old rows at a time: a few thousand at most
-        day = math.floor(start / DAY) * DAY
-        hours: dict[tuple[str, float, str], list[Any]] = {}
-        days: dict[tuple[str, float, str], list[Any]] = {}
-        rows = conn.execute(sa.select(OLD).where(OLD.c.hour >= day, OLD.c.hour < day + DAY))
-        for project_id, hour, action_ref, status, ended, pairs in rows:
-            _add(hours, (project_id, hour, action_ref), status, ended, pairs)
-            if whole[0] <= day < whole[1]:
-                _add(days, (project_id, day, action_ref), status, ended, pairs)
+    hours: dict[tuple[str, float, str], list[Any]] = {}
+    days: dict[tuple[str, float, str], list[Any]] = {}
+
+    def flush() -> None:
         if hours:
             op.bulk_insert(hourly, [_row(k, g, "hour") for k, g in hours.items()])
         if days:
             op.bulk_insert(daily, [_row(k, g, "day") for k, g in days.items()])
-        start = conn.execute(earliest.where(OLD.c.hour >= day + DAY)).scalar()
+        hours.clear()
+        days.clear()
+
+    # One pass in hour order, streamed; what it holds is a day of rows at most.
+    streamed = {"stream_results": True, "yield_per": 5000}
+    rows = conn.execute(sa.select(OLD).order_by(OLD.c.hour).execution_options(**streamed))
+    current = None
+    for project_id, hour, action_ref, status, ended, pairs in rows:
+        day = math.floor(hour / DAY) * DAY
+        if day != current:
+            flush()
+            current = day
+        _add(hours, (project_id, hour, action_ref), status, ended, pairs)
+        if whole[0] <= day < whole[1]:
+            _add(days, (project_id, day, action_ref), status, ended, pairs)
+    flush()
     op.drop_table("execution_rollups")
 
 
@@ -140,8 +150,10 @@ def downgrade() -> None:
         *(sa.column(s) for s in STATUSES),
         sa.column("durations", JSON),
     )
-    rows = []
-    for row in conn.execute(sa.select(hourly)).mappings():
+    rows: list[dict[str, Any]] = []
+    streamed = {"stream_results": True, "yield_per": 5000}
+    stored = conn.execute(sa.select(hourly).execution_options(**streamed))
+    for row in stored.mappings():
         packed = row["durations"]
         pairs = [[packed[0] + i, n] for i, n in enumerate(packed[1:]) if n] if packed else []
         for status in STATUSES:
@@ -157,7 +169,12 @@ def downgrade() -> None:
                     }
                 )
                 pairs = []  # all of them with the first status
+        if len(rows) >= 5000:
+            op.bulk_insert(old, rows)
+            rows = []
     if rows:
         op.bulk_insert(old, rows)
+    op.drop_index("ix_execution_rollups_daily_day", table_name="execution_rollups_daily")
     op.drop_table("execution_rollups_daily")
+    op.drop_index("ix_execution_rollups_hourly_hour", table_name="execution_rollups_hourly")
     op.drop_table("execution_rollups_hourly")
