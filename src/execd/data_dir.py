@@ -19,9 +19,19 @@ PRIVATE_DIR = 0o700
 PRIVATE_FILE = 0o600
 
 
-def prepare(data_dir: Path) -> None:
-    """Create the data directory private, or check an existing one."""
-    data_dir.mkdir(mode=PRIVATE_DIR, parents=True, exist_ok=True)
+def prepare(data_dir: Path, database: Path | None = None) -> None:
+    """Create the data directory private, or check an existing one; it, and the
+    folder of an SQLite database elsewhere, must be writable."""
+    try:
+        data_dir.mkdir(mode=PRIVATE_DIR, parents=True, exist_ok=True)
+    except OSError as exc:
+        raise StartupError(
+            f"the data directory {data_dir} cannot be created ({exc.strerror}): "
+            "choose another EXECD_DATA_DIR"
+        ) from None
+    writable(data_dir, "the data directory", "EXECD_DATA_DIR")
+    if database is not None and database.parent != data_dir:
+        writable(database.parent, "the database's directory", "EXECD_DATABASE_URL")
     info = data_dir.stat()
     if info.st_mode & stat.S_IWOTH:
         raise StartupError(
@@ -31,6 +41,20 @@ def prepare(data_dir: Path) -> None:
         )
     if info.st_uid == os.geteuid() and stat.S_IMODE(info.st_mode) != PRIVATE_DIR:
         data_dir.chmod(PRIVATE_DIR)
+
+
+def writable(folder: Path, what: str, setting: str) -> None:
+    """Write and remove a file there: what a start needs (the database, its journal,
+    the keys), found out before anything is served."""
+    try:
+        fd, probe = tempfile.mkstemp(dir=folder, prefix=".execd-writable-")
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as exc:
+        raise StartupError(
+            f"{what} {folder} cannot be written ({exc.strerror}): give the service's "
+            f"user write access to it, or choose another {setting}"
+        ) from None
 
 
 def make_private(path: Path) -> None:

@@ -98,7 +98,7 @@ class Runtime:
     def preflight(self, *, workers: int) -> None:
         """What can refuse a start, checked before anything is served: the data
         directory, the secret keys, and the action sandbox where workers will run."""
-        data_dir.prepare(self.settings.data_dir)
+        data_dir.prepare(self.settings.data_dir, self.settings.sqlite_path)
         self.load_keys()
         if workers:
             self.action_sandbox()

@@ -7,9 +7,11 @@ it printed nothing. Real server, both backends, the sandbox as `execd serve` set
 from __future__ import annotations
 
 import os
+import shutil
 import stat
 import subprocess
 import sys
+import tempfile
 import uuid
 from pathlib import Path
 from typing import Any
@@ -288,3 +290,47 @@ def test_a_data_directory_others_can_write_is_refused(deployment: Deployment) ->
         f"make it private (chmod 700 {data_dir}) or choose another EXECD_DATA_DIR"
     )
     assert os.listdir(data_dir) == []
+
+
+def _serve(env: dict[str, str], user: list[str] | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [*(user or []), sys.executable, "-m", "execd", "serve"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
+def test_a_data_directory_that_cannot_be_made_or_written_is_a_clear_refusal(
+    deployment: Deployment,
+) -> None:
+    """Exit 2 and one line saying what and why: never a traceback from the database."""
+    blocker = deployment.root / "a-file"
+    blocker.write_text("not a directory")
+    made = _serve(deployment.env(EXECD_DATA_DIR=str(blocker / "data"), EXECD_PORT="0"))
+    assert made.returncode == 2, made.stderr
+    assert made.stderr.strip() == (
+        f"error: the data directory {blocker / 'data'} cannot be created (Not a directory): "
+        "choose another EXECD_DATA_DIR"
+    )
+    # Not the service user's to write: a folder of root's, the server run as nobody.
+    if os.geteuid() != 0 or shutil.which("setpriv") is None:
+        pytest.skip("needs root to run the server as another user")
+    base = Path(tempfile.mkdtemp(prefix="execd-not-yours-"))  # one nobody can reach
+    try:
+        base.chmod(0o755)
+        data_dir = base / "roots"
+        data_dir.mkdir(mode=0o755)
+        env = deployment.env(EXECD_DATA_DIR=str(data_dir), EXECD_PORT="0")
+        nobody = ["setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups"]
+        refused = _serve(env, nobody)
+    finally:
+        shutil.rmtree(base)
+    assert refused.returncode == 2, refused.stderr
+    assert "Traceback" not in refused.stderr
+    assert refused.stderr.strip() == (
+        f"error: the data directory {data_dir} cannot be written (Permission denied): give "
+        "the service's user write access to it, or choose another EXECD_DATA_DIR"
+    )
