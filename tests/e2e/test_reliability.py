@@ -327,3 +327,37 @@ def test_a_second_worker_under_a_live_workers_name_is_refused(deployment: Deploy
     assert second.popen.wait(timeout=30) == 2
     assert "already running" in second.log()
     assert first.alive()
+
+
+def test_a_killed_workers_action_processes_die_with_it(deployment: Deployment) -> None:
+    """SIGKILL leaves a worker no chance to stop what it runs: what it started (the
+    action and the processes the action started) must not run on without it, or the
+    run would go on beside its retry. The sandbox's process tree dies with the worker
+    (bubblewrap's --die-with-parent and a PID namespace of its own)."""
+    server = deployment.server(workers=0)
+    client = server.client()
+    worker = deployment.worker("w-parent")
+    script = "sleep 300 & sh -c 'sleep 300' & sleep 300"
+    execution = submit(client, "core.shell", {"cmd": script})
+    running = _running_with_pid(client, execution["id"])
+    tree = wait_for(
+        lambda: found if len(found := _tree(running["pid"])) >= 4 else None,
+        message="the action and its children",
+    )
+    worker.kill()
+    for process in tree:
+        wait_for(lambda p=process: _gone(p), timeout=10, message=f"pid {process.pid} gone")
+
+
+def _tree(pid: int) -> list[psutil.Process]:
+    with contextlib.suppress(psutil.Error):
+        top = psutil.Process(pid)
+        return [top, *top.children(recursive=True)]
+    return []
+
+
+def _gone(process: psutil.Process) -> bool:
+    try:
+        return not process.is_running() or process.status() == psutil.STATUS_ZOMBIE
+    except psutil.Error:
+        return True
