@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from pathlib import Path
 
 import structlog
@@ -32,13 +33,13 @@ from execd.store.events import EventLog
 from execd.store.executions import ExecutionQueries
 from execd.store.flows import FlowStore
 from execd.store.jobs import JobStore
-from execd.store.migrate import upgrade
+from execd.store.migrate import current_head, upgrade, version
 from execd.store.notifications import NotificationStore
 from execd.store.queue import Queue
 from execd.store.retention import RetentionStore
 from execd.store.rules import RuleStore
 from execd.store.sealed import SealedStore
-from execd.store.workers import WorkerRegistry
+from execd.store.workers import OFFLINE, WorkerRegistry
 from execd.supervisor import WorkerProcesses
 
 log = structlog.get_logger(__name__)
@@ -94,6 +95,23 @@ class Runtime:
         self._sandbox: sandbox.Sandbox | None = None
         self._background: list[asyncio.Task[None]] = []
         self._worker_tasks: list[asyncio.Task[None]] = []
+
+    async def readiness(self) -> dict[str, str]:
+        """What a load balancer asks before it sends work here: each check's finding,
+        "ok" when it passes."""
+        checks = {"database": "ok", "schema": "ok", "workers": "ok"}
+        try:
+            found = await self.db.read(version)
+        except Exception as exc:  # the reason only: what a probe may show anyone
+            reason = getattr(exc, "reason", "database unreachable")
+            return {**checks, "database": reason, "schema": "unknown", "workers": "unknown"}
+        if found != (head := current_head()):
+            checks["schema"] = f"at {found or 'nothing'}, {head} expected: run execd migrate"
+        alive_since = time.time() - self.settings.lease_seconds
+        nodes = await self.registry.nodes(include_offline=False)
+        if not any(n.state != OFFLINE and n.last_heartbeat >= alive_since for n in nodes):
+            checks["workers"] = "no worker has been heard from in a lease length"
+        return checks
 
     def preflight(self, *, workers: int) -> None:
         """What can refuse a start, checked before anything is served: the data

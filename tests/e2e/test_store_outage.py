@@ -1,6 +1,6 @@
 """The database out of reach: every call answers 503 with Retry-After in its API's own
 error shape, the client's connection stays open through it, and the service is back
-by itself once the database is."""
+by itself once the database is. /healthz and /readyz say what a probe needs."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ import http.client
 import json
 from typing import Any
 
+import httpx
 import psycopg
 import pytest
 from sqlalchemy.engine import make_url
@@ -64,6 +65,7 @@ def test_an_unreachable_database_is_503_on_one_kept_connection_then_recovers(
 
     _block(deployment.database_url, True)
     try:
+        probes = [httpx.get(f"{server.url}/{probe}", timeout=10) for probe in ("healthz", "readyz")]
         calls = [
             ("GET", f"/api/v1/executions/{done['id']}", None),
             ("POST", "/api/v1/executions/execute", {"action_ref": "core.noop"}),
@@ -78,6 +80,9 @@ def test_an_unreachable_database_is_503_on_one_kept_connection_then_recovers(
         assert status == 503, (path, status, body)
         assert headers.get("retry-after") == "5", path
         assert "store is unavailable" in json.dumps(body), (path, body)
+    assert [p.status_code for p in probes] == [503, 503]
+    assert probes[0].json() == {"status": "unavailable", "error": "database unreachable"}
+    assert probes[1].json()["checks"]["database"] == "database unreachable"
     v1 = answers[0][2]
     assert v1["status"] == 503 and set(v1) == {"error", "status"}, v1  # the v1 shape
     assert "database unreachable" in v1["error"]
@@ -90,3 +95,26 @@ def test_an_unreachable_database_is_503_on_one_kept_connection_then_recovers(
     status, _, body = client.call("POST", "/api/v1/executions/execute", {"action_ref": "core.noop"})
     assert status == 201, body
     assert wait_status(api, body["data"]["id"])["status"] == "completed"
+    assert httpx.get(f"{server.url}/readyz", timeout=10).json()["status"] == "ready"
+
+
+def test_ready_once_a_worker_is_there(deployment: Deployment) -> None:
+    server = deployment.server(workers=0)  # an API node, no worker anywhere yet
+    alive = httpx.get(f"{server.url}/healthz", timeout=10)
+    assert alive.status_code == 200 and alive.json()["status"] == "ok"
+    waiting = httpx.get(f"{server.url}/readyz", timeout=10)
+    assert waiting.status_code == 503
+    assert waiting.json() == {
+        "status": "not ready",
+        "checks": {
+            "database": "ok",
+            "schema": "ok",
+            "workers": "no worker has been heard from in a lease length",
+        },
+    }
+    deployment.worker("w-ready")
+
+    def ready() -> bool:
+        return httpx.get(f"{server.url}/readyz", timeout=10).status_code == 200
+
+    wait_for(ready, timeout=30, message="ready once the worker registered")

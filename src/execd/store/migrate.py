@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 
 from alembic import command
 from alembic.config import Config
+from sqlalchemy import Connection
 
 from execd.store.database import sync_url
 
@@ -25,12 +27,20 @@ def upgrade(url: str, revision: str = "head") -> None:
     command.upgrade(alembic_config(url), revision)
 
 
+@functools.cache
 def current_head() -> str:
     from alembic.script import ScriptDirectory
 
     head = ScriptDirectory.from_config(alembic_config("sqlite://")).get_current_head()
     assert head is not None
     return head
+
+
+def version(conn: Connection) -> str | None:
+    """The schema version a database is at (None: not migrated at all)."""
+    from alembic.runtime.migration import MigrationContext
+
+    return MigrationContext.configure(conn).get_current_revision()
 
 
 def is_current(url: str) -> bool:
