@@ -4,12 +4,22 @@ a pack definition is compared with what the server holds."""
 from __future__ import annotations
 
 import json
+import logging
 import stat
 from pathlib import Path
 
+import httpx
 import pytest
 
-from execd.client import BadRequest, ConfigurationError, Conflict, NotFound, ServerError, packs
+from execd.client import (
+    BadRequest,
+    Client,
+    ConfigurationError,
+    Conflict,
+    NotFound,
+    ServerError,
+    packs,
+)
 from execd.client import config as client_config
 from execd.client.errors import error_for
 from execd.client.protocol import LineBuffer, SSEParser, params
@@ -172,3 +182,35 @@ def test_lines_are_cut_at_newlines_only() -> None:
 
 def test_query_parameters_drop_what_is_unset() -> None:
     assert params(a=None, b=True, c=["x", "y"], d=0) == {"b": "true", "c": "x,y", "d": 0}
+
+
+def test_a_read_answered_503_is_sent_again_and_says_what_it_waits_for(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    sent: list[str] = []
+    unavailable = {"error": "The store is unavailable (disk full); try again shortly"}
+
+    def server(request: httpx.Request) -> httpx.Response:
+        sent.append(request.method)
+        if len(sent) < 3:
+            return httpx.Response(503, json={**unavailable, "status": 503},
+                                  headers={"Retry-After": "0"})  # fmt: skip
+        if request.method == "POST":
+            return httpx.Response(503, json={**unavailable, "status": 503})
+        return httpx.Response(200, json={"data": {
+            "id": 7, "uuid": "00000000-0000-4000-8000-000000000007", "action_ref": "core.noop",
+            "status": "completed", "created": "2026-12-04T10:00:00Z",
+            "updated": "2026-12-04T10:00:01Z"}})  # fmt: skip
+
+    with Client("http://execd.test", "t", transport=httpx.MockTransport(server)) as client:
+        with caplog.at_level(logging.WARNING, logger="execd.client"):
+            found = client.get_execution(7)
+        assert found.id == 7 and sent == ["GET", "GET", "GET"]
+        assert caplog.messages[0] == (
+            "GET /api/v1/executions/7: The store is unavailable (disk full); try again "
+            "shortly; trying again in 0 s"
+        )
+        # A submission is not sent again: whether it was stored is for its caller to know.
+        with pytest.raises(ServerError, match="disk full"):
+            client.execute("core.noop")
+        assert sent[3:] == ["POST"]

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import csv
+import logging
 import os
 import sys
 import time
@@ -74,13 +75,27 @@ UntilOpt = Annotated[
 ]
 
 
+def _say_waits() -> None:
+    """What the client waits for (a read the server could not answer for now, sent
+    again) on stderr, one line each."""
+    notes = logging.getLogger("execd.client")
+    if not notes.handlers:
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter("execd: %(message)s"))
+        notes.addHandler(handler)
+        notes.propagate = False
+
+
 @contextmanager
 def connect() -> Iterator[Client]:
+    _say_waits()
     with output.errors(), Client(options.url, options.token) as client:
         yield client
 
 
 def run_async(work: Callable[[AsyncClient], Any]) -> Any:
+    _say_waits()
+
     async def main() -> Any:
         async with AsyncClient(options.url, options.token) as client:
             return await work(client)

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import os
 import time
 import weakref
@@ -44,6 +45,11 @@ from execd.client.protocol import (
 
 #: Streams wait this long for a byte (the server sends a keep-alive every 15 s).
 STREAM_READ_SECONDS = 60.0
+#: A read answered 503 (the server's store is unavailable) is sent again, after the
+#: Retry-After the server gives (or 1, 2, 4 ... s), for at most this long in all.
+RETRY_READS_SECONDS = 60.0
+_READS = frozenset({"GET", "HEAD"})
+log = logging.getLogger("execd.client")
 
 
 class _Driver(Operations):
@@ -94,6 +100,30 @@ class _Driver(Operations):
                     f"unexpected answer from {self.url} (is it an execd server?): {exc}"
                 ) from exc
             raise
+
+    def _again(self, request: Request, response: httpx.Response, waited: float) -> float | None:
+        """How long to wait before sending a read again that the server could not
+        answer for now (503); None: the answer stands. What it waits for is logged
+        (the CLI shows it)."""
+        if response.status_code != 503 or request.method not in _READS:
+            return None
+        given = response.headers.get("retry-after", "")
+        delay = (
+            min(float(given), 30.0)
+            if given.isdigit()
+            else min(2.0 ** (waited > 0) * max(waited, 1.0), 15.0)
+        )
+        if waited + delay > RETRY_READS_SECONDS:
+            return None
+        try:
+            why = response.json().get("error") or response.json().get("message")
+        except ValueError:
+            why = None
+        log.warning(
+            "%s %s: %s; trying again in %.0f s", request.method, request.path,
+            why or "the server is unavailable", delay,
+        )  # fmt: skip
+        return delay
 
     def _unreachable(self, exc: httpx.HTTPError) -> ConnectionFailed:
         reason = str(exc) or type(exc).__name__
@@ -202,11 +232,17 @@ class Client(_Driver):
                     error = self._unreachable(exc)
 
     def _send(self, request: Request) -> Reply:
-        try:
-            response = self._http.request(**self._arguments(request))
-        except httpx.HTTPError as exc:
-            raise self._unreachable(exc) from None
-        return self._checked(response.status_code, response.headers, response.content)
+        waited = 0.0
+        while True:
+            try:
+                response = self._http.request(**self._arguments(request))
+            except httpx.HTTPError as exc:
+                raise self._unreachable(exc) from None
+            delay = self._again(request, response, waited)
+            if delay is None:
+                return self._checked(response.status_code, response.headers, response.content)
+            time.sleep(delay)
+            waited += delay
 
     @contextlib.contextmanager
     def _open(self, request: Request) -> Iterator[Iterator[str]]:
@@ -314,11 +350,17 @@ class AsyncClient(_Driver):
                         error = self._unreachable(exc)
 
     async def _send(self, request: Request) -> Reply:
-        try:
-            response = await self._http.request(**self._arguments(request))
-        except httpx.HTTPError as exc:
-            raise self._unreachable(exc) from None
-        return self._checked(response.status_code, response.headers, response.content)
+        waited = 0.0
+        while True:
+            try:
+                response = await self._http.request(**self._arguments(request))
+            except httpx.HTTPError as exc:
+                raise self._unreachable(exc) from None
+            delay = self._again(request, response, waited)
+            if delay is None:
+                return self._checked(response.status_code, response.headers, response.content)
+            await asyncio.sleep(delay)
+            waited += delay
 
     @contextlib.asynccontextmanager
     async def _open(self, request: Request) -> AsyncIterator[AsyncIterator[str]]:
