@@ -52,6 +52,10 @@ class Settings(BaseSettings):
     dashboard_session_hours: float = Field(default=12.0, gt=0, le=24 * 30)
     auto_migrate: bool = True
     log_level: str = "info"
+    # "auto": JSON lines unless stderr is a terminal; "json" or "console" always.
+    log_format: Literal["auto", "json", "console"] = "auto"
+    # One line per request (method, route, status, duration, token id and role).
+    access_log: bool = True
 
     # Workers
     # `execd serve`'s workers. Neither set: one `execd worker` process per core but the

@@ -9,6 +9,7 @@ from fastapi import Depends, FastAPI
 
 from execd import __version__
 from execd.api import dashboard, docs, errors, health
+from execd.api.access import AccessLog
 from execd.api.deps import screen_request
 from execd.api.dialects import flows, tenant, v1
 from execd.api.responses import Json
@@ -57,4 +58,6 @@ def create_app(
     app.include_router(tenant.router)
     app.include_router(tenant.system_router)
     dashboard.install(app)
+    if runtime.settings.access_log:
+        app.add_middleware(AccessLog)
     return app

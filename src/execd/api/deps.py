@@ -35,7 +35,9 @@ async def get_caller(
     authorization: Annotated[str | None, Header(include_in_schema=False)] = None,
 ) -> Principal:
     runtime: Runtime = request.app.state.runtime
-    return await runtime.accounts.authenticate(authorization)
+    caller = await runtime.accounts.authenticate(authorization)
+    request.state.caller = caller  # for the access log
+    return caller
 
 
 Caller = Annotated[Principal, Depends(get_caller)]
@@ -51,7 +53,9 @@ async def get_stream_caller(
     runtime: Runtime = request.app.state.runtime
     if not authorization and token:
         authorization = f"Bearer {token}"
-    return await runtime.accounts.authenticate(authorization)
+    caller = await runtime.accounts.authenticate(authorization)
+    request.state.caller = caller
+    return caller
 
 
 StreamCaller = Annotated[Principal, Depends(get_stream_caller)]

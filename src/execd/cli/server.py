@@ -44,7 +44,7 @@ def _warn_if_unsandboxed(runtime: Runtime) -> None:
 def _configure_logging(settings: Settings) -> None:
     from execd import logging as execd_logging
 
-    execd_logging.configure(settings.log_level)
+    execd_logging.configure(settings.log_level, settings.log_format)
 
 
 def _run(coroutine: Any) -> Any:

@@ -256,14 +256,16 @@ class RuleEngine:
         """One round: due timers, then the log. Returns the events read (any: go again
         at once) and the seconds until the next timer is due."""
         due_now, next_due = await self.store.timers()
-        for trigger_id, due in due_now:
+        for timer in due_now:
+            where = {"trigger": timer.ref, "project": timer.project_id}
             try:
-                fired = await self.store.fire_timer(trigger_id, due)
+                fired = await self.store.fire_timer(timer.id, timer.due)
             except Exception as exc:  # one timer's trouble must not hold up the others
-                log.warning("timer_error", trigger_id=trigger_id, error=str(exc))
+                log.warning("timer_error", **where, error=str(exc))
                 continue
-            if fired is not None:
-                log.info("timer_fired", trigger_id=trigger_id, enforcements=len(fired))
+            if fired:  # a timer no enabled rule listens to fires quietly
+                rules = sorted({e.rule_ref for e in fired})
+                log.info("timer_fired", **where, rules=rules, enforcements=len(fired))
         return await self.store.follow(), next_due
 
     async def run(self) -> None:

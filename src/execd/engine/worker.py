@@ -247,6 +247,8 @@ class Worker:
             return
         if await self._reports(start) is None:
             return  # cancelled before it started, or no longer ours
+        began = time.monotonic()
+        log.info("execution_started", **self._facts(execution))
         running = replace(execution, status=Status.RUNNING)
         try:
             outcome = await self._run(entry, running, paths)
@@ -255,13 +257,33 @@ class Worker:
                 await asyncio.to_thread(files.remove_tree, paths.run_dir)
         if outcome is not None:
             await self._report_final(self._finish_change(execution, outcome))
+        seconds = round(time.monotonic() - began, 3)
+        ended = outcome.status.value if outcome is not None else "stopped here"
+        log.info("execution_ended", **self._facts(execution), status=ended, seconds=seconds)
+
+    def _facts(self, execution: Execution) -> dict[str, Any]:
+        """What an execution's log lines say of it: who, what and where; never its
+        parameters or result."""
+        return {
+            "execution": execution.id,
+            "uuid": execution.uuid,
+            "tenant": execution.tenant_id,
+            "project": execution.project_id,
+            "action": execution.action_ref,
+            "attempt": execution.attempt,
+            "worker": self.config.name,
+        }
 
     def _settle(self, execution: Execution) -> list[Change]:
         """(In the claim's transaction, database thread) Run an execution of an inline
         runner: the changes that start and end it."""
         runner: InlineRunner = self.runners[execution.runner]  # type: ignore[assignment]
         opened = self._opened(execution)
+        began = time.monotonic()
         outcome = opened if isinstance(opened, Outcome) else runner.settle(opened)
+        seconds = round(time.monotonic() - began, 3)
+        log.info("execution_ran_inline", **self._facts(execution), status=outcome.status.value,
+                 seconds=seconds)  # fmt: skip
         return [self._start_change(execution), self._finish_change(execution, outcome)]
 
     def _start_change(self, execution: Execution) -> Change:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import fields
-from typing import Any, TypeVar
+from typing import Any, NamedTuple, TypeVar
 
 import structlog
 from sqlalchemy import Connection, delete, func, insert, select, update
@@ -41,6 +41,13 @@ Prepare = Callable[[Action, dict[str, Any]], dict[str, Any]]
 RULES_CURSOR = "rules"
 log = structlog.get_logger(__name__)
 _TRIGGER_COLUMNS = [c for c in triggers.c if c.name != "secret"]
+
+
+class DueTimer(NamedTuple):
+    id: int
+    due: float
+    ref: str
+    project_id: str
 
 
 class RuleStore:
@@ -316,21 +323,22 @@ class RuleStore:
 
         return await self.db.write(fire)
 
-    async def timers(self) -> tuple[list[tuple[int, float]], float | None]:
+    async def timers(self) -> tuple[list[DueTimer], float | None]:
         """Timers whose due time has come, with that time (what fire_timer claims), and
         the seconds until the next one after them (None: no other timer)."""
 
-        def due(conn: Connection) -> tuple[list[tuple[int, float]], float | None]:
+        def due(conn: Connection) -> tuple[list[DueTimer], float | None]:
             now = now_of(conn)
+            t = triggers.c
             query = (
-                select(triggers.c.id, triggers.c.next_fire)
-                .where(triggers.c.next_fire.is_not(None))
-                .order_by(triggers.c.next_fire)
+                select(t.id, t.next_fire, t.ref, t.project_id)
+                .where(t.next_fire.is_not(None))
+                .order_by(t.next_fire)
                 .limit(101)
             )
-            found = [(r.id, r.next_fire) for r in conn.execute(query)]
-            ready = [t for t in found if t[1] <= now][:100]
-            later = [t[1] - now for t in found if t[1] > now]
+            found = [DueTimer(r.id, r.next_fire, r.ref, r.project_id) for r in conn.execute(query)]
+            ready = [d for d in found if d.due <= now][:100]
+            later = [d.due - now for d in found if d.due > now]
             return ready, (later[0] if later else None)
 
         return await self.db.read(due)

@@ -49,6 +49,7 @@ async def signed_in(request: Request) -> Signed:
     session_id = request.cookies.get(COOKIE)
     session = await runtime_of(request).accounts.session(session_id)
     assert session_id is not None
+    request.state.caller = session.caller  # for the access log
     return Signed(session_id, session)
 
 

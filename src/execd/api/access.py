@@ -1,0 +1,66 @@
+"""The access log: a line per request, written when its answer has been sent, with
+what an operator needs to follow traffic and never what would let anyone act with it
+(no token, no query string: they may carry one)."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import structlog
+from starlette.convertors import PathConvertor
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+log = structlog.get_logger("execd.access")
+
+
+class AccessLog:
+    """ASGI middleware: method, route template (`/api/v1/executions/{execution_id}`,
+    so lines group by operation and carry no ids), status, duration, and the token's id
+    and role once the request has been authenticated."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        began = time.perf_counter()
+        status = 500  # what the client gets if nothing is sent
+
+        async def sending(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, sending)
+        finally:
+            caller: Any = scope.get("state", {}).get("caller")
+            log.info(
+                "request",
+                method=scope["method"],
+                route=route_of(scope),
+                status=status,
+                ms=round((time.perf_counter() - began) * 1000, 1),
+                token=caller.token_id if caller is not None else None,
+                role=caller.role if caller is not None else None,
+            )
+
+
+def route_of(scope: Scope) -> str:
+    """The template of the route that answered, prefix included: the matched route
+    knows its own part (`/executions/{execution_id}`), the path it matched holds the
+    routers' prefixes before it (static text)."""
+    route = scope.get("route")
+    template = getattr(route, "path_format", None)
+    if template is None:
+        return "(no route)"
+    depth = template.count("/")
+    for name, convertor in getattr(route, "param_convertors", {}).items():
+        if isinstance(convertor, PathConvertor):  # one parameter, several segments
+            depth += str(scope.get("path_params", {}).get(name, "")).count("/")
+    parts = str(scope["path"]).split("/")
+    return "/".join(parts[: len(parts) - depth]) + str(template)
