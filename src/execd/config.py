@@ -56,6 +56,11 @@ class Settings(BaseSettings):
     log_format: Literal["auto", "json", "console"] = "auto"
     # One line per request (method, route, status, duration, token id and role).
     access_log: bool = True
+    # GET /metrics (api/metrics.py): "admin" (a system admin's token), "open", "off";
+    # and, with a port, also without a token on a bind address of its own.
+    metrics: Literal["admin", "open", "off"] = "admin"
+    metrics_port: int | None = Field(default=None, ge=0, le=65535)
+    metrics_host: str = "127.0.0.1"
 
     # Workers
     # `execd serve`'s workers. Neither set: one `execd worker` process per core but the

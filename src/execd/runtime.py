@@ -92,6 +92,8 @@ class Runtime:
         self.workers: list[Worker] = []
         self.worker_processes: WorkerProcesses | None = None
         self.admin_token: str | None = None
+        self.reaper: Reaper | None = None  # once started (what it counts: metrics)
+        self.notifier: Notifier | None = None
         self._sandbox: sandbox.Sandbox | None = None
         self._background: list[asyncio.Task[None]] = []
         self._worker_tasks: list[asyncio.Task[None]] = []
@@ -136,13 +138,13 @@ class Runtime:
             _, self.admin_token = await self.accounts.bootstrap(
                 settings.data_dir, settings.admin_token
             )
-        reaper = Reaper(
+        self.reaper = reaper = Reaper(
             self.queue,
             self.registry,
             interval=settings.reaper_seconds,
             lease_seconds=settings.lease_seconds,
         )
-        notifier = Notifier(
+        self.notifier = notifier = Notifier(
             self.jobs.notifications,
             SmtpSettings(
                 host=settings.smtp_host,

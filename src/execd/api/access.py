@@ -5,6 +5,7 @@ what an operator needs to follow traffic and never what would let anyone act wit
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from typing import Any
 
 import structlog
@@ -12,15 +13,19 @@ from starlette.convertors import PathConvertor
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 log = structlog.get_logger("execd.access")
+Observe = Callable[[str, str, int, float], None]  # method, route, status, seconds
 
 
 class AccessLog:
     """ASGI middleware: method, route template (`/api/v1/executions/{execution_id}`,
     so lines group by operation and carry no ids), status, duration, and the token's id
-    and role once the request has been authenticated."""
+    and role once the request has been authenticated; each request is also counted in
+    the metrics (`observe`), and logged unless `log_lines` is off."""
 
-    def __init__(self, app: ASGIApp) -> None:
+    def __init__(self, app: ASGIApp, observe: Observe, log_lines: bool = True) -> None:
         self.app = app
+        self.observe = observe
+        self.log_lines = log_lines
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -38,16 +43,20 @@ class AccessLog:
         try:
             await self.app(scope, receive, sending)
         finally:
-            caller: Any = scope.get("state", {}).get("caller")
-            log.info(
-                "request",
-                method=scope["method"],
-                route=route_of(scope),
-                status=status,
-                ms=round((time.perf_counter() - began) * 1000, 1),
-                token=caller.token_id if caller is not None else None,
-                role=caller.role if caller is not None else None,
-            )
+            seconds = time.perf_counter() - began
+            route = route_of(scope)
+            self.observe(scope["method"], route, status, seconds)
+            if self.log_lines:
+                caller: Any = scope.get("state", {}).get("caller")
+                log.info(
+                    "request",
+                    method=scope["method"],
+                    route=route,
+                    status=status,
+                    ms=round(seconds * 1000, 1),
+                    token=caller.token_id if caller is not None else None,
+                    role=caller.role if caller is not None else None,
+                )
 
 
 def route_of(scope: Scope) -> str:

@@ -8,7 +8,7 @@ from contextlib import asynccontextmanager
 from fastapi import Depends, FastAPI
 
 from execd import __version__
-from execd.api import dashboard, docs, errors, health
+from execd.api import dashboard, docs, errors, health, metrics
 from execd.api.access import AccessLog
 from execd.api.deps import screen_request
 from execd.api.dialects import flows, tenant, v1
@@ -32,11 +32,17 @@ def create_app(
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await runtime.start(workers=embedded, worker_processes=worker_processes)
+        port = runtime.settings.metrics_port
+        scraped = None
+        if port is not None:
+            scraped = metrics.serve_apart(app.state.metrics, runtime.settings.metrics_host, port)
         if on_ready is not None:
             on_ready()
         try:
             yield
         finally:
+            if scraped is not None:
+                scraped.shutdown()
             await runtime.stop()
 
     app = FastAPI(
@@ -58,6 +64,7 @@ def create_app(
     app.include_router(tenant.router)
     app.include_router(tenant.system_router)
     dashboard.install(app)
-    if runtime.settings.access_log:
-        app.add_middleware(AccessLog)
+    app.state.metrics = found = metrics.Metrics(runtime)
+    app.include_router(metrics.router)
+    app.add_middleware(AccessLog, observe=found.observe, log_lines=runtime.settings.access_log)
     return app

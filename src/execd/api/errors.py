@@ -13,8 +13,9 @@ from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException
 from starlette.responses import Response
 
+from execd.api.metrics import count_unavailable
 from execd.api.responses import Json
-from execd.errors import ExecdError, Unavailable
+from execd.errors import ExecdError, StoreUnavailable, Unavailable
 
 log = structlog.get_logger(__name__)
 
@@ -93,6 +94,8 @@ def install(app: FastAPI, shapes: Sequence[ErrorShape]) -> None:
         # A handler of its own (not the catch-all's): the connection stays open.
         info = ErrorInfo(exc.message, exc.code, exc.details)
         later = {"Retry-After": str(exc.retry_after)} if isinstance(exc, Unavailable) else None
+        if isinstance(exc, StoreUnavailable):
+            count_unavailable(request, exc)
         return respond(request, exc.status_code, info, later)
 
     @app.exception_handler(RequestValidationError)

@@ -325,6 +325,18 @@ class JobService:
         total = await self.store.waiting_in(caller.project_id)
         return QueueView(items, total, nodes)
 
+    async def figures(self) -> ClusterFigures:
+        """The whole service at this moment, for metrics: every project, every worker
+        (an operator's view: nothing here is any tenant's to see)."""
+        return ClusterFigures(
+            nodes=await self.registry.nodes(),
+            alive_since=time.time() - self.worker_alive_seconds,
+            waiting=await self.store.waiting_by_priority(),
+            ended=await self.store.ended_totals(),
+            wait_seconds=await self.store.recent_wait(),
+            run_seconds=await self.store.recent_run_time(),
+        )
+
     async def system(self, caller: Principal) -> SystemFigures:
         now = time.time()
         midnight = now - now % 86400
@@ -351,6 +363,16 @@ class QueueView:
     items: list[QueuedItem]
     total: int
     nodes: list[WorkerNode]
+
+
+@dataclass(frozen=True)
+class ClusterFigures:
+    nodes: list[WorkerNode]  # every worker the registry holds, offline ones included
+    alive_since: float  # a heartbeat older than this: not alive
+    waiting: dict[Priority, int]
+    ended: dict[Status, int]  # ever, by final status
+    wait_seconds: float | None  # submission to start, of the latest started
+    run_seconds: float | None  # run time of the latest completed
 
 
 @dataclass(frozen=True)

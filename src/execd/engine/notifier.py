@@ -61,6 +61,8 @@ class Notifier:
         self.attempts = attempts
         self.backoff = backoff
         self._http: httpx.AsyncClient | None = None
+        # Deliveries this process made, by (channel, "delivered" | "failed"): metrics.
+        self.deliveries: dict[tuple[str, str], int] = {}
 
     async def run(self) -> None:
         """Each delivery runs on its own: a slow receiver holds up only itself."""
@@ -104,6 +106,8 @@ class Notifier:
         retry_in = None
         if error is not None and not final and notification.attempts + 1 < self.attempts:
             retry_in = self.backoff * 2**notification.attempts
+        outcome = (notification.channel, "failed" if error is not None else "delivered")
+        self.deliveries[outcome] = self.deliveries.get(outcome, 0) + 1
         if error is not None:
             log.warning("notification_failed", id=notification.id, error=error, retry=retry_in)
         try:

@@ -22,6 +22,9 @@ class Reaper:
         self.registry = registry
         self.interval = interval
         self.lease_seconds = lease_seconds
+        # Leases this process found expired, by what became of the execution
+        # (`scheduling`: queued again; `abandoned`: no attempt left). For metrics.
+        self.expired: dict[str, int] = {}
 
     async def run(self) -> None:
         while True:
@@ -33,6 +36,7 @@ class Reaper:
 
     async def tick(self) -> None:
         for execution in await self.queue.reap_expired():
+            self.expired[execution.status.value] = self.expired.get(execution.status.value, 0) + 1
             log.info(
                 "lease_expired",
                 execution=execution.id,

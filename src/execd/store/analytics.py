@@ -354,3 +354,31 @@ def counts(conn: Connection, project_id: str) -> dict[Status, int]:
     for status, n in conn.execute(parts):
         found[Status(status)] = found.get(Status(status), 0) + int(n)
     return {s: n for s, n in found.items() if n}
+
+
+def ended_totals(conn: Connection) -> dict[Status, int]:
+    """How many executions have ended in each final status, ever (in every project):
+    what the rollups hold, whole days from the daily ones, plus what ended after the
+    hours they cover. It only grows: rollups outlive the executions they count."""
+    snapshot(conn)
+    covered = coverage(conn)
+    found: dict[Status, int] = {}
+
+    def add(table: Any, *where: Any) -> None:
+        sums = [func.sum(table.c[s.value]) for s in _COUNTED]
+        totals = conn.execute(select(*sums).where(*where)).one()
+        for status, total in zip(_COUNTED, totals, strict=True):
+            found[status] = found.get(status, 0) + int(total or 0)
+
+    after = select(ex.c.status, func.count()).where(ex.c.status.in_(_TERMINAL))
+    if covered is not None:
+        days = (_ceil(covered[0], DAY), _floor(covered[1], DAY))
+        add(execution_rollups_daily)
+        if days[0] < days[1]:
+            add(execution_rollups_hourly, (hourly < days[0]) | (hourly >= days[1]))
+        else:
+            add(execution_rollups_hourly)
+        after = after.where(ex.c.ended >= covered[1])
+    for status, count in conn.execute(after.group_by(ex.c.status)):
+        found[Status(status)] = found.get(Status(status), 0) + int(count)
+    return found

@@ -10,6 +10,7 @@ from sqlalchemy.sql.elements import ColumnElement
 
 from execd.domain.executions import Execution
 from execd.domain.states import Priority, Status
+from execd.store import analytics
 from execd.store.database import Database
 from execd.store.rows import to_execution
 from execd.store.schema import DEVICE_READY_SQL, JOBS, READY_SQL
@@ -95,6 +96,10 @@ class JobStore:
             lambda conn: conn.execute(select(func.avg(latest.c.seconds))).scalar()
         )
         return None if value is None else float(value)
+
+    async def ended_totals(self) -> dict[Status, int]:
+        """Executions ended in each final status, ever, in every project."""
+        return await self.db.read(analytics.ended_totals)
 
     async def waiting_by_priority(self) -> dict[Priority, int]:
         """Executions waiting to start, in every project, by priority; each part is

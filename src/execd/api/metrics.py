@@ -1,0 +1,218 @@
+"""GET /metrics: the service in Prometheus' text format.
+
+Two kinds of figures. What this API process saw (HTTP requests by route template and
+status, their latency, open streams, calls refused while the database was out of reach,
+leases this process found expired, notifications it delivered) is counted in memory
+here. What the whole service holds (executions waiting by priority, ended by status
+ever, workers and their slots, recent waits and run times) is read from the database at
+each scrape, so it is the same whichever process or node is asked, and right however
+many worker processes or machines there are: scrape one API node for those (or take
+`max` over nodes).
+
+Who may read it (EXECD_METRICS): "admin" (default), a system admin's token; "open",
+anyone who can reach the port; "off", 404. EXECD_METRICS_PORT serves it, without a
+token, on a bind address of its own (EXECD_METRICS_HOST, loopback by default) for a
+scraper on a private network.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import TYPE_CHECKING, Any
+
+from fastapi import APIRouter, Request
+from fastapi.responses import Response
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Histogram,
+    generate_latest,
+)
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+from prometheus_client.registry import Collector
+
+from execd.api import responses
+from execd.api.deps import get_caller
+from execd.errors import Forbidden, NotFound, StoreUnavailable
+from execd.store.workers import OFFLINE
+
+if TYPE_CHECKING:
+    from execd.engine.jobs import ClusterFigures
+    from execd.runtime import Runtime
+
+router = APIRouter(include_in_schema=False)
+LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
+
+
+class Metrics(Collector):
+    """One per app: its own registry (no process-wide state, so several apps in one
+    process, as the tests make them, do not mix their figures)."""
+
+    def __init__(self, runtime: Runtime) -> None:
+        self.runtime = runtime
+        self.registry = CollectorRegistry(auto_describe=True)
+        self.requests = Counter(
+            "execd_http_requests",
+            "HTTP requests answered, by method, route template and status",
+            ["method", "route", "status"],
+            registry=self.registry,
+        )
+        self.latency = Histogram(
+            "execd_http_request_duration_seconds",
+            "Time to answer an HTTP request (to its last byte), by method and route template",
+            ["method", "route"],
+            buckets=LATENCY_BUCKETS,
+            registry=self.registry,
+        )
+        self.unavailable = Counter(
+            "execd_store_unavailable",
+            "Requests answered 503 because the database could not be reached or written",
+            ["reason"],
+            registry=self.registry,
+        )
+        self._figures: ClusterFigures | None = None
+        self._lock = asyncio.Lock()
+        self.registry.register(self)
+
+    def observe(self, method: str, route: str, status: int, seconds: float) -> None:
+        self.requests.labels(method, route, str(status)).inc()
+        self.latency.labels(method, route).observe(seconds)
+
+    async def text(self) -> bytes:
+        async with self._lock:  # the figures read, then written out, one scrape at a time
+            self._figures = await self.runtime.jobs.figures()
+            try:
+                return generate_latest(self.registry)
+            finally:
+                self._figures = None
+
+    def collect(self) -> Iterator[Any]:
+        """What this process and the database say now (called by generate_latest)."""
+        streams = GaugeMetricFamily("execd_open_streams", "Server-Sent Event streams open")
+        streams.add_metric([], responses.open_streams)
+        yield streams
+        reaper, notifier = self.runtime.reaper, self.runtime.notifier
+        expired = CounterMetricFamily(
+            "execd_leases_expired",
+            "Leases this process found expired, by what became of the execution "
+            "(scheduling: queued again; abandoned: no attempt left)",
+            labels=["outcome"],
+        )
+        for outcome, count in sorted((reaper.expired if reaper else {}).items()):
+            expired.add_metric([outcome], count)
+        yield expired
+        deliveries = CounterMetricFamily(
+            "execd_notifications",
+            "Job notifications this process tried to deliver, by channel and outcome",
+            labels=["channel", "outcome"],
+        )
+        for (channel, outcome), count in sorted((notifier.deliveries if notifier else {}).items()):
+            deliveries.add_metric([channel, outcome], count)
+        yield deliveries
+        if self._figures is not None:
+            yield from _cluster(self._figures)
+
+
+def _cluster(figures: ClusterFigures) -> Iterator[Any]:
+    waiting = GaugeMetricFamily(
+        "execd_queue_depth", "Executions waiting to start, by priority", labels=["priority"]
+    )
+    for priority, count in sorted(figures.waiting.items(), key=lambda item: item[0].value):
+        waiting.add_metric([priority.name.lower()], count)
+    yield waiting
+    ended = CounterMetricFamily(
+        "execd_executions_ended", "Executions ended, ever, by final status", labels=["status"]
+    )
+    for status, count in sorted(figures.ended.items(), key=lambda item: item[0].value):
+        ended.add_metric([status.value], count)
+    yield ended
+    alive = [
+        n for n in figures.nodes if n.state != OFFLINE and n.last_heartbeat >= figures.alive_since
+    ]
+    workers = GaugeMetricFamily("execd_workers", "Workers by state", labels=["state"])
+    states: dict[str, int] = {"active": 0, "draining": 0, "offline": 0}
+    for node in figures.nodes:
+        state = node.state if node in alive else OFFLINE
+        states[state] = states.get(state, 0) + 1
+    for state, count in sorted(states.items()):
+        workers.add_metric([state], count)
+    yield workers
+    slots = GaugeMetricFamily(
+        "execd_worker_slots", "Execution slots of the live workers", labels=["use"]
+    )
+    slots.add_metric(["total"], sum(n.capacity for n in alive))
+    slots.add_metric(["busy"], sum(n.active for n in alive))
+    yield slots
+    for name, text, value in (
+        (
+            "execd_recent_wait_seconds",
+            "Mean submission-to-start time of the latest 200 started executions",
+            figures.wait_seconds,
+        ),
+        (
+            "execd_recent_run_seconds",
+            "Mean run time of the latest 200 completed executions",
+            figures.run_seconds,
+        ),
+    ):
+        gauge = GaugeMetricFamily(name, text)
+        if value is not None:
+            gauge.add_metric([], value)
+        yield gauge
+
+
+def metrics_of(request: Request) -> Metrics:
+    found: Metrics = request.app.state.metrics
+    return found
+
+
+@router.get("/metrics")
+async def metrics(request: Request) -> Response:
+    runtime: Runtime = request.app.state.runtime
+    access = runtime.settings.metrics
+    if access == "off":
+        raise NotFound("No such endpoint: GET /metrics")
+    if access == "admin":
+        caller = await get_caller(request, request.headers.get("authorization"))
+        if not caller.system:
+            raise Forbidden("Metrics are for a system admin's token (or EXECD_METRICS=open)")
+    return Response(await metrics_of(request).text(), media_type=CONTENT_TYPE_LATEST)
+
+
+def count_unavailable(request: Request, exc: StoreUnavailable) -> None:
+    metrics_found = getattr(request.app.state, "metrics", None)
+    if metrics_found is not None:
+        metrics_found.unavailable.labels(exc.reason).inc()
+
+
+def serve_apart(found: Metrics, host: str, port: int) -> ThreadingHTTPServer:
+    """GET /metrics without a token on a listener of its own (a thread; the figures
+    are read on the app's event loop)."""
+    loop = asyncio.get_running_loop()
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            if self.path.split("?", 1)[0] != "/metrics":
+                self.send_error(404)
+                return
+            try:
+                body = asyncio.run_coroutine_threadsafe(found.text(), loop).result(30)
+            except Exception:
+                self.send_error(503, "the figures could not be read")
+                return
+            self.send_response(200)
+            self.send_header("Content-Type", CONTENT_TYPE_LATEST)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, format: str, *args: Any) -> None:
+            return None  # the scrapes are not worth a line each
+
+    server = ThreadingHTTPServer((host, port), Handler)
+    threading.Thread(target=server.serve_forever, name="execd-metrics", daemon=True).start()
+    return server
