@@ -38,7 +38,6 @@ from prometheus_client.registry import Collector
 from execd.api import responses
 from execd.api.deps import get_caller
 from execd.errors import Forbidden, NotFound, StoreUnavailable
-from execd.store.workers import OFFLINE
 
 if TYPE_CHECKING:
     from execd.engine.jobs import ClusterFigures
@@ -130,22 +129,15 @@ def _cluster(figures: ClusterFigures) -> Iterator[Any]:
     for status, count in sorted(figures.ended.items(), key=lambda item: item[0].value):
         ended.add_metric([status.value], count)
     yield ended
-    alive = [
-        n for n in figures.nodes if n.state != OFFLINE and n.last_heartbeat >= figures.alive_since
-    ]
     workers = GaugeMetricFamily("execd_workers", "Workers by state", labels=["state"])
-    states: dict[str, int] = {"active": 0, "draining": 0, "offline": 0}
-    for node in figures.nodes:
-        state = node.state if node in alive else OFFLINE
-        states[state] = states.get(state, 0) + 1
-    for state, count in sorted(states.items()):
+    for state, count in sorted(figures.workers.items()):
         workers.add_metric([state], count)
     yield workers
     slots = GaugeMetricFamily(
         "execd_worker_slots", "Execution slots of the live workers", labels=["use"]
     )
-    slots.add_metric(["total"], sum(n.capacity for n in alive))
-    slots.add_metric(["busy"], sum(n.active for n in alive))
+    slots.add_metric(["total"], figures.slots[0])
+    slots.add_metric(["busy"], figures.slots[1])
     yield slots
     for name, text, value in (
         (

@@ -20,7 +20,7 @@ from execd.errors import Conflict, InvalidInput, NotFound
 from execd.store.jobs import JobFilter, JobStore
 from execd.store.notifications import Notification, NotificationStore
 from execd.store.schema import executions as ex
-from execd.store.workers import OFFLINE, WorkerNode, WorkerRegistry
+from execd.store.workers import ACTIVE, DRAINING, OFFLINE, WorkerNode, WorkerRegistry
 
 JOB_TYPES = ("ProcessMining", "DataEnrichment", "Notebook", "Analysis")
 RESOURCE_TYPES = ("Action", "Pipeline")
@@ -328,9 +328,18 @@ class JobService:
     async def figures(self) -> ClusterFigures:
         """The whole service at this moment, for metrics: every project, every worker
         (an operator's view: nothing here is any tenant's to see)."""
+        alive_since = time.time() - self.worker_alive_seconds
+        workers = {ACTIVE: 0, DRAINING: 0, OFFLINE: 0}
+        total = busy = 0
+        for node in await self.registry.nodes():
+            alive = node.state != OFFLINE and node.last_heartbeat >= alive_since
+            state = node.state if alive else OFFLINE
+            workers[state] = workers.get(state, 0) + 1
+            if alive:
+                total, busy = total + node.capacity, busy + node.active
         return ClusterFigures(
-            nodes=await self.registry.nodes(),
-            alive_since=time.time() - self.worker_alive_seconds,
+            workers=workers,
+            slots=(total, busy),
             waiting=await self.store.waiting_by_priority(),
             ended=await self.store.ended_totals(),
             wait_seconds=await self.store.recent_wait(),
@@ -367,8 +376,8 @@ class QueueView:
 
 @dataclass(frozen=True)
 class ClusterFigures:
-    nodes: list[WorkerNode]  # every worker the registry holds, offline ones included
-    alive_since: float  # a heartbeat older than this: not alive
+    workers: dict[str, int]  # by state; one silent for a lease length is offline
+    slots: tuple[int, int]  # of the live workers: (total, busy)
     waiting: dict[Priority, int]
     ended: dict[Status, int]  # ever, by final status
     wait_seconds: float | None  # submission to start, of the latest started
