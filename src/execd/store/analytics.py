@@ -216,7 +216,9 @@ def aggregate(
     durations: bool = True,
 ) -> list[Aggregate]:
     """What ended in [since, until), per action and/or per bucket; without
-    `durations`, the counts alone (the run-time histograms are most of the cost)."""
+    `durations`, the counts alone (the run-time histograms are most of the cost). Its
+    reads see one snapshot: a rebuild committing meanwhile cannot leave hours out."""
+    snapshot(conn)
     groups: dict[tuple[str | None, float | None], Aggregate] = {}
 
     def group(action_ref: str, at: float) -> Aggregate:
