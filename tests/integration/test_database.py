@@ -343,3 +343,17 @@ def test_a_full_disk_is_the_store_unavailable_and_passes_when_space_returns(
     reason, stored = _on_sqlite(tmp_path, scenario)
     assert reason == "disk full"
     assert stored == {"full-later"}
+
+
+def test_a_statement_sqlite_cannot_run_is_an_error_not_an_outage(tmp_path: Path) -> None:
+    """(A bug or a schema not migrated must not read as "try again shortly".)"""
+
+    async def scenario(db: Database) -> BaseException:
+        try:
+            await db.read(lambda conn: conn.exec_driver_sql("SELECT * FROM no_such_table").all())
+        except Exception as exc:
+            return exc
+        raise AssertionError("the statement ran")
+
+    error = _on_sqlite(tmp_path, scenario)
+    assert not isinstance(error, StoreUnavailable) and "no such table" in str(error)

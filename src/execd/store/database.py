@@ -56,10 +56,17 @@ TRANSACTION_ATTEMPTS = 5
 OUTAGES = (OperationalError, InterfaceError, PoolTimeout)
 
 
-def outage(exc: BaseException) -> StoreUnavailable:
+# SQLite reports a statement it cannot run (a bug, or a schema not migrated) with the
+# same exception class as an outage: those stay errors of their own.
+_NOT_OUTAGES = ("no such table", "no such column", "has no column", "syntax error")
+
+
+def outage(exc: BaseException) -> StoreUnavailable | None:
     """The store's error as the service's: why, in a few words (the driver's message
-    goes to the log, never to a caller)."""
+    goes to the log, never to a caller). None: not an outage."""
     text = str(getattr(exc, "orig", None) or exc).lower()
+    if any(marker in text for marker in _NOT_OUTAGES):
+        return None
     if "disk is full" in text or "no space left" in text or "could not extend file" in text:
         reason = "disk full"
     elif "readonly" in text or "read-only" in text or "read only" in text:
@@ -278,7 +285,9 @@ class Database:
                     self._write_threads, self._in_transaction, work, durable
                 )
         except OUTAGES as exc:
-            raise outage(exc) from exc
+            if (failure := outage(exc)) is None:
+                raise
+            raise failure from exc
         for channel in raised:
             self.signals.fire(channel)
         if raised and self.relay is not None:
@@ -394,7 +403,9 @@ class Database:
                 self._read_threads, self._in_snapshot, work
             )
         except OUTAGES as exc:
-            raise outage(exc) from exc
+            if (failure := outage(exc)) is None:
+                raise
+            raise failure from exc
 
     def _in_snapshot(self, work: Callable[[Connection], T]) -> T:
         with self._reader.connect() as conn:
