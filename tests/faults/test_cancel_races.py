@@ -7,6 +7,7 @@ from __future__ import annotations
 import random
 import time
 from collections import Counter
+from collections.abc import Callable
 
 import pytest
 
@@ -16,7 +17,9 @@ pytestmark = pytest.mark.fault
 RACES = 40
 
 
-def test_cancels_racing_completions_answer_what_happened(deployment: Deployment) -> None:
+def test_cancels_racing_completions_answer_what_happened(
+    deployment: Deployment, report: Callable[[str], None]
+) -> None:
     server = deployment.server(workers=1)
     client = server.client()
     rng = random.Random(7)
@@ -35,5 +38,5 @@ def test_cancels_racing_completions_answer_what_happened(deployment: Deployment)
         )
         if not fine:
             wrong.append((execution["id"], response.status_code, said, final))
-    print(f"\ncancel against completion, {RACES} races: {dict(answers)}; wrong {len(wrong)}")
+    report(f"cancel against completion, {RACES} races: {dict(answers)}; wrong {len(wrong)}")
     assert not wrong

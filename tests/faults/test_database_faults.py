@@ -13,7 +13,7 @@ import tempfile
 import threading
 import time
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import httpx
@@ -66,7 +66,7 @@ def cluster() -> Iterator[tuple[str, list[str]]]:
 
 
 def test_postgresql_restarted_under_load_loses_nothing_and_answers_503(
-    cluster: tuple[str, list[str]], tmp_path: Path
+    cluster: tuple[str, list[str]], tmp_path: Path, report: Callable[[str], None]
 ) -> None:
     url, ctl = cluster
     deployment = Deployment(database_url=url, root=tmp_path)
@@ -110,8 +110,8 @@ def test_postgresql_restarted_under_load_loses_nothing_and_answers_503(
         lost = [i for i in acknowledged if client.get(f"/api/v1/executions/{i}").status_code != 200]
         ended = [wait_status(client, i, timeout=60)["status"] for i in acknowledged[-50:]]
         stuck = sum(1 for status in ended if status != "completed")
-        print(
-            f"\nPostgreSQL restarted under load: answers {dict(answers)}, acknowledged"
+        report(
+            f"PostgreSQL restarted under load: answers {dict(answers)}, acknowledged"
             f" {len(acknowledged)}, lost {len(lost)}, stuck {stuck} (of the last 50),"
             f" back within {back_after:.1f} s"
         )

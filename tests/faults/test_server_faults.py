@@ -9,6 +9,7 @@ import concurrent.futures
 import threading
 import time
 import uuid
+from collections.abc import Callable
 
 import httpx
 import pytest
@@ -20,7 +21,7 @@ TRIES = 600
 
 
 def test_a_server_killed_during_submissions_keeps_every_acknowledged_one(
-    deployment: Deployment,
+    deployment: Deployment, report: Callable[[str], None]
 ) -> None:
     server = deployment.server(workers=0)
     client = server.client()
@@ -60,8 +61,8 @@ def test_a_server_killed_during_submissions_keeps_every_acknowledged_one(
                    json={"action_ref": "core.noop", "idempotency_key": k}).json()["data"]["id"]
         for k in list(keys)[:20]
     ]  # fmt: skip
-    print(
-        f"\nserver SIGKILL during {TRIES} submissions: acknowledged {len(acknowledged)},"
+    report(
+        f"server SIGKILL during {TRIES} submissions: acknowledged {len(acknowledged)},"
         f" lost {len(lost)}, stuck {stuck}, other answers {sorted(set(refused))},"
         f" recovery {time.monotonic() - began:.1f} s"
     )

@@ -6,6 +6,7 @@ beside the second (so no job runs twice at once)."""
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from typing import Any
 
 import psutil
@@ -37,7 +38,7 @@ def _alive(processes: list[psutil.Process]) -> list[psutil.Process]:
 
 
 def test_a_worker_killed_with_jobs_running_loses_none_and_runs_none_twice(
-    deployment: Deployment,
+    deployment: Deployment, report: Callable[[str], None]
 ) -> None:
     server = deployment.server(workers=0)
     client = server.client()
@@ -65,8 +66,8 @@ def test_a_worker_killed_with_jobs_running_loses_none_and_runs_none_twice(
     lost = sum(1 for i in ids if client.get(f"/api/v1/executions/{i}").status_code != 200)
     stuck = sum(1 for e in ended if e["status"] != "completed")
     attempts = [e["attempt"] for e in ended]
-    print(
-        f"\nworker SIGKILL with {JOBS} jobs running: tries {JOBS}, lost {lost}, stuck {stuck},"
+    report(
+        f"worker SIGKILL with {JOBS} jobs running: tries {JOBS}, lost {lost}, stuck {stuck},"
         " processes left running 0 (all gone within 1.5 s, before the lease ran out),"
         f" attempts {attempts}, recovery {recovery:.1f} s"
     )
