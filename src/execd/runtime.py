@@ -23,7 +23,7 @@ from execd.engine.service import ActionService, ExecutionService
 from execd.engine.streams import LiveStreams
 from execd.engine.worker import Worker, WorkerConfig
 from execd.errors import StartupError
-from execd.runners import sandbox
+from execd.runners import leftovers, sandbox
 from execd.runners.registry import build_runners
 from execd.store.accounts import Accounts
 from execd.store.artifacts import ArtifactStore
@@ -54,7 +54,8 @@ class Runtime:
             sqlite_synchronous=settings.sqlite_synchronous,
         )
         self.artifacts = ArtifactStore(settings.resolved_artifacts_dir)
-        self.queue = Queue(self.db)
+        # Lost work is queued again only once what it left running here is gone.
+        self.queue = Queue(self.db, leftovers.stopper(settings.resolved_work_dir))
         self.registry = WorkerRegistry(self.db)
         self.accounts = AccountService(
             Accounts(self.db), cache_seconds=settings.token_cache_seconds

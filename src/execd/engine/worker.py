@@ -28,6 +28,7 @@ from execd.domain.states import Status
 from execd.engine.batching import GroupCommit
 from execd.engine.sealing import Sealer, SealError
 from execd.errors import StoreUnavailable
+from execd.runners import leftovers
 from execd.runners.base import InlineRunner, RunContext, Runner
 from execd.runners.paths import ExecutionPaths
 from execd.runners.process import inherited_environment
@@ -231,7 +232,7 @@ class Worker:
         start = self._start_change(execution)
         paths = ExecutionPaths(
             # Each attempt (fence) has its own scratch directory.
-            run_dir=self.config.work_root / f"{execution.uuid}-{execution.fence}",
+            run_dir=self.config.work_root / leftovers.run_name(execution),
             store_dir=self.artifacts.dir_for(execution),
         )
         if execution.runner == FLOW_RUNNER:

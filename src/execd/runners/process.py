@@ -19,6 +19,7 @@ import psutil
 
 from execd import files
 from execd.domain.sandbox import Limits, SandboxOptions, describe_size
+from execd.runners import leftovers
 from execd.runners.base import RunContext
 from execd.runners.control import ControlReader
 from execd.runners.paths import ExecutionPaths
@@ -285,6 +286,7 @@ async def run_process(ctx: RunContext, argv: list[str], env: dict[str, str]) -> 
     finally:
         launch.close()
     guard.pid = process.pid
+    leftovers.remember(paths.run_dir, process.pid)
     ctx.on_pid(process.pid)
     sampler = UsageSampler(process.pid, launch.overhead)
     pumps = [
@@ -315,6 +317,7 @@ async def run_process(ctx: RunContext, argv: list[str], env: dict[str, str]) -> 
         # The group keeps the leader's id after the leader is gone, so this reaches them.
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(process.pid, signal.SIGKILL)
+        leftovers.forget(paths.run_dir)
         kernel_limit = await asyncio.to_thread(launch.finish)
     if launch.signals_as_codes and 128 < return_code < 128 + signal.NSIG:
         return_code = 128 - return_code

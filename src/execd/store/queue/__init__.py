@@ -49,8 +49,9 @@ RACE_ATTEMPTS = 3
 
 
 class Queue:
-    def __init__(self, db: Database) -> None:
+    def __init__(self, db: Database, stop_runs: recovery.StopRuns | None = None) -> None:
         self.db = db
+        self.stop_runs = stop_runs
         self.transitions = Transitions(db)
         self.followers = self.transitions.follow = Followers(self.transitions)
         self._device_ready: dict[tuple[str, ...], Select[Any]] = {}
@@ -181,12 +182,14 @@ class Queue:
 
     async def reap_expired(self, limit: int = 500) -> list[Execution]:
         """Requeue, abandon or cancel executions whose worker stopped renewing its lease."""
-        return await self.db.write(lambda conn: recovery.reap(self.transitions, conn, limit))
+        return await self.db.write(
+            lambda conn: recovery.reap(self.transitions, conn, limit, self.stop_runs)
+        )
 
     async def recover_worker(self, worker_id: int) -> list[Execution]:
         """A worker (re)starting under a known id: what it held before is lost."""
         return await self.db.write(
-            lambda conn: recovery.recover_worker(self.transitions, conn, worker_id)
+            lambda conn: recovery.recover_worker(self.transitions, conn, worker_id, self.stop_runs)
         )
 
     async def release(self, worker_id: int, held: Mapping[int, int]) -> list[Status | None]:

@@ -3,7 +3,7 @@ under a known name, and a worker handing back what it stopped when it shuts down
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from sqlalchemy import Connection, Integer, bindparam, select
@@ -44,20 +44,29 @@ HELD_BY = (
 """What one worker holds: read from ix_executions_worker_leased."""
 
 
-def reap(t: Transitions, conn: Connection, limit: int) -> list[Execution]:
+StopRuns = Callable[[list[Execution]], object]
+"""Stops what lost runs left running on this host, before their work is queued again
+(runners/leftovers.py); called in the transaction, with the rows locked."""
+
+
+def reap(t: Transitions, conn: Connection, limit: int, stop: StopRuns | None) -> list[Execution]:
     now = now_of(conn)
     rows = conn.execute(EXPIRED, {"now": now, "limit": limit})
-    return _recover(t, conn, now, [to_execution(r) for r in rows.mappings()])
+    return _recover(t, conn, now, [to_execution(r) for r in rows.mappings()], stop)
 
 
-def recover_worker(t: Transitions, conn: Connection, worker_id: int) -> list[Execution]:
+def recover_worker(
+    t: Transitions, conn: Connection, worker_id: int, stop: StopRuns | None
+) -> list[Execution]:
     rows = conn.execute(HELD_BY, {"worker_id": worker_id})
-    return _recover(t, conn, now_of(conn), [to_execution(r) for r in rows.mappings()])
+    return _recover(t, conn, now_of(conn), [to_execution(r) for r in rows.mappings()], stop)
 
 
 def _recover(
-    t: Transitions, conn: Connection, now: float, lost: list[Execution]
+    t: Transitions, conn: Connection, now: float, lost: list[Execution], stop: StopRuns | None
 ) -> list[Execution]:
+    if lost and stop is not None:
+        stop(lost)
     changes = []
     for execution in lost:
         status, message = lost_lease_status(execution)
