@@ -32,7 +32,11 @@ from prometheus_client import (
     Histogram,
     generate_latest,
 )
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+from prometheus_client.core import (
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    HistogramMetricFamily,
+)
 from prometheus_client.registry import Collector
 
 from execd.api import responses
@@ -112,6 +116,14 @@ class Metrics(Collector):
         for (channel, outcome), count in sorted((notifier.deliveries if notifier else {}).items()):
             deliveries.add_metric([channel, outcome], count)
         yield deliveries
+        submitted = CounterMetricFamily(
+            "execd_executions_submitted",
+            "Executions this process stored (idempotent replays not counted), by action",
+            labels=["action"],
+        )
+        for action, count in sorted(self.runtime.executions.submitted.items()):
+            submitted.add_metric([action], count)
+        yield submitted
         if self._figures is not None:
             yield from _cluster(self._figures)
 
@@ -124,10 +136,14 @@ def _cluster(figures: ClusterFigures) -> Iterator[Any]:
         waiting.add_metric([priority.name.lower()], count)
     yield waiting
     ended = CounterMetricFamily(
-        "execd_executions_ended", "Executions ended, ever, by final status", labels=["status"]
+        "execd_executions_ended",
+        "Executions ended, ever, in every project, by final status and action",
+        labels=["status", "action"],
     )
-    for status, count in sorted(figures.ended.items(), key=lambda item: item[0].value):
-        ended.add_metric([status.value], count)
+    for (status, action), count in sorted(
+        figures.ended.items(), key=lambda i: (i[0][0].value, i[0][1])
+    ):
+        ended.add_metric([status.value, action], count)
     yield ended
     workers = GaugeMetricFamily("execd_workers", "Workers by state", labels=["state"])
     for state, count in sorted(figures.workers.items()):
@@ -139,22 +155,29 @@ def _cluster(figures: ClusterFigures) -> Iterator[Any]:
     slots.add_metric(["total"], figures.slots[0])
     slots.add_metric(["busy"], figures.slots[1])
     yield slots
-    for name, text, value in (
-        (
-            "execd_recent_wait_seconds",
-            "Mean submission-to-start time of the latest 200 started executions",
-            figures.wait_seconds,
-        ),
-        (
-            "execd_recent_run_seconds",
-            "Mean run time of the latest 200 completed executions",
-            figures.run_seconds,
-        ),
-    ):
-        gauge = GaugeMetricFamily(name, text)
-        if value is not None:
-            gauge.add_metric([], value)
-        yield gauge
+    started = CounterMetricFamily(
+        "execd_executions_started",
+        "Executions each worker process has started since it started, by action",
+        labels=["worker", "action"],
+    )
+    waits = HistogramMetricFamily(
+        "execd_execution_wait_seconds",
+        "From submission (or the time it was due) to the start of a run, by worker",
+        labels=["worker"],
+    )
+    runs = HistogramMetricFamily(
+        "execd_execution_run_seconds",
+        "Run time of the runs each worker process has ended, whatever their outcome",
+        labels=["worker"],
+    )
+    for worker, ran in sorted(figures.runs.items()):
+        for action, count in sorted(ran.started.items()):
+            started.add_metric([worker, action], count)
+        waits.add_metric([worker], ran.wait.cumulative(), ran.wait.total)
+        runs.add_metric([worker], ran.run.cumulative(), ran.run.total)
+    yield started
+    yield waits
+    yield runs
 
 
 def metrics_of(request: Request) -> Metrics:

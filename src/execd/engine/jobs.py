@@ -15,6 +15,7 @@ from execd.domain.executions import Execution
 from execd.domain.flows import FLOW_RUNNER, plan_steps, step_name
 from execd.domain.states import PENDING, TERMINAL, Priority, Status
 from execd.engine.flows import FlowService
+from execd.engine.run_figures import RunFigures
 from execd.engine.service import ActionService, ExecutionService, SubmitOptions, shown_name
 from execd.errors import Conflict, InvalidInput, NotFound
 from execd.store.jobs import JobFilter, JobStore
@@ -342,8 +343,10 @@ class JobService:
             slots=(total, busy),
             waiting=await self.store.waiting_by_priority(),
             ended=await self.store.ended_totals(),
-            wait_seconds=await self.store.recent_wait(),
-            run_seconds=await self.store.recent_run_time(),
+            runs={
+                name: RunFigures.from_json(figures)
+                for name, figures in (await self.registry.run_figures()).items()
+            },
         )
 
     async def system(self, caller: Principal) -> SystemFigures:
@@ -379,9 +382,8 @@ class ClusterFigures:
     workers: dict[str, int]  # by state; one silent for a lease length is offline
     slots: tuple[int, int]  # of the live workers: (total, busy)
     waiting: dict[Priority, int]
-    ended: dict[Status, int]  # ever, by final status
-    wait_seconds: float | None  # submission to start, of the latest started
-    run_seconds: float | None  # run time of the latest completed
+    ended: dict[tuple[Status, str], int]  # ever, by final status and action
+    runs: dict[str, RunFigures]  # by worker name: what each worker process has run
 
 
 @dataclass(frozen=True)

@@ -233,6 +233,9 @@ class ExecutionService:
         self.actions = actions
         self.registry = registry
         self._submit: GroupCommit[NewExecution, Submitted] = GroupCommit(queue.submit)
+        # Executions this process stored (a replayed idempotency key is not counted), by
+        # action: for metrics.
+        self.submitted: dict[str, int] = {}
 
     async def submit(
         self,
@@ -267,7 +270,14 @@ class ExecutionService:
 
     async def submit_new(self, new: NewExecution) -> Submitted:
         """Store a prepared execution (group-committed with concurrent submissions)."""
-        return await self._submit(new)
+        submitted = await self._submit(new)
+        self._count(submitted)
+        return submitted
+
+    def _count(self, submitted: Submitted) -> None:
+        if not submitted.replayed:
+            ref = submitted.execution.action_ref
+            self.submitted[ref] = self.submitted.get(ref, 0) + 1
 
     async def submit_batch(
         self, caller: Principal, items: Sequence[Submission | ExecdError], *, atomic: bool = True
@@ -297,6 +307,8 @@ class ExecutionService:
             refused = {fresh[j][0]: _known(e) for j, e in exc.errors.items()}
             raise BatchRefused(refused, len(items)) from None
         for (index, _), outcome in zip(fresh, stored, strict=True):
+            if isinstance(outcome, Submitted):
+                self._count(outcome)
             results[index] = outcome if isinstance(outcome, Submitted) else _known(outcome)
         return [results[i] for i in range(len(items))]
 

@@ -26,6 +26,7 @@ from execd.domain.executions import Execution, Outcome
 from execd.domain.flows import FLOW_RUNNER
 from execd.domain.states import Status
 from execd.engine.batching import GroupCommit
+from execd.engine.run_figures import RunFigures
 from execd.engine.sealing import Sealer, SealError
 from execd.errors import StoreUnavailable
 from execd.runners import leftovers
@@ -108,6 +109,7 @@ class Worker:
         self._ready = asyncio.Event()
         self._inherited_env = inherited_environment(config.action_env)
         self._renewed_at = time.monotonic()  # when the last lease renewal was asked for
+        self.figures = RunFigures()  # what this process ran, for metrics (its heartbeat)
         inline = frozenset(n for n, r in runners.items() if isinstance(r, InlineRunner))
         self._inline = Inline(inline, self._settle, INLINE_PER_CLAIM) if inline else None
 
@@ -158,7 +160,9 @@ class Worker:
             self.signals.unsubscribe(CANCEL, cancels)
             await self._reports.drain()
             with contextlib.suppress(Exception):
-                await self.registry.set_state(node.id, OFFLINE, active=0)
+                await self.registry.set_state(
+                    node.id, OFFLINE, active=0, figures=self.figures.to_json()
+                )
             log.info("worker_stopped", worker=self.config.name)
 
     # -- claiming ---------------------------------------------------------------------
@@ -249,6 +253,7 @@ class Worker:
         if await self._reports(start) is None:
             return  # cancelled before it started, or no longer ours
         began = time.monotonic()
+        self.figures.began(execution.action_ref, _waited(execution))
         log.info("execution_started", **self._facts(execution))
         running = replace(execution, status=Status.RUNNING)
         try:
@@ -259,6 +264,7 @@ class Worker:
         if outcome is not None:
             await self._report_final(self._finish_change(execution, outcome))
         seconds = round(time.monotonic() - began, 3)
+        self.figures.ran(seconds)
         ended = outcome.status.value if outcome is not None else "stopped here"
         log.info("execution_ended", **self._facts(execution), status=ended, seconds=seconds)
 
@@ -283,6 +289,8 @@ class Worker:
         began = time.monotonic()
         outcome = opened if isinstance(opened, Outcome) else runner.settle(opened)
         seconds = round(time.monotonic() - began, 3)
+        self.figures.began(execution.action_ref, _waited(execution))
+        self.figures.ran(seconds)
         log.info("execution_ran_inline", **self._facts(execution), status=outcome.status.value,
                  seconds=seconds)  # fmt: skip
         return [self._start_change(execution), self._finish_change(execution, outcome)]
@@ -456,6 +464,7 @@ class Worker:
                     memory_percent=memory.percent,
                     memory_bytes=memory.total - memory.available,
                     state=DRAINING if self._stopping.is_set() else ACTIVE,
+                    figures=self.figures.to_json(),
                 )
             except Exception as exc:
                 log.warning("heartbeat_failed", error=str(exc))
@@ -518,6 +527,12 @@ class Worker:
         await asyncio.gather(*pending, return_exceptions=True)
         await self.queue.release(self.id, handed_back)
         log.info("handed_back", count=len(handed_back))
+
+
+def _waited(execution: Execution) -> float:
+    """From submission (or the time it was due, if later) to its start, as this host's
+    clock tells it."""
+    return time.time() - max(execution.created, execution.not_before or 0.0)
 
 
 def _refused(exc: Exception) -> str:

@@ -358,21 +358,27 @@ def counts(conn: Connection, project_id: str) -> dict[Status, int]:
     return {s: n for s, n in found.items() if n}
 
 
-def ended_totals(conn: Connection) -> dict[Status, int]:
-    """How many executions have ended in each final status, ever (in every project):
-    what the rollups hold, whole days from the daily ones, plus what ended after the
-    hours they cover. It only grows: rollups outlive the executions they count."""
+def ended_totals(conn: Connection) -> dict[tuple[Status, str], int]:
+    """How many executions have ended in each final status, ever (in every project), by
+    status and action: what the rollups hold, whole days from the daily ones, plus what
+    ended after the hours they cover. It only grows: rollups outlive the executions
+    they count."""
     snapshot(conn)
     covered = coverage(conn)
-    found: dict[Status, int] = {}
+    found: dict[tuple[Status, str], int] = {}
+
+    def count(status: Status, action: str, total: Any) -> None:
+        if total:
+            found[status, action] = found.get((status, action), 0) + int(total)
 
     def add(table: Any, *where: Any) -> None:
         sums = [func.sum(table.c[s.value]) for s in _COUNTED]
-        totals = conn.execute(select(*sums).where(*where)).one()
-        for status, total in zip(_COUNTED, totals, strict=True):
-            found[status] = found.get(status, 0) + int(total or 0)
+        query = select(table.c.action_ref, *sums).where(*where).group_by(table.c.action_ref)
+        for action, *totals in conn.execute(query):
+            for status, total in zip(_COUNTED, totals, strict=True):
+                count(status, action, total)
 
-    after = select(ex.c.status, func.count()).where(ex.c.status.in_(_TERMINAL))
+    after = select(ex.c.status, ex.c.action_ref, func.count()).where(ex.c.status.in_(_TERMINAL))
     if covered is not None:
         days = (_ceil(covered[0], DAY), _floor(covered[1], DAY))
         add(execution_rollups_daily)
@@ -381,6 +387,6 @@ def ended_totals(conn: Connection) -> dict[Status, int]:
         else:
             add(execution_rollups_hourly)
         after = after.where(ex.c.ended >= covered[1])
-    for status, count in conn.execute(after.group_by(ex.c.status)):
-        found[Status(status)] = found.get(Status(status), 0) + int(count)
+    for status, action, total in conn.execute(after.group_by(ex.c.status, ex.c.action_ref)):
+        count(Status(status), action, total)
     return found

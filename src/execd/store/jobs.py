@@ -97,8 +97,8 @@ class JobStore:
         )
         return None if value is None else float(value)
 
-    async def ended_totals(self) -> dict[Status, int]:
-        """Executions ended in each final status, ever, in every project."""
+    async def ended_totals(self) -> dict[tuple[Status, str], int]:
+        """Executions ended, ever, in every project, by final status and action."""
         return await self.db.read(analytics.ended_totals)
 
     async def waiting_by_priority(self) -> dict[Priority, int]:

@@ -566,5 +566,8 @@ workers = Table(
     Column("memory_total", BigInteger),
     # How the worker runs actions: "bubblewrap" or "none" (unsandboxed).
     Column("sandbox", String(16)),
+    # What this worker process has run since it started, for metrics (its heartbeat
+    # writes it): engine/run_figures.py.
+    Column("figures", Json),
     sqlite_autoincrement=True,
 )

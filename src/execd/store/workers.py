@@ -89,6 +89,7 @@ class WorkerRegistry:
                 "version": version,
                 "started": now,
                 "last_heartbeat": now,
+                "figures": None,  # a new process counts from zero
             }
             dialect_insert = pg_insert if self.db.is_postgres else sqlite_insert
             statement = dialect_insert(workers).values(values)
@@ -97,8 +98,7 @@ class WorkerRegistry:
                 set_={k: statement.excluded[k] for k in values if k != "name"},
             )
             conn.execute(statement)
-            row = conn.execute(select(workers).where(workers.c.name == name)).one()
-            return WorkerNode(**row._mapping)
+            return _node(conn.execute(select(workers).where(workers.c.name == name)).one())
 
         return await self.db.write(register)
 
@@ -111,6 +111,7 @@ class WorkerRegistry:
         memory_percent: float | None,
         memory_bytes: int | None,
         state: str = ACTIVE,
+        figures: dict[str, Any] | None = None,
     ) -> None:
         values = {
             "active": active,
@@ -118,6 +119,7 @@ class WorkerRegistry:
             "memory_percent": memory_percent,
             "memory_bytes": memory_bytes,
             "state": state,
+            "figures": figures,
         }
         statement = update(workers).where(workers.c.id == worker_id)
         await self.db.write(  # a lost heartbeat is sent again in a moment
@@ -125,10 +127,18 @@ class WorkerRegistry:
             durable=False,
         )
 
-    async def set_state(self, worker_id: int, state: str, active: int | None = None) -> None:
+    async def set_state(
+        self,
+        worker_id: int,
+        state: str,
+        active: int | None = None,
+        figures: dict[str, Any] | None = None,
+    ) -> None:
         values: dict[str, Any] = {"state": state}
         if active is not None:
             values["active"] = active
+        if figures is not None:
+            values["figures"] = figures
         statement = update(workers).where(workers.c.id == worker_id).values(values)
         await self.db.write(lambda conn: conn.execute(statement))
 
@@ -150,9 +160,21 @@ class WorkerRegistry:
         query = select(workers).order_by(workers.c.id)
         if not include_offline:
             query = query.where(workers.c.state != OFFLINE)
+        return await self.db.read(lambda conn: [_node(r) for r in conn.execute(query)])
+
+    async def run_figures(self) -> dict[str, Any]:
+        """What each worker's heartbeat last said it ran (engine/run_figures.py), by
+        worker name: for metrics, never shown to a tenant."""
+        query = select(workers.c.name, workers.c.figures).where(workers.c.figures.is_not(None))
         return await self.db.read(
-            lambda conn: [WorkerNode(**r._mapping) for r in conn.execute(query)]
+            lambda conn: {r.name: r.figures for r in conn.execute(query.order_by(workers.c.id))}
         )
+
+
+def _node(row: Any) -> WorkerNode:
+    values = dict(row._mapping)
+    values.pop("figures", None)
+    return WorkerNode(**values)
 
 
 def _still_alive(row: Any, host: str, pid: int, since: float) -> bool:
