@@ -38,6 +38,8 @@ FAST = {
     "EXECD_TOKEN_CACHE_SECONDS": "0.5",
     "EXECD_RULES_POLL_SECONDS": "0.2",
     "EXECD_LOG_LEVEL": "warning",
+    # One API process unless a test asks for more (tests/e2e/test_api_processes.py).
+    "EXECD_API_PROCESSES": "1",
 }
 
 T = TypeVar("T")
@@ -240,6 +242,16 @@ def process_gone(pid: int) -> bool:
         return psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
     except psutil.NoSuchProcess:
         return True
+
+
+def children_running(pid: int, command: str) -> list[int]:
+    """The live child processes of `pid` that run `execd <command>`."""
+    found = []
+    for child in psutil.Process(pid).children():
+        with contextlib.suppress(psutil.Error):  # gone, or a zombie not yet reaped
+            if child.status() != psutil.STATUS_ZOMBIE and command in child.cmdline():
+                found.append(child.pid)
+    return found
 
 
 @dataclass

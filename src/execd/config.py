@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import socket
+import sys
 from pathlib import Path
 from typing import Annotated, Literal
 
@@ -43,6 +44,10 @@ class Settings(BaseSettings):
     # The HTTP API
     host: str = "127.0.0.1"
     port: int = 8080
+    # Processes serving the API on that port (`execd serve` starts the others as its
+    # children, each listening on the port): one Python process answers on one core.
+    # Default: two with SQLite on Linux with two cores or more (serve_api_processes).
+    api_processes: int | None = Field(default=None, ge=1, le=64)
     admin_token: str | None = None
     # Keys that seal secrets at rest, comma-separated: the first seals, all open (else
     # the key file `secret-key` in the data directory, made on first start).
@@ -220,6 +225,18 @@ class Settings(BaseSettings):
         if embedded is None:
             embedded = 0 if processes else 1
         return embedded, processes
+
+    def serve_api_processes(self) -> int:
+        """How many processes serve the API. With SQLite on two cores, two answer about
+        1.6 times the requests of one at half the median latency (bench/README.md,
+        load.py); a third added nothing. With PostgreSQL on the same two cores the
+        database server needs the second core, and two got a p99 of 724 ms against 399:
+        one there, and more machines (or EXECD_API_PROCESSES) where there are cores.
+        Linux only: there the kernel spreads connections over processes on one port."""
+        if self.api_processes is not None:
+            return self.api_processes
+        local = self.sqlite_path is not None
+        return 2 if local and sys.platform.startswith("linux") and cpu_count() >= 2 else 1
 
     def default_worker_name(self) -> str:
         return self.worker_name or f"{socket.gethostname()}-{os.getpid()}"

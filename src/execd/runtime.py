@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import structlog
@@ -40,9 +42,19 @@ from execd.store.retention import RetentionStore
 from execd.store.rules import RuleStore
 from execd.store.sealed import SealedStore
 from execd.store.workers import OFFLINE, WorkerRegistry
-from execd.supervisor import WorkerProcesses
+from execd.supervisor import ChildProcesses
 
 log = structlog.get_logger(__name__)
+
+
+@dataclass(frozen=True)
+class ApiProcesses:
+    """More processes to serve the API, with `env` (where to listen); `exited` hears
+    of each one's end (by pid)."""
+
+    count: int
+    env: dict[str, str]
+    exited: Callable[[int], None] | None = None
 
 
 class Runtime:
@@ -91,7 +103,8 @@ class Runtime:
         )
         self.rules = RuleService(RuleStore(self.db, self.queue, self.actions.prepare), self.sealer)
         self.workers: list[Worker] = []
-        self.worker_processes: WorkerProcesses | None = None
+        self.worker_processes: ChildProcesses | None = None
+        self.api_processes: ChildProcesses | None = None
         self.admin_token: str | None = None
         self.reaper: Reaper | None = None  # once started (what it counts: metrics)
         self.notifier: Notifier | None = None
@@ -125,7 +138,12 @@ class Runtime:
             self.action_sandbox()
 
     async def start(
-        self, *, workers: int = 0, bootstrap: bool = True, worker_processes: int = 0
+        self,
+        *,
+        workers: int = 0,
+        bootstrap: bool = True,
+        worker_processes: int = 0,
+        api_processes: ApiProcesses | None = None,
     ) -> None:
         settings = self.settings
         self.preflight(workers=workers + worker_processes)
@@ -179,10 +197,23 @@ class Runtime:
             self.workers.append(worker)
             self._worker_tasks.append(asyncio.create_task(worker.run()))
         if worker_processes:
-            self.worker_processes = WorkerProcesses(
-                worker_processes, stop_grace=settings.shutdown_grace_seconds
+            self.worker_processes = ChildProcesses(
+                "worker", worker_processes, stop_grace=settings.shutdown_grace_seconds
             )
             await self.worker_processes.start()
+        if api_processes is not None and api_processes.count:
+            # Started once this process has migrated and bootstrapped: they do neither.
+            self.api_processes = ChildProcesses(
+                "api-process",
+                api_processes.count,
+                stop_grace=settings.shutdown_grace_seconds,
+                env=api_processes.env,
+                exited=api_processes.exited,
+                # Ready only with them: a client's keep-alive connections all go to the
+                # processes listening when it connects.
+                ready_within=60.0,
+            )
+            await self.api_processes.start()
         for worker, task in zip(self.workers, self._worker_tasks, strict=True):
             ready = asyncio.create_task(worker.wait_ready())
             await asyncio.wait({ready, task}, return_when=asyncio.FIRST_COMPLETED)
@@ -265,8 +296,8 @@ class Runtime:
         """Workers drain first (they still need the database), then everything else."""
         for worker in self.workers:
             worker.stop()
-        children = self.worker_processes.stop() if self.worker_processes else asyncio.sleep(0)
-        await asyncio.gather(children, *self._worker_tasks, return_exceptions=True)
+        children = [c.stop() for c in (self.worker_processes, self.api_processes) if c]
+        await asyncio.gather(*children, *self._worker_tasks, return_exceptions=True)
         for runner in {id(r): r for w in self.workers for r in w.runners.values()}.values():
             with contextlib.suppress(Exception):
                 await runner.close()

@@ -4,17 +4,16 @@ both backends (a datagram beside the SQLite file, NOTIFY on PostgreSQL)."""
 
 from __future__ import annotations
 
-import contextlib
 import os
 import signal
 from typing import Any
 
 import httpx
-import psutil
 
 from tests.support import (
     Deployment,
     Server,
+    children_running,
     process_gone,
     submit,
     wait_for,
@@ -29,12 +28,7 @@ def _online(client: httpx.Client) -> list[dict[str, Any]]:
 
 def _children(server: Server) -> list[int]:
     """The server's live worker processes."""
-    found = []
-    for child in psutil.Process(server.pid).children():
-        with contextlib.suppress(psutil.Error):  # gone, or a zombie not yet reaped
-            if child.status() != psutil.STATUS_ZOMBIE and "worker" in child.cmdline():
-                found.append(child.pid)
-    return found
+    return children_running(server.pid, "worker")
 
 
 def test_serve_runs_executions_in_worker_processes_it_supervises(
@@ -59,7 +53,7 @@ def test_serve_runs_executions_in_worker_processes_it_supervises(
         message="a new worker process",
     )
     assert first[1] in again
-    assert "worker_process_exited" in server.log()
+    assert "child_process_exited" in server.log()
     wait_for(lambda: {w["pid"] for w in _online(admin)} >= set(again), message="it registers")
     for execution_id in [submit(admin, "core.noop")["id"] for _ in range(4)]:
         wait_status(admin, execution_id, "completed", timeout=15)

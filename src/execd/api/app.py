@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 
@@ -13,7 +14,7 @@ from execd.api.access import AccessLog
 from execd.api.deps import screen_request
 from execd.api.dialects import flows, tenant, v1
 from execd.api.responses import Json
-from execd.runtime import Runtime
+from execd.runtime import ApiProcesses, Runtime
 
 
 def create_app(
@@ -21,26 +22,45 @@ def create_app(
     *,
     workers: int | None = None,
     worker_processes: int = 0,
+    api_processes: tuple[int, str, int] | None = None,
+    bootstrap: bool = True,
     on_ready: Callable[[], None] | None = None,
 ) -> FastAPI:
     """`workers`: embedded worker loops to start with the app (default from settings,
-    else one); `worker_processes`: `execd worker` processes it starts and supervises."""
+    else one); `worker_processes`: `execd worker` processes it starts and supervises;
+    `api_processes`: (how many, host, port) more processes to serve the API that it
+    starts and supervises, each listening on that port beside this one. `bootstrap`:
+    make the default project and admin token (not in a child: its server has)."""
     if workers is None:
         workers = runtime.settings.embedded_workers
     embedded = 1 if workers is None else workers
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        await runtime.start(workers=embedded, worker_processes=worker_processes)
+        children = None
+        if api_processes is not None:
+            count, host, on_port = api_processes
+            where = {"EXECD_HOST": host, "EXECD_PORT": str(on_port)}
+            children = ApiProcesses(count, where, exited=metrics.process_exited)
+        await runtime.start(
+            workers=embedded,
+            bootstrap=bootstrap,
+            worker_processes=worker_processes,
+            api_processes=children,
+        )
+        counted: metrics.Metrics = app.state.metrics
         port = runtime.settings.metrics_port
         scraped = None
         if port is not None:
-            scraped = metrics.serve_apart(app.state.metrics, runtime.settings.metrics_host, port)
+            scraped = metrics.serve_apart(counted, runtime.settings.metrics_host, port)
+        syncing = asyncio.create_task(counted.sync_forever()) if counted.shared else None
         if on_ready is not None:
             on_ready()
         try:
             yield
         finally:
+            if syncing is not None:
+                syncing.cancel()
             if scraped is not None:
                 scraped.shutdown()
             await runtime.stop()

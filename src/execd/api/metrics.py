@@ -18,6 +18,7 @@ scraper on a private network.
 from __future__ import annotations
 
 import asyncio
+import os
 import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -29,14 +30,17 @@ from prometheus_client import (
     CONTENT_TYPE_LATEST,
     CollectorRegistry,
     Counter,
+    Gauge,
     Histogram,
     generate_latest,
+    multiprocess,
 )
 from prometheus_client.core import (
     CounterMetricFamily,
     GaugeMetricFamily,
     HistogramMetricFamily,
 )
+from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.registry import Collector
 
 from execd.api import responses
@@ -48,15 +52,23 @@ if TYPE_CHECKING:
     from execd.runtime import Runtime
 
 router = APIRouter(include_in_schema=False)
+MULTIPROCESS_ENV = "PROMETHEUS_MULTIPROC_DIR"
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
 
 
 class Metrics(Collector):
     """One per app: its own registry (no process-wide state, so several apps in one
-    process, as the tests make them, do not mix their figures)."""
+    process, as the tests make them, do not mix their figures).
+
+    With several API processes (EXECD_API_PROCESSES), each counts in files of
+    prometheus-client's multiprocess mode (PROMETHEUS_MULTIPROC_DIR, set by `execd
+    serve` before anything is counted) and a scrape, whichever process answers it,
+    adds up every process's: those that have exited included, so counters never go
+    down."""
 
     def __init__(self, runtime: Runtime) -> None:
         self.runtime = runtime
+        self.shared = os.environ.get(MULTIPROCESS_ENV) is not None
         self.registry = CollectorRegistry(auto_describe=True)
         self.requests = Counter(
             "execd_http_requests",
@@ -77,55 +89,91 @@ class Metrics(Collector):
             ["reason"],
             registry=self.registry,
         )
+        self.streams = Gauge(
+            "execd_open_streams",
+            "Server-Sent Event streams open",
+            registry=self.registry,
+            multiprocess_mode="livesum",
+        )
+        self.expired = Counter(
+            "execd_leases_expired",
+            "Leases the API processes' reapers found expired, by what became of the execution "
+            "(scheduling: queued again; abandoned: no attempt left)",
+            ["outcome"],
+            registry=self.registry,
+        )
+        self.deliveries = Counter(
+            "execd_notifications",
+            "Job notifications the API processes tried to deliver, by channel and outcome",
+            ["channel", "outcome"],
+            registry=self.registry,
+        )
+        self.submitted = Counter(
+            "execd_executions_submitted",
+            "Executions stored through the API (idempotent replays not counted), by action",
+            ["action"],
+            registry=self.registry,
+        )
+        self._counted: dict[tuple[str, tuple[str, ...]], int] = {}
         self._figures: ClusterFigures | None = None
         self._lock = asyncio.Lock()
-        self.registry.register(self)
+        if self.shared:
+            self.scraped = CollectorRegistry()
+            MultiProcessCollector(self.scraped)  # type: ignore[no-untyped-call]
+        else:
+            self.scraped = self.registry
+        self.scraped.register(self)
 
     def observe(self, method: str, route: str, status: int, seconds: float) -> None:
         self.requests.labels(method, route, str(status)).inc()
         self.latency.labels(method, route).observe(seconds)
 
+    def sync(self) -> None:
+        """Bring the counters that the service's parts keep as plain counts (the
+        reaper's, the notifier's, the submissions') and the open streams up to date."""
+        runtime = self.runtime
+        reaper, notifier = runtime.reaper, runtime.notifier
+        for outcome, count in (reaper.expired if reaper else {}).items():
+            self._advance("expired", self.expired, (outcome,), count)
+        for labels, count in (notifier.deliveries if notifier else {}).items():
+            self._advance("deliveries", self.deliveries, labels, count)
+        for action, count in runtime.executions.submitted.items():
+            self._advance("submitted", self.submitted, (action,), count)
+        self.streams.set(responses.open_streams)
+
+    def _advance(self, name: str, counter: Counter, labels: tuple[str, ...], count: int) -> None:
+        key = (name, labels)
+        added = count - self._counted.get(key, 0)
+        if added > 0:
+            counter.labels(*labels).inc(added)
+            self._counted[key] = count
+
+    async def sync_forever(self, interval: float = 1.0) -> None:
+        """With several API processes, a scrape reads the others' counts from their
+        files: each process brings its own up to date this often."""
+        while True:
+            self.sync()
+            await asyncio.sleep(interval)
+
     async def text(self) -> bytes:
         async with self._lock:  # the figures read, then written out, one scrape at a time
+            self.sync()
             self._figures = await self.runtime.jobs.figures()
             try:
-                return generate_latest(self.registry)
+                return generate_latest(self.scraped)
             finally:
                 self._figures = None
 
     def collect(self) -> Iterator[Any]:
-        """What this process and the database say now (called by generate_latest)."""
-        streams = GaugeMetricFamily("execd_open_streams", "Server-Sent Event streams open")
-        streams.add_metric([], responses.open_streams)
-        yield streams
-        reaper, notifier = self.runtime.reaper, self.runtime.notifier
-        expired = CounterMetricFamily(
-            "execd_leases_expired",
-            "Leases this process found expired, by what became of the execution "
-            "(scheduling: queued again; abandoned: no attempt left)",
-            labels=["outcome"],
-        )
-        for outcome, count in sorted((reaper.expired if reaper else {}).items()):
-            expired.add_metric([outcome], count)
-        yield expired
-        deliveries = CounterMetricFamily(
-            "execd_notifications",
-            "Job notifications this process tried to deliver, by channel and outcome",
-            labels=["channel", "outcome"],
-        )
-        for (channel, outcome), count in sorted((notifier.deliveries if notifier else {}).items()):
-            deliveries.add_metric([channel, outcome], count)
-        yield deliveries
-        submitted = CounterMetricFamily(
-            "execd_executions_submitted",
-            "Executions this process stored (idempotent replays not counted), by action",
-            labels=["action"],
-        )
-        for action, count in sorted(self.runtime.executions.submitted.items()):
-            submitted.add_metric([action], count)
-        yield submitted
+        """What the database says now (called by generate_latest)."""
         if self._figures is not None:
             yield from _cluster(self._figures)
+
+
+def process_exited(pid: int) -> None:
+    """An API child has exited: its open streams are no longer open (its counts stay)."""
+    if os.environ.get(MULTIPROCESS_ENV) is not None:
+        multiprocess.mark_process_dead(pid)  # type: ignore[no-untyped-call]
 
 
 def _cluster(figures: ClusterFigures) -> Iterator[Any]:

@@ -78,13 +78,19 @@ def serve(
             help="Worker processes to start; default: one per core but one [EXECD_WORKER_PROCESSES]"
         ),
     ] = None,
+    api_processes: Annotated[
+        int | None,
+        typer.Option(
+            help="Processes serving the API on the port; default: two with SQLite on Linux "
+            "with two cores or more [EXECD_API_PROCESSES]"
+        ),
+    ] = None,
     data_dir: Annotated[Path | None, typer.Option(help="[EXECD_DATA_DIR]")] = None,
     database_url: Annotated[str | None, typer.Option(help="[EXECD_DATABASE_URL]")] = None,
 ) -> None:
     """Run the API, the scheduler and the reaper, with embedded workers."""
     import uvicorn
 
-    from execd.api.app import create_app
     from execd.runtime import Runtime
 
     settings = _settings(
@@ -92,9 +98,15 @@ def serve(
         port=port,
         embedded_workers=workers,
         worker_processes=worker_processes,
+        api_processes=api_processes,
         data_dir=data_dir,
         database_url=database_url,
     )
+    # The children (workers, more API processes) read their settings from the
+    # environment: where the data is must reach them as the flags said it.
+    for name, value in (("EXECD_DATA_DIR", data_dir), ("EXECD_DATABASE_URL", database_url)):
+        if value is not None:
+            os.environ[name] = str(value)
     _configure_logging(settings)
     runtime = Runtime(settings)
     from execd.errors import StartupError
@@ -105,6 +117,10 @@ def serve(
     except StartupError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from None
+    api_processes = settings.serve_api_processes()
+    if api_processes > 1:
+        _count_in_files(settings.data_dir / "metrics")
+    from execd.api.app import create_app  # after the line above: it imports the metrics
 
     def ready() -> None:
         typer.echo(f"execd {__version__} ready at http://{settings.host}:{settings.port}")
@@ -113,6 +129,8 @@ def serve(
             f"workers: {_count(processes, 'process', 'processes')}, "
             f"{_count(embedded, 'loop', 'loops')} in the API's process"
         )
+        if api_processes > 1:
+            typer.echo(f"API: {api_processes} processes on that port")
         typer.echo(f"admin token: {runtime.admin_token}")
         _warn_if_unsandboxed(runtime)
         sys.stdout.flush()
@@ -120,31 +138,81 @@ def serve(
     # Listening before the app starts: once the banner says ready, connections are
     # accepted (queued until the first request is served), never refused.
     try:
-        listener = _listen(settings.host, settings.port)
+        listener = _listen(settings.host, settings.port, shared=api_processes > 1)
     except OSError as exc:
         typer.echo(f"error: cannot listen on {settings.host}:{settings.port}: {exc}", err=True)
         raise typer.Exit(2) from None
-    config = uvicorn.Config(
-        create_app(runtime, workers=embedded, worker_processes=processes, on_ready=ready),
-        host=settings.host,
-        port=settings.port,
-        log_level="warning",
-        access_log=False,
-        lifespan="on",
+    more = None
+    if api_processes > 1:  # on the port this one got (EXECD_PORT=0: any)
+        more = (api_processes - 1, settings.host, listener.getsockname()[1])
+    application = create_app(
+        runtime, workers=embedded, worker_processes=processes, api_processes=more, on_ready=ready
     )
+    _serve_on(uvicorn, application, listener)
+
+
+def _serve_on(uvicorn: Any, application: Any, listener: socket.socket) -> None:
+    config = uvicorn.Config(application, log_level="warning", access_log=False, lifespan="on")
     uvicorn.Server(config).run(sockets=[listener])
+
+
+def _count_in_files(directory: Path) -> None:
+    """Several API processes: each counts its metrics in files there (prometheus-client's
+    multiprocess mode), so that a scrape of any of them adds up all. Emptied first: a
+    new server counts from zero. Set before prometheus-client is imported, here and
+    (inherited) in the children."""
+    directory.mkdir(mode=0o700, exist_ok=True)
+    for stale in directory.glob("*.db"):
+        stale.unlink()
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(directory)
+
+
+@app.command("api-process", hidden=True)
+def api_process() -> None:
+    """(Started by `execd serve` with EXECD_API_PROCESSES > 1) Serve the API on the
+    server's port beside it: no workers, no migrations, no banner."""
+    import uvicorn
+
+    from execd.runtime import Runtime
+    from execd.supervisor import PARENT_ENV, follow_parent, report_ready
+
+    if PARENT_ENV not in os.environ:
+        typer.echo("error: only `execd serve` starts this (EXECD_API_PROCESSES)", err=True)
+        raise typer.Exit(2)
+    follow_parent()
+    # Its server migrates, and serves the metrics port.
+    settings = _settings().model_copy(update={"metrics_port": None, "auto_migrate": False})
+    _configure_logging(settings)
+    from execd.api.app import create_app
+
+    runtime = Runtime(settings)
+    try:
+        listener = _listen(settings.host, settings.port, shared=True)
+    except OSError as exc:
+        typer.echo(f"error: cannot listen on {settings.host}:{settings.port}: {exc}", err=True)
+        raise typer.Exit(2) from None
+    application = create_app(
+        runtime, workers=0, worker_processes=0, bootstrap=False, on_ready=report_ready
+    )
+    _serve_on(uvicorn, application, listener)
 
 
 def _count(n: int, one: str, many: str) -> str:
     return f"{n} {one if n == 1 else many}"
 
 
-def _listen(host: str, port: int) -> socket.socket:
+def _listen(host: str, port: int, *, shared: bool = False) -> socket.socket:
+    """`shared`: the API's processes each listen on the port (SO_REUSEPORT), and the
+    kernel spreads new connections over them. One socket shared by all would not: the
+    process that wakes first accepts a whole burst of them, and a client's keep-alive
+    connection stays where it was accepted."""
     family, kind, proto, _, address = socket.getaddrinfo(
         host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
     )[0]
     listener = socket.socket(family, kind, proto)
     listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    if shared:
+        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
     listener.bind(address)
     listener.listen(2048)
     listener.set_inheritable(False)
