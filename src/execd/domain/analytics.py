@@ -106,6 +106,17 @@ class Aggregate:
         self.by_status[status] = self.by_status.get(status, 0) + count
         merge(self.durations, durations)
 
+    def add_one(self, status: Status, seconds: float | None) -> None:
+        """One that ended, and how long it ran (None: it never started): what `add`
+        does with a histogram of one, without making one for each."""
+        self.by_status[status] = self.by_status.get(status, 0) + 1
+        if seconds is not None:
+            bin_index = bin_of(max(seconds, 0.0))
+            dense = self.durations
+            if len(dense) <= bin_index:
+                dense.extend([0] * (bin_index + 1 - len(dense)))
+            dense[bin_index] += 1
+
     @property
     def ended(self) -> int:
         return sum(self.by_status.values())

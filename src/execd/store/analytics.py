@@ -35,10 +35,11 @@ from typing import Any
 from sqlalchemy import Connection, delete, func, insert, select, union_all, update
 from sqlalchemy.dialects import postgresql, sqlite
 
-from execd.domain.analytics import ROLLUP_SECONDS, Aggregate, bin_of, merge
+from execd.domain.analytics import ROLLUP_SECONDS, Aggregate, merge
 from execd.domain.states import TERMINAL, Status
 from execd.store.clock import now_of
 from execd.store.database import exclusive, snapshot, unindexed
+from execd.store.rows import STATUS
 from execd.store.schema import (
     ROLLED_UP,
     event_cursors,
@@ -170,8 +171,7 @@ def _roll_up(conn: Connection, hour: float) -> None:
     for project_id, action_ref, status, started, ended in rows:
         key = (project_id, action_ref)
         group = groups.get(key) or groups.setdefault(key, Aggregate(action_ref, hour))
-        timed = {bin_of(max(ended - started, 0.0)): 1} if started is not None else {}
-        group.add(Status(status), 1, timed)
+        group.add_one(STATUS[status], None if started is None else ended - started)
         counts[project_id, status] = counts.get((project_id, status), 0) + 1
     _add_counts(conn, counts)
     _insert(conn, execution_rollups_hourly, "hour", hour, groups)
@@ -236,8 +236,8 @@ def aggregate(
             continue
         if level is None:
             for action_ref, status, started, ended in _ended(conn, project_id, low, high):
-                timed = {bin_of(max(ended - started, 0.0)): 1} if started is not None else {}
-                group(action_ref, ended).add(Status(status), 1, timed if durations else {})
+                ran = ended - started if started is not None and durations else None
+                group(action_ref, ended).add_one(STATUS[status], ran)
             continue
         r = level.table.c
         within = (r.project_id == project_id, level >= low, level < high)

@@ -8,13 +8,23 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 import structlog
-from sqlalchemy import Connection, Integer, Select, bindparam, or_, select, text, update
+from sqlalchemy import (
+    Connection,
+    Double,
+    Integer,
+    Select,
+    bindparam,
+    or_,
+    select,
+    text,
+    update,
+)
 
 from execd.domain.executions import Execution
 from execd.domain.states import LEASED, Status
 from execd.store.changes import Change
 from execd.store.clock import now_of
-from execd.store.database import must_reach_disk
+from execd.store.database import db_now, must_reach_disk
 from execd.store.queue.transitions import Transitions, event_row, log_events
 from execd.store.rows import to_execution
 from execd.store.schema import executions as ex
@@ -72,6 +82,12 @@ CLAIM = (
         updated=bindparam("now"),
     )
     .returning(*ex.c)
+)
+# PostgreSQL: the clock is read by the claim itself, once for all its rows (an
+# uncorrelated subquery), and comes back in `updated`: no round trip of its own.
+_CLOCK = select(db_now()).scalar_subquery()
+CLAIM_BY_DB_CLOCK = CLAIM.values(
+    lease_expires=_CLOCK + bindparam("lease", type_=Double()), updated=_CLOCK
 )
 ANY_READY = (
     select(ex.c.id).where(ex.c.status == Status.SCHEDULING, ex.c.device_id.is_(None)).limit(1)
@@ -153,19 +169,23 @@ def claim(
         return []
     # Stamped by the clock after the rows were found: one submitted (and stamped)
     # after `now` was read may be among them, and its history must stay in order.
-    now = now_of(conn)
-    rows = conn.execute(
-        CLAIM, {"ids": ids, "worker": worker_id, "lease_expires": now + lease, "now": now}
-    )
+    if conn.dialect.name == "sqlite":  # the local clock: no round trip
+        now = now_of(conn)
+        stamp = {"lease_expires": now + lease, "now": now}
+        rows = conn.execute(CLAIM, {"ids": ids, "worker": worker_id, **stamp})
+    else:
+        rows = conn.execute(CLAIM_BY_DB_CLOCK, {"ids": ids, "worker": worker_id, "lease": lease})
     claimed = sorted((to_execution(r) for r in rows.mappings()), key=lambda e: (-e.priority, e.id))
-    if claimed:
-        log_events(
-            conn,
-            [
-                event_row(e, Status.SCHEDULING, Status.SCHEDULED, now, worker_id=worker_id)
-                for e in claimed
-            ],
-        )
+    if not claimed:
+        return []  # taken by another worker in between
+    now = claimed[0].updated  # as stamped, whichever clock stamped it
+    log_events(
+        conn,
+        [
+            event_row(e, Status.SCHEDULING, Status.SCHEDULED, now, worker_id=worker_id)
+            for e in claimed
+        ],
+    )
     if inline is not None:
         claimed = _settle(t, conn, now, claimed, inline)
     return claimed
