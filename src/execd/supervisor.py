@@ -95,6 +95,10 @@ class ChildProcesses:
                 start_new_session=True,
                 pass_fds=() if told is None else (tell,),
             )
+        except BaseException:
+            if told is not None:
+                os.close(told)
+            raise
         finally:
             if told is not None:
                 os.close(tell)
@@ -121,6 +125,7 @@ class ChildProcesses:
                 child = await self._spawn(index)
             except OSError as exc:
                 log.error("child_process_not_started", command=self.command, error=str(exc))
+                self._ready[index].set()  # nothing to wait for
             else:
                 self.children[index] = child
                 code = await child.wait()
