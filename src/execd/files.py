@@ -5,6 +5,11 @@ any file or directory for a symlink at any moment, including between a check of 
 and its use. So a path below such a root is walked one component at a time from an
 open directory descriptor, each component opened with O_NOFOLLOW: no symlink is ever
 followed, whatever happens in between, and nothing outside the root can be reached.
+
+A hard link is a second name for a file that may live anywhere on the same file system
+(one the action could see, or that was linked in from outside): a file read or served
+from such a tree must have a single link, and a file written there is made anew, never
+opened through a name the action planted.
 """
 
 from __future__ import annotations
@@ -26,7 +31,19 @@ MAX_ENTRIES = 100_000
 
 
 class Unsafe(OSError):
-    """The path leaves its root, goes through a symlink, or names no regular file."""
+    """The path leaves its root, goes through a symlink, or names no regular file of
+    its own (one with other hard links)."""
+
+
+def _own_regular(fd: int, relative: str) -> int:
+    """`fd` if it is a regular file with no other hard link; else it is closed, refused."""
+    info = os.fstat(fd)
+    if stat.S_ISREG(info.st_mode) and info.st_nlink == 1:
+        return fd
+    os.close(fd)
+    if stat.S_ISREG(info.st_mode):
+        raise Unsafe(f"a file with other hard links: {relative!r}")
+    raise Unsafe(f"not a regular file: {relative!r}")
 
 
 def parts_of(relative: str) -> list[str]:
@@ -59,43 +76,42 @@ def open_below(root: Path, relative: str) -> int:
     with _walk_to(root, parts, create=False) as parent:
         flags = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
         fd = os.open(parts[-1], flags, dir_fd=parent)
-    if not stat.S_ISREG(os.fstat(fd).st_mode):
-        os.close(fd)
-        raise Unsafe(f"not a regular file: {relative!r}")
-    return fd
+    return _own_regular(fd, relative)
 
 
 def create_below(root: Path, relative: str) -> int:
-    """A write descriptor of the regular file `relative` below `root` (made, or emptied),
-    making the directories on the way."""
+    """A write descriptor of a new, empty regular file `relative` below `root`, making
+    the directories on the way. A file of that name is replaced, not written through: it
+    may be a hard link to a file elsewhere. If something takes the name again between
+    the two steps, the file is refused."""
     parts = parts_of(relative)
     with _walk_to(root, parts, create=True) as parent:
-        flags = os.O_WRONLY | os.O_CREAT | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
-        fd = os.open(parts[-1], flags, 0o600, dir_fd=parent)
-    if not stat.S_ISREG(os.fstat(fd).st_mode):
-        os.close(fd)
-        raise Unsafe(f"not a regular file: {relative!r}")
-    os.ftruncate(fd, 0)
-    return fd
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(parts[-1], dir_fd=parent)
+        flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
+        try:
+            fd = os.open(parts[-1], flags, 0o600, dir_fd=parent)
+        except FileExistsError:
+            raise Unsafe(f"made again while it was being replaced: {relative!r}") from None
+    return _own_regular(fd, relative)
 
 
 def open_file_no_follow(path: Path) -> int | None:
-    """A read descriptor of `path` if it is a regular file reached without following a
-    symlink at its last component (its directory must be trusted), else None."""
+    """A read descriptor of `path` if it is a regular file with a single link, reached
+    without following a symlink at its last component (its directory must be trusted),
+    else None."""
     try:
         fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+        return _own_regular(fd, path.name)
     except OSError:
         return None
-    if not stat.S_ISREG(os.fstat(fd).st_mode):
-        os.close(fd)
-        return None
-    return fd
 
 
-def regular_files(root: Path) -> list[tuple[str, int]]:
-    """(relative path, size) of the regular files below `root`, in path order. Walked
+def regular_files(root: Path, *, linked: bool = False) -> list[tuple[str, int]]:
+    """(relative path, size) of the regular files below `root`, in path order: those
+    with a single link, or (`linked`, to count the space a tree takes) every one. Walked
     depth first without recursion, by descriptor (one open per level), never through a
-    link (a directory swapped for one midway is not entered), at most MAX_DEPTH levels
+    symlink (a directory swapped for one midway is not entered), at most MAX_DEPTH levels
     deep and MAX_ENTRIES entries in all."""
     found: list[tuple[str, int]] = []
     try:
@@ -116,7 +132,7 @@ def regular_files(root: Path) -> list[tuple[str, int]]:
             seen += 1
             with contextlib.suppress(OSError):
                 info = entry.stat(follow_symlinks=False)
-                if stat.S_ISREG(info.st_mode):
+                if stat.S_ISREG(info.st_mode) and (linked or info.st_nlink == 1):
                     found.append((prefix + entry.name, info.st_size))
                 elif stat.S_ISDIR(info.st_mode) and len(levels) < MAX_DEPTH:
                     child = os.open(entry.name, _DIR, dir_fd=fd)

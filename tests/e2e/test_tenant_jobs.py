@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import time
 import uuid
 import zipfile
@@ -17,7 +18,7 @@ import pytest
 
 from tests.e2e.test_flows import define as define_flow
 from tests.e2e.test_tenant_actions import Tenant
-from tests.support import new_project, wait_for
+from tests.support import Server, new_project, wait_for
 
 # Reports progress and counters through the control file, then takes its time.
 WORKING = (
@@ -101,7 +102,7 @@ def test_a_job_reports_progress_node_metrics_and_metrics(tenant: Tenant) -> None
     assert running["metrics"]["averageProcessingRate"].endswith("records/second")
 
     done = wait_job(tenant, job_id, {"Completed", "Failed"})
-    assert done["status"] == "Completed", done
+    assert done["status"] == "Completed", done.get("error")
     assert done["progress"]["percentage"] == 100
     assert done["metrics"]["recordsProcessed"] == 1000 and done["metrics"]["errorCount"] == 1
     assert done["execution"]["endTime"] and done["execution"]["diskBytes"] is not None
@@ -474,7 +475,7 @@ def test_the_example_csv_report_runs_as_a_job(deployment: Any) -> None:
     assert running["execution"]["executionNode"]
 
     done = wait_job(tenant, job_id, {"Completed", "Failed"})
-    assert done["status"] == "Completed", done
+    assert done["status"] == "Completed", done.get("error")
     assert done["metrics"]["recordsProcessed"] == 4000 and done["metrics"]["errorCount"] == 42
     assert done["metrics"]["warningCount"] == 1
     results = tenant.get(f"/execution/job/{job_id}/results").json()
@@ -536,6 +537,39 @@ def test_links_planted_by_an_action_reach_nothing_outside(tenant: Tenant, script
     assert package.status_code == 200 and b"root:" not in package.content
     archive = zipfile.ZipFile(io.BytesIO(package.content))
     assert {n for n in archive.namelist() if n.startswith("artifacts/")} <= {"artifacts/ok.txt"}
+
+
+def test_a_hard_linked_artifact_is_neither_served_nor_packed(
+    tenant: Tenant, shared_server: Server
+) -> None:
+    """A file of the server's own, hard-linked into a running job's artifact directory
+    (the sandbox keeps the action from making such a link itself: its directories are
+    separate mounts), is a second name for a file outside: it is not an artifact."""
+    script = (
+        'echo ok > "$EXECD_ARTIFACTS_DIR/ok.txt"; '
+        'for i in $(seq 100); do [ -e "$EXECD_ARTIFACTS_DIR/hard.txt" ] && break; sleep 0.1; done; '
+        'stat -c "links=%h" "$EXECD_ARTIFACTS_DIR/hard.txt"'
+    )
+    job_id = submit(tenant, tenant.define("hard-linked", script)).json()["jobId"]
+    wait_job(tenant, job_id, {"Running"})
+    data = Path(shared_server.env["EXECD_DATA_DIR"])
+    artifacts = data / "artifacts" / tenant.project / job_id / "artifacts"
+    wait_for(lambda: (artifacts / "ok.txt").exists(), message="the job's first artifact")
+    outside = data / f"private-{job_id}.txt"
+    outside.write_text("private")
+    os.link(outside, artifacts / "hard.txt")
+    done = wait_job(tenant, job_id, {"Completed", "Failed"})
+    assert done["status"] == "Completed", done.get("error")
+    assert tenant.get(f"/execution/job/{job_id}/logs/stdout").text.strip() == "links=2"
+    results = tenant.get(f"/execution/job/{job_id}/results").json()["results"]
+    paths = {o["path"] for o in [results["primaryOutput"], *results["additionalOutputs"]] if o}
+    assert paths == {"ok.txt"}
+    assert tenant.get(f"/execution/job/{job_id}/artifacts/hard.txt").status_code == 404
+    assert tenant.get(f"/execution/job/{job_id}/artifacts/ok.txt").text == "ok\n"
+    package = tenant.get(f"/execution/job/{job_id}/results", params={"format": "download"})
+    names = zipfile.ZipFile(io.BytesIO(package.content)).namelist()
+    assert "artifacts/ok.txt" in names and "artifacts/hard.txt" not in names
+    assert b"private" not in package.content
 
 
 def test_a_log_replaced_by_a_link_serves_nothing(tenant: Tenant) -> None:

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 import uvloop
 
+from execd import files
 from execd.domain.executions import Execution
 from execd.domain.states import Priority, Status
 from execd.runners.base import RunContext
@@ -124,24 +125,46 @@ def test_outcomes(tmp_path: Path) -> None:
     assert process_outcome(explicit).result == {"a": 1}
 
 
-def test_control_reader_refuses_symlinks_at_either_end(tmp_path: Path) -> None:
+def test_control_reader_refuses_links_at_either_end(tmp_path: Path) -> None:
     work, artifacts = tmp_path / "work", tmp_path / "artifacts"
     work.mkdir()
     artifacts.mkdir()
     secret = tmp_path / "secret.txt"
     secret.write_text("do not copy")
     (work / "link.txt").symlink_to(secret)
+    os.link(secret, work / "hard.txt")
     (work / "ok.txt").write_text("fresh")
+    (work / "also.txt").write_text("fresh too")
     outside = tmp_path / "outside.txt"
     outside.write_text("untouched")
-    (artifacts / "ok.txt").symlink_to(outside)  # planted where the copy will land
+    # Planted where the copies will land: a symlink and a hard link to a file outside.
+    (artifacts / "ok.txt").symlink_to(outside)
+    os.link(outside, artifacts / "also.txt")
     control = tmp_path / "control.jsonl"
-    control.write_text('{"artifact": "link.txt"}\n{"artifact": "ok.txt"}\n')
+    names = ("link.txt", "hard.txt", "ok.txt", "also.txt")
+    control.write_text("".join(f'{{"artifact": "{name}"}}\n' for name in names))
     reader = ControlReader(control, work, artifacts)
     reader.poll()
     assert reader.rejected == 2
-    assert not (artifacts / "link.txt").exists()
-    assert outside.read_text() == "untouched"
+    assert not (artifacts / "link.txt").exists() and not (artifacts / "hard.txt").exists()
+    assert outside.read_text() == "untouched" and outside.stat().st_nlink == 1
+    assert (artifacts / "ok.txt").read_text() == "fresh" and not (artifacts / "ok.txt").is_symlink()
+    assert (artifacts / "also.txt").read_text() == "fresh too"
+
+
+def test_a_file_with_other_hard_links_is_neither_read_nor_listed(tmp_path: Path) -> None:
+    root = tmp_path / "root"
+    root.mkdir()
+    outside = tmp_path / "outside.txt"
+    outside.write_text("private")
+    os.link(outside, root / "hard.txt")
+    (root / "own.txt").write_text("mine")
+    assert files.regular_files(root) == [("own.txt", 4)]
+    assert files.regular_files(root, linked=True) == [("hard.txt", 7), ("own.txt", 4)]
+    with pytest.raises(files.Unsafe, match="other hard links"):
+        files.open_below(root, "hard.txt")
+    assert files.open_file_no_follow(root / "hard.txt") is None
+    os.close(files.open_below(root, "own.txt"))
 
 
 def _context(tmp_path: Path) -> RunContext:

@@ -387,5 +387,7 @@ def _read_result(ctx: RunContext, result: ProcessResult) -> None:
 
 def _disk_usage(paths: ExecutionPaths) -> int:
     return sum(
-        size for root in (paths.store_dir, paths.work_dir) for _, size in files.regular_files(root)
+        size
+        for root in (paths.store_dir, paths.work_dir)
+        for _, size in files.regular_files(root, linked=True)
     )
