@@ -7,6 +7,7 @@ import socket
 import sys
 from pathlib import Path
 from typing import Annotated, Literal
+from urllib.parse import urlsplit
 
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -48,6 +49,10 @@ class Settings(BaseSettings):
     # children, each listening on the port): one Python process answers on one core.
     # Default: two with SQLite on Linux with two cores or more (serve_api_processes).
     api_processes: int | None = Field(default=None, ge=1, le=64)
+    # Where clients reach the API (behind a proxy: the proxy's URL, with its path if
+    # it serves execd below one): every absolute link execd makes begins with it, never
+    # with a request's Host header. Unset: http://{host}:{port}.
+    public_url: str | None = None
     admin_token: str | None = None
     # Keys that seal secrets at rest, comma-separated: the first seals, all open (else
     # the key file `secret-key` in the data directory, made on first start).
@@ -165,6 +170,18 @@ class Settings(BaseSettings):
         AllowList.parse(value)
         return value
 
+    @field_validator("public_url")
+    @classmethod
+    def _public_url(cls, value: str | None) -> str | None:
+        if value is None or not value.strip():
+            return None
+        parsed = urlsplit(value.strip())
+        if parsed.scheme not in ("http", "https") or not parsed.hostname:
+            raise ValueError("EXECD_PUBLIC_URL is an http:// or https:// URL with a host")
+        if parsed.query or parsed.fragment or parsed.username or parsed.password:
+            raise ValueError("EXECD_PUBLIC_URL has no query, fragment or user")
+        return value.strip().rstrip("/")
+
     @field_validator("sandbox")
     @classmethod
     def _sandbox(cls, value: str) -> str:
@@ -178,6 +195,19 @@ class Settings(BaseSettings):
         if self.database_url:
             return self.database_url
         return f"sqlite:///{(self.data_dir / 'execd.db').resolve()}"
+
+    @property
+    def public_base(self) -> str:
+        """The start of every absolute link: EXECD_PUBLIC_URL, else the bind address
+        (a wildcard one by the machine's name)."""
+        if self.public_url:
+            return self.public_url
+        host = self.host
+        if host in ("", "0.0.0.0", "::"):
+            host = socket.getfqdn()
+        elif ":" in host:
+            host = f"[{host}]"
+        return f"http://{host}:{self.port}"
 
     @property
     def resolved_artifacts_dir(self) -> Path:

@@ -3,11 +3,16 @@
 from __future__ import annotations
 
 import os
+import pty
 import re
+import select
 import stat
 import subprocess
 import sys
+import uuid
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import httpx
 
@@ -50,49 +55,93 @@ def test_migrate_then_token_create(deployment: Deployment) -> None:
     }
 
 
-def test_serve_prints_its_url_and_keeps_a_generated_admin_token(tmp_path: Path) -> None:
+def _serve_banner(env: dict[str, str], out: Any, read: Callable[[], str]) -> str:
+    """Start `execd serve` with its output to `out`, return its banner, and stop it."""
+    port = str(_port())
+    process = subprocess.Popen(
+        [sys.executable, "-m", "execd", "serve", "--port", port],
+        env=env,
+        stdin=subprocess.DEVNULL,
+        stdout=out,
+        stderr=subprocess.STDOUT,
+    )
+    try:
+        banner = wait_for(lambda: "admin token" in (text := read()) and text, message="banner")
+        assert f"ready at http://127.0.0.1:{port}" in banner
+        token = env.get("EXECD_ADMIN_TOKEN")
+        if token is None:
+            token = (Path(env["EXECD_DATA_DIR"]) / "admin-token").read_text().strip()
+        me = httpx.get(
+            f"http://127.0.0.1:{port}/api/v1/me", headers={"Authorization": f"Bearer {token}"}
+        )
+        assert me.json()["data"]["role"] == "admin"
+        return read()  # answered: the whole banner was written before
+    finally:
+        process.terminate()
+        # uvicorn re-raises the SIGTERM it handled once it has shut down cleanly.
+        assert process.wait(timeout=30) in (0, -15)
+        assert "Traceback" not in read()
+
+
+def test_serve_keeps_a_generated_admin_token_and_never_logs_it(tmp_path: Path) -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith("EXECD_")}
     deployment = Deployment(database_url="", root=tmp_path)
     env.update(deployment.env())
     del env["EXECD_ADMIN_TOKEN"], env["EXECD_DATABASE_URL"]  # the defaults of `make run`
     data_dir = Path(env["EXECD_DATA_DIR"])
-
-    def start_and_read_token() -> str:
-        port = str(deployment_port := _port())
-        log = tmp_path / f"serve-{port}.log"
-        with log.open("wb") as out:
-            process = subprocess.Popen(
-                [sys.executable, "-m", "execd", "serve", "--port", port],
-                env=env,
-                stdout=out,
-                stderr=subprocess.STDOUT,
-            )
-        try:
-            banner = wait_for(
-                lambda: "admin token:" in log.read_text() and log.read_text(),
-                message="the startup banner",
-            )
-            assert f"ready at http://127.0.0.1:{deployment_port}" in banner
-            token = re.search(r"admin token: (\S+)", banner)
-            assert token is not None
-            response = httpx.get(
-                f"http://127.0.0.1:{port}/api/v1/me",
-                headers={"Authorization": f"Bearer {token.group(1)}"},
-            )
-            assert response.json()["data"]["role"] == "admin"
-            return token.group(1)
-        finally:
-            process.terminate()
-            # uvicorn re-raises the SIGTERM it handled once it has shut down cleanly.
-            assert process.wait(timeout=30) in (0, -15)
-            assert "Traceback" not in log.read_text()
-
-    first = start_and_read_token()
-    assert (data_dir / "execd.db").exists()
     token_file = data_dir / "admin-token"
-    assert token_file.read_text().strip() == first
+
+    def to_log(name: str) -> str:
+        log = tmp_path / name
+        with log.open("wb") as out:
+            return _serve_banner(env, out, lambda: log.read_text())
+
+    # Output to a file (a log): where the token is, never the token.
+    first = to_log("first.log")
+    token = token_file.read_text().strip()
+    assert token.startswith("execd_") and token not in first
+    assert f"admin token: made now, in {token_file}" in first
     assert stat.S_IMODE(token_file.stat().st_mode) == 0o600
-    assert start_and_read_token() == first
+    assert (data_dir / "execd.db").exists()
+    again = to_log("again.log")
+    assert f"admin token: in {token_file}" in again and token not in again
+    assert token_file.read_text().strip() == token
+
+    # Set by the operator: never printed.
+    env["EXECD_ADMIN_TOKEN"] = chosen = "chosen-" + uuid.uuid4().hex
+    told = to_log("chosen.log")
+    assert "the one EXECD_ADMIN_TOKEN sets" in told and chosen not in told
+
+
+def test_serve_shows_a_token_it_makes_once_to_a_terminal(tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("EXECD_")}
+    env.update(Deployment(database_url="", root=tmp_path).env())
+    del env["EXECD_ADMIN_TOKEN"], env["EXECD_DATABASE_URL"]
+    token_file = Path(env["EXECD_DATA_DIR"]) / "admin-token"
+
+    def on_terminal() -> str:
+        leader, follower = pty.openpty()
+        seen = bytearray()
+
+        def read() -> str:
+            while select.select([leader], [], [], 0)[0]:
+                try:
+                    seen.extend(os.read(leader, 65536))
+                except OSError:
+                    break
+            return seen.decode(errors="replace")
+
+        try:
+            return _serve_banner(env, follower, read)
+        finally:
+            os.close(follower)
+            os.close(leader)
+
+    first = on_terminal()
+    token = token_file.read_text().strip()
+    assert "shown this once" in first and token in first
+    second = on_terminal()
+    assert f"admin token: in {token_file}" in second and token not in second
 
 
 def _port() -> int:

@@ -18,7 +18,7 @@ import pytest
 
 from tests.e2e.test_flows import define as define_flow
 from tests.e2e.test_tenant_actions import Tenant
-from tests.support import Server, new_project, wait_for
+from tests.support import Deployment, Server, new_project, wait_for
 
 # Reports progress and counters through the control file, then takes its time.
 WORKING = (
@@ -328,8 +328,12 @@ def test_results_list_outputs_with_working_download_urls(tenant: Tenant) -> None
     assert others["enriched.csv"]["title"] == "Enriched data"
     assert others["enriched.csv"]["recordCount"] == 2
     assert others["journey.pkl"]["outputType"] == "models"
+    # A Host header is the client's word: links come from the settings (the bind address
+    # here, EXECD_PUBLIC_URL when set), so a forged one cannot send them elsewhere.
+    forged = tenant.get(f"/execution/job/{job_id}/results", headers={"Host": "evil.example"})
+    assert "evil.example" not in forged.text and forged.json()["results"] == results["results"]
     for output in [primary, *others.values()]:
-        assert output["downloadUrl"].startswith(str(tenant.client.base_url))
+        assert output["downloadUrl"].startswith(str(tenant.client.base_url) + "/api/")
         file = tenant.client.get(output["downloadUrl"])
         assert file.status_code == 200 and len(file.content) == output["sizeBytes"]
         anonymous = httpx.get(output["downloadUrl"])
@@ -358,6 +362,24 @@ def test_results_list_outputs_with_working_download_urls(tenant: Tenant) -> None
         assert tenant.get(f"/execution/job/{job_id}/results", params=query).status_code == 400
     missing = tenant.get(f"/execution/job/{job_id}/artifacts/../../etc/passwd")
     assert missing.status_code == 404
+
+
+def test_links_begin_with_the_public_url(deployment: Deployment) -> None:
+    public = "https://jobs.example.com/execd"
+    server = deployment.server(EXECD_PUBLIC_URL=public + "/")
+    tenant = Tenant(server.client())
+    action = tenant.define("one-file", 'echo a,b > "$EXECD_ARTIFACTS_DIR/out.csv"')
+    job_id = submit(tenant, action).json()["jobId"]
+    wait_job(tenant, job_id, {"Completed"})
+    detailed = tenant.get(f"/execution/job/{job_id}/results", params={"format": "detailed"})
+    body = detailed.json()
+    job_path = f"/api/{tenant.tenant}/{tenant.project}/execution/job/{job_id}"
+    assert body["results"]["primaryOutput"]["downloadUrl"] == (
+        f"{public}{job_path}/artifacts/out.csv"
+    )
+    assert body["logs"] == {s: f"{public}{job_path}/logs/{s}" for s in ("stdout", "stderr")}
+    # The path below the public URL is the one this server answers (a proxy strips it).
+    assert server.client().get(body["logs"]["stdout"].removeprefix(public)).status_code == 200
 
 
 def test_results_of_an_unfinished_job_are_a_conflict(tenant: Tenant) -> None:

@@ -61,6 +61,13 @@ async def get_stream_caller(
 StreamCaller = Annotated[Principal, Depends(get_stream_caller)]
 
 
+def public_link(request: HTTPConnection, route: str, **params: str) -> str:
+    """An absolute link to one of execd's routes: the public URL of the settings
+    (EXECD_PUBLIC_URL) and the route's path, never the Host header a client sent."""
+    runtime: Runtime = request.app.state.runtime
+    return runtime.settings.public_base + str(request.app.url_path_for(route, **params))
+
+
 def _fast_loads(body: bytes) -> Any:
     try:
         return orjson.loads(body)

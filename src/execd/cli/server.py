@@ -122,6 +122,9 @@ def serve(
         _count_in_files(settings.data_dir / "metrics")
     from execd.api.app import create_app  # after the line above: it imports the metrics
 
+    token_file = settings.data_dir / "admin-token"
+    kept_before = token_file.exists()
+
     def ready() -> None:
         typer.echo(f"execd {__version__} ready at http://{settings.host}:{settings.port}")
         typer.echo(f"database: {runtime.db.url.render_as_string(hide_password=True)}")
@@ -131,7 +134,9 @@ def serve(
         )
         if api_processes > 1:
             typer.echo(f"API: {api_processes} processes on that port")
-        typer.echo(f"admin token: {runtime.admin_token}")
+        typer.echo(_admin_token_line(settings.admin_token is not None, kept_before, token_file))
+        if not kept_before and settings.admin_token is None and sys.stdout.isatty():
+            typer.echo(f"  {runtime.admin_token}")
         _warn_if_unsandboxed(runtime)
         sys.stdout.flush()
 
@@ -149,6 +154,19 @@ def serve(
         runtime, workers=embedded, worker_processes=processes, api_processes=more, on_ready=ready
     )
     _serve_on(uvicorn, application, listener)
+
+
+def _admin_token_line(from_environment: bool, kept_before: bool, token_file: Path) -> str:
+    """Where the admin token is. Its value is shown once, on the start that made it, and
+    only to a terminal (the next line): a banner that goes to a log file, or a token the
+    operator set, is never printed."""
+    if from_environment:
+        return "admin token: the one EXECD_ADMIN_TOKEN sets"
+    if kept_before:
+        return f"admin token: in {token_file}"
+    if sys.stdout.isatty():
+        return f"admin token (made now, kept in {token_file}, shown this once):"
+    return f"admin token: made now, in {token_file}"
 
 
 def _serve_on(uvicorn: Any, application: Any, listener: socket.socket) -> None:

@@ -12,7 +12,7 @@ import hmac
 import secrets
 from dataclasses import dataclass
 from typing import Annotated
-from urllib.parse import parse_qsl
+from urllib.parse import parse_qsl, urlsplit
 
 from fastapi import Depends, Request, Response
 
@@ -59,7 +59,7 @@ SignedIn = Annotated[Signed, Depends(signed_in)]
 async def read_form(request: Request) -> dict[str, str]:
     """A URL-encoded form (what the dashboard's forms send), from this origin only."""
     origin = request.headers.get("origin")
-    if origin is not None and origin != own_origin(request):
+    if origin is not None and origin not in own_origins(request):
         raise Forbidden("This form was sent from another site")
     body = await request.body()
     if len(body) > MAX_FORM_BYTES:
@@ -81,8 +81,12 @@ async def posted(request: Request, signed: SignedIn) -> dict[str, str]:
 Posted = Annotated[dict[str, str], Depends(posted)]
 
 
-def own_origin(request: Request) -> str:
-    return f"{request.url.scheme}://{request.headers.get('host', request.url.netloc)}"
+def own_origins(request: Request) -> tuple[str, str]:
+    """The origin the browser called (a form from it carries it), and the public URL's
+    (behind a proxy that rewrites the Host header, only that one matches)."""
+    called = f"{request.url.scheme}://{request.headers.get('host', request.url.netloc)}"
+    public = urlsplit(request.app.state.runtime.settings.public_base)
+    return called, f"{public.scheme}://{public.netloc}"
 
 
 def set_cookie(request: Request, response: Response, name: str, value: str, age: float) -> None:

@@ -13,7 +13,7 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field
 
-from execd.api.deps import RuntimeDep
+from execd.api.deps import RuntimeDep, public_link
 from execd.api.dialects.tenant import wire
 from execd.api.dialects.tenant.access import TenantCaller
 from execd.api.responses import Json, file_chunks
@@ -408,14 +408,13 @@ def _results(
 ) -> dict[str, Any]:
     result = job.result if isinstance(job.result, dict) else {}
     reported = _reported_outputs(job.result)
-    base = str(
-        request.url_for(
-            "download_artifact",
-            tenantId=job.tenant_id,
-            projectId=job.project_id,
-            jobId=job.uuid,
-            path="-",
-        )
+    base = public_link(
+        request,
+        "download_artifact",
+        tenantId=job.tenant_id,
+        projectId=job.project_id,
+        jobId=job.uuid,
+        path="-",
     ).rstrip("-")
     outputs = [
         wire.output(path, size, base + quote(path), reported.get(path))
@@ -481,14 +480,13 @@ def _results(
         body["result"] = job.result
         body["parameters"] = job.visible_parameters
         body["logs"] = {
-            stream: str(
-                request.url_for(
-                    "download_log",
-                    tenantId=job.tenant_id,
-                    projectId=job.project_id,
-                    jobId=job.uuid,
-                    stream=stream,
-                )
+            stream: public_link(
+                request,
+                "download_log",
+                tenantId=job.tenant_id,
+                projectId=job.project_id,
+                jobId=job.uuid,
+                stream=stream,
             )
             for stream in ("stdout", "stderr")
         }
