@@ -8,6 +8,7 @@ from typing import Annotated, Any
 
 import orjson
 from fastapi import Depends, Header, Query, Request
+from starlette.convertors import IntegerConvertor, register_url_convertor
 from starlette.requests import HTTPConnection
 
 from execd.domain import jsonsafe
@@ -20,6 +21,16 @@ from execd.runtime import Runtime
 # infinity), NaN or Infinity (which Python's parser accepts), or many brackets; only
 # then is it parsed a second time to look closer.
 _SUSPECT_BODY = re.compile(rb"\\u0000|\\u[dD][89a-fA-F]|\d{19,}|[eE][-+]?\d{3,}|NaN|Infinity")
+
+
+class RowId(IntegerConvertor):
+    """`{name:id}` in a route: a row id, 1 to 19 digits. A longer number matches no
+    route (404) instead of reaching int(), which refuses numbers of over 4,300 digits."""
+
+    regex = "[0-9]{1,19}"
+
+
+register_url_convertor("id", RowId())
 
 
 async def get_runtime(request: HTTPConnection) -> Runtime:

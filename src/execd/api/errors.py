@@ -107,7 +107,9 @@ def install(app: FastAPI, shapes: Sequence[ErrorShape]) -> None:
     async def _http(request: Request, exc: HTTPException) -> Response:
         message = exc.detail if isinstance(exc.detail, str) else "HTTP error"
         if exc.status_code == 404 and message == "Not Found":
-            message = f"No such endpoint: {request.method} {request.url.path}"
+            path = request.url.path
+            shown = path if len(path) <= 200 else path[:200] + "..."
+            message = f"No such endpoint: {request.method} {shown}"
         code = _CODES.get(exc.status_code, "HTTP_ERROR")
         return respond(request, exc.status_code, ErrorInfo(message, code, {}))
 

@@ -126,7 +126,7 @@ async def list_tokens(runtime: RuntimeDep, caller: Caller, project_id: str | Non
 
 
 @router.delete(
-    "/tokens/{token_id:int}",
+    "/tokens/{token_id:id}",
     status_code=204,
     summary="Revoke a token (admin; the startup token cannot be revoked: 409)",
 )

@@ -235,7 +235,7 @@ async def by_status(
     return await _list(runtime, caller, f, page, per_page)
 
 
-@router.get("/enforcement/{enforcement_id:int}", summary="Executions of one rule enforcement")
+@router.get("/enforcement/{enforcement_id:id}", summary="Executions of one rule enforcement")
 async def by_enforcement(
     runtime: RuntimeDep,
     caller: Caller,
@@ -350,12 +350,12 @@ async def execute_batch(runtime: RuntimeDep, caller: Caller, body: BatchBody) ->
     return Json({"data": data, "summary": summary}, status_code=status)
 
 
-@router.get("/{execution_id:int}", summary="One execution")
+@router.get("/{execution_id:id}", summary="One execution")
 async def get_execution(runtime: RuntimeDep, caller: Caller, execution_id: int) -> Json:
     return Json({"data": wire.execution(await runtime.executions.get(caller, execution_id))})
 
 
-@router.post("/{execution_id:int}/cancel", summary="Cancel an execution and its children")
+@router.post("/{execution_id:id}/cancel", summary="Cancel an execution and its children")
 async def cancel(runtime: RuntimeDep, caller: Caller, execution_id: int) -> Json:
     return Json({"data": wire.execution(await runtime.executions.cancel(caller, execution_id))})
 
@@ -367,7 +367,7 @@ class RetryBody(BaseModel):
     priority: str | int | None = None
 
 
-@router.post("/{execution_id:int}/retry", status_code=201, summary="Run it again, linked")
+@router.post("/{execution_id:id}/retry", status_code=201, summary="Run it again, linked")
 async def retry(
     runtime: RuntimeDep, caller: Caller, execution_id: int, body: RetryBody | None = None
 ) -> Json:
@@ -445,14 +445,14 @@ def _summary(outcomes: Iterable[str]) -> dict[str, int]:
     return counted
 
 
-@router.get("/{execution_id:int}/history", summary="Every status change, oldest first")
+@router.get("/{execution_id:id}/history", summary="Every status change, oldest first")
 async def history(runtime: RuntimeDep, caller: Caller, execution_id: int) -> Json:
     events = await runtime.executions.history(caller, execution_id)
     return Json({"data": [wire.event(e) for e in events]})
 
 
 @router.get(
-    "/{execution_id:int}/output/{stream}",
+    "/{execution_id:id}/output/{stream}",
     summary="What the execution wrote to stdout or stderr",
     response_class=PlainTextResponse,
 )

@@ -235,7 +235,7 @@ async def list_enforcements(
     return Json(wire.page([_enforcement(e) for e in found], page, per_page, total))
 
 
-@router.get("/enforcements/{enforcement_id:int}", summary="One rule firing")
+@router.get("/enforcements/{enforcement_id:id}", summary="One rule firing")
 async def get_enforcement(
     runtime: RuntimeDep, caller: Caller, enforcement_id: Annotated[int, Path(ge=1, le=MAX_ID)]
 ) -> Json:

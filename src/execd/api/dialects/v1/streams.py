@@ -117,7 +117,7 @@ async def event_stream(
 
 
 @router.get(
-    "/{execution_id:int}/output/{stream}/stream",
+    "/{execution_id:id}/output/{stream}/stream",
     summary="An execution's stdout or stderr, live (Server-Sent Events)",
 )
 async def output_stream(
