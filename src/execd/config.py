@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Annotated, Literal
 from urllib.parse import urlsplit
 
+from limits import parse as parse_limit
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
@@ -54,6 +55,27 @@ class Settings(BaseSettings):
     # with a request's Host header. Unset: http://{host}:{port}.
     public_url: str | None = None
     admin_token: str | None = None
+    # Request limits (docs/security.md, "Request limits"): the most a request body may
+    # hold, by route class (413 beyond, before more of it is read); how long headers
+    # and a body may take to arrive (a slow client is dropped, or answered 408).
+    max_body_bytes: int = Field(default=10 * 1024**2, ge=1024)
+    max_webhook_bytes: int = Field(default=1024**2, ge=1024)
+    max_form_bytes: int = Field(default=256 * 1024, ge=1024)
+    header_timeout_seconds: float = Field(default=10.0, gt=0)
+    body_timeout_seconds: float = Field(default=60.0, gt=0)
+    # Rate limits, "<count>/<second|minute|hour|day>" or "off": requests per token, and
+    # failed authentications per client address (then refused, even with a right
+    # token, until the window has room). Counted in this process ("memory://") or in
+    # a Redis that all nodes share ("redis://host:6379").
+    rate_limit: str = "60000/minute"
+    auth_failure_limit: str = "60/minute"
+    rate_limit_storage: str = "memory://"
+    # What a Redis's keys begin with: deployments that share one Redis need their own.
+    rate_limit_prefix: str = Field(default="execd", min_length=1, max_length=100)
+    # Proxies whose X-Forwarded-For / X-Forwarded-Proto are believed (addresses or
+    # CIDRs, comma-separated; "*" for any): the client's address is then the one the
+    # proxy saw. None by default: anyone could claim any address.
+    trusted_proxies: Annotated[list[str], NoDecode] = Field(default_factory=list)
     # Keys that seal secrets at rest, comma-separated: the first seals, all open (else
     # the key file `secret-key` in the data directory, made on first start).
     secret_key: SecretStr | None = None
@@ -136,6 +158,7 @@ class Settings(BaseSettings):
     retention_days_timeout: float | None = Field(default=None, gt=0)
     retention_days_cancelled: float | None = Field(default=None, gt=0)
     retention_days_abandoned: float | None = Field(default=None, gt=0)
+    retention_days_audit: float | None = Field(default=None, gt=0)
     retention_keep_per_action: int = Field(default=0, ge=0)
     retention_seconds: float = Field(default=3600.0, gt=0)
 
@@ -158,6 +181,7 @@ class Settings(BaseSettings):
         "action_env",
         "sandbox_read_only",
         "fetch_allow",
+        "trusted_proxies",
         mode="before",
     )
     @classmethod
@@ -168,6 +192,26 @@ class Settings(BaseSettings):
     @classmethod
     def _fetch_allow(cls, value: list[str]) -> list[str]:
         AllowList.parse(value)
+        return value
+
+    @field_validator("rate_limit", "auth_failure_limit")
+    @classmethod
+    def _rate(cls, value: str) -> str:
+        if value.strip().lower() not in ("off", "none", "0", ""):
+            try:
+                parse_limit(value)
+            except ValueError:
+                raise ValueError(
+                    f"{value!r} is not a rate limit: write 600/minute, or off"
+                ) from None
+        return value
+
+    @field_validator("rate_limit_storage")
+    @classmethod
+    def _rate_storage(cls, value: str) -> str:
+        scheme = value.removeprefix("async+").split("://", 1)[0]
+        if scheme not in ("memory", "redis", "rediss", "redis+sentinel", "redis+cluster", "valkey"):
+            raise ValueError("EXECD_RATE_LIMIT_STORAGE is memory:// or a redis:// URL")
         return value
 
     @field_validator("public_url")
@@ -244,7 +288,11 @@ class Settings(BaseSettings):
             value = getattr(self, f"retention_days_{status.value}") or self.retention_days
             if value is not None:
                 days[status] = value
-        return Policy(days=days, keep_per_action=self.retention_keep_per_action)
+        return Policy(
+            days=days,
+            keep_per_action=self.retention_keep_per_action,
+            audit_days=self.retention_days_audit or self.retention_days,
+        )
 
     def serve_workers(self) -> tuple[int, int]:
         """Worker loops inside `execd serve`'s process, and worker processes it starts."""

@@ -16,6 +16,11 @@ class ExecdError(Exception):
             self.code = code
         self.details = details
 
+    @property
+    def headers(self) -> dict[str, str]:
+        """HTTP headers that go with the answer."""
+        return {}
+
 
 class InvalidInput(ExecdError):
     status_code = 400
@@ -42,10 +47,36 @@ class Conflict(ExecdError):
     code = "CONFLICT"
 
 
+class TooLarge(ExecdError):
+    """A request body past its route's limit: refused before more of it is read."""
+
+    status_code = 413
+    code = "TOO_LARGE"
+
+
+class TooManyRequests(ExecdError):
+    """A rate limit is reached: `headers` say which, and when to come back."""
+
+    status_code = 429
+    code = "TOO_MANY_REQUESTS"
+
+    def __init__(self, message: str, limit_headers: dict[str, str]) -> None:
+        super().__init__(message)
+        self.limit_headers = limit_headers
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return self.limit_headers
+
+
 class Unavailable(ExecdError):
     status_code = 503
     code = "UNAVAILABLE"
     retry_after = 5  # seconds, for the Retry-After header
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return {"Retry-After": str(self.retry_after)}
 
 
 class StoreUnavailable(Unavailable):

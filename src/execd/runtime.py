@@ -14,6 +14,7 @@ import structlog
 from execd import data_dir
 from execd.config import Settings
 from execd.engine.accounts import AccountService
+from execd.engine.audit import AuditLog
 from execd.engine.flows import FlowService
 from execd.engine.jobs import JobService
 from execd.engine.notifier import Notifier, SmtpSettings
@@ -29,6 +30,7 @@ from execd.runners import leftovers, sandbox
 from execd.runners.registry import build_runners
 from execd.store.accounts import Accounts
 from execd.store.artifacts import ArtifactStore
+from execd.store.audit import AuditStore
 from execd.store.catalog import Catalog
 from execd.store.database import Database
 from execd.store.events import EventLog
@@ -95,8 +97,10 @@ class Runtime:
             NotificationStore(self.db),
             worker_alive_seconds=settings.lease_seconds,
         )
+        audit = AuditStore(self.db)
+        self.audit = AuditLog(audit)
         self.retention = Retention(
-            RetentionStore(self.db), self.artifacts, settings.retention_policy()
+            RetentionStore(self.db), self.artifacts, audit, settings.retention_policy()
         )
         self.streams = LiveStreams(
             EventLog(self.db), self.executions, poll_seconds=settings.stream_poll_seconds
@@ -188,7 +192,7 @@ class Runtime:
                 RuleEngine(self.rules.store, poll_seconds=settings.rules_poll_seconds).run()
             ),
         ]
-        if self.retention.policy.days:
+        if self.retention.policy.active:
             self._background.append(
                 asyncio.create_task(self.retention.run(settings.retention_seconds))
             )

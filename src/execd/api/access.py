@@ -62,14 +62,19 @@ class AccessLog:
 def route_of(scope: Scope) -> str:
     """The template of the route that answered, prefix included: the matched route
     knows its own part (`/executions/{execution_id}`), the path it matched holds the
-    routers' prefixes before it (static text)."""
+    routers' prefixes before it, static text or parameters of theirs (the tenant API's
+    `/api/{tenantId}/{projectId}`: a segment that is such a parameter's value is named)."""
     route = scope.get("route")
     template = getattr(route, "path_format", None)
     if template is None:
         return "(no route)"
+    params = scope.get("path_params", {})
     depth = template.count("/")
     for name, convertor in getattr(route, "param_convertors", {}).items():
         if isinstance(convertor, PathConvertor):  # one parameter, several segments
-            depth += str(scope.get("path_params", {}).get(name, "")).count("/")
+            depth += str(params.get(name, "")).count("/")
+    own = set(getattr(route, "param_convertors", {}))
+    prefixed = {str(value): name for name, value in params.items() if name not in own}
     parts = str(scope["path"]).split("/")
-    return "/".join(parts[: len(parts) - depth]) + str(template)
+    prefix = [f"{{{prefixed[p]}}}" if p in prefixed else p for p in parts[: len(parts) - depth]]
+    return "/".join(prefix) + str(template)

@@ -9,8 +9,9 @@ from contextlib import asynccontextmanager
 from fastapi import Depends, FastAPI
 
 from execd import __version__
-from execd.api import dashboard, docs, errors, health, metrics
+from execd.api import dashboard, docs, errors, health, limits, metrics
 from execd.api.access import AccessLog
+from execd.api.audit import AuditTrail
 from execd.api.deps import screen_request
 from execd.api.dialects import flows, tenant, v1
 from execd.api.responses import Json
@@ -76,7 +77,10 @@ def create_app(
         redoc_url=None,
     )
     app.state.runtime = runtime
-    errors.install(app, [v1.ERRORS, flows.ERRORS, tenant.ERRORS, dashboard.ERRORS])
+    settings = runtime.settings
+    app.state.rate_limits = limits.RateLimits.from_settings(settings)
+    shaped = errors.Errors([v1.ERRORS, flows.ERRORS, tenant.ERRORS, dashboard.ERRORS])
+    errors.install(app, shaped)
     app.include_router(health.router)
     app.include_router(docs.router)
     app.include_router(v1.router)
@@ -86,5 +90,17 @@ def create_app(
     dashboard.install(app)
     app.state.metrics = found = metrics.Metrics(runtime)
     app.include_router(metrics.router)
-    app.add_middleware(AccessLog, observe=found.observe, log_lines=runtime.settings.access_log)
+    app.add_middleware(AuditTrail, audit=runtime.audit)
+    bodies = limits.BodyLimits(
+        json=settings.max_body_bytes,
+        webhook=settings.max_webhook_bytes,
+        form=settings.max_form_bytes,
+    )
+    app.add_middleware(
+        limits.RequestLimits,
+        errors=shaped,
+        bodies=bodies,
+        body_seconds=settings.body_timeout_seconds,
+    )
+    app.add_middleware(AccessLog, observe=found.observe, log_lines=settings.access_log)
     return app

@@ -11,9 +11,10 @@ from fastapi import Depends, Header, Query, Request
 from starlette.convertors import IntegerConvertor, register_url_convertor
 from starlette.requests import HTTPConnection
 
+from execd.api.limits import RateLimits
 from execd.domain import jsonsafe
 from execd.domain.access import Principal
-from execd.errors import InvalidInput
+from execd.errors import InvalidInput, Unauthorized
 from execd.runtime import Runtime
 
 # A JSON body can only hold what the store cannot keep if it has an escaped NUL or
@@ -41,14 +42,27 @@ async def get_runtime(request: HTTPConnection) -> Runtime:
 RuntimeDep = Annotated[Runtime, Depends(get_runtime)]
 
 
+async def authenticated(connection: HTTPConnection, authorization: str | None) -> Principal:
+    """The caller of `Authorization: Bearer <token>`, within the rate limits: refused
+    while the client's address has failed too often, counted against its token."""
+    runtime: Runtime = connection.app.state.runtime
+    limits: RateLimits = connection.app.state.rate_limits
+    await limits.admit(connection, authorization)
+    try:
+        caller = await runtime.accounts.authenticate(authorization)
+    except Unauthorized:
+        await limits.failed(connection, authorization)
+        raise
+    await limits.count(connection, str(caller.token_id))
+    connection.state.caller = caller  # for the access log
+    return caller
+
+
 async def get_caller(
     request: HTTPConnection,
     authorization: Annotated[str | None, Header(include_in_schema=False)] = None,
 ) -> Principal:
-    runtime: Runtime = request.app.state.runtime
-    caller = await runtime.accounts.authenticate(authorization)
-    request.state.caller = caller  # for the access log
-    return caller
+    return await authenticated(request, authorization)
 
 
 Caller = Annotated[Principal, Depends(get_caller)]
@@ -61,12 +75,9 @@ async def get_stream_caller(
 ) -> Principal:
     """Streams also take the token as `?token=`: browsers' EventSource and WebSocket
     cannot send an Authorization header."""
-    runtime: Runtime = request.app.state.runtime
     if not authorization and token:
         authorization = f"Bearer {token}"
-    caller = await runtime.accounts.authenticate(authorization)
-    request.state.caller = caller
-    return caller
+    return await authenticated(request, authorization)
 
 
 StreamCaller = Annotated[Principal, Depends(get_stream_caller)]

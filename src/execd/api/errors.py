@@ -15,7 +15,7 @@ from starlette.responses import Response
 
 from execd.api.metrics import count_unavailable
 from execd.api.responses import Json
-from execd.errors import ExecdError, StoreUnavailable, Unavailable
+from execd.errors import ExecdError, StoreUnavailable
 
 log = structlog.get_logger(__name__)
 
@@ -49,7 +49,10 @@ _CODES = {
     403: "FORBIDDEN",
     404: "NOT_FOUND",
     405: "METHOD_NOT_ALLOWED",
+    408: "REQUEST_TIMEOUT",
     409: "CONFLICT",
+    413: "TOO_LARGE",
+    429: "TOO_MANY_REQUESTS",
 }
 
 
@@ -67,18 +70,24 @@ def describe_validation(errors: Sequence[Any], lead: str = "Invalid request") ->
     return f"{lead}: " + "; ".join(parts)
 
 
-def install(app: FastAPI, shapes: Sequence[ErrorShape]) -> None:
-    def shape_for(request: Request) -> ErrorShape | None:
-        path = request.url.path
-        for shape in shapes:
-            if shape.matches(path):
-                return shape
-        return None
+class Errors:
+    """Error responses in the shape of the dialect whose path was called: for the app's
+    exception handlers, and for the middleware that answers before a route runs."""
+
+    def __init__(self, shapes: Sequence[ErrorShape]) -> None:
+        self.shapes = shapes
+
+    def shape_for(self, path: str) -> ErrorShape | None:
+        return next((shape for shape in self.shapes if shape.matches(path)), None)
 
     def respond(
-        request: Request, status: int, info: ErrorInfo, headers: dict[str, str] | None = None
+        self,
+        request: Request,
+        status: int,
+        info: ErrorInfo,
+        headers: dict[str, str] | None = None,
     ) -> Response:
-        shape = shape_for(request)
+        shape = self.shape_for(request.url.path)
         if shape is not None and shape.respond is not None:
             response = shape.respond(request, status, info)
         else:
@@ -89,14 +98,21 @@ def install(app: FastAPI, shapes: Sequence[ErrorShape]) -> None:
         response.headers.update(headers or {})
         return response
 
+    def of(self, request: Request, exc: ExecdError) -> Response:
+        return self.respond(
+            request, exc.status_code, ErrorInfo(exc.message, exc.code, exc.details), exc.headers
+        )
+
+
+def install(app: FastAPI, errors: Errors) -> None:
+    respond = errors.respond
+
     @app.exception_handler(ExecdError)
     async def _execd(request: Request, exc: ExecdError) -> Response:
         # A handler of its own (not the catch-all's): the connection stays open.
-        info = ErrorInfo(exc.message, exc.code, exc.details)
-        later = {"Retry-After": str(exc.retry_after)} if isinstance(exc, Unavailable) else None
         if isinstance(exc, StoreUnavailable):
             count_unavailable(request, exc)
-        return respond(request, exc.status_code, info, later)
+        return errors.of(request, exc)
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(request: Request, exc: RequestValidationError) -> Response:

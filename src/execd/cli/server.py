@@ -89,8 +89,7 @@ def serve(
     database_url: Annotated[str | None, typer.Option(help="[EXECD_DATABASE_URL]")] = None,
 ) -> None:
     """Run the API, the scheduler and the reaper, with embedded workers."""
-    import uvicorn
-
+    from execd.api import http_server
     from execd.runtime import Runtime
 
     settings = _settings(
@@ -153,7 +152,7 @@ def serve(
     application = create_app(
         runtime, workers=embedded, worker_processes=processes, api_processes=more, on_ready=ready
     )
-    _serve_on(uvicorn, application, listener)
+    http_server.serve(application, listener, settings)
 
 
 def _admin_token_line(from_environment: bool, kept_before: bool, token_file: Path) -> str:
@@ -167,11 +166,6 @@ def _admin_token_line(from_environment: bool, kept_before: bool, token_file: Pat
     if sys.stdout.isatty():
         return f"admin token (made now, kept in {token_file}, shown this once):"
     return f"admin token: made now, in {token_file}"
-
-
-def _serve_on(uvicorn: Any, application: Any, listener: socket.socket) -> None:
-    config = uvicorn.Config(application, log_level="warning", access_log=False, lifespan="on")
-    uvicorn.Server(config).run(sockets=[listener])
 
 
 def _count_in_files(directory: Path) -> None:
@@ -189,8 +183,7 @@ def _count_in_files(directory: Path) -> None:
 def api_process() -> None:
     """(Started by `execd serve` with EXECD_API_PROCESSES > 1) Serve the API on the
     server's port beside it: no workers, no migrations, no banner."""
-    import uvicorn
-
+    from execd.api import http_server
     from execd.runtime import Runtime
     from execd.supervisor import PARENT_ENV, follow_parent, report_ready
 
@@ -212,7 +205,7 @@ def api_process() -> None:
     application = create_app(
         runtime, workers=0, worker_processes=0, bootstrap=False, on_ready=report_ready
     )
-    _serve_on(uvicorn, application, listener)
+    http_server.serve(application, listener, settings)
 
 
 def _count(n: int, one: str, many: str) -> str:
@@ -322,7 +315,7 @@ def gc(
     # --days is the policy for this run: it overrides the per-status settings too.
     per_status = {f"retention_days_{s.value}": days for s in RETENTION_STATUSES}
     settings = _settings(database_url=database_url, retention_days=days, **per_status)
-    if not settings.retention_policy().days:
+    if not settings.retention_policy().active:
         typer.echo("error: no retention policy: set EXECD_RETENTION_DAYS or --days", err=True)
         raise typer.Exit(2)
     if dry_run:
@@ -346,7 +339,10 @@ def gc(
     if dry_run:
         typer.echo(f"would delete {swept.deleted} executions (and what is below them)")
     else:
-        typer.echo(f"deleted {swept.deleted} executions in {swept.batches} batches")
+        typer.echo(
+            f"deleted {swept.deleted} executions in {swept.batches} batches, "
+            f"and {swept.audit_deleted} audit log entries"
+        )
 
 
 async def _offline(

@@ -15,3 +15,9 @@ class Policy:
 
     days: dict[Status, float] = field(default_factory=dict)
     keep_per_action: int = 0
+    # Days to keep audit log entries (None: forever).
+    audit_days: float | None = None
+
+    @property
+    def active(self) -> bool:
+        return bool(self.days) or self.audit_days is not None

@@ -11,6 +11,7 @@ import structlog
 
 from execd.domain.retention import Policy
 from execd.store.artifacts import ArtifactStore
+from execd.store.audit import AuditStore
 from execd.store.retention import RetentionStore
 
 log = structlog.get_logger(__name__)
@@ -21,17 +22,22 @@ BATCH = 200
 class Sweep:
     deleted: int  # executions removed (or, in a dry run, top-level ones that would be)
     batches: int
+    audit_deleted: int = 0  # audit log entries removed (none in a dry run)
 
 
 class Retention:
-    def __init__(self, store: RetentionStore, artifacts: ArtifactStore, policy: Policy) -> None:
+    def __init__(
+        self, store: RetentionStore, artifacts: ArtifactStore, audit: AuditStore, policy: Policy
+    ) -> None:
         self.store = store
         self.artifacts = artifacts
+        self.audit = audit
         self.policy = policy
 
     async def sweep(self, *, dry_run: bool = False) -> Sweep:
-        """Delete what the policy lets go; with `dry_run`, only count the top-level
-        executions that would go (each takes everything below it along)."""
+        """Delete what the policy lets go (ended executions, then audit log entries);
+        with `dry_run`, only count the top-level executions that would go (each takes
+        everything below it along)."""
         if dry_run:
             return Sweep(len(await self.store.expired(self.policy, 10**9)), 0)
         deleted = batches = 0
@@ -49,9 +55,19 @@ class Retention:
             if len(ids) < BATCH:
                 break
             await asyncio.sleep(0)  # other work gets its turn between batches
-        if deleted:
-            log.info("retention_deleted", executions=deleted, batches=batches)
-        return Sweep(deleted, batches)
+        audit_deleted = 0
+        if self.policy.audit_days is not None:
+            while (gone := await self.audit.delete_before(self.policy.audit_days, 1000)) > 0:
+                audit_deleted += gone
+                await asyncio.sleep(0)
+        if deleted or audit_deleted:
+            log.info(
+                "retention_deleted",
+                executions=deleted,
+                batches=batches,
+                audit_entries=audit_deleted,
+            )
+        return Sweep(deleted, batches, audit_deleted)
 
     async def run(self, interval: float) -> None:
         while True:

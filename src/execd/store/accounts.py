@@ -226,7 +226,9 @@ class Accounts:
                 .values(last_used=now)
             )
 
-        await self.db.write(mark)
+        # Bookkeeping: a use lost in a power cut is harmless, and this write, made while
+        # a request is authenticated, must not carry that request's audit entry.
+        await self.db.write(mark, durable=False)
 
     # -- dashboard sessions ---------------------------------------------------------------
 

@@ -21,8 +21,9 @@ import fcntl
 import os
 import threading
 from collections.abc import Callable, Iterator
+from contextvars import ContextVar
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 import orjson
 import structlog
@@ -49,6 +50,20 @@ _CURSORS = "execd_cursors"
 _TO_DISK = "execd_to_disk"
 RETRYABLE_SQLSTATES = frozenset({"40P01", "40001"})  # deadlock detected, serialization failure
 TRANSACTION_ATTEMPTS = 5
+
+
+class Rider(Protocol):
+    """Rows that go with the first durable write of a piece of work (a request), in its
+    transaction: the audit log's entry of the change (store/audit.py)."""
+
+    claimed: bool  # a write carries it (or is about to): the next ones do not
+
+    def ride(self, conn: Connection, result: Any) -> None:
+        """Write its rows; `result` is what the write's work returned."""
+
+
+# Set for the duration of a request (api/audit.py); copied into the tasks it starts.
+RIDER: ContextVar[Rider | None] = ContextVar("execd_rider", default=None)
 
 
 # What says the database is out of reach or cannot write, rather than that it refused
@@ -272,7 +287,15 @@ class Database:
         outlive a claim it lost. PostgreSQL keeps every commit durable, since workers
         on other machines outlive a database crash, and a claim lost under one of
         them would hand its fencing token out a second time. Signals a write raises
-        reach this process's waiters after the commit."""
+        reach this process's waiters after the commit.
+
+        The first durable write made while a `RIDER` is set carries its rows."""
+        rider = RIDER.get()
+        if rider is not None and durable and not rider.claimed:
+            rider.claimed = True
+            work = _carrying(work, rider)
+        else:
+            rider = None
         try:
             if self.backend == "sqlite":
                 outcome: Outcome[tuple[T, set[str]]] = concurrent.futures.Future()
@@ -284,10 +307,12 @@ class Database:
                 result, raised = await asyncio.get_running_loop().run_in_executor(
                     self._write_threads, self._in_transaction, work, durable
                 )
-        except OUTAGES as exc:
-            if (failure := outage(exc)) is None:
-                raise
-            raise failure from exc
+        except BaseException as exc:
+            if rider is not None:  # not written: the next write may carry it
+                rider.claimed = False
+            if isinstance(exc, OUTAGES) and (failure := outage(exc)) is not None:
+                raise failure from exc
+            raise
         for channel in raised:
             self.signals.fire(channel)
         if raised and self.relay is not None:
@@ -444,6 +469,15 @@ class Database:
         if self.relay is not None:
             self.relay.close()
         self._turn.close()
+
+
+def _carrying(work: Callable[[Connection], T], rider: Rider) -> Callable[[Connection], T]:
+    def carried(conn: Connection) -> T:
+        result = work(conn)
+        rider.ride(conn, result)
+        return result
+
+    return carried
 
 
 def _opened(conn: Connection, cursor: Any, *args: Any) -> None:

@@ -571,3 +571,30 @@ workers = Table(
     Column("figures", Json),
     sqlite_autoincrement=True,
 )
+
+# The audit log (domain/audit.py): one row per state-changing request. No foreign keys:
+# an entry outlives what it names (a deleted project, a revoked token).
+audit_log = Table(
+    "audit_log",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("at", Ts, nullable=False),
+    Column("tenant_id", Uuid),
+    Column("project_id", Uuid),
+    Column("token_id", BigInteger),
+    Column("token_name", String(200)),
+    Column("role", String(16)),
+    Column("method", String(8), nullable=False),
+    Column("route", String(300), nullable=False),
+    Column("path", String(2000), nullable=False),
+    Column("objects", Json, nullable=False),
+    Column("address", String(64)),
+    Column("status", SmallInteger, nullable=False),
+    Column("outcome", String(16), nullable=False),
+    Column("error", String(500)),
+    # A tenant admin's list: its tenant's entries, newest first.
+    Index(None, "tenant_id", "id"),
+    # Retention: the oldest first.
+    Index(None, "at"),
+    sqlite_autoincrement=True,
+)

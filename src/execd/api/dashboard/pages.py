@@ -37,6 +37,7 @@ from execd.api.dashboard.session import (
     runtime_of,
     set_cookie,
 )
+from execd.api.limits import RateLimits
 from execd.api.responses import Frame, file_chunks, sse_response
 from execd.domain.access import Principal
 from execd.domain.executions import MAX_ID, Execution, ExecutionFilter, Page
@@ -138,9 +139,13 @@ async def sign_in(request: Request) -> Response:
     check_sign_in_nonce(request, form)
     runtime = runtime_of(request)
     target = _local(form.get("next", ""))
+    token = form.get("token", "")
+    limits: RateLimits = request.app.state.rate_limits
+    await limits.admit(request, token)
     try:
-        session_id = await runtime.accounts.sign_in(form.get("token", ""), _lifetime(request))
+        session_id = await runtime.accounts.sign_in(token, _lifetime(request))
     except ExecdError:
+        await limits.failed(request, token)
         return _sign_in_page(request, target, "That token is not valid, or no longer.", 401)
     response = RedirectResponse(target, status_code=303)
     set_cookie(request, response, COOKIE, session_id, _lifetime(request))

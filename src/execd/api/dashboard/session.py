@@ -26,7 +26,6 @@ COOKIE = "execd_session"
 # Before sign-in: a random value in a cookie and in the form (a sign-in form posted
 # from another site lacks it), so no other site can sign a browser in.
 SIGN_IN_COOKIE = "execd_sign_in"
-MAX_FORM_BYTES = 256 * 1024
 
 
 @dataclass(frozen=True)
@@ -61,9 +60,7 @@ async def read_form(request: Request) -> dict[str, str]:
     origin = request.headers.get("origin")
     if origin is not None and origin not in own_origins(request):
         raise Forbidden("This form was sent from another site")
-    body = await request.body()
-    if len(body) > MAX_FORM_BYTES:
-        raise InvalidInput("The form is too large")
+    body = await request.body()  # at most EXECD_MAX_FORM_BYTES (api/limits.py)
     try:
         return dict(parse_qsl(body.decode(), keep_blank_values=True, max_num_fields=200))
     except (UnicodeDecodeError, ValueError):

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Annotated, Literal
 
-from fastapi import APIRouter, Response
+from fastapi import APIRouter, Query, Response
 from pydantic import BaseModel, ConfigDict, Field
 
 from execd.api.deps import Caller, RuntimeDep
@@ -12,6 +13,8 @@ from execd.api.dialects.v1 import wire
 from execd.api.responses import Json
 from execd.domain import times
 from execd.domain.access import MAX_TOKEN_LIFETIME
+from execd.domain.audit import AuditEntry, AuditFilter
+from execd.domain.executions import MAX_ID
 from execd.store.accounts import Project, Tenant, TokenRecord
 
 router = APIRouter(tags=["v1 administration"])
@@ -138,3 +141,68 @@ async def revoke_token(runtime: RuntimeDep, caller: Caller, token_id: int) -> Re
 @router.get("/workers", summary="Worker nodes: capacity, load, last heartbeat")
 async def list_workers(runtime: RuntimeDep, caller: Caller) -> Json:
     return Json({"data": [wire.worker(w) for w in await runtime.executions.workers(caller)]})
+
+
+def _entry(e: AuditEntry) -> dict[str, object]:
+    return {
+        "id": e.id,
+        "at": wire.iso(e.at),
+        "tenant_id": e.tenant_id,
+        "project_id": e.project_id,
+        "token": None
+        if e.token_id is None
+        else {"id": e.token_id, "name": e.token_name, "role": e.role},
+        "method": e.method,
+        "route": e.route,
+        "path": e.path,
+        "objects": e.objects,
+        "address": e.address,
+        "status": e.status,
+        "outcome": e.outcome,
+        "error": e.error,
+    }
+
+
+AUDIT_CURSOR = "audit"
+
+
+@router.get(
+    "/audit",
+    summary="The audit log, newest first (admin: a tenant admin reads its own tenant's)",
+)
+async def audit_log(
+    runtime: RuntimeDep,
+    caller: Caller,
+    tenant_id: Annotated[str | None, Query(max_length=36)] = None,
+    project_id: Annotated[str | None, Query(max_length=36)] = None,
+    token_id: Annotated[int | None, Query(ge=1, le=MAX_ID)] = None,
+    method: Literal["POST", "PUT", "PATCH", "DELETE"] | None = None,
+    route: Annotated[str | None, Query(max_length=300, description="A route template")] = None,
+    outcome: Literal["done", "refused", "unchanged"] | None = None,
+    status_code: Annotated[int | None, Query(ge=100, le=599, description="HTTP")] = None,
+    since: Annotated[datetime | None, Query(description="ISO 8601; UTC when no zone")] = None,
+    until: Annotated[datetime | None, Query(description="ISO 8601; UTC when no zone")] = None,
+    cursor: Annotated[str | None, Query(max_length=100, description="next_cursor")] = None,
+    per_page: Annotated[int, Query(ge=1, le=500)] = 50,
+) -> Json:
+    f = AuditFilter(
+        tenant_id=tenant_id,
+        project_id=project_id,
+        token_id=token_id,
+        method=method,
+        route=route,
+        outcome=outcome,
+        status=status_code,
+        since=times.seconds(since),
+        until=times.seconds(until),
+        below_id=wire.below(cursor, AUDIT_CURSOR),
+    )
+    entries = await runtime.audit.search(caller, f, per_page)
+    more = len(entries) == per_page
+    next_cursor = wire.cursor_below(entries[-1].id, AUDIT_CURSOR) if more else None
+    return Json(
+        {
+            "data": [_entry(e) for e in entries],
+            "pagination": {"per_page": per_page, "next_cursor": next_cursor},
+        }
+    )

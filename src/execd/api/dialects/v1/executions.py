@@ -3,7 +3,6 @@ history and output."""
 
 from __future__ import annotations
 
-import base64
 import csv
 import io
 from collections.abc import AsyncIterator, Iterable
@@ -60,25 +59,8 @@ async def _list(
 Time = Annotated[datetime | None, Query(description="ISO 8601; UTC when no zone is given")]
 
 
-def _cursor(value: str | None) -> int | None:
-    """Cursors are opaque to clients; inside, the id the next page starts below."""
-    if not value:
-        return None
-    kind, below = "", None
-    try:
-        kind, _, number = base64.urlsafe_b64decode(value.encode() + b"==").decode().partition(":")
-        below = int(number)
-    except ValueError:  # binascii.Error and UnicodeDecodeError are ValueErrors
-        pass
-    if kind != "below" or below is None or not 0 < below <= MAX_ID:
-        raise InvalidInput("Invalid cursor: pass the next_cursor of a previous page")
-    return below
-
-
 def _next_cursor(items: list[Execution], size: int) -> str | None:
-    if len(items) < size:
-        return None
-    return base64.urlsafe_b64encode(f"below:{items[-1].id}".encode()).decode().rstrip("=")
+    return wire.cursor_below(items[-1].id, "below") if len(items) == size else None
 
 
 def _filter(
@@ -141,7 +123,7 @@ async def list_executions(
     ] = None,
     include_total: bool = True,
 ) -> Json:
-    below = _cursor(cursor)
+    below = wire.below(cursor, "below")
     if below is not None:  # keyset paging: as fast on page 10,000 as on page 1
         f = replace(f, below_id=below)
         page = 1

@@ -9,7 +9,7 @@ import orjson
 from fastapi import APIRouter, Header, Path, Query, Request, Response
 from pydantic import BaseModel, ConfigDict, Field
 
-from execd.api.deps import Caller, RuntimeDep
+from execd.api.deps import Caller, RuntimeDep, authenticated
 from execd.api.dialects.v1 import wire
 from execd.api.responses import Json
 from execd.domain import jsonsafe
@@ -20,7 +20,6 @@ from execd.errors import InvalidInput
 
 router = APIRouter(tags=["v1 rules"])
 
-MAX_PAYLOAD = 1024 * 1024
 Ref = Annotated[str, Path(min_length=1, max_length=200)]
 PageNumber = Annotated[int, Query(ge=1, le=10**9)]
 
@@ -251,16 +250,14 @@ async def webhook(
     signature: Annotated[str | None, Header(alias=SIGNATURE_HEADER)] = None,
     project: Annotated[str | None, Query(max_length=36, description="Signed calls")] = None,
 ) -> Json:
-    body = await request.body()
-    if len(body) > MAX_PAYLOAD:
-        raise InvalidInput(f"A webhook payload has at most {MAX_PAYLOAD} bytes")
+    body = await request.body()  # at most EXECD_MAX_WEBHOOK_BYTES (api/limits.py)
     try:
         payload = orjson.loads(body) if body.strip() else {}
     except orjson.JSONDecodeError:
         raise InvalidInput("The webhook payload must be JSON") from None
     if problem := jsonsafe.problem(payload, "the payload"):
         raise InvalidInput(problem[0].upper() + problem[1:])
-    caller = await runtime.accounts.authenticate(authorization) if authorization else None
+    caller = await authenticated(request, authorization) if authorization else None
     trigger, fired = await runtime.rules.webhook(
         caller, trigger_ref, body, signature, payload, project
     )

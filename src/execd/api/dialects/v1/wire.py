@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import base64
 import math
 from typing import Any
 
 from execd.domain import times
 from execd.domain.actions import Action
 from execd.domain.analytics import Aggregate
-from execd.domain.executions import Execution, StatusEvent
+from execd.domain.executions import MAX_ID, Execution, StatusEvent
 from execd.domain.states import Status
+from execd.errors import InvalidInput
 from execd.store.workers import WorkerNode
 
 iso = times.iso  # the one way every dialect writes a time
@@ -94,6 +96,26 @@ def aggregate(a: Aggregate, since: float, until: float, bucket: float | None) ->
         }
     )
     return body
+
+
+def below(cursor: str | None, kind: str) -> int | None:
+    """Cursors are opaque to clients; inside, the kind of list and the id the next page
+    starts below."""
+    if not cursor:
+        return None
+    found, number = "", None
+    try:
+        found, _, text = base64.urlsafe_b64decode(cursor.encode() + b"==").decode().partition(":")
+        number = int(text)
+    except ValueError:  # binascii.Error and UnicodeDecodeError are ValueErrors
+        pass
+    if found != kind or number is None or not 0 < number <= MAX_ID:
+        raise InvalidInput("Invalid cursor: pass the next_cursor of a previous page")
+    return number
+
+
+def cursor_below(last_id: int, kind: str) -> str:
+    return base64.urlsafe_b64encode(f"{kind}:{last_id}".encode()).decode().rstrip("=")
 
 
 def page(items: list[dict[str, Any]], number: int, size: int, total: int) -> dict[str, Any]:

@@ -1,0 +1,28 @@
+"""The audit log as the API serves it: who may read which entries."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+from execd.domain.access import Principal, require
+from execd.domain.audit import AuditEntry, AuditFilter
+from execd.errors import Forbidden
+from execd.store.audit import AuditStore
+
+
+class AuditLog:
+    def __init__(self, store: AuditStore) -> None:
+        self.store = store
+
+    async def search(self, caller: Principal, f: AuditFilter, limit: int) -> list[AuditEntry]:
+        """Newest first. A system admin reads every tenant's entries; a tenant admin its
+        own tenant's (the entries of requests its tenant's tokens made); no one else."""
+        require(caller, "admin")
+        if not caller.system:
+            if f.tenant_id is not None and f.tenant_id != caller.tenant_id:
+                raise Forbidden("A tenant admin reads its own tenant's audit log only")
+            f = replace(f, tenant_id=caller.tenant_id)
+        return await self.store.search(f, limit)
+
+    async def record(self, entry: AuditEntry) -> None:
+        await self.store.record(entry)
