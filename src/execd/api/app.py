@@ -9,7 +9,7 @@ from contextlib import asynccontextmanager
 from fastapi import Depends, FastAPI
 
 from execd import __version__
-from execd.api import dashboard, docs, errors, health, limits, metrics
+from execd.api import dashboard, docs, errors, health, limits, metrics, openapi
 from execd.api.access import AccessLog
 from execd.api.audit import AuditTrail
 from execd.api.deps import screen_request
@@ -88,6 +88,7 @@ def create_app(
     app.include_router(tenant.router)
     app.include_router(tenant.system_router)
     dashboard.install(app)
+    openapi.install(app)
     app.state.metrics = found = metrics.Metrics(runtime)
     app.include_router(metrics.router)
     app.add_middleware(AuditTrail, audit=runtime.audit)

@@ -7,7 +7,8 @@ import re
 from typing import Annotated, Any
 
 import orjson
-from fastapi import Depends, Header, Query, Request
+from fastapi import Depends, Header, Query, Request, Security
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from starlette.convertors import IntegerConvertor, register_url_convertor
 from starlette.requests import HTTPConnection
 
@@ -58,9 +59,16 @@ async def authenticated(connection: HTTPConnection, authorization: str | None) -
     return caller
 
 
+# For the OpenAPI document only (its security scheme: Swagger UI's Authorize button):
+# the header itself is read as it came, so that a malformed one is named as such.
+BEARER = HTTPBearer(auto_error=False, description="An execd API token")
+Documented = Annotated[HTTPAuthorizationCredentials | None, Security(BEARER)]
+
+
 async def get_caller(
     request: HTTPConnection,
     authorization: Annotated[str | None, Header(include_in_schema=False)] = None,
+    _: Documented = None,
 ) -> Principal:
     return await authenticated(request, authorization)
 
@@ -72,6 +80,7 @@ async def get_stream_caller(
     request: HTTPConnection,
     authorization: Annotated[str | None, Header(include_in_schema=False)] = None,
     token: Annotated[str | None, Query(include_in_schema=False, max_length=500)] = None,
+    _: Documented = None,
 ) -> Principal:
     """Streams also take the token as `?token=`: browsers' EventSource and WebSocket
     cannot send an Authorization header."""

@@ -111,22 +111,37 @@ async def create_action(runtime: RuntimeDep, caller: TenantCaller, body: ActionB
     return Json((await _shown(runtime, caller, [action]))[0], status_code=201)
 
 
-@router.api_route(
-    "/execute/{actionId}", methods=["GET", "POST"], summary="Queue an execution of an action"
+@router.get("/execute/{actionId}", summary="Queue an execution of an action")
+async def execute_action(runtime: RuntimeDep, caller: TenantCaller, actionId: str) -> Json:
+    return await _execute(runtime, caller, actionId, {})
+
+
+@router.post(
+    "/execute/{actionId}",
+    summary="Queue an execution of an action, with parameters",
+    openapi_extra={
+        "requestBody": {
+            "required": False,
+            "content": {"application/json": {"schema": ExecuteBody.model_json_schema()}},
+        }
+    },
 )
-async def execute_action(
-    request: Request,
-    runtime: RuntimeDep,
-    caller: TenantCaller,
-    actionId: str,
+async def execute_action_with(
+    request: Request, runtime: RuntimeDep, caller: TenantCaller, actionId: str
 ) -> Json:
     parameters: dict[str, Any] = {}
-    if request.method == "POST" and await request.body():
+    if await request.body():
         try:
             parameters = ExecuteBody.model_validate_json(await request.body()).parameters
         except ValueError as exc:
             raise InvalidInput(f"Invalid request body: {exc}") from None
-    action = await find(runtime, caller, actionId)
+    return await _execute(runtime, caller, actionId, parameters)
+
+
+async def _execute(
+    runtime: Runtime, caller: Principal, action_id: str, parameters: dict[str, Any]
+) -> Json:
+    action = await find(runtime, caller, action_id)
     try:
         submitted = await runtime.executions.submit_action(caller, action, parameters)
     except (Conflict, InvalidInput) as exc:  # disabled, or its parameters do not validate

@@ -145,7 +145,20 @@ EXPORT_FIELDS = (
 )  # fmt: skip
 
 
-@router.get("/export", summary="Every matching execution, streamed as CSV or JSON lines")
+@router.get(
+    "/export",
+    summary="Every matching execution, streamed as CSV or JSON lines",
+    response_class=StreamingResponse,
+    responses={
+        200: {
+            "description": "One execution per line: a JSON object (jsonl) or a CSV row",
+            "content": {
+                "application/x-ndjson": {"schema": {"type": "string"}},
+                "text/csv": {"schema": {"type": "string"}},
+            },
+        }
+    },
+)
 async def export(
     runtime: RuntimeDep,
     caller: Caller,
@@ -307,7 +320,15 @@ def _submission(item: Any) -> Submission | ExecdError:
         return exc
 
 
-@router.post("/batch", status_code=201, summary="Submit up to 1,000 executions at once")
+@router.post(
+    "/batch",
+    status_code=201,
+    summary="Submit up to 1,000 executions at once",
+    responses={
+        200: {"description": "Nothing new: every item was a replay of an idempotency key"},
+        207: {"description": "Some items were stored, some refused: each item's outcome"},
+    },
+)
 async def execute_batch(runtime: RuntimeDep, caller: Caller, body: BatchBody) -> Json:
     items = [_submission(item) for item in body.executions]
     results = await runtime.executions.submit_batch(caller, items, atomic=body.atomic)
