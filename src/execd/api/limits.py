@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 
 import structlog
 from limits import RateLimitItem, parse
-from limits.aio.strategies import MovingWindowRateLimiter
+from limits.aio.strategies import SlidingWindowCounterRateLimiter
 from limits.storage import storage_from_string
 from starlette.exceptions import HTTPException
 from starlette.requests import HTTPConnection, Request
@@ -74,7 +74,7 @@ class RequestLimits:
             response.headers["Connection"] = "close"
             await response(scope, receive, send)
             return
-        deadline = time.monotonic() + self.body_seconds
+        deadline = asyncio.get_running_loop().time() + self.body_seconds
         received = 0
         done = False
 
@@ -83,7 +83,8 @@ class RequestLimits:
             if done:  # the body is in: what follows is a disconnect, whenever it comes
                 return await receive()
             try:
-                message = await asyncio.wait_for(receive(), deadline - time.monotonic())
+                async with asyncio.timeout_at(deadline):
+                    message = await receive()
             except TimeoutError:
                 raise HTTPException(408, "The request body was not sent in time") from None
             if message["type"] == "http.request":
@@ -117,8 +118,11 @@ def _content_length(scope: Scope) -> int | None:
 
 
 class RateLimits:
-    """Requests per token, and failed authentications per client address, in a moving
-    window, counted in `storage` (memory: this process alone; redis://: every process
+    """Requests per token, and failed authentications per client address, in a sliding
+    window (the current fixed window's count plus the previous one's, weighted by how
+    much of it still overlaps: two counters a key, O(1) a request, where a moving
+    window's log grows with the limit and costs more with each request), counted in
+    `storage` (memory: this process alone; redis://: every process
     and node that names the same server). A storage that fails lets requests through,
     and says so in the log: a limit must not become an outage."""
 
@@ -133,7 +137,7 @@ class RateLimits:
         self.failures = _item(failures)
         uri = storage if storage.startswith("async+") else f"async+{storage}"
         options = {} if uri.startswith("async+memory") else {"key_prefix": prefix}
-        self.limiter = MovingWindowRateLimiter(storage_from_string(uri, **options))
+        self.limiter = SlidingWindowCounterRateLimiter(storage_from_string(uri, **options))
 
     @classmethod
     def from_settings(cls, settings: Settings) -> RateLimits:
