@@ -1,7 +1,7 @@
 """The audit trail of the API: an entry for every state-changing request (domain/audit.py).
 
 A request that changes something carries its entry into the transaction of its first
-durable write (store/database.py, `RIDER`), so the entry is stored exactly when the
+durable write (`AuditLog.carried`, engine/audit.py), so the entry is stored exactly when the
 change is. A request that wrote nothing (refused, or a change that was not needed) is
 recorded once it has been answered, with its status and error. Not recorded: reads,
 requests that sent no credentials and were refused for it (nobody to name; the access
@@ -19,8 +19,6 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from execd.api.access import route_of
 from execd.domain.audit import AuditEntry
 from execd.engine.audit import AuditLog
-from execd.store.audit import Carried
-from execd.store.database import RIDER
 
 log = structlog.get_logger(__name__)
 
@@ -45,7 +43,6 @@ class AuditTrail:
             path=scope["path"],
             address=client[0] if client else None,
         )
-        carried = Carried(entry, lambda e: _complete(e, scope))
         status = 500
         body = b""
 
@@ -57,14 +54,14 @@ class AuditTrail:
                 body = (body + message.get("body", b""))[:_ERROR_BYTES]
             await send(message)
 
-        ridden = RIDER.set(carried)
-        try:
-            await self.app(scope, receive, sending)
-        finally:
-            RIDER.reset(ridden)
-            if not carried.written:
-                carried.claimed = True  # a task the request started carries it no more
-                await self._record(scope, entry, status, body)
+        with self.audit.carried(entry, lambda e: _complete(e, scope)) as carried:
+            try:
+                await self.app(scope, receive, sending)
+            finally:
+                if not carried.written:
+                    carried.claimed = True  # a task the request started carries it no more
+        if not carried.written:
+            await self._record(scope, entry, status, body)
 
     async def _record(self, scope: Scope, entry: AuditEntry, status: int, body: bytes) -> None:
         """A request that wrote nothing: recorded with how it was answered."""

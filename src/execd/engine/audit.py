@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Callable, Iterator
 from dataclasses import replace
 
 from execd.domain.access import Principal, require
 from execd.domain.audit import AuditEntry, AuditFilter
 from execd.errors import Forbidden
-from execd.store.audit import AuditStore
+from execd.store.audit import AuditStore, Carried
+from execd.store.database import RIDER
 
 
 class AuditLog:
@@ -25,4 +28,19 @@ class AuditLog:
         return await self.store.search(f, limit)
 
     async def record(self, entry: AuditEntry) -> None:
+        """An entry of its own: a request that changed nothing."""
         await self.store.record(entry)
+
+    @contextlib.contextmanager
+    def carried(
+        self, entry: AuditEntry, complete: Callable[[AuditEntry], None]
+    ) -> Iterator[Carried]:
+        """While this lasts (a request), the first durable write made in this context
+        writes `entry` in its transaction, after `complete(entry)` has filled in what
+        is known only then; `.written` says whether one did."""
+        carried = Carried(entry, complete)
+        token = RIDER.set(carried)
+        try:
+            yield carried
+        finally:
+            RIDER.reset(token)
