@@ -84,10 +84,14 @@ class FirstRuns:
 
 
 def _start_jobs(
-    deployment: Deployment, client: httpx.Client, name: str, **env: str
+    deployment: Deployment,
+    client: httpx.Client,
+    name: str,
+    command: str = COMMAND,
+    **env: str,
 ) -> tuple[Process, list[int], FirstRuns]:
     worker = deployment.worker(name, EXECD_WORKER_CONCURRENCY=str(JOBS), **env)
-    ids = [submit(client, "core.shell", {"cmd": COMMAND})["id"] for _ in range(JOBS)]
+    ids = [submit(client, "core.shell", {"cmd": command})["id"] for _ in range(JOBS)]
 
     def all_running() -> list[dict[str, Any]] | None:
         found = [get(client, i) for i in ids]
@@ -153,7 +157,17 @@ def test_a_frozen_worker_past_its_leases_has_its_runs_stopped_and_its_outcomes_r
 ) -> None:
     server = deployment.server(workers=0)
     client = server.client()
-    zombie, ids, first = _start_jobs(deployment, client, "w-zombie", EXECD_LOG_LEVEL="info")
+    # A lease twice the others' (and runs that outlast it): a worker slow to renew while
+    # it starts six runs on a loaded machine must not lose them before it is frozen.
+    zombie, ids, first = _start_jobs(
+        deployment,
+        client,
+        "w-zombie",
+        command="sleep 8; echo attempt $EXECD_ATTEMPT",
+        EXECD_LOG_LEVEL="info",
+        EXECD_LEASE_SECONDS="4",
+    )
+    assert all(get(client, i)["attempt"] == 1 for i in ids)
     with first.watched():
         frozen_at = time.monotonic()
         psutil.Process(zombie.pid).send_signal(signal.SIGSTOP)  # the worker only: its runs go on
