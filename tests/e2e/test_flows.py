@@ -109,14 +109,26 @@ def test_flows_are_defined_listed_changed_and_deleted(client: httpx.Client) -> N
         ({"name": "", "steps": [{"action": "core.noop"}]}, "INVALID_INPUT"),
         ({"name": "x", "steps": [{"name": "neither"}]}, "INVALID_FLOW"),
         ({"name": "x", "steps": [{"action": "core.noop", "flowId": "f"}]}, "INVALID_FLOW"),
-        ({"name": "x", "steps": [{"action": "no.such"}]}, "INVALID_FLOW"),
-        ({"name": "x", "steps": [{"flowId": str(uuid.UUID(int=1))}]}, "INVALID_FLOW"),
         ({"name": "x", "steps": [{"action": "core.noop", "timeout": 0}]}, "INVALID_INPUT"),
         ({"name": "x", "steps": [{"action": "core.noop"}], "unknown": 1}, "INVALID_INPUT"),
     ],
 )
 def test_bad_definitions_are_refused(client: httpx.Client, body: dict[str, Any], code: str) -> None:
     error(client.post("/api/flows", json=body), 400, code)
+
+
+@pytest.mark.parametrize(
+    ("step", "code"),
+    [
+        ({"action": "no.such"}, "ACTION_NOT_FOUND"),
+        ({"flowId": str(uuid.UUID(int=1))}, "FLOW_NOT_FOUND"),
+    ],
+)
+def test_a_step_naming_what_does_not_exist_is_not_found(
+    client: httpx.Client, step: dict[str, Any], code: str
+) -> None:
+    body = error(client.post("/api/flows", json={"name": "x", "steps": [step]}), 404, code)
+    assert "in this project" in body["message"]
 
 
 def test_a_flow_that_calls_itself_is_refused(client: httpx.Client) -> None:

@@ -352,17 +352,17 @@ def operations(server: Server, tmp_path: Path) -> list[Operation]:
     return list(found.values())
 
 
-def inline(value: Any, schemas: dict[str, Any], depth: int = 0) -> Any:
-    """`value` with every `$ref` to a component schema replaced by the schema."""
-    if depth > 20:  # a schema that holds itself: deep enough for a body
-        return {}
+def inline(value: Any, schemas: dict[str, Any], inside: frozenset[str] = frozenset()) -> Any:
+    """`value` with every `$ref` to a component schema replaced by the schema; one that
+    holds itself (a JSON value, a tree of criteria) is left open the second time."""
     if isinstance(value, list):
-        return [inline(v, schemas, depth) for v in value]
+        return [inline(v, schemas, inside) for v in value]
     if not isinstance(value, dict):
         return value
     if "$ref" in value:
-        return inline(schemas[value["$ref"].rsplit("/", 1)[1]], schemas, depth + 1)
-    return {k: inline(v, schemas, depth) for k, v in value.items()}
+        name = value["$ref"].rsplit("/", 1)[1]
+        return {} if name in inside else inline(schemas[name], schemas, inside | {name})
+    return {k: inline(v, schemas, inside) for k, v in value.items()}
 
 
 def app_routes(server: Server, tmp_path: Path) -> Iterator[tuple[str, str]]:

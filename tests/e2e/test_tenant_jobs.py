@@ -152,7 +152,8 @@ def test_bad_submissions_are_refused_with_the_reason(
 def test_unknown_resources_and_jobs(tenant: Tenant) -> None:
     missing = str(uuid.uuid4())
     unknown = submit(tenant, missing)
-    assert unknown.status_code == 400 and missing in unknown.json()["error"]
+    # What the body names is missing: a 404, as for a path.
+    assert unknown.status_code == 404 and missing in unknown.json()["error"]
     for response in (
         tenant.get(f"/execution/job/{missing}"),
         tenant.client.delete(tenant.base + f"/execution/job/{missing}"),

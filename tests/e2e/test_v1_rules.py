@@ -205,6 +205,9 @@ def test_definitions_are_checked_and_managed(client: httpx.Client) -> None:
     assert (
         client.post("/api/v1/triggers", json={"ref": "hook", "type": "webhook"}).status_code == 409
     )
+    timer = {"ref": "hook", "type": "timer", "config": {"interval": 60}}
+    retyped = client.put("/api/v1/triggers/hook", json=timer)  # a type stays what it is
+    assert retyped.status_code == 409 and "type cannot change" in retyped.text
 
     bad_criteria = [
         {"field": "payload.x", "op": "resembles", "value": 1},
@@ -236,7 +239,8 @@ def test_definitions_are_checked_and_managed(client: httpx.Client) -> None:
         assert refused.status_code == 400, (text, refused.text)
         assert "Not a placeholder" in refused.json()["error"]
     missing = {"ref": "r", "trigger": "nope", "action_ref": "core.noop"}
-    assert client.post("/api/v1/rules", json=missing).status_code == 400
+    refused = client.post("/api/v1/rules", json=missing)  # a body naming what is not there
+    assert refused.status_code == 404 and "Trigger nope does not exist" in refused.text
 
     rule = make(client, "/api/v1/rules", {"ref": "r", "trigger": "hook", "action_ref": "core.noop"})
     assert rule["enabled"] is True and rule["trigger"] == "hook"

@@ -91,3 +91,39 @@ def test_the_document_is_written_once(tmp_path: Path) -> None:
         assert app.openapi() is app.openapi()
     finally:
         asyncio.run(runtime.db.dispose())
+
+
+def _parameter(document: dict[str, Any], path: str, method: str, name: str) -> dict[str, Any]:
+    found = [p for p in document["paths"][path][method]["parameters"] if p["name"] == name]
+    assert len(found) == 1, (path, name)
+    schema: dict[str, Any] = found[0]["schema"]
+    return schema
+
+
+def test_what_a_request_may_hold_is_in_the_schemas(document: dict[str, Any]) -> None:
+    schemas = document["components"]["schemas"]
+    # What the store keeps, stated once: free-form objects are JsonObjects, text has no NUL.
+    value = schemas["JsonValue"]["anyOf"]
+    assert {"type": "string", "pattern": "^[^\\u0000]*$"} in value
+    assert schemas["JsonObject"]["propertyNames"] == {"pattern": "^[^\\u0000]*$"}
+    body = schemas["StepBody"]
+    assert body["properties"]["parameters"]["allOf"] == [
+        {"$ref": "#/components/schemas/JsonObject"}
+    ]
+    assert body["properties"]["name"]["anyOf"][0]["pattern"] == "^[^\\u0000]*$"
+    # Values the handlers check themselves, shown as what they take.
+    limit = _parameter(document, "/api/history/executions", "get", "limit")
+    assert limit["anyOf"][0] == {"type": "integer", "minimum": 1, "maximum": 1000}
+    status = _parameter(document, "/api/v1/executions/status/{status}", "get", "status")
+    assert "abandoned" in status["enum"] and "timeout" in status["enum"]
+    cursor = _parameter(document, "/api/v1/audit", "get", "cursor")
+    assert cursor["anyOf"][0]["pattern"] == "^(a[0-9]{1,19})?$"
+    # Bounds past 2**53 are cut to what a double reads exactly, inside the real bound.
+    parent = schemas["ExecuteBody"]["properties"]["parent"]
+    assert parent["anyOf"][0]["maximum"] == 9223372036854770000
+    assert float(parent["anyOf"][0]["maximum"]) == 9.22337203685477e18
+    # Rules between fields: an admin token's scope, a step's one kind.
+    assert len(schemas["TokenBody"]["allOf"]) == 2
+    assert len(body["anyOf"]) == 2
+    # Error bodies quote what was refused: they carry no such pattern.
+    assert "pattern" not in schemas["V1Error"]["properties"]["error"]

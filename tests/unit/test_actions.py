@@ -35,6 +35,7 @@ def test_retry_policy_round_trips_and_validates() -> None:
     for bad in [
         {"max_attempts": 0},
         {"retry_on": ["sometimes"]},
+        {"retry_on": [{}]},  # not text: refused, not a TypeError
         {"delay": -1},
         {"x": 1},
         {"max_attempts": 1.5},

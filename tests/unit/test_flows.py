@@ -120,5 +120,9 @@ def test_dates() -> None:
     assert params.date("1970-01-01T00:00:10", "startDate") == 10.0  # no zone: UTC
     end = params.date("1970-01-01", "endDate", end_of_day=True)
     assert end is not None and 86399.9 < end < 86400
+    # The last day there is: its end is past what a datetime holds, but not a time's.
+    last = params.date("9999-12-31", "endDate", end_of_day=True)
+    assert last is not None and last > params.date("9999-12-31T23:59:59Z", "endDate")
+    assert params.date("1970-01-01t00:00:10z", "startDate") == 10.0  # RFC 3339 allows it
     with pytest.raises(InvalidInput):
-        params.date("9999-12-31", "endDate", end_of_day=True)
+        params.date("1970-13-01", "startDate")

@@ -22,7 +22,9 @@ RUNNERS = USER_RUNNERS | {"local"}
 BUILTIN_PACK = "core"
 SECRET_MASK = "********"
 
-_REF = re.compile(r"[a-z0-9][a-z0-9_-]{0,99}\.[a-z0-9_][a-z0-9_.-]{0,199}", re.IGNORECASE)
+PACK = "[A-Za-z0-9][A-Za-z0-9_-]{0,99}"
+REF_PATTERN = PACK + r"\.[A-Za-z0-9_][A-Za-z0-9_.-]{0,199}"
+_REF = re.compile(REF_PATTERN)
 # What a retry can be triggered by: a failed or timed-out run, or a lease lost with its worker.
 RETRY_CAUSES = frozenset({"failed", "timeout", "lost"})
 
@@ -65,6 +67,22 @@ class RetryPolicy:
     def allows(self, cause: str, attempt: int) -> bool:
         return cause in self.retry_on and attempt < self.max_attempts
 
+    @staticmethod
+    def json_schema() -> dict[str, Any]:
+        """What `from_json` takes, as a JSON Schema."""
+        delay = {"type": "number", "minimum": 0, "maximum": MAX_RETRY_DELAY}
+        return {
+            "type": "object",
+            "additionalProperties": False,
+            "properties": {
+                "max_attempts": {"type": "integer", "minimum": 1, "maximum": 100},
+                "retry_on": {"type": "array", "items": {"enum": sorted(RETRY_CAUSES)}},
+                "delay": {**delay, "description": "Seconds before the first retry"},
+                "backoff": {"type": "number", "minimum": 1, "maximum": 100},
+                "max_delay": {**delay, "description": "Seconds at most between attempts"},
+            },
+        }
+
     def to_json(self) -> dict[str, Any]:
         return {
             "max_attempts": self.max_attempts,
@@ -86,7 +104,9 @@ class RetryPolicy:
             raise ValueError(f"Unknown retry fields: {', '.join(sorted(unknown))}")
         default = cls()
         retry_on = data.get("retry_on", sorted(default.retry_on))
-        if not isinstance(retry_on, list) or not set(retry_on) <= RETRY_CAUSES:
+        if not isinstance(retry_on, list) or not all(
+            isinstance(cause, str) and cause in RETRY_CAUSES for cause in retry_on
+        ):
             raise ValueError(f"retry.retry_on must be a list of {sorted(RETRY_CAUSES)}")
         policy = cls(
             max_attempts=_number(data, "max_attempts", default.max_attempts, int),

@@ -26,6 +26,23 @@ class Limits:
     def to_json(self) -> dict[str, Any]:
         return {f.name: getattr(self, f.name) for f in fields(self) if getattr(self, f.name)}
 
+    @staticmethod
+    def json_schema() -> dict[str, Any]:
+        """What `from_json` takes, as a JSON Schema."""
+        lowest = {"memory_bytes": MIN_MEMORY, "output_bytes": MIN_OUTPUT}
+        return {
+            "type": "object",
+            "additionalProperties": False,
+            "properties": {
+                name: {
+                    "type": "number" if name == "cpu_seconds" else "integer",
+                    "minimum": lowest.get(name, 1),
+                    "maximum": MAX_LIMIT,
+                }
+                for name in LIMIT_NAMES
+            },
+        }
+
     @classmethod
     def from_json(cls, data: Any) -> Limits:
         if data is None:

@@ -143,10 +143,10 @@ class FlowService:
             if step.action is not None:
                 try:
                     await self.actions.get(caller, step.action)
-                except NotFound:
-                    raise InvalidInput(
+                except NotFound:  # what the body names is missing: 404, as for a path
+                    raise NotFound(
                         f"step {number}: no action {step.action} in this project",
-                        code="INVALID_FLOW",
+                        code="ACTION_NOT_FOUND",
                     ) from None
 
     @staticmethod
@@ -161,8 +161,8 @@ class FlowService:
             )
         unknown = [c for c in calls if c not in graph]
         if unknown:
-            raise InvalidInput(
-                f"No flow {unknown[0]} in this project (called by a step)", code="INVALID_FLOW"
+            raise NotFound(
+                f"No flow {unknown[0]} in this project (called by a step)", code="FLOW_NOT_FOUND"
             )
         if flow_id is not None:
             graph[flow_id] = calls

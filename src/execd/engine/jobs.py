@@ -133,8 +133,8 @@ class JobService:
             if request.resource_type == "Pipeline":
                 return (await self.flows.get(caller, request.resource_id)).name
             return (await self.actions.get_by_uuid(caller, request.resource_id.lower())).ref
-        except NotFound:
-            raise InvalidInput(
+        except NotFound:  # what the body names is missing: 404, as for a path
+            raise NotFound(
                 f"No {request.resource_type.lower()} {request.resource_id} in this project",
                 code="RESOURCE_NOT_FOUND",
             ) from None

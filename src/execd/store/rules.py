@@ -27,7 +27,7 @@ from execd.domain.rules import Enforcement, Rule, RuleSpec, Trigger, TriggerSpec
 from execd.domain.secret_values import mask_payload, payload_paths
 from execd.domain.templates import TemplateError, render_parameters
 from execd.domain.times import iso
-from execd.errors import Conflict, ExecdError, InvalidInput, NotFound
+from execd.errors import Conflict, ExecdError, NotFound
 from execd.store import events as event_log
 from execd.store.clock import now_of
 from execd.store.database import Database, exclusive
@@ -95,7 +95,7 @@ class RuleStore:
         def change(conn: Connection) -> Trigger:
             current = _trigger_row(conn, project_id, ref)
             if spec.type != current["type"]:
-                raise InvalidInput("A trigger's type cannot change; create another trigger")
+                raise Conflict("A trigger's type cannot change; create another trigger")
             now = now_of(conn)
             values: dict[str, Any] = {
                 "ref": spec.ref,
@@ -638,7 +638,8 @@ def _trigger_for_rule(conn: Connection, project_id: str, ref: str) -> Any:
     try:
         return _trigger_row(conn, project_id, ref)
     except NotFound:
-        raise InvalidInput(f"Trigger {ref} does not exist; create it first", ref=ref) from None
+        # What the body names is missing: 404, as for a path.
+        raise NotFound(f"Trigger {ref} does not exist; create it first", ref=ref) from None
 
 
 def _rule_row(conn: Connection, project_id: str, ref: str) -> Any:

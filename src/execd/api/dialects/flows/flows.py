@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter
 from pydantic import BaseModel, ConfigDict, Field
 
 from execd.api.deps import Caller, RuntimeDep
 from execd.api.dialects.flows import params, wire
+from execd.api.openapi import ACTION_REF, NOT_BLANK, PRIORITY, absent, given, nullable, shown
 from execd.api.responses import Json
 from execd.domain.actions import MAX_SECONDS
 from execd.domain.flows import MAX_NAME, MAX_STEPS, FlowSpec, FlowStep
@@ -19,11 +20,18 @@ from execd.errors import InvalidInput
 router = APIRouter(prefix="/flows", tags=["flows"])
 
 
+# A step runs an action or a sub-flow, and a sub-flow step has no timeout of its own.
+_ONE_KIND: list[Any] = [
+    {"allOf": [given("action"), absent("flowId")]},
+    {"allOf": [given("flowId"), absent("action", "timeout")]},
+]
+
+
 class StepBody(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"anyOf": _ONE_KIND})
 
     name: str | None = Field(default=None, max_length=MAX_NAME)
-    action: str | None = Field(default=None, min_length=1, max_length=300)
+    action: Annotated[str | None, shown(nullable(ACTION_REF))] = None
     flowId: str | None = Field(default=None, min_length=1, max_length=36)
     parameters: dict[str, Any] = Field(default_factory=dict)
     timeout: float | None = Field(default=None, gt=0, le=MAX_SECONDS)
@@ -33,7 +41,7 @@ class StepBody(BaseModel):
 class FlowBody(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    name: str = Field(min_length=1, max_length=MAX_NAME)
+    name: str = Field(min_length=1, max_length=MAX_NAME, json_schema_extra={"pattern": NOT_BLANK})
     description: str = Field(default="", max_length=10_000)
     parameters: dict[str, Any] = Field(default_factory=dict, description="Default values")
     steps: list[StepBody] = Field(min_length=1, max_length=MAX_STEPS)
@@ -57,20 +65,20 @@ class FlowBody(BaseModel):
         )
 
 
-class ExecuteBody(BaseModel):
+class FlowExecuteBody(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     parameters: dict[str, Any] = Field(default_factory=dict)
     deviceId: str | None = Field(default=None, min_length=1, max_length=255)
-    priority: str | int = "Normal"
+    priority: Annotated[str | int, shown(PRIORITY)] = "Normal"
 
 
 @router.get("", summary="Flows of the project, newest first")
 async def list_flows(
     runtime: RuntimeDep,
     caller: Caller,
-    limit: Annotated[str | None, Query()] = None,
-    offset: Annotated[str | None, Query()] = None,
+    limit: params.Limit = None,
+    offset: params.Offset = None,
 ) -> Json:
     size = params.limit(limit, 50)
     skip = params.offset(offset)
@@ -130,9 +138,9 @@ async def execute_flow(
     runtime: RuntimeDep,
     caller: Caller,
     flowId: str,
-    body: ExecuteBody | None = None,
+    body: FlowExecuteBody | None = None,
 ) -> Json:
-    body = body or ExecuteBody()
+    body = body or FlowExecuteBody()
     try:
         priority = Priority.parse(body.priority)
     except ValueError as exc:

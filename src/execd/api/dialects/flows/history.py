@@ -17,7 +17,6 @@ from execd.store.flows import HistoryFilter
 router = APIRouter(prefix="/history", tags=["flow history"])
 
 Text = Annotated[str | None, Query()]
-DAY = 86400.0
 
 
 def _missing_execution_id() -> InvalidInput:
@@ -53,15 +52,15 @@ async def _render(
 async def list_executions(
     runtime: RuntimeDep,
     caller: Caller,
-    status: Text = None,
+    status: params.Status = None,
     flowId: Text = None,
     deviceId: Text = None,
-    limit: Text = None,
-    offset: Text = None,
-    startDate: Text = None,
-    endDate: Text = None,
-    executionType: Text = None,
-    lite: Text = None,
+    limit: params.Limit = None,
+    offset: params.Offset = None,
+    startDate: params.Date = None,
+    endDate: params.Date = None,
+    executionType: params.ExecutionType = None,
+    lite: params.Flag = None,
 ) -> Json:
     size = params.limit(limit, 50)
     skip = params.offset(offset)
@@ -106,9 +105,9 @@ async def flow_executions_without_id(caller: Caller) -> Json:
 async def flow_executions(
     runtime: RuntimeDep,
     caller: Caller,
-    flowId: str,
-    status: Text = None,
-    limit: Text = None,
+    flowId: params.PathId,
+    status: params.Status = None,
+    limit: params.Limit = None,
 ) -> Json:
     if not flowId.strip():
         raise _missing_flow_id("list its executions")
@@ -144,18 +143,18 @@ async def execution_stats(
     caller: Caller,
     flowId: Text = None,
     deviceId: Text = None,
-    days: Text = None,
-    startDate: Text = None,
-    endDate: Text = None,
-    executionType: Text = None,
-    status: Text = None,
+    days: params.Days = None,
+    startDate: params.Date = None,
+    endDate: params.Date = None,
+    executionType: params.ExecutionType = None,
+    status: params.Status = None,
 ) -> Json:
     window = params.integer(days, "days", 30, 1, params.MAX_DAYS, "INVALID_DAYS")
     since = params.date(startDate, "startDate")
     until = params.date(endDate, "endDate", end_of_day=True)
     params.check_range(since, until)
     if since is None:  # an explicit startDate replaces the look-back window
-        since = (until if until is not None else time.time()) - window * DAY
+        since = (until if until is not None else time.time()) - window * params.DAY
     f = HistoryFilter(
         statuses=wire.parse_status(status) if status else None,
         flow_id=flowId or None,
@@ -214,7 +213,7 @@ async def delete_flow_without_id(caller: Caller) -> Json:
 async def delete_flow_executions(
     runtime: RuntimeDep,
     caller: Caller,
-    flowId: str,
+    flowId: params.PathId,
 ) -> Json:
     flow_id = flowId.strip()
     if not flow_id:
@@ -233,7 +232,7 @@ async def delete_flow_executions(
 async def delete_execution(
     runtime: RuntimeDep,
     caller: Caller,
-    executionId: str,
+    executionId: params.PathId,
 ) -> Json:
     execution_id = executionId.strip()
     if not execution_id:

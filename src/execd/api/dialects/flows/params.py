@@ -3,12 +3,36 @@ its own error code (INVALID_LIMIT, INVALID_DATE, ...) rather than a generic one.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
+from typing import Annotated
 
+from fastapi import Path, Query
+
+from execd.api.dialects.flows.wire import PARENT, STATUSES, SUBFLOW
+from execd.api.openapi import NOT_BLANK, nullable, one_of, shown, whole
 from execd.errors import InvalidInput
 
 MAX_LIMIT = 1000
+MAX_OFFSET = 10**12
 MAX_DAYS = 36600
+DAY = 86400.0
+
+# Each is text to the handler, which checks it (the functions below); the document shows
+# what it takes.
+Limit = Annotated[str | None, Query(), shown(nullable(whole(1, MAX_LIMIT)))]
+Offset = Annotated[str | None, Query(), shown(nullable(whole(0, MAX_OFFSET)))]
+Days = Annotated[str | None, Query(), shown(nullable(whole(1, MAX_DAYS, "Days to look back")))]
+_DATE = {
+    "anyOf": [{"type": "string", "format": f} for f in ("date", "date-time")],
+    "description": "ISO 8601 date or date-time; UTC when no zone is given",
+}
+Date = Annotated[str | None, Query(), shown(nullable(_DATE))]
+Flag = Annotated[str | None, Query(), shown(nullable({"type": "boolean"}))]
+_TYPES = one_of((PARENT, SUBFLOW), "Top-level flows, or sub-flows")
+ExecutionType = Annotated[str | None, Query(), shown(nullable(_TYPES))]
+Status = Annotated[str | None, Query(), shown(nullable(one_of(STATUSES)))]
+# An id in the path; a blank one is answered MISSING_..._ID, as the document says.
+PathId = Annotated[str, Path(), shown({"type": "string", "pattern": NOT_BLANK})]
 
 
 def integer(value: str | None, name: str, default: int, low: int, high: int, code: str) -> int:
@@ -32,7 +56,7 @@ def limit(value: str | None, default: int) -> int:
 
 
 def offset(value: str | None) -> int:
-    return integer(value, "offset", 0, 0, 10**12, "INVALID_OFFSET")
+    return integer(value, "offset", 0, 0, MAX_OFFSET, "INVALID_OFFSET")
 
 
 def date(value: str | None, name: str, *, end_of_day: bool = False) -> float | None:
@@ -40,13 +64,13 @@ def date(value: str | None, name: str, *, end_of_day: bool = False) -> float | N
     inclusive: the whole day counts."""
     if value is None or value == "":
         return None
-    text = value.strip()
+    text = value.strip().upper()  # RFC 3339 allows a lower-case t and z
     try:
         moment = datetime.fromisoformat(text)
         if moment.tzinfo is None:
             moment = moment.replace(tzinfo=UTC)
         if end_of_day and len(text) == 10:  # YYYY-MM-DD: up to the end of that day
-            return (moment + timedelta(days=1)).timestamp() - 1e-6
+            return moment.timestamp() + DAY - 1e-6
         return moment.timestamp()
     except (ValueError, OverflowError):
         raise InvalidInput(
@@ -77,9 +101,9 @@ def execution_type(value: str | None) -> bool | None:
     if value is None or value == "":
         return None
     spelled = value.strip().upper()
-    if spelled == "PARENT":
+    if spelled == PARENT:
         return True
-    if spelled == "SUBFLOW":
+    if spelled == SUBFLOW:
         return False
     raise InvalidInput(
         f"executionType must be PARENT or SUBFLOW, not {value!r}",

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from typing import Any
+from typing import Annotated, Any
 
 import orjson
 from fastapi import APIRouter, Request
@@ -12,9 +12,24 @@ from pydantic import BaseModel, ConfigDict, Field
 from execd.api.deps import RuntimeDep
 from execd.api.dialects.tenant import wire
 from execd.api.dialects.tenant.access import TenantCaller
+from execd.api.openapi import (
+    ACTION_PARAMETERS,
+    NEW_ACTION_REF,
+    RUNNER,
+    action_rules,
+    nullable,
+    shown,
+)
 from execd.api.responses import Json
 from execd.domain.access import Principal
-from execd.domain.actions import EMPTY_SCHEMA, MAX_SECONDS, Action, ActionSpec, RetryPolicy
+from execd.domain.actions import (
+    EMPTY_SCHEMA,
+    MAX_SECONDS,
+    REF_PATTERN,
+    Action,
+    ActionSpec,
+    RetryPolicy,
+)
 from execd.domain.sandbox import Limits, SandboxOptions
 from execd.errors import Conflict, InvalidInput, NotFound
 from execd.runtime import Runtime
@@ -24,19 +39,31 @@ router = APIRouter(prefix="/action", tags=["tenant actions"])
 DEFAULT_PACK = "actions"
 
 
-class ActionBody(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+# A name, or pack.name; a name alone goes in the pack "actions".
+_NAME = {
+    "type": "string",
+    "pattern": f"^({REF_PATTERN}|[A-Za-z0-9_][A-Za-z0-9_-]{{0,199}})$",
+    "not": NEW_ACTION_REF["not"],
+    "maxLength": 300,
+    "description": "name, or pack.name",
+}
 
-    name: str = Field(min_length=1, max_length=300, description="name, or pack.name")
+
+class TenantActionBody(BaseModel):
+    model_config = ConfigDict(extra="forbid", json_schema_extra=action_rules("entryPoint"))
+
+    name: Annotated[str, Field(min_length=1, max_length=300), shown(_NAME)]
     description: str = Field(default="", max_length=10_000)
-    runner: str = Field(description="shell, command, python or http")
+    runner: Annotated[str, shown(RUNNER)]
     entryPoint: str | list[str] = ""
-    parameters: dict[str, Any] = Field(default_factory=lambda: dict(EMPTY_SCHEMA))
+    parameters: Annotated[dict[str, Any], shown(ACTION_PARAMETERS)] = Field(
+        default_factory=lambda: dict(EMPTY_SCHEMA)
+    )
     maxRunTime: float | None = Field(default=None, gt=0, le=MAX_SECONDS)
-    retry: dict[str, Any] | None = None
+    retry: Annotated[dict[str, Any] | None, shown(nullable(RetryPolicy.json_schema()))] = None
     isEnabled: bool = True
     network: bool = True
-    limits: dict[str, Any] | None = None
+    limits: Annotated[dict[str, Any] | None, shown(nullable(Limits.json_schema()))] = None
 
     def spec(self) -> ActionSpec:
         try:
@@ -106,7 +133,7 @@ async def list_actions(runtime: RuntimeDep, caller: TenantCaller) -> Json:
 
 
 @router.post("", status_code=201, summary="Define an action")
-async def create_action(runtime: RuntimeDep, caller: TenantCaller, body: ActionBody) -> Json:
+async def create_action(runtime: RuntimeDep, caller: TenantCaller, body: TenantActionBody) -> Json:
     action = await runtime.actions.create(caller, body.spec())
     return Json((await _shown(runtime, caller, [action]))[0], status_code=201)
 
@@ -162,7 +189,7 @@ async def update_action(
     runtime: RuntimeDep,
     caller: TenantCaller,
     actionId: str,
-    body: ActionBody,
+    body: TenantActionBody,
 ) -> Json:
     action = await find(runtime, caller, actionId)
     updated = await runtime.actions.update(caller, action, body.spec())

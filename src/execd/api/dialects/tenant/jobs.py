@@ -16,13 +16,14 @@ from pydantic import BaseModel, ConfigDict, Field
 from execd.api.deps import RuntimeDep, public_link
 from execd.api.dialects.tenant import wire
 from execd.api.dialects.tenant.access import TenantCaller
+from execd.api.openapi import PRIORITY, PRIORITY_NAME, given, nullable, one_of, shown
 from execd.api.responses import Json, file_chunks
 from execd.domain import times
 from execd.domain.access import Principal
 from execd.domain.actions import MAX_SECONDS
 from execd.domain.executions import Execution
 from execd.domain.states import TERMINAL, Priority, Status
-from execd.engine.jobs import JOB_TYPES, Estimate, JobRequest
+from execd.engine.jobs import JOB_TYPES, RESOURCE_TYPES, Estimate, JobRequest
 from execd.errors import Conflict, InvalidInput, NotFound
 from execd.runtime import Runtime
 from execd.store.jobs import JobFilter
@@ -38,12 +39,21 @@ for _status, _spelled in wire.SPELLING.items():
 class Resource(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    resourceType: str = Field(description="Action or Pipeline (a flow)")
+    resourceType: Annotated[str, shown(one_of(RESOURCE_TYPES, "Action or Pipeline (a flow)"))]
     resourceId: str = Field(min_length=1, max_length=64)
 
 
 class Scheduling(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    # Not immediately: at a time.
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "anyOf": [
+                {"properties": {"executeImmediately": {"const": True}}},
+                given("scheduledTime"),
+            ]
+        },
+    )
 
     executeImmediately: bool = True
     scheduledTime: datetime | None = None
@@ -64,8 +74,8 @@ class JobBody(BaseModel):
 
     jobName: str = Field(min_length=1, max_length=200)
     jobDescription: str = Field(default="", max_length=10_000)
-    jobType: str
-    priority: str | int = "Normal"
+    jobType: Annotated[str, shown(one_of(JOB_TYPES))]
+    priority: Annotated[str | int, shown(PRIORITY)] = "Normal"
     resource: Resource
     parameters: dict[str, Any] = Field(default_factory=dict)
     scheduling: Scheduling = Field(default_factory=Scheduling)
@@ -273,9 +283,11 @@ async def get_job(runtime: RuntimeDep, caller: TenantCaller, jobId: str) -> Json
 async def list_jobs(
     runtime: RuntimeDep,
     caller: TenantCaller,
-    status: str | None = None,
-    jobType: str | None = None,
-    priority: str | None = None,
+    status: Annotated[
+        str | None, shown(nullable(one_of(dict.fromkeys(wire.SPELLING.values()))))
+    ] = None,
+    jobType: Annotated[str | None, shown(nullable(one_of(JOB_TYPES)))] = None,
+    priority: Annotated[str | None, shown(nullable(PRIORITY_NAME))] = None,
     submittedBy: str | None = None,
     dateFrom: datetime | None = None,
     dateTo: datetime | None = None,
@@ -501,9 +513,9 @@ async def job_results(
     runtime: RuntimeDep,
     caller: TenantCaller,
     jobId: str,
-    format: str = "summary",
+    format: Annotated[str, shown(one_of(FORMATS))] = "summary",
     includeArtifacts: bool = True,
-    outputType: str | None = None,
+    outputType: Annotated[str | None, shown(nullable(one_of(wire.OUTPUT_TYPES)))] = None,
 ) -> Json | StreamingResponse:
     if format not in FORMATS:
         raise InvalidInput(f"format must be one of {', '.join(FORMATS)}")

@@ -3,16 +3,17 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query, Response
 from pydantic import BaseModel, ConfigDict, Field
 
 from execd.api.deps import Caller, RuntimeDep
 from execd.api.dialects.v1 import wire
+from execd.api.openapi import NOT_BLANK, nullable, one_of, shown
 from execd.api.responses import Json
 from execd.domain import times
-from execd.domain.access import MAX_TOKEN_LIFETIME
+from execd.domain.access import MAX_TOKEN_LIFETIME, ROLES, SCOPES
 from execd.domain.audit import AuditEntry, AuditFilter
 from execd.domain.executions import MAX_ID
 from execd.store.accounts import Project, Tenant, TokenRecord
@@ -20,24 +21,48 @@ from execd.store.accounts import Project, Tenant, TokenRecord
 router = APIRouter(tags=["v1 administration"])
 
 
+Name = Annotated[str, Field(min_length=1, max_length=200, json_schema_extra={"pattern": NOT_BLANK})]
+
+
 class NameBody(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    name: str = Field(min_length=1, max_length=200)
+    name: Name
 
 
 class ProjectBody(NameBody):
     tenant_id: str
 
 
+# An admin token reaches its tenant or the system, any other token its project; it lives
+# `expires_in` seconds or until `expires`, not both (domain/access.py).
+_TOKEN_RULES: list[Any] = [
+    {
+        "anyOf": [
+            {
+                "required": ["role"],
+                "properties": {"role": {"const": "admin"}, "scope": {"not": {"const": "project"}}},
+            },
+            {
+                "properties": {
+                    "role": {"not": {"const": "admin"}},
+                    "scope": {"enum": ["project", None]},
+                }
+            },
+        ]
+    },
+    {"not": {"required": ["expires_in", "expires"]}},
+]
+
+
 class TokenBody(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    name: str = Field(min_length=1, max_length=200)
-    role: str = Field(default="operator", description="viewer, operator or admin")
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"allOf": _TOKEN_RULES})
+    name: Name
+    role: Annotated[str, shown(one_of(ROLES))] = "operator"
     project_id: str | None = None
-    scope: str | None = Field(
-        default=None,
-        description="Admin tokens: tenant (the default) or system (a system admin only)",
-    )
+    scope: Annotated[
+        str | None,
+        shown(nullable(one_of(SCOPES, "Admin tokens: tenant (the default), or system"))),
+    ] = None
     expires_in: int | None = Field(
         default=None, ge=1, le=MAX_TOKEN_LIFETIME, description="Seconds it lives"
     )
@@ -163,7 +188,7 @@ def _entry(e: AuditEntry) -> dict[str, object]:
     }
 
 
-AUDIT_CURSOR = "audit"
+AUDIT_CURSOR = "a"
 
 
 @router.get(
@@ -182,7 +207,9 @@ async def audit_log(
     status_code: Annotated[int | None, Query(ge=100, le=599, description="HTTP")] = None,
     since: Annotated[datetime | None, Query(description="ISO 8601; UTC when no zone")] = None,
     until: Annotated[datetime | None, Query(description="ISO 8601; UTC when no zone")] = None,
-    cursor: Annotated[str | None, Query(max_length=100, description="next_cursor")] = None,
+    cursor: Annotated[
+        str | None, Query(), shown(nullable(wire.cursor_schema(AUDIT_CURSOR)))
+    ] = None,
     per_page: Annotated[int, Query(ge=1, le=500)] = 50,
 ) -> Json:
     f = AuditFilter(

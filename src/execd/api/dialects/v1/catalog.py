@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
 import orjson
 from fastapi import APIRouter, Response
@@ -10,8 +10,16 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from execd.api.deps import Caller, RuntimeDep
 from execd.api.dialects.v1 import wire
+from execd.api.openapi import (
+    ACTION_PARAMETERS,
+    NEW_ACTION_REF,
+    RUNNER,
+    action_rules,
+    nullable,
+    shown,
+)
 from execd.api.responses import Json
-from execd.domain.actions import EMPTY_SCHEMA, ActionSpec, RetryPolicy
+from execd.domain.actions import EMPTY_SCHEMA, MAX_SECONDS, ActionSpec, RetryPolicy
 from execd.domain.sandbox import Limits, SandboxOptions
 from execd.errors import InvalidInput
 
@@ -19,24 +27,22 @@ router = APIRouter(tags=["v1 actions"])
 
 
 class ActionBody(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", json_schema_extra=action_rules("entry_point"))
 
-    ref: str = Field(min_length=3, max_length=300, description="pack.name")
-    runner: str = Field(description="shell, command, python or http")
+    ref: Annotated[str, Field(max_length=300), shown(NEW_ACTION_REF)]
+    runner: Annotated[str, shown(RUNNER)]
     entry_point: str | list[str] = Field(
         default="", description="Script, argv list, module:function or URL"
     )
-    parameters: dict[str, Any] = Field(
-        default_factory=lambda: dict(EMPTY_SCHEMA), description="JSON Schema of the parameters"
+    parameters: Annotated[dict[str, Any], shown(ACTION_PARAMETERS)] = Field(
+        default_factory=lambda: dict(EMPTY_SCHEMA)
     )
-    timeout: float | None = Field(default=None, gt=0)
-    retry: dict[str, Any] | None = None
+    timeout: float | None = Field(default=None, gt=0, le=MAX_SECONDS)
+    retry: Annotated[dict[str, Any] | None, shown(nullable(RetryPolicy.json_schema()))] = None
     enabled: bool = True
     description: str = Field(default="", max_length=10_000)
     network: bool = Field(default=True, description="Whether its processes reach the network")
-    limits: dict[str, Any] | None = Field(
-        default=None, description="memory_bytes, processes, cpu_seconds, output_bytes"
-    )
+    limits: Annotated[dict[str, Any] | None, shown(nullable(Limits.json_schema()))] = None
 
     def spec(self) -> ActionSpec:
         entry = self.entry_point

@@ -18,6 +18,7 @@ from pydantic import AliasChoices, BaseModel, ConfigDict, Field, ValidationError
 from execd.api.deps import Caller, RuntimeDep
 from execd.api.dialects.v1 import wire
 from execd.api.errors import describe_validation
+from execd.api.openapi import ACTION_REF, PRIORITY, absent, given, nullable, one_of, shown
 from execd.api.responses import Json
 from execd.domain import times
 from execd.domain.access import Principal
@@ -25,8 +26,9 @@ from execd.domain.actions import MAX_SECONDS
 from execd.domain.analytics import BUCKETS
 from execd.domain.executions import MAX_ID, Execution, ExecutionFilter, Page
 from execd.domain.states import PENDING, Priority, Status, parse_status
-from execd.engine.service import MAX_BATCH, Submission, SubmitOptions
+from execd.engine.service import MAX_BATCH, MAX_IDEMPOTENCY_KEY, Submission, SubmitOptions
 from execd.errors import ExecdError, InvalidInput, item_error
+from execd.store.artifacts import STREAMS
 
 router = APIRouter(prefix="/executions", tags=["v1 executions"])
 
@@ -57,10 +59,20 @@ async def _list(
 
 
 Time = Annotated[datetime | None, Query(description="ISO 8601; UTC when no zone is given")]
+_ONE_STATUS = "|".join(s.value for s in Status)
+# One status, or several separated by commas (beyond the document).
+_STATUSES = nullable({"type": "string", "pattern": f"^({_ONE_STATUS})(,({_ONE_STATUS}))*$"})
+StatusList = Annotated[
+    str | None, Query(description="One status, or several separated by commas"), shown(_STATUSES)
+]
+
+
+_IDEMPOTENCY_KEY = {"type": "string", "minLength": 1, "maxLength": MAX_IDEMPOTENCY_KEY}
+CURSOR = "e"  # executions' cursors: e and the id the next page starts below
 
 
 def _next_cursor(items: list[Execution], size: int) -> str | None:
-    return wire.cursor_below(items[-1].id, "below") if len(items) == size else None
+    return wire.cursor_below(items[-1].id, CURSOR) if len(items) == size else None
 
 
 def _filter(
@@ -90,7 +102,7 @@ def _filter(
 
 
 async def listed(
-    status: str | None = None,
+    status: StatusList = None,
     action_ref: str | None = None,
     pack_name: str | None = None,
     result_contains: str | None = None,
@@ -118,12 +130,10 @@ async def list_executions(
     f: Listed,
     page: PageNumber = 1,
     per_page: PerPage = 20,
-    cursor: Annotated[
-        str | None, Query(max_length=100, description="empty to start, then next_cursor")
-    ] = None,
+    cursor: Annotated[str | None, Query(), shown(nullable(wire.cursor_schema(CURSOR)))] = None,
     include_total: bool = True,
 ) -> Json:
-    below = wire.below(cursor, "below")
+    below = wire.below(cursor, CURSOR)
     if below is not None:  # keyset paging: as fast on page 10,000 as on page 1
         f = replace(f, below_id=below)
         page = 1
@@ -224,7 +234,11 @@ async def stats(
 
 @router.get("/status/{status}", summary="List executions in one status")
 async def by_status(
-    runtime: RuntimeDep, caller: Caller, status: str, page: PageNumber = 1, per_page: PerPage = 20
+    runtime: RuntimeDep,
+    caller: Caller,
+    status: Annotated[str, shown(one_of(s.value for s in Status))],
+    page: PageNumber = 1,
+    per_page: PerPage = 20,
 ) -> Json:
     f = ExecutionFilter(statuses=frozenset({_status(status)}))
     return await _list(runtime, caller, f, page, per_page)
@@ -246,15 +260,15 @@ async def by_enforcement(
 class ExecuteBody(BaseModel):
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
 
-    action_ref: str = Field(min_length=1, max_length=300)
+    action_ref: Annotated[str, Field(max_length=300), shown(ACTION_REF)]
     parameters: dict[str, Any] = Field(
         default_factory=dict, validation_alias=AliasChoices("parameters", "config")
     )
-    priority: str | int = "normal"
+    priority: Annotated[str | int, shown(PRIORITY)] = "normal"
     timeout: float | None = Field(default=None, gt=0, le=MAX_SECONDS, description="Seconds")
     not_before: datetime | None = Field(default=None, description="Do not start before")
     delay: float | None = Field(default=None, ge=0, le=MAX_SECONDS, description="Seconds from now")
-    idempotency_key: str | None = Field(default=None, min_length=1, max_length=255)
+    idempotency_key: str | None = Field(default=None, min_length=1, max_length=MAX_IDEMPOTENCY_KEY)
     parent: int | None = Field(default=None, ge=1, le=MAX_ID)
 
 
@@ -276,12 +290,19 @@ def _options(body: ExecuteBody, idempotency_key: str | None = None) -> SubmitOpt
     )
 
 
-@router.post("/execute", status_code=201, summary="Submit an execution")
+@router.post(
+    "/execute",
+    status_code=201,
+    summary="Submit an execution",
+    responses={200: {"description": "A replay: this idempotency key's execution, made before"}},
+)
 async def execute(
     runtime: RuntimeDep,
     caller: Caller,
     body: ExecuteBody,
-    idempotency_key: Annotated[str | None, Header(alias="Idempotency-Key")] = None,
+    idempotency_key: Annotated[
+        str | None, Header(alias="Idempotency-Key"), shown(nullable(_IDEMPOTENCY_KEY))
+    ] = None,
 ) -> Json:
     options = _options(body, idempotency_key)
     submitted = await runtime.executions.submit(caller, body.action_ref, body.parameters, options)
@@ -367,7 +388,7 @@ class RetryBody(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     parameters: dict[str, Any] = Field(default_factory=dict, description="Overrides")
-    priority: str | int | None = None
+    priority: Annotated[str | int | None, shown(nullable(PRIORITY))] = None
 
 
 @router.post("/{execution_id:id}/retry", status_code=201, summary="Run it again, linked")
@@ -388,15 +409,22 @@ async def retry(
 class BulkFilter(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    status: str | None = None
+    status: Annotated[str | None, shown(_STATUSES)] = None
     action_ref: str | None = Field(default=None, max_length=300)
     pack_name: str | None = Field(default=None, max_length=100)
     created_before: datetime | None = None
     created_after: datetime | None = None
 
 
+# Either ids or a filter.
+_IDS_OR_FILTER: list[Any] = [
+    {"allOf": [given("ids"), absent("filter")]},
+    {"allOf": [given("filter"), absent("ids")]},
+]
+
+
 class BulkBody(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"anyOf": _IDS_OR_FILTER})
 
     ids: list[Annotated[int, Field(ge=1, le=MAX_ID)]] | None = Field(default=None, max_length=1000)
     filter: BulkFilter | None = None
@@ -460,7 +488,10 @@ async def history(runtime: RuntimeDep, caller: Caller, execution_id: int) -> Jso
     response_class=PlainTextResponse,
 )
 async def output(
-    runtime: RuntimeDep, caller: Caller, execution_id: int, stream: str
+    runtime: RuntimeDep,
+    caller: Caller,
+    execution_id: int,
+    stream: Annotated[str, shown(one_of(STREAMS))],
 ) -> PlainTextResponse:
     data = await runtime.executions.output(caller, execution_id, stream)
     return PlainTextResponse(data.decode("utf-8", errors="replace"))

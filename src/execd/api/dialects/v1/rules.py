@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 from typing import Annotated, Any
+from zoneinfo import available_timezones
 
 import orjson
 from fastapi import APIRouter, Header, Path, Query, Request, Response
@@ -11,29 +12,146 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from execd.api.deps import Caller, RuntimeDep, authenticated
 from execd.api.dialects.v1 import wire
+from execd.api.openapi import (
+    ACTION_REF,
+    JSON_VALUE,
+    absent,
+    component,
+    nullable,
+    one_of,
+    shown,
+)
 from execd.api.responses import Json
 from execd.domain import jsonsafe
 from execd.domain.executions import MAX_ID
-from execd.domain.rules import Enforcement, Rule, RuleSpec, Trigger, TriggerSpec
-from execd.engine.rules import SIGNATURE_HEADER
+from execd.domain.rules import (
+    CATCH_UP,
+    EXECUTION,
+    HMAC,
+    MAX_INTERVAL,
+    MIN_INTERVAL,
+    REF,
+    TIMER,
+    TOKEN,
+    TRIGGER_TYPES,
+    WEBHOOK,
+    Enforcement,
+    Rule,
+    RuleSpec,
+    Trigger,
+    TriggerSpec,
+)
+from execd.domain.states import Status
+from execd.engine.rules import MIN_SECRET, SIGNATURE_HEADER
 from execd.errors import InvalidInput
 
 router = APIRouter(tags=["v1 rules"])
 
 Ref = Annotated[str, Path(min_length=1, max_length=200)]
+
+# -- What the document shows of triggers and rules (domain/rules.py checks them) --------
+
+_REF = {"type": "string", "pattern": f"^{REF.pattern}$", "maxLength": 200}
+_CATCH_UP = {"enum": list(CATCH_UP), "description": "What a timer does about missed times"}
+_STATUSES = {"type": "array", "minItems": 1, "items": {"enum": [s.value for s in Status]}}
+
+
+def _settings(required: list[str], **properties: Any) -> dict[str, Any]:
+    return {
+        "type": "object",
+        "additionalProperties": False,
+        "required": required,
+        "properties": properties,
+    }
+
+
+_CONFIG = {
+    WEBHOOK: _settings([], auth={"enum": [TOKEN, HMAC], "description": "How calls sign in"}),
+    TIMER: {
+        "anyOf": [
+            _settings(
+                ["cron"],
+                cron={"type": "string", "format": "cron", "description": "Five fields"},
+                timezone={"enum": sorted(available_timezones()), "description": "IANA name"},
+                catch_up=_CATCH_UP,
+            ),
+            _settings(
+                ["interval"],
+                interval={"type": "number", "minimum": MIN_INTERVAL, "maximum": MAX_INTERVAL},
+                catch_up=_CATCH_UP,
+            ),
+        ]
+    },
+    EXECUTION: _settings(
+        [],
+        action_ref={"type": ["string", "null"], "minLength": 1, "maxLength": 300},
+        statuses=_STATUSES,
+    ),
+}
+# A trigger's config is that of its type (a timer's is not optional); only an HMAC
+# webhook has a secret.
+_HMAC = {
+    "required": ["config"],
+    "properties": {"config": {"required": ["auth"], "properties": {"auth": {"const": HMAC}}}},
+}
+_TRIGGER_RULES: dict[str, Any] = {
+    "anyOf": [
+        {
+            "properties": {"type": {"const": kind}, "config": config},
+            "required": ["config"] if kind == TIMER else [],
+            "anyOf": [_HMAC, absent("secret")] if kind == WEBHOOK else [absent("secret")],
+        }
+        for kind, config in _CONFIG.items()
+    ]
+}
+
+
+def _comparison(ops: list[str], value: dict[str, Any], needed: bool) -> dict[str, Any]:
+    text = {"type": "string", "minLength": 1, "maxLength": 500}
+    return _settings(
+        ["field", "op", "value"] if needed else ["field", "op"],
+        field={**text, "description": "A dotted path into the event: payload.severity"},
+        op={"enum": ops},
+        value=value,
+    )
+
+
+_CRITERION_REF = {"$ref": "#/components/schemas/Criterion"}
+CRITERIA = component(
+    "Criterion",
+    {
+        "description": "A comparison, or and/or/not over criteria",
+        "anyOf": [
+            *(
+                _settings(
+                    [word], **{word: {"type": "array", "minItems": 1, "items": _CRITERION_REF}}
+                )
+                for word in ("and", "or")
+            ),
+            _settings(["not"], **{"not": _CRITERION_REF}),
+            _comparison(["exists"], {"type": ["boolean", "null"]}, needed=False),
+            _comparison(["regex"], {"type": "string", "format": "regex"}, needed=True),
+            _comparison(["gt", "gte", "lt", "lte"], {"type": ["number", "string"]}, needed=True),
+            _comparison(["equals", "not_equals", "contains"], JSON_VALUE, needed=True),
+        ],
+    },
+)
 PageNumber = Annotated[int, Query(ge=1, le=10**9)]
 
 
 class TriggerBody(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", json_schema_extra=_TRIGGER_RULES)
 
-    ref: str = Field(min_length=1, max_length=200)
-    type: str = Field(description="webhook, timer or execution")
+    ref: Annotated[str, Field(min_length=1, max_length=200), shown(_REF)]
+    type: Annotated[str, shown(one_of(TRIGGER_TYPES))]
     description: str = Field(default="", max_length=10_000)
     enabled: bool = True
     config: dict[str, Any] = Field(default_factory=dict)
     secret: str | None = Field(
-        default=None, max_length=500, description="HMAC webhooks: made for you if left out"
+        default=None,
+        max_length=500,
+        description="HMAC webhooks: made for you if left out",
+        json_schema_extra={"minLength": MIN_SECRET},
     )
 
     def spec(self) -> TriggerSpec:
@@ -90,11 +208,11 @@ async def delete_trigger(runtime: RuntimeDep, caller: Caller, ref: Ref) -> Respo
 class RuleBody(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    ref: str = Field(min_length=1, max_length=200)
-    trigger: str = Field(min_length=1, max_length=200, description="The trigger's ref")
-    action_ref: str = Field(min_length=1, max_length=300)
+    ref: Annotated[str, Field(min_length=1, max_length=200), shown({**_REF, "maxLength": 190})]
+    trigger: Annotated[str, Field(min_length=1, max_length=200), shown(_REF)]
+    action_ref: Annotated[str, Field(min_length=1, max_length=300), shown(ACTION_REF)]
     description: str = Field(default="", max_length=10_000)
-    criteria: dict[str, Any] | None = None
+    criteria: Annotated[dict[str, Any] | None, shown(nullable(CRITERIA))] = None
     parameters: dict[str, Any] = Field(
         default_factory=dict, description="Template: {{ payload.x }} placeholders"
     )
@@ -115,10 +233,14 @@ class RuleBody(BaseModel):
 class RulePatch(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    trigger: str | None = Field(default=None, min_length=1, max_length=200)
-    action_ref: str | None = Field(default=None, min_length=1, max_length=300)
+    trigger: Annotated[str | None, Field(min_length=1, max_length=200), shown(nullable(_REF))] = (
+        None
+    )
+    action_ref: Annotated[
+        str | None, Field(min_length=1, max_length=300), shown(nullable(ACTION_REF))
+    ] = None
     description: str | None = Field(default=None, max_length=10_000)
-    criteria: dict[str, Any] | None = None
+    criteria: Annotated[dict[str, Any] | None, shown(nullable(CRITERIA))] = None
     parameters: dict[str, Any] | None = None
     enabled: bool | None = None
 

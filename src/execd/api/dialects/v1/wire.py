@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import base64
 import math
 from typing import Any
 
@@ -98,24 +97,28 @@ def aggregate(a: Aggregate, since: float, until: float, bucket: float | None) ->
     return body
 
 
+def cursor_schema(kind: str) -> dict[str, Any]:
+    """What a `cursor` parameter takes: empty (the first page) or a `next_cursor`."""
+    return {
+        "type": "string",
+        "pattern": f"^({kind}[0-9]{{1,19}})?$",
+        "description": "Empty for the first page, then the next_cursor of the page before",
+    }
+
+
 def below(cursor: str | None, kind: str) -> int | None:
-    """Cursors are opaque to clients; inside, the kind of list and the id the next page
-    starts below."""
+    """The id the page a cursor names starts below. A cursor is a kind of list (a
+    letter) and an id; clients are to pass the `next_cursor` they were given."""
     if not cursor:
         return None
-    found, number = "", None
-    try:
-        found, _, text = base64.urlsafe_b64decode(cursor.encode() + b"==").decode().partition(":")
-        number = int(text)
-    except ValueError:  # binascii.Error and UnicodeDecodeError are ValueErrors
-        pass
-    if found != kind or number is None or not 0 < number <= MAX_ID:
+    found, digits = cursor[: len(kind)], cursor[len(kind) :]
+    if found != kind or not digits.isascii() or not digits.isdigit() or len(digits) > 19:
         raise InvalidInput("Invalid cursor: pass the next_cursor of a previous page")
-    return number
+    return min(int(digits), MAX_ID)
 
 
 def cursor_below(last_id: int, kind: str) -> str:
-    return base64.urlsafe_b64encode(f"{kind}:{last_id}".encode()).decode().rstrip("=")
+    return f"{kind}{last_id}"
 
 
 def page(items: list[dict[str, Any]], number: int, size: int, total: int) -> dict[str, Any]:
