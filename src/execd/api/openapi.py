@@ -82,7 +82,7 @@ ERROR_SCHEMAS: dict[str, dict[str, Any]] = {
 NO_NUL = "^[^\\u0000]*$"
 NOT_BLANK = "^[^\\u0000]*[^\\s\\u0000][^\\u0000]*$"
 _MAX_SIGNED = 2**63 - 1
-_BOUNDS = {"minimum": jsonsafe.MIN_INT, "maximum": _MAX_SIGNED}
+_BOUNDS = {"minimum": jsonsafe.MIN_INT, "maximum": _MAX_SIGNED}  # shown `_readable`
 _JSON_VALUE = {"$ref": "#/components/schemas/JsonValue"}
 JSON_VALUE = _JSON_VALUE
 _JSON_OBJECT = {"$ref": "#/components/schemas/JsonObject"}
@@ -100,14 +100,37 @@ def shown(schema: dict[str, Any]) -> WithJsonSchema:
 
 
 # Named schemas a dialect adds to the document's components (one that refers to itself,
-# such as a tree of criteria, needs a name).
+# such as a tree of criteria, needs a name): of what requests hold, and of answers.
 COMPONENTS: dict[str, dict[str, Any]] = {}
+ANSWERS: dict[str, dict[str, Any]] = {}
 
 
-def component(name: str, schema: dict[str, Any]) -> dict[str, Any]:
+def component(name: str, schema: dict[str, Any], *, answer: bool = False) -> dict[str, Any]:
     """A reference to `schema`, listed in the components as `name`."""
-    COMPONENTS[name] = schema
+    (ANSWERS if answer else COMPONENTS)[name] = schema
     return {"$ref": f"#/components/schemas/{name}"}
+
+
+def answers(schema: dict[str, Any], *statuses: int) -> dict[int | str, dict[str, Any]]:
+    """A route's `responses`: its success answers (each of `statuses`) carry `schema`."""
+    return {
+        status: {
+            "description": "A replay: what this idempotency key made before"
+            if status == 200 and len(statuses) > 1
+            else "Success",
+            "content": {"application/json": {"schema": schema}},
+        }
+        for status in statuses
+    }
+
+
+def record(required: dict[str, Any], **optional: Any) -> dict[str, Any]:
+    """An answer's object: the fields in `required` are always there."""
+    return {
+        "type": "object",
+        "required": list(required),
+        "properties": {**required, **optional},
+    }
 
 
 def one_of(values: Iterable[str], description: str | None = None) -> dict[str, Any]:
@@ -180,6 +203,21 @@ PRIORITY_NAME = one_of([p.label for p in Priority] + [p.name.lower() for p in Pr
 PRIORITY: dict[str, Any] = {
     "anyOf": [PRIORITY_NAME, whole(int(min(Priority)), int(max(Priority)), "0 (low) to 3")]
 }
+
+
+def _readable(bound: Any) -> Any:
+    """A bound as the document shows it. FastAPI's document model holds bounds as
+    doubles, so a whole one comes back as an integer; past 2**53 it is cut, toward
+    zero, to 15 significant digits, which a client that reads JSON numbers as doubles
+    (most do) reads exactly: every value within it is still taken."""
+    if isinstance(bound, float) and bound.is_integer():
+        bound = int(bound)
+    if not isinstance(bound, int) or abs(bound) <= 2**53:
+        return bound
+    step = 10 ** (len(str(abs(bound))) - 15)
+    return (-1 if bound < 0 else 1) * (abs(bound) // step * step)
+
+
 STORABLE_SCHEMAS: dict[str, dict[str, Any]] = {
     "JsonValue": {
         "description": (
@@ -189,7 +227,7 @@ STORABLE_SCHEMAS: dict[str, dict[str, Any]] = {
         "anyOf": [
             {"type": "null"},
             {"type": "boolean"},
-            {"type": "number", **_BOUNDS},
+            {"type": "number", **{k: _readable(v) for k, v in _BOUNDS.items()}},
             {"type": "string", "pattern": NO_NUL},
             {"type": "array", "items": _JSON_VALUE},
             _JSON_OBJECT,
@@ -211,19 +249,6 @@ def _free_form(node: dict[str, Any]) -> bool:
     if node.get("type") == "object":
         return node.keys() <= _FREE and node.get("additionalProperties", True) is True
     return not node.keys() - {"title", "description", "default", "examples"}
-
-
-def _readable(bound: Any) -> Any:
-    """A bound as the document shows it. FastAPI's document model holds bounds as
-    doubles, so a whole one comes back as an integer; past 2**53 it is cut, toward
-    zero, to 15 significant digits, which a client that reads JSON numbers as doubles
-    (most do) reads exactly: every value within it is still taken."""
-    if isinstance(bound, float) and bound.is_integer():
-        bound = int(bound)
-    if not isinstance(bound, int) or abs(bound) <= 2**53:
-        return bound
-    step = 10 ** (len(str(abs(bound))) - 15)
-    return (-1 if bound < 0 else 1) * (abs(bound) // step * step)
 
 
 def _storable(node: Any) -> Any:
@@ -324,7 +349,7 @@ def document(app: FastAPI) -> dict[str, Any]:
     components = spec.setdefault("components", {})
     components.setdefault("schemas", {}).update(copy.deepcopy(COMPONENTS))  # the pass writes
     _requests(spec)
-    components["schemas"].update({**ERROR_SCHEMAS, **STORABLE_SCHEMAS})
+    components["schemas"].update({**ERROR_SCHEMAS, **STORABLE_SCHEMAS, **ANSWERS})
     for path, item in spec.get("paths", {}).items():
         schema = {"$ref": f"#/components/schemas/{_error_schema(path)}"}
         for method, operation in item.items():

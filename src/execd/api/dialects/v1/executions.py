@@ -18,7 +18,16 @@ from pydantic import AliasChoices, BaseModel, ConfigDict, Field, ValidationError
 from execd.api.deps import Caller, RuntimeDep
 from execd.api.dialects.v1 import wire
 from execd.api.errors import describe_validation
-from execd.api.openapi import ACTION_REF, PRIORITY, absent, given, nullable, one_of, shown
+from execd.api.openapi import (
+    ACTION_REF,
+    PRIORITY,
+    absent,
+    answers,
+    given,
+    nullable,
+    one_of,
+    shown,
+)
 from execd.api.responses import Json
 from execd.domain import times
 from execd.domain.access import Principal
@@ -123,7 +132,9 @@ async def listed(
 Listed = Annotated[ExecutionFilter, Depends(listed)]
 
 
-@router.get("", summary="List executions, newest first")
+@router.get(
+    "", summary="List executions, newest first", responses=answers(wire.paged(wire.SUMMARY), 200)
+)
 async def list_executions(
     runtime: RuntimeDep,
     caller: Caller,
@@ -232,7 +243,11 @@ async def stats(
     return Json({"data": data})
 
 
-@router.get("/status/{status}", summary="List executions in one status")
+@router.get(
+    "/status/{status}",
+    summary="List executions in one status",
+    responses=answers(wire.paged(wire.SUMMARY), 200),
+)
 async def by_status(
     runtime: RuntimeDep,
     caller: Caller,
@@ -244,7 +259,11 @@ async def by_status(
     return await _list(runtime, caller, f, page, per_page)
 
 
-@router.get("/enforcement/{enforcement_id:id}", summary="Executions of one rule enforcement")
+@router.get(
+    "/enforcement/{enforcement_id:id}",
+    summary="Executions of one rule enforcement",
+    responses=answers(wire.paged(wire.SUMMARY), 200),
+)
 async def by_enforcement(
     runtime: RuntimeDep,
     caller: Caller,
@@ -294,7 +313,7 @@ def _options(body: ExecuteBody, idempotency_key: str | None = None) -> SubmitOpt
     "/execute",
     status_code=201,
     summary="Submit an execution",
-    responses={200: {"description": "A replay: this idempotency key's execution, made before"}},
+    responses=answers(wire.data(wire.EXECUTION), 201, 200),
 )
 async def execute(
     runtime: RuntimeDep,
@@ -374,12 +393,18 @@ async def execute_batch(runtime: RuntimeDep, caller: Caller, body: BatchBody) ->
     return Json({"data": data, "summary": summary}, status_code=status)
 
 
-@router.get("/{execution_id:id}", summary="One execution")
+@router.get(
+    "/{execution_id:id}", summary="One execution", responses=answers(wire.data(wire.EXECUTION), 200)
+)
 async def get_execution(runtime: RuntimeDep, caller: Caller, execution_id: int) -> Json:
     return Json({"data": wire.execution(await runtime.executions.get(caller, execution_id))})
 
 
-@router.post("/{execution_id:id}/cancel", summary="Cancel an execution and its children")
+@router.post(
+    "/{execution_id:id}/cancel",
+    summary="Cancel an execution and its children",
+    responses=answers(wire.data(wire.EXECUTION), 200),
+)
 async def cancel(runtime: RuntimeDep, caller: Caller, execution_id: int) -> Json:
     return Json({"data": wire.execution(await runtime.executions.cancel(caller, execution_id))})
 
@@ -391,7 +416,12 @@ class RetryBody(BaseModel):
     priority: Annotated[str | int | None, shown(nullable(PRIORITY))] = None
 
 
-@router.post("/{execution_id:id}/retry", status_code=201, summary="Run it again, linked")
+@router.post(
+    "/{execution_id:id}/retry",
+    status_code=201,
+    summary="Run it again, linked",
+    responses=answers(wire.data(wire.EXECUTION), 201),
+)
 async def retry(
     runtime: RuntimeDep, caller: Caller, execution_id: int, body: RetryBody | None = None
 ) -> Json:
@@ -476,7 +506,11 @@ def _summary(outcomes: Iterable[str]) -> dict[str, int]:
     return counted
 
 
-@router.get("/{execution_id:id}/history", summary="Every status change, oldest first")
+@router.get(
+    "/{execution_id:id}/history",
+    summary="Every status change, oldest first",
+    responses=answers(wire.data({"type": "array", "items": wire.EVENT}), 200),
+)
 async def history(runtime: RuntimeDep, caller: Caller, execution_id: int) -> Json:
     events = await runtime.executions.history(caller, execution_id)
     return Json({"data": [wire.event(e) for e in events]})

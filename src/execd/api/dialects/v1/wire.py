@@ -5,11 +5,12 @@ from __future__ import annotations
 import math
 from typing import Any
 
+from execd.api.openapi import component, record
 from execd.domain import times
 from execd.domain.actions import Action
 from execd.domain.analytics import Aggregate
 from execd.domain.executions import MAX_ID, Execution, StatusEvent
-from execd.domain.states import Status
+from execd.domain.states import Priority, Status
 from execd.errors import InvalidInput
 from execd.store.workers import WorkerNode
 
@@ -17,6 +18,103 @@ iso = times.iso  # the one way every dialect writes a time
 TERMINAL_ORDER = (
     Status.COMPLETED, Status.FAILED, Status.TIMEOUT, Status.CANCELLED, Status.ABANDONED,
 )  # fmt: skip
+
+
+# -- The shapes below, as the OpenAPI document shows them ------------------------------
+
+TIME = {"type": "string", "format": "date-time"}
+MAYBE_TIME = {"type": ["string", "null"], "format": "date-time"}
+MAYBE_ID = {"type": ["integer", "null"]}
+MAYBE_TEXT = {"type": ["string", "null"]}
+_STATUS = {"enum": [s.value for s in Status]}
+SUMMARY = component(
+    "ExecutionSummary",
+    answer=True,
+    schema=record(
+        {
+            "id": {"type": "integer"},
+            "action_ref": {"type": "string"},
+            "status": _STATUS,
+            "parent": MAYBE_ID,
+            "enforcement": MAYBE_ID,
+            "created": TIME,
+            "updated": TIME,
+        }
+    ),
+)
+EXECUTION = component(
+    "Execution",
+    answer=True,
+    schema=record(
+        {
+            "id": {"type": "integer"},
+            "action": {**MAYBE_ID, "description": "null for a built-in action"},
+            "action_ref": {"type": "string"},
+            "config": {"type": "object", "description": "Its parameters, secrets masked"},
+            "parent": MAYBE_ID,
+            "enforcement": MAYBE_ID,
+            "executor": {**MAYBE_ID, "description": "The worker running it"},
+            "status": _STATUS,
+            "result": {"description": "What the action returned (any JSON value)"},
+            "created": TIME,
+            "updated": TIME,
+            "uuid": {"type": "string", "format": "uuid"},
+            "root": MAYBE_ID,
+            "rule": MAYBE_ID,
+            "priority": {"enum": [p.name.lower() for p in Priority]},
+            "attempt": {"type": "integer", "minimum": 1},
+            "max_attempts": {"type": "integer", "minimum": 1},
+            "retry_of": MAYBE_ID,
+            "not_before": MAYBE_TIME,
+            "timeout": {"type": ["number", "null"], "description": "Seconds"},
+            "started": MAYBE_TIME,
+            "ended": MAYBE_TIME,
+            "duration_ms": MAYBE_ID,
+            "progress": {"type": ["object", "null"]},
+            "usage": {"type": ["object", "null"], "description": "CPU, memory, output"},
+            "error": MAYBE_TEXT,
+            "exit_code": MAYBE_ID,
+            "pid": MAYBE_ID,
+            "submitted_by": MAYBE_TEXT,
+            "idempotency_key": MAYBE_TEXT,
+        }
+    ),
+)
+EVENT = record(
+    {
+        "from_status": {"anyOf": [_STATUS, {"type": "null"}]},
+        "to_status": _STATUS,
+        "at": TIME,
+        "attempt": {"type": "integer"},
+        "executor": MAYBE_ID,
+        "message": MAYBE_TEXT,
+    }
+)
+
+
+def data(schema: dict[str, Any]) -> dict[str, Any]:
+    """The envelope of one thing, or a list: `{"data": ...}`."""
+    return record({"data": schema})
+
+
+def paged(item: dict[str, Any]) -> dict[str, Any]:
+    """The envelope of a page (`page`); `next_cursor` with cursor paging, and no
+    totals (null) when none are counted."""
+    count = {"type": ["integer", "null"], "minimum": 0}
+    return record(
+        {
+            "data": {"type": "array", "items": item},
+            "pagination": record(
+                {
+                    "page": {"type": "integer"},
+                    "page_size": {"type": "integer"},
+                    "total_items": count,
+                    "total_pages": count,
+                },
+                next_cursor=MAYBE_TEXT,
+            ),
+        }
+    )
 
 
 def summary(e: Execution) -> dict[str, Any]:
