@@ -43,8 +43,8 @@ test-packages: sandbox
 	$(call need,pg_dump,postgresql-client,the sealed-secrets tests)
 	$(call need,chromium,chromium,the dashboard's browser tests)
 
+# `serve` migrates as it starts (EXECD_AUTO_MIGRATE), after it has the port.
 run: install sandbox
-	$(BIN)/execd migrate
 	exec $(BIN)/execd serve
 
 test: dev test-packages

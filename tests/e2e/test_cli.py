@@ -6,6 +6,7 @@ import os
 import pty
 import re
 import select
+import socket
 import stat
 import subprocess
 import sys
@@ -15,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 
 from tests.support import Deployment, Process, wait_for
 
@@ -111,6 +113,24 @@ def test_serve_keeps_a_generated_admin_token_and_never_logs_it(tmp_path: Path) -
     env["EXECD_ADMIN_TOKEN"] = chosen = "chosen-" + uuid.uuid4().hex
     told = to_log("chosen.log")
     assert "the one EXECD_ADMIN_TOKEN sets" in told and chosen not in told
+
+
+@pytest.mark.parametrize("processes", ["1", "2"])
+def test_serve_on_a_taken_port_says_so_before_anything_else(
+    deployment: Deployment, processes: str
+) -> None:
+    # Taken as another execd takes it: SO_REUSEPORT, which a second one could share.
+    with socket.socket() as other:
+        other.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+        other.bind(("127.0.0.1", 0))
+        other.listen()
+        port = other.getsockname()[1]
+        env = {**deployment.env(), "EXECD_PORT": str(port), "EXECD_API_PROCESSES": processes}
+        refused = execd("serve", env=env)
+    assert refused.returncode == 2, refused.stdout + refused.stderr
+    assert refused.stdout == ""  # no banner, no token
+    assert f"port {port} on 127.0.0.1 is in use" in refused.stderr
+    assert "EXECD_PORT=8091 make run" in refused.stderr and "Traceback" not in refused.stderr
 
 
 def test_serve_shows_a_token_it_makes_once_to_a_terminal(tmp_path: Path) -> None:

@@ -28,6 +28,14 @@ def test_a_system_admin_token_straight_into_the_database(deployment: Deployment)
         refused = execd("token", "create", "--direct", "--name", "x", *bad, env=env)
         assert refused.returncode == 2, refused.stdout
         assert message in refused.stderr and "Traceback" not in refused.stderr
+    # Options of the other way are refused, not ignored (a token for the wrong project).
+    for mixed, message in [
+        (["--tenant", "acme", "--project", "etl", "--create"], "--tenant, --project, --create"),
+        (["--direct", "--project-id", "p"], "--project-id goes through the server"),
+    ]:
+        refused = execd("token", "create", "--name", "x", *mixed, env=env)
+        assert refused.returncode == 2 and message in refused.stderr, refused.stderr
+        assert "token" not in refused.stdout
 
     created = execd(
         "token", "create", "--direct", "--name", "ops", "--role", "admin",

@@ -149,6 +149,23 @@ def test_bad_submissions_are_refused_with_the_reason(
     assert needle in response.json()["error"]
 
 
+def test_counters_are_numbers_when_the_action_reports_none(tenant: Tenant) -> None:
+    job_id = submit(tenant, tenant.define("quiet", "true")).json()["jobId"]
+    done = wait_job(tenant, job_id, {"Completed", "Failed"})
+    assert done["status"] == "Completed", done.get("error")
+    metrics = done["metrics"]
+    assert (metrics["recordsProcessed"], metrics["errorCount"], metrics["warningCount"]) == (
+        0,
+        0,
+        0,
+    )
+    results = tenant.get(f"/execution/job/{job_id}/results").json()
+    # What the job API's own example client prints: it formats the count as a number.
+    assert (
+        f"Records processed: {results['summary']['recordsProcessed']:,}" == "Records processed: 0"
+    )
+
+
 def test_unknown_resources_and_jobs(tenant: Tenant) -> None:
     missing = str(uuid.uuid4())
     unknown = submit(tenant, missing)
@@ -223,7 +240,9 @@ def test_jobs_are_listed_filtered_and_counted(tenant: Tenant) -> None:
     paged = jobs(page=2, pageSize=3)
     assert [j["jobId"] for j in paged["jobs"]] == [ids[0]] and paged["hasNextPage"] is False
     assert jobs(page=1, pageSize=3)["hasNextPage"] is True
-    for query in ({"pageSize": 101}, {"page": 0}, {"status": "Done"}, {"jobType": "X"}):
+    # Above the document's "max 100" a page holds 100.
+    assert jobs(pageSize=101)["pageSize"] == 100
+    for query in ({"pageSize": 0}, {"page": 0}, {"status": "Done"}, {"jobType": "X"}):
         response = tenant.get("/execution/jobs", params=query)
         assert response.status_code == 400 and response.json()["error"], query
 

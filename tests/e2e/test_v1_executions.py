@@ -105,8 +105,14 @@ def test_get_unknown_execution_is_404(client: httpx.Client) -> None:
     assert response.json() == {"error": "Execution with ID 999999 not found", "status": 404}
 
 
-def test_per_page_above_100_and_bad_page_are_400(client: httpx.Client) -> None:
-    for params in ({"per_page": 101}, {"per_page": 0}, {"page": 0}, {"page": "x"}):
+def test_per_page_above_100_holds_100_and_bad_pages_are_400(client: httpx.Client) -> None:
+    # The document's "max 100" is the most a page holds; page_size is per_page's alias.
+    for params in ({"per_page": 101}, {"page_size": 5000}):
+        response = client.get("/api/v1/executions", params=params)
+        assert response.status_code == 200 and response.json()["pagination"]["page_size"] == 100
+    aliased = client.get("/api/v1/executions", params={"page_size": 3}).json()
+    assert aliased["pagination"]["page_size"] == 3
+    for params in ({"per_page": 0}, {"page_size": 0}, {"page": 0}, {"page": "x"}):
         response = client.get("/api/v1/executions", params=params)
         assert response.status_code == 400, params
         assert set(response.json()) == {"error", "status"}

@@ -208,6 +208,15 @@ def test_definitions_are_checked_and_managed(client: httpx.Client) -> None:
     timer = {"ref": "hook", "type": "timer", "config": {"interval": 60}}
     retyped = client.put("/api/v1/triggers/hook", json=timer)  # a type stays what it is
     assert retyped.status_code == 409 and "type cannot change" in retyped.text
+    # PATCH enables, disables and describes; config and secret change with PUT.
+    off = client.patch("/api/v1/triggers/hook", json={"enabled": False, "description": "d"})
+    assert off.status_code == 200, off.text
+    assert (off.json()["data"]["enabled"], off.json()["data"]["description"]) == (False, "d")
+    assert client.get("/api/v1/triggers/hook").json()["data"]["enabled"] is False
+    on = client.patch("/api/v1/triggers/hook", json={"enabled": True})
+    assert on.json()["data"]["enabled"] is True and on.json()["data"]["description"] == "d"
+    assert client.patch("/api/v1/triggers/hook", json={"config": {}}).status_code == 400
+    assert client.patch("/api/v1/triggers/none", json={"enabled": True}).status_code == 404
 
     bad_criteria = [
         {"field": "payload.x", "op": "resembles", "value": 1},

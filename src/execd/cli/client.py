@@ -1060,8 +1060,12 @@ def token_create(
             "(for the first token; uses --tenant, --project, --create, --database-url)",
         ),
     ] = False,
-    tenant: Annotated[str, typer.Option(help="--direct: tenant name or id")] = "default",
-    project: Annotated[str, typer.Option(help="--direct: project name or id")] = "default",
+    tenant: Annotated[
+        str | None, typer.Option(help="--direct: tenant name or id [default: default]")
+    ] = None,
+    project: Annotated[
+        str | None, typer.Option(help="--direct: project name or id [default: default]")
+    ] = None,
     create: Annotated[
         bool, typer.Option(help="--direct: create the tenant/project if missing")
     ] = False,
@@ -1070,14 +1074,25 @@ def token_create(
 ) -> None:
     """Create an API token (shown only once): through the server with an admin token,
     or with --direct in the database."""
+    # Each way has its own options: one given to the other way is a mistake, not a no-op.
+    direct_only = {"--tenant": tenant, "--project": project, "--database-url": database_url}
+    given = [o for o, v in direct_only.items() if v is not None] + (["--create"] if create else [])
+    if given and not direct:
+        output.fail(
+            f"{', '.join(given)} go with --direct (the database); through the server, "
+            "name the project with --project-id",
+            Exit.USAGE,
+        )
+    if direct and project_id is not None:
+        output.fail("--project-id goes through the server; with --direct use --project", Exit.USAGE)
     if direct:
         from execd.cli.server import issue_directly
 
         issue_directly(
             name,
             role,
-            tenant,
-            project,
+            tenant or "default",
+            project or "default",
             create,
             database_url,
             scope=scope,

@@ -4,6 +4,7 @@ up analytics, and issue a token straight into the database."""
 from __future__ import annotations
 
 import asyncio
+import errno
 import os
 import signal
 import socket
@@ -142,9 +143,9 @@ def serve(
     # Listening before the app starts: once the banner says ready, connections are
     # accepted (queued until the first request is served), never refused.
     try:
-        listener = _listen(settings.host, settings.port, shared=api_processes > 1)
+        listener = _listen(settings.host, settings.port, shared=api_processes > 1, first=True)
     except OSError as exc:
-        typer.echo(f"error: cannot listen on {settings.host}:{settings.port}: {exc}", err=True)
+        typer.echo(f"error: {_why_not(settings.host, settings.port, exc)}", err=True)
         raise typer.Exit(2) from None
     more = None
     if api_processes > 1:  # on the port this one got (EXECD_PORT=0: any)
@@ -212,14 +213,32 @@ def _count(n: int, one: str, many: str) -> str:
     return f"{n} {one if n == 1 else many}"
 
 
-def _listen(host: str, port: int, *, shared: bool = False) -> socket.socket:
+def _why_not(host: str, port: int, exc: OSError) -> str:
+    """Why the port cannot be listened on, and what to do about it."""
+    if exc.errno == errno.EADDRINUSE:
+        other = 8091 if port != 8091 else 8092
+        return (
+            f"port {port} on {host} is in use (another execd, or another program). "
+            f"Pick another: EXECD_PORT={other} make run, or execd serve --port {other}"
+        )
+    return f"cannot listen on {host}:{port}: {exc.strerror or exc}"
+
+
+def _listen(host: str, port: int, *, shared: bool = False, first: bool = False) -> socket.socket:
     """`shared`: the API's processes each listen on the port (SO_REUSEPORT), and the
-    kernel spreads new connections over them. One socket shared by all would not: the
+    kernel spreads new connections over them; the `first` of them makes sure no other
+    program has the port. One socket shared by all would not: the
     process that wakes first accepts a whole burst of them, and a client's keep-alive
     connection stays where it was accepted."""
     family, kind, proto, _, address = socket.getaddrinfo(
         host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
     )[0]
+    if first and shared and port:
+        # A port another process listens on with SO_REUSEPORT (another execd) would be
+        # shared without a word: a plain bind first finds it taken.
+        with socket.socket(family, kind, proto) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            probe.bind(address)
     listener = socket.socket(family, kind, proto)
     listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     if shared:

@@ -29,6 +29,7 @@ from execd.runtime import Runtime
 from execd.store.jobs import JobFilter
 
 router = APIRouter(prefix="/execution", tags=["tenant jobs"])
+MAX_PAGE = 100
 
 STATUSES: dict[str, frozenset[Status]] = {}
 for _status, _spelled in wire.SPELLING.items():
@@ -136,13 +137,19 @@ def _percentage(job: Execution, progress: dict[str, Any]) -> float:
     return int(value) if value == int(value) else round(value, 1)
 
 
+def _count(*reported: Any) -> Any:
+    """The first count reported; 0 when none was (the document shows a number)."""
+    return next((n for n in reported if n is not None), 0)
+
+
 def job_body(job: Execution, nodes: dict[int, str]) -> dict[str, Any]:
     info = job.job or {}
     progress = job.progress or {}
     usage = job.usage or {}
     elapsed = _elapsed(job)
-    processed = progress.get("processed")
-    rate = processed / elapsed if processed is not None and elapsed else None
+    # A counter the document shows as a number is one: 0 when the action reported none.
+    processed = _count(progress.get("processed"))
+    rate = processed / elapsed if elapsed else None
     memory = usage.get("peak_memory_bytes") if job.status in TERMINAL else usage.get("memory_bytes")
     cpu = usage.get("cpu_percent")
     return {
@@ -292,7 +299,9 @@ async def list_jobs(
     dateFrom: datetime | None = None,
     dateTo: datetime | None = None,
     page: Annotated[int, Query(ge=1, le=10**9)] = 1,
-    pageSize: Annotated[int, Query(ge=1, le=100)] = 20,
+    pageSize: Annotated[
+        int, Query(ge=1, le=10**9, description=f"Above {MAX_PAGE} counts as {MAX_PAGE}")
+    ] = 20,
 ) -> Json:
     statuses = None
     if status:
@@ -312,6 +321,7 @@ async def list_jobs(
         since=times.seconds(dateFrom, "dateFrom"),
         until=times.seconds(dateTo, "dateTo"),
     )
+    pageSize = min(pageSize, MAX_PAGE)  # the document's "max": the most a page holds
     jobs, counts = await runtime.jobs.page(caller, f, page, pageSize)
 
     def count(*spelled: str) -> int:
@@ -459,7 +469,7 @@ def _results(
         "totalDurationSeconds": None if elapsed is None else round(elapsed, 3),
         "success": job.status is Status.COMPLETED,
         "summary": {
-            "recordsProcessed": summary.get("recordsProcessed", progress.get("processed")),
+            "recordsProcessed": summary.get("recordsProcessed") or progress.get("processed") or 0,
             "outputsGenerated": len(artifacts),
             "dataQualityScore": summary.get("dataQualityScore"),
             "processingEfficiency": summary.get("processingEfficiency"),

@@ -9,7 +9,7 @@ from fastapi import APIRouter, Query, Response
 from pydantic import BaseModel, ConfigDict, Field
 
 from execd.api.deps import Caller, RuntimeDep
-from execd.api.dialects.v1 import wire
+from execd.api.dialects.v1 import params, wire
 from execd.api.openapi import NOT_BLANK, nullable, one_of, shown
 from execd.api.responses import Json
 from execd.domain import times
@@ -198,6 +198,7 @@ AUDIT_CURSOR = "a"
 async def audit_log(
     runtime: RuntimeDep,
     caller: Caller,
+    per_page: Annotated[int, params.per_page(50, 500)],
     tenant_id: Annotated[str | None, Query(max_length=36)] = None,
     project_id: Annotated[str | None, Query(max_length=36)] = None,
     token_id: Annotated[int | None, Query(ge=1, le=MAX_ID)] = None,
@@ -210,7 +211,6 @@ async def audit_log(
     cursor: Annotated[
         str | None, Query(), shown(nullable(wire.cursor_schema(AUDIT_CURSOR)))
     ] = None,
-    per_page: Annotated[int, Query(ge=1, le=500)] = 50,
 ) -> Json:
     f = AuditFilter(
         tenant_id=tenant_id,

@@ -17,6 +17,7 @@ from pydantic import AliasChoices, BaseModel, ConfigDict, Field, ValidationError
 
 from execd.api.deps import Caller, RuntimeDep
 from execd.api.dialects.v1 import wire
+from execd.api.dialects.v1.params import PageNumber, PerPage
 from execd.api.errors import describe_validation
 from execd.api.openapi import (
     ACTION_REF,
@@ -41,9 +42,7 @@ from execd.store.artifacts import STREAMS
 
 router = APIRouter(prefix="/executions", tags=["v1 executions"])
 
-PageNumber = Annotated[int, Query(ge=1, le=10**9, description="Page number, from 1")]
 Id = Annotated[int | None, Query(ge=1, le=MAX_ID)]
-PerPage = Annotated[int, Query(ge=1, le=100, description="Items per page (max 100)")]
 
 
 def _status(value: str) -> Status:
@@ -139,8 +138,8 @@ async def list_executions(
     runtime: RuntimeDep,
     caller: Caller,
     f: Listed,
+    per_page: PerPage,
     page: PageNumber = 1,
-    per_page: PerPage = 20,
     cursor: Annotated[str | None, Query(), shown(nullable(wire.cursor_schema(CURSOR)))] = None,
     include_total: bool = True,
 ) -> Json:
@@ -252,8 +251,8 @@ async def by_status(
     runtime: RuntimeDep,
     caller: Caller,
     status: Annotated[str, shown(one_of(s.value for s in Status))],
+    per_page: PerPage,
     page: PageNumber = 1,
-    per_page: PerPage = 20,
 ) -> Json:
     f = ExecutionFilter(statuses=frozenset({_status(status)}))
     return await _list(runtime, caller, f, page, per_page)
@@ -268,8 +267,8 @@ async def by_enforcement(
     runtime: RuntimeDep,
     caller: Caller,
     enforcement_id: Annotated[int, Path(le=MAX_ID)],
+    per_page: PerPage,
     page: PageNumber = 1,
-    per_page: PerPage = 20,
 ) -> Json:
     return await _list(
         runtime, caller, ExecutionFilter(enforcement_id=enforcement_id), page, per_page

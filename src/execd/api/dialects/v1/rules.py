@@ -12,6 +12,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from execd.api.deps import Caller, RuntimeDep, authenticated
 from execd.api.dialects.v1 import wire
+from execd.api.dialects.v1.params import PageNumber, PerPage
 from execd.api.openapi import (
     ACTION_REF,
     JSON_VALUE,
@@ -136,7 +137,6 @@ CRITERIA = component(
         ],
     },
 )
-PageNumber = Annotated[int, Query(ge=1, le=10**9)]
 
 
 class TriggerBody(BaseModel):
@@ -197,6 +197,26 @@ async def get_trigger(runtime: RuntimeDep, caller: Caller, ref: Ref) -> Json:
 async def put_trigger(runtime: RuntimeDep, caller: Caller, ref: Ref, body: TriggerBody) -> Json:
     trigger, secret = await runtime.rules.update_trigger(caller, ref, body.spec(), body.secret)
     return Json({"data": _trigger(trigger, secret)})
+
+
+class TriggerPatch(BaseModel):
+    """What a PATCH changes; the config and the secret change with PUT."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    description: str | None = Field(default=None, max_length=10_000)
+    enabled: bool | None = None
+
+
+@router.patch("/triggers/{ref}", summary="Enable or disable a trigger, or describe it")
+async def patch_trigger(runtime: RuntimeDep, caller: Caller, ref: Ref, body: TriggerPatch) -> Json:
+    trigger = await runtime.rules.trigger(caller, ref)
+    if body.description is not None and body.description != trigger.description:
+        spec = replace(TriggerSpec.of(trigger), description=body.description)
+        trigger, _ = await runtime.rules.update_trigger(caller, ref, spec, None)
+    if body.enabled is not None and body.enabled != trigger.enabled:
+        trigger = await runtime.rules.set_trigger_enabled(caller, ref, body.enabled)
+    return Json({"data": _trigger(trigger)})
 
 
 @router.delete("/triggers/{ref}", status_code=204, summary="Delete a trigger no rule uses")
@@ -265,11 +285,11 @@ def _rule(r: Rule) -> dict[str, Any]:
 async def list_rules(
     runtime: RuntimeDep,
     caller: Caller,
+    per_page: PerPage,
     trigger: str | None = None,
     action_ref: str | None = None,
     enabled: bool | None = None,
-    page: Annotated[int, Query(ge=1, le=10**9)] = 1,
-    per_page: Annotated[int, Query(ge=1, le=100)] = 20,
+    page: PageNumber = 1,
 ) -> Json:
     found, total = await runtime.rules.rules(
         caller,
@@ -345,10 +365,10 @@ def _enforcement(e: Enforcement) -> dict[str, Any]:
 async def list_enforcements(
     runtime: RuntimeDep,
     caller: Caller,
+    per_page: PerPage,
     rule: str | None = None,
     status: Annotated[str | None, Query(pattern="^(succeeded|failed)$")] = None,
-    page: Annotated[int, Query(ge=1, le=10**9)] = 1,
-    per_page: Annotated[int, Query(ge=1, le=100)] = 20,
+    page: PageNumber = 1,
 ) -> Json:
     found, total = await runtime.rules.enforcements(
         caller, rule_ref=rule, status=status, limit=per_page, offset=(page - 1) * per_page

@@ -1,0 +1,38 @@
+"""Query parameters the v1 lists share: the page, and its size.
+
+(No `from __future__ import annotations` here: the size's parameters are annotated
+with values of the function that makes it, which FastAPI must see as objects.)"""
+
+from collections.abc import Awaitable, Callable
+from typing import Annotated, Any
+
+from fastapi import Depends, Query
+
+LARGEST = 10**9  # beyond any page or size a client means
+
+PageNumber = Annotated[int, Query(ge=1, le=LARGEST, description="Page number, from 1")]
+
+
+def _sized(default: int, most: int) -> Callable[..., Awaitable[int]]:
+    """A page size: `per_page`, or `page_size` as some clients name it; above `most` it
+    counts as `most` (the document's "max" is the most a page holds, not a refusal)."""
+    described = f"Items per page, {default} by default; above {most} counts as {most}"
+
+    async def size(
+        per_page: Annotated[int | None, Query(ge=1, le=LARGEST, description=described)] = None,
+        page_size: Annotated[
+            int | None, Query(ge=1, le=LARGEST, description="The same as per_page")
+        ] = None,
+    ) -> int:
+        given = per_page if per_page is not None else page_size
+        return default if given is None else min(given, most)
+
+    return size
+
+
+def per_page(default: int, most: int) -> Any:
+    """`Annotated[int, per_page(20, 100)]` in a route: its page size."""
+    return Depends(_sized(default, most))
+
+
+PerPage = Annotated[int, per_page(20, 100)]
