@@ -18,6 +18,7 @@ from typing import Any
 import httpx
 import pytest
 
+from execd.store.migrate import current_head
 from tests.support import Deployment, Process, wait_for
 
 
@@ -27,11 +28,22 @@ def execd(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
     )
 
 
+def test_migrate_says_what_it_did(tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("EXECD_")}
+    env.update(EXECD_DATA_DIR=str(tmp_path), EXECD_DATABASE_URL=f"sqlite:///{tmp_path}/new.db")
+    made = execd("migrate", env=env)
+    assert made.returncode == 0, made.stderr
+    head = current_head()
+    assert made.stdout == f"database migrated: schema none (a new database) -> {head}\n"
+    again = execd("migrate", env=env)
+    assert again.stdout == f"database is up to date (schema {head})\n"
+
+
 def test_migrate_then_token_create(deployment: Deployment) -> None:
     env = deployment.env()
     migrated = execd("migrate", env=env)
     assert migrated.returncode == 0, migrated.stderr
-    assert "up to date" in migrated.stdout
+    assert f"database is up to date (schema {current_head()})" in migrated.stdout
 
     missing = execd("token", "create", "--direct", "--name", "ci", "--tenant", "acme", env=env)
     assert missing.returncode == 2

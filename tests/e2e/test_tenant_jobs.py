@@ -126,6 +126,12 @@ def test_a_pipeline_job_runs_a_flow(tenant: Tenant) -> None:
     assert done["resource"]["resourceName"] == "Customer Analytics Pipeline"
     history = tenant.client.get(f"/api/history/executions/{done['jobId']}").json()["execution"]
     assert history["steps"][0]["status"] == "PASSED"
+    # The job's records carry the flow's id as their actionId; the action history takes it.
+    last = tenant.get(f"/actionexecution/lastaction/{flow}")
+    assert last.status_code == 200, last.text
+    assert last.json()["actionExecutionId"] == done["jobId"] and last.json()["actionId"] == flow
+    items = tenant.get(f"/actionexecution/action/{flow}").json()["items"]
+    assert [i["actionExecutionId"] for i in items] == [done["jobId"]]
 
 
 @pytest.mark.parametrize(

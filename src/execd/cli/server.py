@@ -312,12 +312,17 @@ def migrate(
     database_url: Annotated[str | None, typer.Option(help="[EXECD_DATABASE_URL]")] = None,
 ) -> None:
     """Apply database migrations."""
-    from execd.store.migrate import upgrade
+    from execd.store.migrate import current_head, found_version, upgrade
 
     settings = _settings(database_url=database_url)
     settings.data_dir.mkdir(parents=True, exist_ok=True)
+    before = found_version(settings.resolved_database_url)
     upgrade(settings.resolved_database_url)
-    typer.echo("database is up to date")
+    head = current_head()
+    if before == head:
+        typer.echo(f"database is up to date (schema {head})")
+    else:
+        typer.echo(f"database migrated: schema {before or 'none (a new database)'} -> {head}")
 
 
 @app.command()

@@ -330,9 +330,12 @@ class FlowStore:
                 top = top.where(ex.c.flow_id == flow_id, ex.c.parent_id.is_(None))
             roots = [to_execution(r) for r in conn.execute(top.with_for_update()).mappings()]
             if execution_uuid is not None and roots and roots[0].parent_id is not None:
+                parent = conn.execute(
+                    select(ex.c.uuid).where(ex.c.id == roots[0].parent_id)
+                ).scalar_one()  # the flow API names executions by uuid only
                 raise Conflict(
-                    f"Execution {execution_uuid} is a sub-flow of execution "
-                    f"{roots[0].parent_id}; delete that execution instead",
+                    f"Execution {execution_uuid} is a sub-flow of execution {parent}; "
+                    "delete that execution instead",
                     code="EXECUTION_IS_SUBFLOW",
                     title="Cannot delete a sub-flow execution on its own",
                 )

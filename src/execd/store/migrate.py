@@ -43,19 +43,24 @@ def version(conn: Connection) -> str | None:
     return MigrationContext.configure(conn).get_current_revision()
 
 
-def is_current(url: str) -> bool:
-    """Whether the database is at this version's schema (read only: nothing is made,
-    not even an empty SQLite file)."""
+def found_version(url: str) -> str | None:
+    """The schema version a database is at, None when it has none (read only: nothing
+    is made, not even an empty SQLite file)."""
     from alembic.runtime.migration import MigrationContext
     from sqlalchemy import create_engine
 
     target = sync_url(url)
     sqlite = target.get_backend_name() == "sqlite"
     if sqlite and not (target.database and Path(target.database).is_file()):
-        return False
+        return None
     engine = create_engine(target)
     try:
         with engine.connect() as conn:
-            return MigrationContext.configure(conn).get_current_revision() == current_head()
+            return MigrationContext.configure(conn).get_current_revision()
     finally:
         engine.dispose()
+
+
+def is_current(url: str) -> bool:
+    """Whether the database is at this version's schema (read only)."""
+    return found_version(url) == current_head()

@@ -3,6 +3,7 @@ execution, and its result package (the tenant API)."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
@@ -14,9 +15,10 @@ from execd.api.dialects.tenant.access import TenantCaller
 from execd.api.responses import Json
 from execd.domain.access import Principal
 from execd.domain.actions import Action
-from execd.domain.executions import Execution, Page
+from execd.domain.executions import Brief, Execution, Page
 from execd.errors import NotFound
 from execd.runtime import Runtime
+from execd.store.flows import HistoryFilter
 
 router = APIRouter(prefix="/actionexecution", tags=["tenant action executions"])
 
@@ -44,7 +46,25 @@ async def _shown(
     return [wire.execution(e, action_ids.get(e.id)) for e in executions]
 
 
-@router.get("/action/{actionId}", summary="Executions of one action, newest first")
+async def _history(
+    runtime: Runtime, caller: Principal, action_id: str, limit: int, offset: int
+) -> tuple[str, Sequence[Execution | Brief]]:
+    """The executions of an action, newest first, and its id; the id a Pipeline job's
+    records carry as their actionId (a flow's) reaches the flow's executions."""
+    try:
+        action = await _action(runtime, caller, action_id)
+    except NotFound:
+        try:
+            flow = await runtime.flows.get(caller, action_id.lower())
+        except NotFound:
+            raise NotFound("Can't find action", actionId=action_id) from None
+        top = HistoryFilter(flow_id=flow.id, top_level=True)
+        return flow.id, (await runtime.flows.history(caller, top, limit, offset))[0]
+    page = Page(size=limit, start=offset)
+    return action.uuid, await runtime.executions.of_action(caller, action, page)
+
+
+@router.get("/action/{actionId}", summary="Executions of one action (or pipeline), newest first")
 async def action_history(
     runtime: RuntimeDep,
     caller: TenantCaller,
@@ -52,18 +72,16 @@ async def action_history(
     limit: Annotated[int, Query(ge=1, le=MAX_ITEMS)] = 1000,
     offset: Annotated[int, Query(ge=0, le=10**12)] = 0,
 ) -> Json:
-    action = await _action(runtime, caller, actionId)
-    items = await runtime.executions.of_action(caller, action, Page(size=limit, start=offset))
-    return Json({"items": [wire.execution(e, action.uuid) for e in items]})
+    owner, items = await _history(runtime, caller, actionId, limit, offset)
+    return Json({"items": [wire.execution(e, owner) for e in items]})
 
 
-@router.get("/lastaction/{actionId}", summary="The latest execution of one action")
+@router.get("/lastaction/{actionId}", summary="The latest execution of one action (or pipeline)")
 async def last_execution(runtime: RuntimeDep, caller: TenantCaller, actionId: str) -> Json:
-    action = await _action(runtime, caller, actionId)
-    items = await runtime.executions.of_action(caller, action, Page(1, 1))
+    owner, items = await _history(runtime, caller, actionId, 1, 0)
     if not items:
         raise NotFound("Can't find action", actionId=actionId)
-    return Json(wire.execution(items[0], action.uuid))
+    return Json(wire.execution(items[0], owner))
 
 
 @router.get("/downloadpackage/{executionId}", summary="The result package (ZIP) of an execution")
