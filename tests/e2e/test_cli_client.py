@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import pty
+import re
 import select
 import signal
 import stat
@@ -228,6 +229,8 @@ def test_logs_retry_export_and_watch(cli: Cli, tmp_path: Path) -> None:
     failed = cli("run", "core.shell", "-p", "cmd=echo hello; echo warn >&2; exit 1", "-w", "--json")
     first = json.loads(failed.stdout)
     assert failed.returncode == 1 and first["status"] == "failed"
+    # Times as the API writes them: milliseconds and Z.
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z", first["created"])
     assert cli.ok("executions", "logs", str(first["id"])).stdout == "hello\n"
     assert cli.ok("executions", "logs", str(first["id"]), "--stderr").stdout == "warn\n"
     slow = cli.json("run", "core.shell", "-p", "cmd=sleep 0.5; echo late")

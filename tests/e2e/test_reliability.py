@@ -36,7 +36,7 @@ def test_timeout_kills_the_process(client: httpx.Client) -> None:
     execution = submit(client, "core.sleep", {"seconds": 60}, timeout=1)
     done = wait_status(client, execution["id"], timeout=20)
     assert done["status"] == "timeout"
-    assert done["error"] == "timed out after 1 seconds"
+    assert done["error"] == "timed out after 1 second"
     assert done["pid"] is not None
     assert process_gone(done["pid"])
     assert 1.0 <= done["duration_ms"] / 1000 < 10

@@ -30,6 +30,7 @@ from execd.client import (
 from execd.client.errors import UnexpectedAnswer
 from execd.client.operations import WaitTimeout
 from execd.client.packs import PackError
+from execd.domain import times
 
 if TYPE_CHECKING:  # rich.progress is imported when a bar is shown: commands start faster
     from rich.progress import Progress
@@ -90,12 +91,16 @@ def plain() -> bool:
 
 
 def jsonable(value: Any) -> Any:
+    """`value` as --json prints it: the API's own spellings, times too (milliseconds and
+    Z, as the server writes them)."""
     if isinstance(value, BaseModel):
-        return value.model_dump(mode="json", by_alias=True)
+        return jsonable(value.model_dump(mode="python", by_alias=True))
     if isinstance(value, list | tuple):
         return [jsonable(v) for v in value]
     if isinstance(value, dict):
         return {k: jsonable(v) for k, v in value.items()}
+    if isinstance(value, datetime) and value.tzinfo is not None:
+        return times.iso(value.timestamp())
     return value
 
 

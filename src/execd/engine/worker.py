@@ -413,7 +413,9 @@ class Worker:
         run.cancel()  # stops the run: the runner kills its processes before returning
         await asyncio.gather(run, return_exceptions=True)
         if entry.reason is None:
-            return Outcome(Status.TIMEOUT, error=f"timed out after {execution.timeout:g} seconds")
+            limit = execution.timeout
+            unit = "second" if limit == 1 else "seconds"
+            return Outcome(Status.TIMEOUT, error=f"timed out after {limit:g} {unit}")
         if entry.reason == "cancel":
             error = "cancelled"
             if entry.cancel_request.get("discard"):
