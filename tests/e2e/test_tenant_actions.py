@@ -291,6 +291,9 @@ def test_result_package_holds_record_result_output_and_artifacts(tenant: Tenant)
     record = json.loads(archive.read("execution.json"))
     assert record["uuid"] == run and record["status"] == "completed"
     assert [e["to"] for e in record["events"]][-1] == "completed"
+    # One spelling throughout the record, inside its usage too.
+    keys = set(record) | set(record["usage"] or {})
+    assert keys and not [k for k in keys if "_" in k], keys
 
 
 def test_package_errors(tenant: Tenant) -> None:

@@ -10,6 +10,7 @@ few hundred kilobytes of memory, never its own size.
 from __future__ import annotations
 
 import hashlib
+import re
 import zipfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -47,8 +48,8 @@ def record(execution: Execution, events: list[StatusEvent]) -> dict[str, Any]:
         "ended": times.iso(e.ended),
         "error": e.error,
         "exitCode": e.exit_code,
-        "progress": e.progress,
-        "usage": e.usage,
+        "progress": _camel(e.progress),
+        "usage": _camel(e.usage),
         "events": [
             {
                 "from": ev.from_status.value if ev.from_status else None,
@@ -60,6 +61,13 @@ def record(execution: Execution, events: list[StatusEvent]) -> dict[str, Any]:
             for ev in events
         ],
     }
+
+
+def _camel(fields: dict[str, Any] | None) -> dict[str, Any] | None:
+    """A record's keys in the package's spelling: peak_memory_bytes -> peakMemoryBytes."""
+    if fields is None:
+        return None
+    return {re.sub(r"_([a-z0-9])", lambda m: m[1].upper(), k): v for k, v in fields.items()}
 
 
 @dataclass(frozen=True)
