@@ -189,6 +189,8 @@ async def follow(
             done, _ = await asyncio.gather(wait(), stream_log())
         else:
             done = await wait()
+        if bar is not None:
+            report(done)  # the bar ends showing how it ended, not the last report before
     finally:
         if bar is not None:
             bar.stop()

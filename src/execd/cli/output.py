@@ -251,11 +251,18 @@ def eta(execution: Execution, elapsed: float) -> str:
 def execution_bar() -> Progress:
     """Status, percent, stage and time left of one execution, on stderr (stdout stays
     for the log and the result)."""
-    from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn
+    from rich.progress import BarColumn, Progress, Task, TaskProgressColumn, TextColumn
+
+    class Bar(BarColumn):
+        """No bar for an action that reports no percentage: rich's moving bar of an
+        unknown total reads as a full one."""
+
+        def render(self, task: Task) -> Any:
+            return Text("") if task.total is None else super().render(task)
 
     return Progress(
         TextColumn("{task.fields[status]}", style="bold", markup=False),
-        BarColumn(),
+        Bar(),
         TaskProgressColumn(),
         TextColumn("{task.fields[stage]}", markup=False),
         TextColumn("{task.fields[eta]}", markup=False),

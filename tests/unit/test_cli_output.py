@@ -1,0 +1,21 @@
+"""What the CLI prints about an execution as it runs."""
+
+from __future__ import annotations
+
+from rich.progress import ProgressBar
+from rich.text import Text
+
+from execd.cli import output
+
+
+def test_an_execution_without_a_percentage_gets_no_bar() -> None:
+    progress = output.execution_bar()
+    fields = {"status": "running", "stage": "", "eta": ""}
+    unknown = progress.add_task("", total=None, **fields)
+    known = progress.add_task("", total=100, completed=80, **fields)
+    bar = progress.columns[1]
+    tasks = {task.id: task for task in progress.tasks}
+    # rich's moving bar of an unknown total looks like a full one: none is drawn.
+    assert bar.render(tasks[unknown]) == Text("")
+    drawn = bar.render(tasks[known])
+    assert isinstance(drawn, ProgressBar) and drawn.completed == 80 and drawn.total == 100
