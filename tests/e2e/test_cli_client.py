@@ -229,6 +229,11 @@ def test_logs_retry_export_and_watch(cli: Cli, tmp_path: Path) -> None:
     failed = cli("run", "core.shell", "-p", "cmd=echo hello; echo warn >&2; exit 1", "-w", "--json")
     first = json.loads(failed.stdout)
     assert failed.returncode == 1 and first["status"] == "failed"
+    # Piped, a record is its lines as they are: aligned names, nothing after the values.
+    shown = cli.ok("executions", "get", str(first["id"])).stdout.splitlines()
+    assert shown[0].split() == ["id", str(first["id"])]
+    assert ["status", "failed"] in [line.split() for line in shown]
+    assert all(line == line.rstrip() for line in shown), shown
     # Times as the API writes them: milliseconds and Z.
     assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z", first["created"])
     assert cli.ok("executions", "logs", str(first["id"])).stdout == "hello\n"

@@ -161,11 +161,21 @@ def listing(items: Sequence[T], as_json: bool, columns: Mapping[str, Callable[[T
 
 def fields(pairs: Iterable[tuple[str, Any]]) -> None:
     """A record as aligned `name  value` lines."""
+    rows = [
+        (name, value if isinstance(value, str | Text) else cell(value)) for name, value in pairs
+    ]
+    if not out.is_terminal:  # a pipe or a file: the lines as they are, no padding after
+        width = max((len(name) for name, _ in rows), default=0)
+        for name, value in rows:
+            text = value.plain if isinstance(value, Text) else value
+            sys.stdout.write(f"{name:<{width}}  {text}".rstrip() + "\n")
+        sys.stdout.flush()
+        return
     grid = Table.grid(padding=(0, 2))
     grid.add_column(style="bold")
     grid.add_column(overflow="fold")
-    for name, value in pairs:
-        grid.add_row(name, value if isinstance(value, str | Text) else cell(value))
+    for name, value in rows:
+        grid.add_row(name, value)
     out.print(grid)
 
 
