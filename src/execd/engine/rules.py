@@ -85,6 +85,20 @@ class RuleService:
         )
         return trigger, (stored if secret is None else None)
 
+    async def patch_trigger(
+        self, caller: Principal, ref: str, *, description: str | None, enabled: bool | None
+    ) -> Trigger:
+        """Describe, enable or disable a trigger; its config and secret stay. Refused to
+        a viewer even when nothing would change."""
+        require(caller, "operator")
+        trigger = await self.store.trigger(caller.project_id, ref)
+        if description is not None and description != trigger.description:
+            spec = replace(TriggerSpec.of(trigger), description=description)
+            trigger, _ = await self.update_trigger(caller, ref, spec, None)
+        if enabled is not None and enabled != trigger.enabled:
+            trigger = await self.set_trigger_enabled(caller, ref, enabled)
+        return trigger
+
     async def set_trigger_enabled(self, caller: Principal, ref: str, enabled: bool) -> Trigger:
         """Enable or disable a trigger (its secret kept): a disabled one fires no rule,
         and a timer enabled again counts its schedule from now."""

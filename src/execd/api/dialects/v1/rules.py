@@ -210,12 +210,9 @@ class TriggerPatch(BaseModel):
 
 @router.patch("/triggers/{ref}", summary="Enable or disable a trigger, or describe it")
 async def patch_trigger(runtime: RuntimeDep, caller: Caller, ref: Ref, body: TriggerPatch) -> Json:
-    trigger = await runtime.rules.trigger(caller, ref)
-    if body.description is not None and body.description != trigger.description:
-        spec = replace(TriggerSpec.of(trigger), description=body.description)
-        trigger, _ = await runtime.rules.update_trigger(caller, ref, spec, None)
-    if body.enabled is not None and body.enabled != trigger.enabled:
-        trigger = await runtime.rules.set_trigger_enabled(caller, ref, body.enabled)
+    trigger = await runtime.rules.patch_trigger(
+        caller, ref, description=body.description, enabled=body.enabled
+    )
     return Json({"data": _trigger(trigger)})
 
 
