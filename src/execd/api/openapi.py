@@ -111,17 +111,14 @@ def component(name: str, schema: dict[str, Any], *, answer: bool = False) -> dic
     return {"$ref": f"#/components/schemas/{name}"}
 
 
-def answers(schema: dict[str, Any], *statuses: int) -> dict[int | str, dict[str, Any]]:
-    """A route's `responses`: its success answers (each of `statuses`) carry `schema`."""
-    return {
-        status: {
-            "description": "A replay: what this idempotency key made before"
-            if status == 200 and len(statuses) > 1
-            else "Success",
-            "content": {"application/json": {"schema": schema}},
-        }
-        for status in statuses
-    }
+def answers(
+    schema: dict[str, Any], status: int, also: dict[int, str] | None = None
+) -> dict[int | str, dict[str, Any]]:
+    """A route's `responses`: its success answer, and the statuses in `also` (each with
+    what it means), carry `schema`."""
+    content = {"application/json": {"schema": schema}}
+    described = {status: "Success", **(also or {})}
+    return {code: {"description": text, "content": content} for code, text in described.items()}
 
 
 def record(required: dict[str, Any], **optional: Any) -> dict[str, Any]:

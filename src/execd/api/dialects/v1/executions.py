@@ -312,7 +312,9 @@ def _options(body: ExecuteBody, idempotency_key: str | None = None) -> SubmitOpt
     "/execute",
     status_code=201,
     summary="Submit an execution",
-    responses=answers(wire.data(wire.EXECUTION), 201, 200),
+    responses=answers(
+        wire.data(wire.EXECUTION), 201, {200: "A replay: what this idempotency key made before"}
+    ),
 )
 async def execute(
     runtime: RuntimeDep,
