@@ -42,10 +42,13 @@ sandbox:
 test-packages: sandbox
 	$(call need,pg_dump,postgresql-client,the sealed-secrets tests)
 	$(call need,chromium,chromium,the dashboard's browser tests)
+	$(call need,jq,jq,the documentation's examples)
+	$(call need,curl,curl,the documentation's examples)
 
-# `serve` migrates as it starts (EXECD_AUTO_MIGRATE), after it has the port.
+# `serve` migrates as it starts (EXECD_AUTO_MIGRATE), after it has the port. The
+# python actions of examples/ can be imported unless EXECD_ACTIONS_PATH says otherwise.
 run: install sandbox
-	exec $(BIN)/execd serve
+	EXECD_ACTIONS_PATH="$${EXECD_ACTIONS_PATH-$(CURDIR)/examples}" exec $(BIN)/execd serve
 
 test: dev test-packages
 	$(BIN)/python -m pytest $(PYTEST_ARGS)

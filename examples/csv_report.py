@@ -6,7 +6,7 @@ report, the per-group data as CSV, and an SVG bar chart. Its result describes th
 outputs and the data quality, as the tenant API's job results show them.
 
 Define it in a project with csv_report.json (the worker needs this directory on
-EXECD_ACTIONS_PATH); see README.md.
+EXECD_ACTIONS_PATH, as `make run` sets it); README.md runs it as a job.
 """
 
 from __future__ import annotations

@@ -144,11 +144,12 @@ class Process:
     log_path: Path
     popen: subprocess.Popen[bytes] | None = None
 
-    def start(self) -> Process:
+    def start(self, cwd: Path | None = None) -> Process:
         log = self.log_path.open("ab")
         self.popen = subprocess.Popen(
             [sys.executable, "-m", "execd", *self.args],
             env=self.env,
+            cwd=cwd,
             stdout=log,
             stderr=subprocess.STDOUT,
             start_new_session=True,
@@ -197,8 +198,8 @@ class Server(Process):
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
-    def start(self) -> Server:
-        super().start()
+    def start(self, cwd: Path | None = None) -> Server:
+        super().start(cwd)
 
         def up() -> bool:
             if not self.alive():

@@ -21,7 +21,7 @@ def iso(ts: float | None) -> str | None:
 
 def seconds(value: datetime | None, name: str = "A time") -> float | None:
     """A time from the wire as seconds since the epoch; UTC when it has no zone (the
-    seeds' own clients send naive times)."""
+    API documents' own clients send naive times)."""
     if value is None:
         return None
     if value.tzinfo is None:

@@ -1,6 +1,6 @@
-"""The tenant dialect (seeds 000, 001 and 002): everything under
-/api/{tenantId}/{projectId}/..., `{"error": "...", "<id field>": ...}` errors and the
-Queued/Running/Completed/Failed/Cancelled spelling."""
+"""The tenant dialect (the tenant API: action execution history, execute action, job
+execution): everything under /api/{tenantId}/{projectId}/..., `{"error": "...",
+"<id field>": ...}` errors and the Queued/Running/Completed/Failed/Cancelled spelling."""
 
 from __future__ import annotations
 

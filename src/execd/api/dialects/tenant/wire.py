@@ -26,7 +26,8 @@ SPELLING: dict[Status, str] = {
 
 
 def execution(e: Execution | Brief, action_id: str | None) -> dict[str, Any]:
-    """Seeds 000 and 001: dateStarted is when it started, or was queued until then."""
+    """Action execution history and execute action: dateStarted is when it started, or
+    was queued until then."""
     return {
         "actionId": action_id,
         "actionExecutionId": e.uuid,

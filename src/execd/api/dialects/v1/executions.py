@@ -1,4 +1,4 @@
-"""/api/v1/executions: the seed's read API, plus execute (one or a batch), cancel,
+"""/api/v1/executions: the v1 executions API's reads, plus execute (one or a batch), cancel,
 history and output."""
 
 from __future__ import annotations
