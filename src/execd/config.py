@@ -13,6 +13,7 @@ from limits import parse as parse_limit
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from execd.domain.access import ANONYMOUS_ROLES
 from execd.domain.retention import Policy
 from execd.domain.sandbox import Limits
 from execd.domain.states import Status
@@ -55,6 +56,10 @@ class Settings(BaseSettings):
     # with a request's Host header. Unset: http://{host}:{port}.
     public_url: str | None = None
     admin_token: str | None = None
+    # Requests that send no credentials act with this role in the default tenant's
+    # default project ("viewer" or "operator"), or are refused ("off"): for a trusted
+    # single-user install on a loopback bind only (docs/security.md, "Anonymous access").
+    anonymous_role: str = "off"
     # Request limits (docs/security.md, "Request limits"): the most a request body may
     # hold, by route class (413 beyond, before more of it is read); how long headers
     # and a body may take to arrive (a slow client is dropped, or answered 408).
@@ -108,6 +113,9 @@ class Settings(BaseSettings):
     lease_seconds: float = Field(default=30.0, gt=0)
     heartbeat_seconds: float = Field(default=5.0, gt=0)
     reaper_seconds: float = Field(default=5.0, gt=0)
+    # How long a worker that stopped or went silent stays listed (as offline) after its
+    # last heartbeat; then the reaper deletes its row (docs/operations.md, "Workers").
+    worker_retention_seconds: float = Field(default=3600.0, gt=0)
     poll_seconds: float = Field(default=1.0, gt=0)
     kill_grace_seconds: float = Field(default=5.0, ge=0)
     shutdown_grace_seconds: float = Field(default=30.0, ge=0)
@@ -214,6 +222,19 @@ class Settings(BaseSettings):
             raise ValueError("EXECD_RATE_LIMIT_STORAGE is memory:// or a redis:// URL")
         return value
 
+    @field_validator("anonymous_role")
+    @classmethod
+    def _anonymous_role(cls, value: str) -> str:
+        role = value.strip().lower()
+        if role == "admin":
+            raise ValueError(
+                "EXECD_ANONYMOUS_ROLE is never admin: a request without a token administers "
+                "nothing (off, viewer or operator)"
+            )
+        if role not in ("off", *ANONYMOUS_ROLES):
+            raise ValueError("EXECD_ANONYMOUS_ROLE is off, viewer or operator")
+        return role
+
     @field_validator("public_url")
     @classmethod
     def _public_url(cls, value: str | None) -> str | None:
@@ -233,6 +254,22 @@ class Settings(BaseSettings):
         if mode not in ("bubblewrap", "none"):
             raise ValueError("EXECD_SANDBOX is 'bubblewrap' or 'none'")
         return mode
+
+    @property
+    def anonymous(self) -> str | None:
+        """The role of a caller without credentials, or None: such calls are refused."""
+        return None if self.anonymous_role == "off" else self.anonymous_role
+
+    def anonymous_warning(self) -> str | None:
+        """What `serve` says at start while EXECD_ANONYMOUS_ROLE is on."""
+        if self.anonymous is None:
+            return None
+        return (
+            f"EXECD_ANONYMOUS_ROLE={self.anonymous}: requests without a token act as "
+            f"{self.anonymous} of the default project, for anyone who can reach "
+            f"{self.host}:{self.port}. Only for a single-user machine listening on a "
+            "loopback address"
+        )
 
     @property
     def resolved_database_url(self) -> str:

@@ -13,6 +13,7 @@ import structlog
 
 from execd import data_dir
 from execd.config import Settings
+from execd.domain.sandbox import sandbox_status
 from execd.engine.accounts import AccountService
 from execd.engine.audit import AuditLog
 from execd.engine.flows import FlowService
@@ -72,7 +73,9 @@ class Runtime:
         self.queue = Queue(self.db, leftovers.stopper(settings.resolved_work_dir))
         self.registry = WorkerRegistry(self.db)
         self.accounts = AccountService(
-            Accounts(self.db), cache_seconds=settings.token_cache_seconds
+            Accounts(self.db),
+            cache_seconds=settings.token_cache_seconds,
+            anonymous_role=settings.anonymous,
         )
         # Keys are loaded at start (the key file may have to be made then).
         self.sealer = Sealer()
@@ -161,11 +164,14 @@ class Runtime:
             _, self.admin_token = await self.accounts.bootstrap(
                 settings.data_dir, settings.admin_token
             )
+            if warning := settings.anonymous_warning():
+                log.warning("anonymous_access", role=settings.anonymous, warning=warning)
         self.reaper = reaper = Reaper(
             self.queue,
             self.registry,
             interval=settings.reaper_seconds,
             lease_seconds=settings.lease_seconds,
+            worker_retention=settings.worker_retention_seconds,
         )
         self.notifier = notifier = Notifier(
             self.jobs.notifications,
@@ -238,6 +244,13 @@ class Runtime:
 
     async def run_until_workers_stop(self) -> None:
         await asyncio.gather(*self._worker_tasks)
+
+    def status_warnings(self, sandboxes: list[str | None]) -> tuple[str, list[str]]:
+        """How the live workers (their sandbox modes given) run actions, in one word,
+        and what a status page must warn of: unsandboxed workers, anonymous access."""
+        mode, warnings = sandbox_status(sandboxes)
+        anonymous = self.settings.anonymous_warning()
+        return mode, warnings + ([anonymous] if anonymous else [])
 
     def action_sandbox(self) -> sandbox.Sandbox:
         """The sandbox of this process's workers: built and tried once, at the first."""

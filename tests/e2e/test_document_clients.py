@@ -9,6 +9,9 @@ They run against a real server, on both backends.
 
 from __future__ import annotations
 
+import json
+import shutil
+import subprocess
 import time
 import zipfile
 from pathlib import Path
@@ -17,9 +20,14 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.support import Server, new_project
+from tests.support import IN_CI, Server, new_project, wait_for
 
 FINAL_JOB = ("Completed", "Failed", "Cancelled")
+# `make test` installs curl and jq (Debian); CI=true never skips.
+needs_curl = pytest.mark.skipif(
+    not IN_CI and not (shutil.which("curl") and shutil.which("jq")),
+    reason="the documents' curl examples need curl and jq: sudo apt-get install curl jq",
+)
 
 
 class ActionClient:
@@ -249,3 +257,128 @@ def test_the_job_management_workflow(
     assert last is not None and last["actionId"] == flow_id
     assert last["actionExecutionId"] == job["jobId"]
     assert [e["actionExecutionId"] for e in history.history(flow_id, token)] == [job["jobId"]]
+
+
+# The flow history and v1 documents' examples are curl lines that send no token: they
+# run against a server that lets such requests act as an operator of the default
+# project (EXECD_ANONYMOUS_ROLE, docs/security.md); the other clients send tokens.
+SERVER_ENV = {"EXECD_ANONYMOUS_ROLE": "operator"}
+DOCUMENT_HOST = "http://localhost:3000"
+
+
+def curl(server: Server, *printed: str) -> Any:
+    """Runs a curl line as the document prints it (its host replaced by the server's,
+    the URL quoted), and answers the JSON body; a status other than 2xx fails."""
+    args = [a.replace(DOCUMENT_HOST, server.url) for a in printed]
+    done = subprocess.run(
+        ["curl", "-s", "-w", "\n%{http_code}", *args], capture_output=True, text=True, timeout=30
+    )
+    body, _, status = done.stdout.rpartition("\n")
+    assert done.returncode == 0 and status.startswith("2"), (printed, status, body)
+    return json.loads(body) if body else None
+
+
+def run_default(admin: httpx.Client, action_ref: str, parameters: dict[str, Any]) -> int:
+    """An execution in the default project (where anonymous requests act), ended."""
+    created = admin.post(
+        "/api/v1/executions/execute", json={"action_ref": action_ref, "parameters": parameters}
+    )
+    assert created.status_code == 201, created.text
+    execution_id: int = created.json()["data"]["id"]
+    wait_for(
+        lambda: (
+            admin.get(f"/api/v1/executions/{execution_id}").json()["data"]["status"]
+            in ("completed", "failed")
+        ),
+        timeout=30,
+        message=f"execution {execution_id} ended",
+    )
+    return execution_id
+
+
+@needs_curl
+def test_the_v1_documents_curl_lines(shared_server: Server, admin: httpx.Client) -> None:
+    done = run_default(admin, "core.echo", {"message": "no error here"})
+    failed = run_default(admin, "core.shell", {"cmd": "echo timeout >&2; exit 3"})
+    trigger = admin.post("/api/v1/triggers", json={"ref": f"doc-{done}", "type": "webhook"})
+    assert trigger.status_code == 201, trigger.text
+    rule = {"ref": f"doc-{done}", "trigger": f"doc-{done}", "action_ref": "core.noop"}
+    assert admin.post("/api/v1/rules", json=rule).status_code == 201
+    fired = admin.post(f"/api/v1/webhooks/doc-{done}", json={}).json()["data"]
+    enforcement = fired["enforcements"][0]["id"]
+
+    host = DOCUMENT_HOST
+    listed = curl(shared_server, f"{host}/api/v1/executions")
+    assert {done, failed} <= {e["id"] for e in listed["data"]}
+    assert listed["pagination"]["page"] == 1
+    for query, expected in [
+        ("?status=completed", done),
+        ("?action_ref=core.shell", failed),
+        ("?pack_name=core", done),
+        ("?result_contains=here", done),
+        ("?pack_name=core&status=failed&page=1&per_page=50", failed),
+        ("?per_page=100", done),
+        ("?status=failed&action_ref=core.shell", failed),
+    ]:
+        found = curl(shared_server, f"{host}/api/v1/executions{query}")
+        assert expected in [e["id"] for e in found["data"]], query
+    for status in ("running", "scheduled", "abandoned", "timeout"):
+        assert curl(shared_server, f"{host}/api/v1/executions/status/{status}")["data"] == []
+    assert curl(shared_server, f"{host}/api/v1/executions/status/failed?per_page=10")["data"]
+    assert curl(shared_server, f"{host}/api/v1/executions/status/completed?page=1&per_page=50")
+    assert curl(shared_server, f"{host}/api/v1/executions/{done}")["data"]["status"] == "completed"
+    assert curl(shared_server, f"{host}/api/v1/executions?parent={done}")["data"] == []
+    by_rule = curl(shared_server, f"{host}/api/v1/executions/enforcement/{enforcement}")
+    assert [e["action_ref"] for e in by_rule["data"]] == ["core.noop"]
+    assert curl(shared_server, f"{host}/api/v1/enforcements/{enforcement}")["data"]["id"]
+    stats = curl(shared_server, f"{host}/api/v1/executions/stats")
+    assert stats["data"]["total"] >= 3 and stats["data"]["failed"] >= 1
+
+    # The document's polling loop, as printed but for its host and execution id.
+    loop = f"""
+while true; do
+  status=$(curl -s {host}/api/v1/executions/{done} | jq -r '.data.status')
+  echo "Status: $status"
+  if [[ "$status" == "completed" || "$status" == "failed" ]]; then
+    break
+  fi
+  sleep 2
+done
+""".replace(host, shared_server.url)
+    polled = subprocess.run(["bash", "-c", loop], capture_output=True, text=True, timeout=30)
+    assert polled.stdout == "Status: completed\n", polled
+
+
+@needs_curl
+def test_the_flow_history_documents_curl_lines(shared_server: Server, admin: httpx.Client) -> None:
+    flow = admin.post(
+        "/api/flows", json={"name": "flow-456", "steps": [{"action": "core.echo"}]}
+    ).json()["flow"]["id"]
+    run = admin.post(f"/api/flows/{flow}/execute", json={}).json()["execution"]["id"]
+    wait_for(
+        lambda: (
+            admin.get(f"/api/history/executions/{run}").json()["execution"]["status"] == "PASSED"
+        ),
+        timeout=30,
+        message="the flow passed",
+    )
+    host = DOCUMENT_HOST
+    passed = curl(
+        shared_server, "-X", "GET", f"{host}/api/history/executions?status=PASSED&limit=20&offset=0"
+    )
+    assert run in [e["id"] for e in passed["executions"]]
+    of_flow = curl(
+        shared_server, "-X", "GET", f"{host}/api/history/executions/flows/{flow}?limit=10"
+    )
+    assert [e["id"] for e in of_flow["executions"]] == [run]
+    one = curl(shared_server, "-X", "GET", f"{host}/api/history/executions/{run}")
+    assert one["execution"]["status"] == "PASSED" and one["execution"]["steps"]
+    stats = curl(
+        shared_server, "-X", "GET", f"{host}/api/history/execution-stats?days=30&flowId={flow}"
+    )
+    assert stats["stats"]["totalExecutions"] == 1
+    assert stats["stats"]["statusBreakdown"]["PASSED"] == 1
+    curl(shared_server, "-X", "DELETE", f"{host}/api/history/executions/{run}")
+    curl(shared_server, "-X", "DELETE", f"{host}/api/history/executions/flows/{flow}")
+    gone = admin.get(f"/api/history/executions/{run}")
+    assert gone.status_code == 404, gone.text

@@ -37,11 +37,14 @@ def test_requests_and_executions_are_logged_as_json_lines_without_tokens(
     assert api.get(f"/ui/executions/{done['id']}/files/a/b/c.txt").status_code in (303, 401)
 
     def logged() -> list[dict[str, Any]] | None:
+        # A request's line is written once its answer has been sent: the client may
+        # have it first.
         found = lines(server.log())
         ended = [e for e in found if e.get("event") == "execution_ended"]
-        return found if ended else None
+        last = [e for e in found if e.get("route", "").startswith("/ui/executions/")]
+        return found if ended and last else None
 
-    found = wait_for(logged, message="the execution's end in the log")
+    found = wait_for(logged, message="the execution's end and the last request in the log")
     logged_text = json.dumps(found)  # the log lines (the start-up banner is stdout's)
     assert made["token"] not in logged_text and ADMIN_TOKEN not in logged_text
     requests = [e for e in found if e["event"] == "request"]

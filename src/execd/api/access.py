@@ -19,7 +19,8 @@ Observe = Callable[[str, str, int, float], None]  # method, route, status, secon
 class AccessLog:
     """ASGI middleware: method, route template (`/api/v1/executions/{execution_id}`,
     so lines group by operation and carry no ids), status, duration, and the token's id
-    and role once the request has been authenticated; each request is also counted in
+    and role once the request has been authenticated (without a token, EXECD_ANONYMOUS_ROLE:
+    no id, and `caller="anonymous"`); each request is also counted in
     the metrics (`observe`), and logged unless `log_lines` is off."""
 
     def __init__(self, app: ASGIApp, observe: Observe, log_lines: bool = True) -> None:
@@ -56,6 +57,8 @@ class AccessLog:
                     ms=round(seconds * 1000, 1),
                     token=caller.token_id if caller is not None else None,
                     role=caller.role if caller is not None else None,
+                    # A caller without a token (EXECD_ANONYMOUS_ROLE) says so.
+                    **({"caller": caller.name} if caller is not None and caller.anonymous else {}),
                 )
 
 

@@ -5,7 +5,9 @@ durable write (`AuditLog.carried`, engine/audit.py), so the entry is stored exac
 change is. A request that wrote nothing (refused, or a change that was not needed) is
 recorded once it has been answered, with its status and error. Not recorded: reads,
 requests that sent no credentials and were refused for it (nobody to name; the access
-log has them), and answers of a rate limit (a flood must not become writes)."""
+log has them), and answers of a rate limit (a flood must not become writes). A request
+without credentials that anonymous access let in (EXECD_ANONYMOUS_ROLE) is recorded
+under the name "anonymous", without a token id."""
 
 from __future__ import annotations
 
@@ -67,8 +69,8 @@ class AuditTrail:
         """A request that wrote nothing: recorded with how it was answered."""
         _complete(entry, scope)
         entry.status = status
-        if status == 429 or (entry.token_id is None and not _sent_credentials(scope)):
-            return
+        if status == 429 or (entry.token_name is None and not _sent_credentials(scope)):
+            return  # nobody to name (an anonymous caller is named: EXECD_ANONYMOUS_ROLE)
         entry.outcome = "refused" if status >= 400 else "unchanged"
         entry.error = _message(body) if status >= 400 else None
         try:

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import re
 from typing import Annotated, Any
+from urllib.parse import urlsplit
 
 import orjson
 from fastapi import Depends, Header, Query, Request, Security
@@ -45,18 +47,63 @@ RuntimeDep = Annotated[Runtime, Depends(get_runtime)]
 
 async def authenticated(connection: HTTPConnection, authorization: str | None) -> Principal:
     """The caller of `Authorization: Bearer <token>`, within the rate limits: refused
-    while the client's address has failed too often, counted against its token."""
+    while the client's address has failed too often, counted against its token. No
+    header at all: the anonymous caller where EXECD_ANONYMOUS_ROLE is on (counted
+    against the client's address), else 401."""
     runtime: Runtime = connection.app.state.runtime
     limits: RateLimits = connection.app.state.rate_limits
+    if authorization is None and runtime.settings.anonymous and not _own_host(connection):
+        raise Unauthorized(
+            "Missing Authorization header (expected 'Bearer <token>'; a request without "
+            "one is let in only when addressed to this server's own host name)"
+        )
+    if authorization is None and runtime.settings.anonymous and _from_another_site(connection):
+        raise Unauthorized(
+            "Missing Authorization header (expected 'Bearer <token>'; a request without "
+            "one is let in only when no page of another site sent it)"
+        )
     await limits.admit(connection, authorization)
     try:
         caller = await runtime.accounts.authenticate(authorization)
     except Unauthorized:
         await limits.failed(connection, authorization)
         raise
-    await limits.count(connection, str(caller.token_id))
+    await limits.count(connection, caller)
     connection.state.caller = caller  # for the access log
     return caller
+
+
+def _from_another_site(connection: HTTPConnection) -> bool:
+    """Whether a browser sent the request for a page of another origin: what it says
+    in Sec-Fetch-Site (every current browser), or an Origin that is not this server's.
+    Such a page must not act anonymously here (a link, an image or a form POST to
+    127.0.0.1 would run actions otherwise); curl and scripts send neither header."""
+    site = connection.headers.get("sec-fetch-site")
+    if site is not None and site not in ("same-origin", "none"):
+        return True
+    origin = connection.headers.get("origin")
+    if origin is None:
+        return False
+    return urlsplit(origin).netloc.lower() != connection.headers.get("host", "").lower()
+
+
+def _own_host(connection: HTTPConnection) -> bool:
+    """Whether the Host header names this server: localhost, a loopback address, the
+    bind address (EXECD_HOST) or the host of EXECD_PUBLIC_URL. A web page that rebinds
+    a name of its own to 127.0.0.1 (DNS rebinding) sends that name, and so never gets
+    anonymous access."""
+    settings = connection.app.state.runtime.settings
+    name = ""
+    try:
+        name = urlsplit("//" + connection.headers.get("host", "")).hostname or ""
+        if ipaddress.ip_address(name).is_loopback:
+            return True
+    except ValueError:  # a name, or nothing readable
+        pass
+    own = {"localhost", urlsplit(settings.public_url or "").hostname}
+    if settings.host not in ("", "0.0.0.0", "::"):  # a wildcard bind names no host
+        own.add(settings.host.lower().strip("[]"))
+    return name in own
 
 
 # For the OpenAPI document only (its security scheme: Swagger UI's Authorize button):

@@ -19,6 +19,7 @@ from starlette.requests import HTTPConnection, Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from execd.config import Settings
+from execd.domain.access import Principal
 from execd.errors import TooLarge, TooManyRequests
 
 if TYPE_CHECKING:  # errors -> metrics -> deps -> here
@@ -166,18 +167,22 @@ class RateLimits:
         if self.failures is not None and credentials:
             await self._hit(self.failures, "failed", _address(connection))
 
-    async def count(self, connection: HTTPConnection, token_id: str) -> None:
-        """A request of `token_id`: refused past the limit; its answer carries the
-        limit headers either way."""
+    async def count(self, connection: HTTPConnection, caller: Principal) -> None:
+        """A request of `caller`'s token (without one, anonymous: of the client's
+        address): refused past the limit; its answer carries the limit headers either way."""
         if self.per_token is None:
             return
-        allowed = await self._hit(self.per_token, "token", token_id)
-        stats = await self._stats(self.per_token, "token", token_id)
+        if caller.token_id is None:
+            key, who = ("anonymous", _address(connection)), "from this address without a token"
+        else:
+            key, who = ("token", str(caller.token_id)), "for this token"
+        allowed = await self._hit(self.per_token, *key)
+        stats = await self._stats(self.per_token, *key)
         if stats is None:
             return
         headers = _headers(self.per_token, *stats, retry=not allowed)
         if not allowed:
-            raise TooManyRequests("Too many requests for this token: slow down", headers)
+            raise TooManyRequests(f"Too many requests {who}: slow down", headers)
         connection.scope.setdefault("state", {})["rate_limit"] = headers
 
     async def _hit(self, item: RateLimitItem, *keys: str) -> bool:

@@ -12,11 +12,15 @@ ROLES = ("viewer", "operator", "admin")
 # every tenant (a system admin: the startup token and the tokens it makes so).
 SCOPES = ("project", "tenant", "system")
 MAX_TOKEN_LIFETIME = 10 * 365 * 86400
+# The roles a request without credentials may be given (EXECD_ANONYMOUS_ROLE), and the
+# name it acts under (in `submitted_by`, the audit log, `GET /api/v1/me`).
+ANONYMOUS_ROLES = ("viewer", "operator")
+ANONYMOUS = "anonymous"
 
 
 @dataclass(frozen=True)
 class Principal:
-    token_id: int
+    token_id: int | None  # None: no token was sent (anonymous access)
     tenant_id: str
     project_id: str
     role: str
@@ -25,6 +29,10 @@ class Principal:
 
     def can(self, role: str) -> bool:
         return ROLES.index(self.role) >= ROLES.index(role)
+
+    @property
+    def anonymous(self) -> bool:
+        return self.token_id is None
 
     @property
     def system(self) -> bool:

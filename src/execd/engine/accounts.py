@@ -10,6 +10,8 @@ from pathlib import Path
 
 from execd.data_dir import made_once
 from execd.domain.access import (
+    ANONYMOUS,
+    ANONYMOUS_ROLES,
     Principal,
     check_expiry,
     require,
@@ -26,6 +28,7 @@ ADMIN_TOKEN_NAME = "admin"
 TOKEN_PREFIX = "execd_"
 # A token's last use is written at most this often (seconds), by any number of nodes.
 LAST_USED_EVERY = 60.0
+MISSING = "Missing Authorization header (expected 'Bearer <token>')"
 
 
 @dataclass(frozen=True)
@@ -48,9 +51,19 @@ def new_token() -> str:
 
 
 class AccountService:
-    def __init__(self, accounts: Accounts, *, cache_seconds: float = 30.0) -> None:
+    def __init__(
+        self,
+        accounts: Accounts,
+        *,
+        cache_seconds: float = 30.0,
+        anonymous_role: str | None = None,
+    ) -> None:
+        if anonymous_role is not None and anonymous_role not in ANONYMOUS_ROLES:
+            raise ValueError(f"A caller without a token cannot be {anonymous_role!r}")
         self.accounts = accounts
         self.cache_seconds = cache_seconds
+        self.anonymous_role = anonymous_role
+        self._anonymous: Principal | None = None
         self._cache: dict[str, tuple[float, Principal | None]] = {}
 
     async def authenticate(self, authorization: str | None) -> Principal:
@@ -58,9 +71,12 @@ class AccountService:
         so a revoked token stops working within `cache_seconds` on every node; a token
         is cached no longer than until it expires, so an expired one stops at once.
         Only a lookup that misses the cache may record the token's use, and only once
-        a minute: authentication costs no write per request."""
+        a minute: authentication costs no write per request. No header at all (None,
+        not an empty one) is the anonymous caller where anonymous access is on."""
+        if authorization is None and self.anonymous_role is not None:
+            return await self.anonymous()
         if not authorization:
-            raise Unauthorized("Missing Authorization header (expected 'Bearer <token>')")
+            raise Unauthorized(MISSING)
         scheme, _, token = authorization.partition(" ")
         if scheme.lower() != "bearer" or not token.strip():
             raise Unauthorized("Malformed Authorization header (expected 'Bearer <token>')")
@@ -80,6 +96,28 @@ class AccountService:
         if principal is None:
             raise Unauthorized("Invalid, expired or revoked token")
         return principal
+
+    async def anonymous(self) -> Principal:
+        """Who a request without credentials is (EXECD_ANONYMOUS_ROLE): no token, the
+        configured project role, confined to the default tenant's default project as a
+        token of that role would be. Looked up once (the default project never moves)."""
+        if self.anonymous_role is None:
+            raise Unauthorized(MISSING)
+        if self._anonymous is None:
+            tenant = await self.accounts.tenant_named(DEFAULT_TENANT)
+            project = None
+            if tenant is not None:
+                project = await self.accounts.project_named(tenant.id, DEFAULT_PROJECT)
+            if project is None:  # not bootstrapped yet: nobody to act as
+                raise Unauthorized(MISSING)
+            self._anonymous = Principal(
+                token_id=None,
+                tenant_id=project.tenant_id,
+                project_id=project.id,
+                role=self.anonymous_role,
+                name=ANONYMOUS,
+            )
+        return self._anonymous
 
     async def bootstrap(self, data_dir: Path, admin_token: str | None) -> tuple[Project, str]:
         """The default tenant and project, and the admin token that reaches them."""

@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import psutil
-from sqlalchemy import Connection, select, update
+from sqlalchemy import Connection, delete, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
@@ -58,8 +58,11 @@ class WorkerRegistry:
         cpu_count: int | None = None,
         memory_total: int | None = None,
         sandbox: str | None = None,
+        worker_id: int | None = None,
     ) -> WorkerNode:
         """Insert or take over the row called `name` (a restarted worker keeps its id).
+        `worker_id`: a running worker whose row was forgotten while it was silent
+        (`forget_offline`) comes back under the id its leases name.
 
         A row whose worker still looks alive (a heartbeat within `live_within` seconds,
         and, on this host, its process still there) is not taken over: two workers under
@@ -91,6 +94,8 @@ class WorkerRegistry:
                 "last_heartbeat": now,
                 "figures": None,  # a new process counts from zero
             }
+            if worker_id is not None:  # ids are never reused: this one is free
+                values["id"] = worker_id
             dialect_insert = pg_insert if self.db.is_postgres else sqlite_insert
             statement = dialect_insert(workers).values(values)
             statement = statement.on_conflict_do_update(
@@ -112,7 +117,9 @@ class WorkerRegistry:
         memory_bytes: int | None,
         state: str = ACTIVE,
         figures: dict[str, Any] | None = None,
-    ) -> None:
+    ) -> bool:
+        """Whether the worker's row is still there (else it was forgotten while the
+        worker was silent, and the worker registers again)."""
         values = {
             "active": active,
             "cpu_percent": cpu_percent,
@@ -122,10 +129,11 @@ class WorkerRegistry:
             "figures": figures,
         }
         statement = update(workers).where(workers.c.id == worker_id)
-        await self.db.write(  # a lost heartbeat is sent again in a moment
+        updated = await self.db.write(  # a lost heartbeat is sent again in a moment
             lambda conn: conn.execute(statement.values(**values, last_heartbeat=now_of(conn))),
             durable=False,
         )
+        return bool(updated.rowcount)
 
     async def set_state(
         self,
@@ -155,6 +163,21 @@ class WorkerRegistry:
             return int(result.rowcount)
 
         return await self.db.write(mark)
+
+    async def forget_offline(self, retention: float) -> list[str]:
+        """Delete the workers that are offline (stopped, or silent for a lease) and
+        have not sent a heartbeat for `retention` seconds: their names. Nothing refers
+        to a worker's row (an execution keeps its worker's id as a plain number)."""
+
+        def forget(conn: Connection) -> list[str]:
+            gone = (workers.c.state == OFFLINE) & (
+                workers.c.last_heartbeat < now_of(conn) - retention
+            )
+            return list(
+                conn.execute(delete(workers).where(gone).returning(workers.c.name)).scalars()
+            )
+
+        return await self.db.write(forget)
 
     async def nodes(self, include_offline: bool = True) -> list[WorkerNode]:
         query = select(workers).order_by(workers.c.id)

@@ -10,7 +10,6 @@ from fastapi import APIRouter
 from execd.api.deps import Caller, RuntimeDep
 from execd.api.dialects.tenant import wire
 from execd.api.responses import Json
-from execd.domain.sandbox import sandbox_status
 from execd.domain.states import Priority, Status
 from execd.errors import Unauthorized
 
@@ -46,7 +45,7 @@ async def system_status(runtime: RuntimeDep, caller: Caller, tenantId: str) -> J
         health = "Busy"
     else:
         health = "Healthy"
-    sandbox, warnings = sandbox_status([n.sandbox for n in nodes])
+    sandbox, warnings = runtime.status_warnings([n.sandbox for n in nodes])
     return Json(
         {
             "systemStatus": health,

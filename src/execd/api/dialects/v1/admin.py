@@ -174,8 +174,9 @@ def _entry(e: AuditEntry) -> dict[str, object]:
         "at": wire.iso(e.at),
         "tenant_id": e.tenant_id,
         "project_id": e.project_id,
+        # Anonymous access (EXECD_ANONYMOUS_ROLE) has a name and a role but no token id.
         "token": None
-        if e.token_id is None
+        if e.token_name is None
         else {"id": e.token_id, "name": e.token_name, "role": e.role},
         "method": e.method,
         "route": e.route,

@@ -7,7 +7,6 @@ from fastapi import APIRouter
 from execd import __version__
 from execd.api.deps import Caller, RuntimeDep
 from execd.api.responses import Json
-from execd.domain.sandbox import sandbox_status
 from execd.store.workers import OFFLINE
 
 router = APIRouter(tags=["v1 administration"])
@@ -16,7 +15,7 @@ router = APIRouter(tags=["v1 administration"])
 @router.get("/system", summary="Version, database, and the action sandbox of live workers")
 async def system(runtime: RuntimeDep, caller: Caller) -> Json:
     nodes = [n for n in await runtime.executions.workers(caller) if n.state != OFFLINE]
-    sandbox, warnings = sandbox_status([n.sandbox for n in nodes])
+    sandbox, warnings = runtime.status_warnings([n.sandbox for n in nodes])
     return Json(
         {
             "data": {
