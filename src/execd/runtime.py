@@ -71,7 +71,7 @@ class Runtime:
         self.artifacts = ArtifactStore(settings.resolved_artifacts_dir)
         # Lost work is queued again only once what it left running here is gone.
         self.queue = Queue(self.db, leftovers.stopper(settings.resolved_work_dir))
-        self.registry = WorkerRegistry(self.db)
+        self.registry = WorkerRegistry(self.db, settings.worker_retention_seconds)
         self.accounts = AccountService(
             Accounts(self.db),
             cache_seconds=settings.token_cache_seconds,
@@ -171,7 +171,6 @@ class Runtime:
             self.registry,
             interval=settings.reaper_seconds,
             lease_seconds=settings.lease_seconds,
-            worker_retention=settings.worker_retention_seconds,
         )
         self.notifier = notifier = Notifier(
             self.jobs.notifications,

@@ -110,8 +110,9 @@ def test_credentials_are_never_downgraded_to_anonymous(
     for header in ("Bearer not-a-token", "Basic eDp5", "Bearer", ""):
         answer = anonymous.get("/api/v1/executions", headers={"Authorization": header})
         assert answer.status_code == 401, header
-    stream = anonymous.get("/api/v1/executions/stream", params={"token": "not-a-token"})
-    assert stream.status_code == 401
+    for token in ("not-a-token", ""):  # on streams, ?token= is a credential too
+        stream = anonymous.get("/api/v1/executions/stream", params={"token": token})
+        assert stream.status_code == 401, token
     # A page of another site whose name it rebound to 127.0.0.1 (DNS rebinding) sends
     # its own name as the Host: no anonymous access for it.
     for host in ("rebound.example", "rebound.example:8080", "[::1"):
@@ -121,7 +122,11 @@ def test_credentials_are_never_downgraded_to_anonymous(
         assert anonymous.get("/api/v1/executions", headers={"Host": host}).status_code == 200
     # A page of another site that sends a request to 127.0.0.1 (a link, an image, a
     # form): the browser says so, and the request is not let in either.
+    # Through a proxy (which might forward anyone's requests): not let in either.
     for headers in (
+        {"X-Forwarded-For": "203.0.113.9"},
+        {"Forwarded": "for=203.0.113.9"},
+        {"X-Real-IP": "127.0.0.1"},
         {"Sec-Fetch-Site": "cross-site"},
         {"Sec-Fetch-Site": "same-site"},
         {"Origin": "https://elsewhere.example"},
@@ -170,6 +175,9 @@ def test_the_server_warns_and_names_anonymous_callers(
     (warning,) = [e for e in log_lines(shared_server) if e["event"] == "anonymous_access"]
     assert warning["level"] == "warning" and warning["role"] == "viewer"
     assert "EXECD_ANONYMOUS_ROLE=viewer" in warning["warning"]
+    assert "!!!\nWARNING: EXECD_ANONYMOUS_ROLE=viewer: requests without a token" in (
+        shared_server.log()
+    )
     # ... and so do the status pages, as long as it is on.
     shown = admin.get("/api/v1/system").json()["data"]["warnings"]
     assert [w for w in shown if w.startswith("EXECD_ANONYMOUS_ROLE=viewer")], shown

@@ -54,7 +54,7 @@ def test_migrate_then_token_create(deployment: Deployment) -> None:
         "--tenant", "acme", "--project", "etl", "--create", env=env,
     )  # fmt: skip
     assert created.returncode == 0, created.stderr
-    fields = dict(re.findall(r"^(\w+):\s+(\S+)$", created.stdout, re.M))
+    fields = dict(re.findall(r"^(\w+)\s+(\S+)$", created.stdout, re.M))
     assert fields["token"].startswith("execd_")
 
     server = deployment.server(workers=0)

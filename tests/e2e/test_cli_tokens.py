@@ -3,6 +3,7 @@ server and straight into the database, on both backends."""
 
 from __future__ import annotations
 
+import json
 import re
 from datetime import UTC, datetime
 from pathlib import Path
@@ -47,7 +48,7 @@ def test_a_system_admin_token_straight_into_the_database(deployment: Deployment)
         "--scope", "system", "--expires-in", "3600", "--create", env=env,
     )  # fmt: skip
     assert created.returncode == 0, created.stderr
-    token = dict(re.findall(r"^(\w+):\s+(\S+)$", created.stdout, re.M))["token"]
+    token = dict(re.findall(r"^(\w+)\s+(\S+)$", created.stdout, re.M))["token"]
 
     server = deployment.server(workers=0)
     ops = server.client(token)
@@ -105,3 +106,28 @@ def test_token_create_list_and_revoke_through_the_server(
     assert ours["scope"] == "project" and ours["project_id"] == project_id
     elsewhere = tenant_admin("token", "list", "--project-id", startup["project_id"])
     assert elsewhere.returncode == 6 and "(404)" in elsewhere.stderr
+
+
+def test_token_create_prints_the_same_through_the_server_and_direct(
+    deployment: Deployment, tmp_path: Path
+) -> None:
+    env = deployment.env()
+    args = ("token", "create", "--role", "admin", "--scope", "system", "--expires-in", "600")
+    direct = execd(*args, "--name", "direct", "--direct", "--create", "--json", env=env)
+    assert direct.returncode == 0, direct.stderr
+    made = json.loads(direct.stdout)
+
+    server = deployment.server(workers=0)
+    through = Cli(plain_env(tmp_path, EXECD_URL=server.url, EXECD_TOKEN=made["token"]), tmp_path)
+    answered = through.json(*args, "--name", "served")
+    assert answered.keys() == made.keys()
+    for field in ("role", "scope", "tenant_id", "project_id", "startup", "revoked"):
+        assert answered[field] == made[field], field
+    assert (made["name"], answered["name"]) == ("direct", "served")
+
+    human_direct = execd(*args, "--name", "d2", "--direct", env=env).stdout
+    human_served = through.ok(*args, "--name", "s2").stdout
+    names = [re.findall(r"^(\w+)\s", text, re.M) for text in (human_direct, human_served)]
+    assert names[0] == names[1] == [
+        "id", "name", "role", "tenant", "project", "scope", "expires", "token"
+    ]  # fmt: skip

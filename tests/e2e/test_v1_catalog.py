@@ -61,6 +61,12 @@ def test_define_update_and_delete_an_action(client: httpx.Client) -> None:
     assert updated.status_code == 200 and updated.json()["data"]["enabled"] is False
     disabled = client.post("/api/v1/executions/execute", json={"action_ref": "ops.greet"})
     assert disabled.status_code == 409
+    enabled = client.patch("/api/v1/actions/ops.greet", json={"enabled": True})
+    assert enabled.status_code == 200 and enabled.json()["data"]["enabled"] is True
+    assert enabled.json()["data"]["description"] == "Greets"  # the rest stays
+    assert submit(client, "ops.greet")["id"] > execution["id"]  # runs again
+    assert client.patch("/api/v1/actions/ops.greet", json={"runner": "shell"}).status_code == 400
+    assert client.patch("/api/v1/actions/core.noop", json={"enabled": False}).status_code == 409
     assert client.get("/api/v1/packs").json()["data"][1]["ref"] == "ops"
     assert client.delete("/api/v1/actions/ops.greet").status_code == 204
     assert client.get("/api/v1/actions/ops.greet").status_code == 404

@@ -8,7 +8,7 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import select, update
 from sqlalchemy.exc import OperationalError
 
 from execd.config import Settings
@@ -17,7 +17,7 @@ from execd.runtime import Runtime
 from execd.store.clock import now_of
 from execd.store.queue import Submitted
 from execd.store.schema import executions, workers
-from execd.store.workers import OFFLINE, WorkerNode
+from execd.store.workers import OFFLINE
 from tests.support import process_gone
 
 
@@ -168,11 +168,12 @@ async def _names(runtime: Runtime) -> list[str]:
     return [n.name for n in await runtime.registry.nodes()]
 
 
-def test_offline_workers_are_forgotten_after_the_retention(
+def test_offline_workers_are_listed_for_the_retention_then_no_more(
     database_url: str, tmp_path: Path
 ) -> None:
     """A worker that stopped, or went silent, is listed as offline for the retention
-    period after its last heartbeat, and then no more; a live one always is."""
+    period after its last heartbeat, and then no more; a live one always is. Its row
+    stays: who ran an execution long ago is still known."""
 
     async def scenario(runtime: Runtime) -> None:
         (live,) = runtime.workers
@@ -185,32 +186,13 @@ def test_offline_workers_are_forgotten_after_the_retention(
         await _age(runtime, "stopped", 7200)
         await _age(runtime, "silent", 7200)  # still says it is active: no reaper yet
         await _age(runtime, "recent", 60)
-        assert await registry.forget_offline(3600) == ["stopped"]
-        await reaper.tick()  # marks "silent" offline, then forgets it
+        assert await _names(runtime) == [live.config.name, "silent", "recent"]
+        await reaper.tick()  # marks "silent" offline: unheard of for too long, not listed
         assert await _names(runtime) == [live.config.name, "recent"]
         await _age(runtime, "recent", 3601)
-        await reaper.tick()
         assert await _names(runtime) == [live.config.name]
+        everyone = [n.name for n in await registry.nodes(retired=True)]
+        assert everyone == [live.config.name, "stopped", "silent", "recent"]
+        assert [n.name for n in await registry.nodes(include_offline=False)] == [live.config.name]
 
     _run(database_url, tmp_path, scenario, worker_retention_seconds=3600)
-
-
-def test_a_worker_forgotten_while_silent_registers_again_under_its_id(
-    database_url: str, tmp_path: Path
-) -> None:
-    """A machine suspended past the retention: its worker's row is gone when it wakes,
-    and its next heartbeat puts it back, under the id its leases name."""
-
-    async def scenario(runtime: Runtime) -> None:
-        (live,) = runtime.workers
-        gone = delete(workers).where(workers.c.id == live.id)
-        await runtime.db.write(lambda conn: conn.execute(gone))
-        assert await runtime.registry.nodes() == []
-
-        async def back() -> list[WorkerNode]:
-            return await runtime.registry.nodes()
-
-        (node,) = await _until(back)
-        assert (node.id, node.name, node.state) == (live.id, live.config.name, "active")
-
-    _run(database_url, tmp_path, scenario, heartbeat_seconds=0.2)

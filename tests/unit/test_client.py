@@ -162,6 +162,10 @@ def test_flows_name_their_sub_flows() -> None:
     [
         ([], "a pack is a mapping"),
         ({"action": []}, "unknown sections in the pack: action"),
+        (
+            {"ref": "examples.csv_report", "runner": "python", "entry_point": "m:f"},
+            "one action's definition, not a pack: list it under `actions:`",
+        ),
         ({"actions": {"ref": "a.b"}}, "actions in the pack must be a list of mappings"),
         ({"rules": [{"trigger": "t"}]}, "an entry of rules has no ref"),
         ({"flows": [{"name": "f"}, {"name": "f"}]}, "flows: 'f' is defined twice"),

@@ -52,16 +52,13 @@ async def authenticated(connection: HTTPConnection, authorization: str | None) -
     against the client's address), else 401."""
     runtime: Runtime = connection.app.state.runtime
     limits: RateLimits = connection.app.state.rate_limits
-    if authorization is None and runtime.settings.anonymous and not _own_host(connection):
-        raise Unauthorized(
-            "Missing Authorization header (expected 'Bearer <token>'; a request without "
-            "one is let in only when addressed to this server's own host name)"
-        )
-    if authorization is None and runtime.settings.anonymous and _from_another_site(connection):
-        raise Unauthorized(
-            "Missing Authorization header (expected 'Bearer <token>'; a request without "
-            "one is let in only when no page of another site sent it)"
-        )
+    if authorization is None and runtime.settings.anonymous:
+        refused = _not_anonymous(connection)
+        if refused is not None:
+            raise Unauthorized(
+                "Missing Authorization header (expected 'Bearer <token>'; a request "
+                f"without one is let in only {refused})"
+            )
     await limits.admit(connection, authorization)
     try:
         caller = await runtime.accounts.authenticate(authorization)
@@ -71,6 +68,27 @@ async def authenticated(connection: HTTPConnection, authorization: str | None) -
     await limits.count(connection, caller)
     connection.state.caller = caller  # for the access log
     return caller
+
+
+FORWARDED = ("forwarded", "x-forwarded-for", "x-real-ip")
+
+
+def _not_anonymous(connection: HTTPConnection) -> str | None:
+    """Why a request without credentials may not act anonymously, or None when it
+    may: it must come from this machine, straight (no proxy in between), be addressed
+    to this server by its own name, and not be sent for another site's page."""
+    client = connection.client.host if connection.client else ""
+    try:
+        local = ipaddress.ip_address(client).is_loopback
+    except ValueError:
+        local = False
+    if not local or any(h in connection.headers for h in FORWARDED):
+        return "from this machine, not through a proxy"
+    if not _own_host(connection):
+        return "when addressed to this server's own host name"
+    if _from_another_site(connection):
+        return "when no page of another site sent it"
+    return None
 
 
 def _from_another_site(connection: HTTPConnection) -> bool:
@@ -131,7 +149,7 @@ async def get_stream_caller(
 ) -> Principal:
     """Streams also take the token as `?token=`: browsers' EventSource and WebSocket
     cannot send an Authorization header."""
-    if not authorization and token:
+    if authorization is None and token is not None:  # an empty one is a wrong one
         authorization = f"Bearer {token}"
     return await authenticated(request, authorization)
 

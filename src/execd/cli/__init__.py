@@ -3,7 +3,7 @@
 import os
 import sys
 
-from execd.cli import client, server  # noqa: F401 - they register their commands
+from execd.cli import accounts, catalog, client, server  # noqa: F401 - they register commands
 from execd.cli.app import app
 
 

@@ -12,7 +12,6 @@ import asyncio
 import contextlib
 import csv
 import logging
-import os
 import sys
 import time
 from collections.abc import Callable, Iterator
@@ -23,19 +22,9 @@ from typing import Annotated, Any
 
 import orjson
 import typer
-import yaml
 
 from execd.cli import output
-from execd.cli.app import (
-    actions_app,
-    app,
-    executions_app,
-    flows_app,
-    options,
-    rules_app,
-    system_app,
-    token_app,
-)
+from execd.cli.app import CLIENT, app, executions_app, options, system_app
 from execd.cli.output import Exit, out
 from execd.client import (
     ApiError,
@@ -44,11 +33,8 @@ from execd.client import (
     Client,
     ClientError,
     Execution,
-    FlowExecution,
-    packs,
 )
-from execd.client import config as client_config
-from execd.client.operations import ExecutionFilters, PartlyApplied
+from execd.client.operations import ExecutionFilters
 
 BULK_LIMIT = 1000  # what the server cancels in one request
 BATCH_LIMIT = 1000  # what the server takes in one batch
@@ -58,12 +44,14 @@ ParamOpt = Annotated[
     typer.Option(
         "--param",
         "-p",
+        metavar="KEY=VALUE",
         help="A parameter as key=value (repeatable); a value that is JSON (5, true, "
         '[1,2], {"a":1}, "quoted") is taken as such, anything else as text',
     ),
 ]
 StatusOpt = Annotated[
-    list[str] | None, typer.Option("--status", "-s", help="Only these statuses (repeatable)")
+    list[str] | None,
+    typer.Option("--status", "-s", metavar="STATUS", help="Only these statuses (repeatable)"),
 ]
 ActionOpt = Annotated[str | None, typer.Option("--action", "-a", help="Only this action ref")]
 PackOpt = Annotated[str | None, typer.Option("--pack", help="Only actions of this pack")]
@@ -237,7 +225,7 @@ WaitTimeoutOpt = Annotated[
 ]
 
 
-@app.command()
+@app.command(rich_help_panel=CLIENT)
 def run(
     action_ref: Annotated[str, typer.Argument(help="The action to run, e.g. core.shell")],
     param: ParamOpt = None,
@@ -258,8 +246,10 @@ def run(
     wait_timeout: WaitTimeoutOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Run an action. With --wait, the exit code tells how it ended: 0 completed,
-    1 failed, 3 timeout, 4 cancelled, 5 abandoned."""
+    """Run an action.
+
+    With --wait, the exit code tells how it ended: 0 completed, 1 failed, 3 timeout,
+    4 cancelled, 5 abandoned."""
     parameters = parse_params(param)
     with connect() as client:
         execution = client.execute(
@@ -318,7 +308,7 @@ def parse_json(text: str, where: str) -> Any:
         output.fail(f"{where} is not valid JSON: {exc}", Exit.USAGE)
 
 
-@app.command("run-batch")
+@app.command("run-batch", rich_help_panel=CLIENT)
 def run_batch(
     file: Annotated[
         Path,
@@ -341,10 +331,12 @@ def run_batch(
     ] = BATCH_LIMIT,
     as_json: JsonOpt = False,
 ) -> None:
-    """Submit many executions from a file: one request, and one transaction, per
-    --batch-size of them. Prints each one's id, or why it was refused (ITEM counts the
-    file's executions from 0). Exit code 6 if any was refused; with --atomic, the
-    batches before a refused one are stored and nothing from it on is."""
+    """Submit many executions from a file.
+
+    One request, and one transaction, per --batch-size of them. Prints each one's id,
+    or why it was refused (ITEM counts the file's executions from 0). Exit code 6 if
+    any was refused; with --atomic, the batches before a refused one are stored and
+    nothing from it on is."""
     executions = load_executions(file)
     answered: list[BatchItem] = []
     refusal: ApiError | None = None
@@ -548,7 +540,7 @@ def executions_logs(
 
 @executions_app.command("cancel")
 def executions_cancel(
-    ids: Annotated[list[int] | None, typer.Argument(help="Execution ids")] = None,
+    ids: Annotated[list[int] | None, typer.Argument(metavar="ID", help="Execution ids")] = None,
     status: StatusOpt = None,
     action: ActionOpt = None,
     pack: PackOpt = None,
@@ -683,187 +675,10 @@ def executions_export(
         output.err.print(f"wrote {count} executions to {output_path}")
 
 
-# --- actions, packs, flows, rules -------------------------------------------------------
-
-
-@actions_app.command("list")
-def actions_list(pack: PackOpt = None, as_json: JsonOpt = False) -> None:
-    """The project's actions, built-ins included."""
-    with connect() as client:
-        found = client.list_actions(pack)
-    output.listing(
-        found,
-        as_json,
-        {
-            "REF": lambda a: a.ref,
-            "RUNNER": lambda a: a.runner,
-            "ENABLED": lambda a: a.enabled,
-            "DESCRIPTION": lambda a: a.description or "",
-        },
-    )
-
-
-@actions_app.command("get")
-def actions_get(
-    ref: Annotated[str, typer.Argument(help="Action ref")], as_json: JsonOpt = False
-) -> None:
-    """One action's definition."""
-    with connect() as client:
-        action = client.get_action(ref)
-    output.show(
-        action,
-        as_json,
-        lambda: output.fields(
-            [
-                ("ref", action.ref),
-                ("runner", action.runner),
-                ("entry point", output.cell(action.entry_point)),
-                ("parameters", output.cell(action.parameters)),
-                ("timeout", output.cell(action.timeout)),
-                ("retry", output.cell(action.retry)),
-                ("enabled", output.cell(action.enabled)),
-                ("builtin", output.cell(action.builtin)),
-                ("description", output.cell(action.description)),
-            ]
-        ),
-    )
-
-
-class _PackLoader(yaml.SafeLoader):
-    """YAML without its implicit dates: `2024-01-01` stays the text it is in JSON."""
-
-
-_PackLoader.yaml_implicit_resolvers = {
-    first: [r for r in resolvers if r[0] != "tag:yaml.org,2002:timestamp"]
-    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
-}
-
-
-def load_pack(path: Path) -> Any:
-    text = read_input(path)
-    try:
-        return yaml.load(text, Loader=_PackLoader)
-    except yaml.YAMLError as exc:
-        output.fail(f"{path} is not valid YAML: {exc}", Exit.USAGE)
-
-
-@actions_app.command("apply")
-def actions_apply(
-    file: Annotated[
-        Path, typer.Option("--file", "-f", help="A YAML (or JSON) pack file; - for stdin")
-    ],
-    as_json: JsonOpt = False,
-) -> None:
-    """Create or update the actions, flows, triggers and rules a pack file defines.
-    Applying the same file again changes nothing."""
-    document = load_pack(file)
-    stopped: PartlyApplied | None = None
-    with connect() as client:
-        try:
-            applied = client.apply_pack(document)
-        except PartlyApplied as exc:
-            applied, stopped = exc.applied, exc
-
-    def render() -> None:
-        output.table(("KIND", "NAME", "OUTCOME"), ((a.kind, a.ref, a.outcome) for a in applied))
-        for a in applied:
-            if a.secret:
-                out.print(f"webhook secret of {a.ref} (shown once): {a.secret}")
-
-    output.show(applied, as_json, render)
-    if stopped is not None:
-        code = Exit.USAGE if isinstance(stopped.cause, packs.PackError) else Exit.API_ERROR
-        detail = f" ({stopped.cause.status})" if isinstance(stopped.cause, ApiError) else ""
-        output.fail(f"stopped: {stopped.message}{detail}; what is above was applied", code)
-
-
-@flows_app.command("list")
-def flows_list(as_json: JsonOpt = False) -> None:
-    """The project's flows."""
-    with connect() as client:
-        found = client.list_flows()
-    output.listing(
-        found,
-        as_json,
-        {
-            "ID": lambda f: f.id,
-            "NAME": lambda f: f.name,
-            "STEPS": lambda f: len(f.steps),
-            "DESCRIPTION": lambda f: f.description or "",
-        },
-    )
-
-
-@flows_app.command("run")
-def flows_run(
-    flow: Annotated[str, typer.Argument(help="Flow id or name")],
-    param: ParamOpt = None,
-    device: Annotated[str | None, typer.Option(help="Run on this device's worker")] = None,
-    priority: Annotated[str | None, typer.Option(help="low, normal, high or critical")] = None,
-    wait: Annotated[bool, typer.Option("--wait", "-w", help="Wait until it ends")] = False,
-    as_json: JsonOpt = False,
-) -> None:
-    """Run a flow. With --wait, exit 0 when it PASSED, 1 FAILED, 4 CANCELLED."""
-    with connect() as client:
-        started = client.run_flow(flow, parse_params(param), device_id=device, priority=priority)
-        if not wait:
-            output.show(
-                started, as_json, lambda: out.print(f"flow execution {started.id} {started.status}")
-            )
-            return
-
-        def report(e: FlowExecution) -> None:
-            s = e.step_summary or {}
-            done = sum(int(s.get(k) or 0) for k in ("passed", "failed", "skipped"))
-            output.err.print(
-                f"flow execution {e.id}: {e.status} ({done}/{s.get('total', '?')} steps)"
-            )
-
-        ended = client.wait_flow(started.id, on_progress=report)
-
-    def render() -> None:
-        output.table(
-            ("STEP", "ACTION", "STATUS", "DURATION"),
-            (
-                (
-                    str(s.get("sequenceNumber")),
-                    s.get("action") or "-",
-                    output.status(s.get("status")),
-                    s.get("durationFormatted") or "-",
-                )
-                for s in ended.steps
-            ),
-        )
-        out.print("flow execution", ended.id, output.status(ended.status))
-
-    output.show(ended, as_json, render)
-    raise typer.Exit(output.FLOW_BY_STATUS.get(ended.status, Exit.OK))
-
-
-@rules_app.command("list")
-def rules_list(
-    trigger: Annotated[str | None, typer.Option(help="Only rules on this trigger")] = None,
-    as_json: JsonOpt = False,
-) -> None:
-    """The project's rules."""
-    with connect() as client:
-        found = client.list_rules(trigger=trigger)
-    output.listing(
-        found,
-        as_json,
-        {
-            "REF": lambda r: r.ref,
-            "TRIGGER": lambda r: r.trigger,
-            "ACTION": lambda r: r.action_ref,
-            "ENABLED": lambda r: r.enabled,
-        },
-    )
-
-
 # --- the system ---------------------------------------------------------------------------
 
 
-@app.command()
+@app.command(rich_help_panel=CLIENT)
 def stats(
     group_by: Annotated[str | None, typer.Option(help="action: one row per action")] = None,
     bucket: Annotated[str | None, typer.Option(help="hour or day: one row per bucket")] = None,
@@ -873,8 +688,10 @@ def stats(
     until: Annotated[datetime | None, typer.Option(help="Window end (default: now)")] = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Counts of executions by status; with --group-by/--bucket/--since/--until, also
-    what ended in the window: failure rate, throughput, run time percentiles."""
+    """Counts of executions by status, and how they went.
+
+    With --group-by, --bucket, --since or --until, also what ended in the window:
+    failure rate, throughput, run time percentiles."""
     with connect() as client:
         figures = client.stats(group_by=group_by, bucket=bucket, since=since, until=until)
 
@@ -921,7 +738,7 @@ def stats(
     output.show(figures, as_json, render)
 
 
-@app.command()
+@app.command(rich_help_panel=CLIENT)
 def queue(as_json: JsonOpt = False) -> None:
     """What waits for a worker in this project, in queue order, and free capacity."""
     with connect() as client:
@@ -943,7 +760,7 @@ def queue(as_json: JsonOpt = False) -> None:
     output.show(waiting, as_json, render)
 
 
-@app.command()
+@app.command(rich_help_panel=CLIENT)
 def workers(as_json: JsonOpt = False) -> None:
     """The worker nodes and how busy they are."""
     with connect() as client:
@@ -988,172 +805,6 @@ def system_status(as_json: JsonOpt = False) -> None:
         )
 
     output.show({"health": health, **status}, as_json, render)
-
-
-# --- accounts ---------------------------------------------------------------------------
-
-
-@app.command()
-def login(
-    url: Annotated[
-        str | None,
-        typer.Option(help="Server URL (default: --url, EXECD_URL or http://127.0.0.1:8080)"),
-    ] = None,
-    token: Annotated[
-        str | None, typer.Option(help="API token [EXECD_TOKEN; asked for when missing]")
-    ] = None,
-) -> None:
-    """Check a URL and token against the server and keep them for later commands
-    (in the user's config directory, readable only by the user)."""
-    chosen = url or options.url or os.environ.get("EXECD_URL")
-    if not chosen:
-        try:
-            chosen = client_config.resolve().url
-        except ClientError:  # a damaged file: logging in writes a new one
-            chosen = client_config.DEFAULT_URL
-    if token is None:
-        token = (
-            options.token
-            or os.environ.get("EXECD_TOKEN")
-            or typer.prompt("Token", hide_input=True, err=True)
-        )
-    with output.errors(), Client(chosen, token) as client:
-        me = client.me()
-        path = client_config.save(client.url, token)
-    out.print(
-        f"logged in to {client.url} as {me.token_name} ({me.role}) in project {me.project_id}"
-    )
-    out.print(f"saved to {path}")
-
-
-@app.command()
-def logout() -> None:
-    """Forget what `execd login` saved."""
-    path = client_config.config_path()
-    path.unlink(missing_ok=True)
-    out.print(f"removed {path}")
-
-
-@token_app.command("create")
-def token_create(
-    name: Annotated[str, typer.Option(help="What the token is for")],
-    role: Annotated[str, typer.Option(help="viewer, operator or admin")] = "operator",
-    project_id: Annotated[
-        str | None, typer.Option(help="Project id (default: the admin token's own)")
-    ] = None,
-    scope: Annotated[
-        str | None,
-        typer.Option(help="Admin tokens: tenant (default) or system (needs a system admin)"),
-    ] = None,
-    expires_in: Annotated[
-        int | None, typer.Option(help="Seconds until it stops working (default: never)")
-    ] = None,
-    expires: Annotated[
-        str | None,
-        typer.Option(
-            help="When it stops working (ISO 8601, UTC if no zone); not with --expires-in"
-        ),
-    ] = None,
-    direct: Annotated[
-        bool,
-        typer.Option(
-            "--direct",
-            help="Write it straight into the database instead of asking a server "
-            "(for the first token; uses --tenant, --project, --create, --database-url)",
-        ),
-    ] = False,
-    tenant: Annotated[
-        str | None, typer.Option(help="--direct: tenant name or id [default: default]")
-    ] = None,
-    project: Annotated[
-        str | None, typer.Option(help="--direct: project name or id [default: default]")
-    ] = None,
-    create: Annotated[
-        bool, typer.Option(help="--direct: create the tenant/project if missing")
-    ] = False,
-    database_url: Annotated[str | None, typer.Option(help="--direct: [EXECD_DATABASE_URL]")] = None,
-    as_json: JsonOpt = False,
-) -> None:
-    """Create an API token (shown only once): through the server with an admin token,
-    or with --direct in the database."""
-    # Each way has its own options: one given to the other way is a mistake, not a no-op.
-    direct_only = {"--tenant": tenant, "--project": project, "--database-url": database_url}
-    given = [o for o, v in direct_only.items() if v is not None] + (["--create"] if create else [])
-    if given and not direct:
-        output.fail(
-            f"{', '.join(given)} go with --direct (the database); through the server, "
-            "name the project with --project-id",
-            Exit.USAGE,
-        )
-    if direct and project_id is not None:
-        output.fail("--project-id goes through the server; with --direct use --project", Exit.USAGE)
-    if direct:
-        from execd.cli.server import issue_directly
-
-        issue_directly(
-            name,
-            role,
-            tenant or "default",
-            project or "default",
-            create,
-            database_url,
-            scope=scope,
-            expires_in=expires_in,
-            expires=expires,
-        )
-        return
-    with connect() as client:
-        made = client.create_token(
-            name, role, project_id, scope=scope, expires_in=expires_in, expires=expires
-        )
-    output.show(
-        made,
-        as_json,
-        lambda: output.fields(
-            [
-                ("tenant", made.tenant_id),
-                ("project", made.project_id),
-                ("scope", made.scope),
-                ("expires", made.expires),
-                ("token", made.token),
-            ]
-        ),
-    )
-
-
-@token_app.command("list")
-def token_list(
-    project_id: Annotated[
-        str | None, typer.Option(help="Project id (default: the admin token's own)")
-    ] = None,
-    as_json: JsonOpt = False,
-) -> None:
-    """A project's tokens (admin): role, scope, expiry and last use, never the values."""
-    with connect() as client:
-        tokens = client.list_tokens(project_id)
-    output.listing(
-        tokens,
-        as_json,
-        {
-            "ID": lambda t: t.id,
-            "NAME": lambda t: t.name,
-            "ROLE": lambda t: t.role,
-            "SCOPE": lambda t: t.scope + (" (startup)" if t.startup else ""),
-            "CREATED": lambda t: t.created,
-            "EXPIRES": lambda t: t.expires,
-            "LAST USED": lambda t: t.last_used,
-            "REVOKED": lambda t: t.revoked,
-        },
-    )
-
-
-@token_app.command("revoke")
-def token_revoke(token_id: Annotated[int, typer.Argument(help="The token's id")]) -> None:
-    """Revoke a token (admin). The startup admin token cannot be: restart the server
-    with a new EXECD_ADMIN_TOKEN to replace it."""
-    with connect() as client:
-        client.revoke_token(token_id)
-    out.print(f"revoked token {token_id}")
 
 
 __all__ = ["ClientError", "app"]

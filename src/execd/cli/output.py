@@ -9,6 +9,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import datetime
 from enum import IntEnum
+from operator import attrgetter
 from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 
 import orjson
@@ -157,6 +158,16 @@ def listing(items: Sequence[T], as_json: bool, columns: Mapping[str, Callable[[T
         as_json,
         lambda: table(list(columns), ([f(i) for f in columns.values()] for i in items)),
     )
+
+
+def columns(*names: str) -> dict[str, Callable[[Any], Any]]:
+    """`listing()` columns of these attributes, headed by their names in capitals."""
+    return {name.replace("_", " ").upper(): attrgetter(name) for name in names}
+
+
+def record(item: Any, as_json: bool, names: Iterable[str]) -> None:
+    """A model as `name  value` lines of these attributes, or as JSON."""
+    show(item, as_json, lambda: fields((n.replace("_", " "), getattr(item, n)) for n in names))
 
 
 def fields(pairs: Iterable[tuple[str, Any]]) -> None:

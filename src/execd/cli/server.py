@@ -16,13 +16,15 @@ from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 import typer
 
 from execd import __version__
-from execd.cli.app import app, secrets_app
+from execd.cli.app import SERVER, app, secrets_app
 
 if TYPE_CHECKING:  # imported where used: client commands start faster without them
+    from execd.client import NewToken
     from execd.config import Settings
     from execd.runtime import Runtime
 
 T = TypeVar("T")
+TOKEN_TIMES = ("created", "expires", "last_used", "revoked")
 
 
 def _settings(**overrides: Any) -> Settings:
@@ -34,12 +36,19 @@ def _settings(**overrides: Any) -> Settings:
     return Settings(**{k: v for k, v in overrides.items() if v is not None})
 
 
-def _warn_if_unsandboxed(runtime: Runtime) -> None:
+def _warn(runtime: Runtime, *, api: bool) -> None:
+    """Loudly, on stderr: what makes this process unsafe for anything but a trusted
+    single user (actions unsandboxed; on an API, requests without a token let in)."""
     from execd.runners.sandbox import NONE, UNSANDBOXED_WARNING
 
+    warnings = []
     if (runtime.workers or runtime.worker_processes) and runtime.action_sandbox().name == NONE:
-        line = "!" * 78
-        typer.echo(f"{line}\nWARNING: {UNSANDBOXED_WARNING}\n{line}", err=True)
+        warnings.append(UNSANDBOXED_WARNING)
+    if api and (anonymous := runtime.settings.anonymous_warning()) is not None:
+        warnings.append(anonymous)
+    line = "!" * 78
+    for warning in warnings:
+        typer.echo(f"{line}\nWARNING: {warning}\n{line}", err=True)
 
 
 def _configure_logging(settings: Settings) -> None:
@@ -57,13 +66,13 @@ def _run(coroutine: Any) -> Any:
         return asyncio.run(coroutine)
 
 
-@app.command()
+@app.command(rich_help_panel=SERVER)
 def version() -> None:
     """Print the version."""
     typer.echo(__version__)
 
 
-@app.command()
+@app.command(rich_help_panel=SERVER)
 def serve(
     host: Annotated[str | None, typer.Option(help="Listen address [EXECD_HOST]")] = None,
     port: Annotated[int | None, typer.Option(help="Listen port [EXECD_PORT]")] = None,
@@ -137,7 +146,7 @@ def serve(
         typer.echo(_admin_token_line(settings.admin_token is not None, kept_before, token_file))
         if not kept_before and settings.admin_token is None and sys.stdout.isatty():
             typer.echo(f"  {runtime.admin_token}")
-        _warn_if_unsandboxed(runtime)
+        _warn(runtime, api=True)
         sys.stdout.flush()
 
     # Listening before the app starts: once the banner says ready, connections are
@@ -249,16 +258,21 @@ def _listen(host: str, port: int, *, shared: bool = False, first: bool = False) 
     return listener
 
 
-@app.command()
+@app.command(rich_help_panel=SERVER)
 def worker(
     concurrency: Annotated[
         int | None, typer.Option(help="Executions at once [EXECD_WORKER_CONCURRENCY]")
     ] = None,
     name: Annotated[str | None, typer.Option(help="Worker name [EXECD_WORKER_NAME]")] = None,
-    label: Annotated[list[str] | None, typer.Option(help="A label (repeatable)")] = None,
+    label: Annotated[
+        list[str] | None, typer.Option(metavar="LABEL", help="A label (repeatable)")
+    ] = None,
     device: Annotated[
         list[str] | None,
-        typer.Option(help="A device this worker serves (repeatable) [EXECD_WORKER_DEVICES]"),
+        typer.Option(
+            metavar="DEVICE",
+            help="A device this worker serves (repeatable) [EXECD_WORKER_DEVICES]",
+        ),
     ] = None,
     database_url: Annotated[str | None, typer.Option(help="[EXECD_DATABASE_URL]")] = None,
 ) -> None:
@@ -299,7 +313,7 @@ async def _worker(settings: Settings) -> None:
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, runtime.workers[0].stop)
     typer.echo(f"worker {runtime.workers[0].config.name} running (id {runtime.workers[0].id})")
-    _warn_if_unsandboxed(runtime)
+    _warn(runtime, api=False)
     sys.stdout.flush()
     try:
         await runtime.run_until_workers_stop()
@@ -307,7 +321,7 @@ async def _worker(settings: Settings) -> None:
         await runtime.stop()
 
 
-@app.command()
+@app.command(rich_help_panel=SERVER)
 def migrate(
     database_url: Annotated[str | None, typer.Option(help="[EXECD_DATABASE_URL]")] = None,
 ) -> None:
@@ -325,7 +339,7 @@ def migrate(
         typer.echo(f"database migrated: schema {before or 'none (a new database)'} -> {head}")
 
 
-@app.command()
+@app.command(rich_help_panel=SERVER)
 def gc(
     dry_run: Annotated[bool, typer.Option(help="Only count what would be deleted")] = False,
     days: Annotated[
@@ -386,7 +400,7 @@ async def _offline(
         await runtime.db.dispose()
 
 
-@app.command()
+@app.command(rich_help_panel=SERVER)
 def rollup(
     rebuild: Annotated[
         bool, typer.Option(help="Forget every rollup and compute them all again")
@@ -453,12 +467,14 @@ def issue_directly(
     scope: str | None = None,
     expires_in: int | None = None,
     expires: str | None = None,
-) -> None:
+) -> NewToken:
     """`execd token create --direct`: a token written straight into the database, for
     the first one of a project or when no admin token is at hand (a system admin's
-    too, with --scope system)."""
+    too, with --scope system). Answered as the server answers POST /api/v1/tokens."""
+    from dataclasses import asdict
     from datetime import datetime
 
+    from execd.client import NewToken
     from execd.domain import times
     from execd.errors import ExecdError
 
@@ -470,13 +486,12 @@ def issue_directly(
         raise typer.Exit(2) from None
     try:
         wanted = {"scope": scope, "expires_in": expires_in, "expires": times.seconds(moment)}
-        project_record, token = _run(_issue(settings, tenant, project, name, role, create, wanted))
+        record, token = _run(_issue(settings, tenant, project, name, role, create, wanted))
     except ExecdError as exc:
         typer.echo(f"error: {exc.message}", err=True)
         raise typer.Exit(2) from None
-    typer.echo(f"tenant:  {project_record.tenant_id}")
-    typer.echo(f"project: {project_record.id}")
-    typer.echo(f"token:   {token}")
+    fields = {k: times.iso(v) if k in TOKEN_TIMES else v for k, v in asdict(record).items()}
+    return NewToken.model_validate({**fields, "token": token})
 
 
 async def _issue(
@@ -488,7 +503,7 @@ async def _issue(
     create: bool,
     wanted: dict[str, Any],
 ) -> Any:
-    from execd.engine.accounts import issue_token
+    from execd.engine.accounts import hash_token, issue_token
     from execd.store.accounts import Accounts
     from execd.store.database import Database
     from execd.store.migrate import upgrade
@@ -497,8 +512,9 @@ async def _issue(
     await asyncio.to_thread(upgrade, settings.resolved_database_url)
     db = Database(settings.resolved_database_url)
     try:
-        return await issue_token(
-            Accounts(db),
+        accounts = Accounts(db)
+        _, token = await issue_token(
+            accounts,
             tenant=tenant,
             project=project,
             name=name,
@@ -506,5 +522,6 @@ async def _issue(
             create=create,
             **wanted,
         )
+        return await accounts.token_by_hash(hash_token(token)), token
     finally:
         await db.dispose()

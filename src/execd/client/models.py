@@ -30,6 +30,19 @@ class Me(Model):
     token_name: str | None = None
 
 
+class Tenant(Model):
+    id: str
+    name: str
+    created: datetime
+
+
+class Project(Model):
+    id: str
+    tenant_id: str
+    name: str
+    created: datetime
+
+
 class Token(Model):
     """An API token as listed: never its value."""
 

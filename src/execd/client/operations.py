@@ -36,10 +36,12 @@ from execd.client.models import (
     NewToken,
     Page,
     Pagination,
+    Project,
     Queue,
     Rule,
     Stats,
     StatusChange,
+    Tenant,
     Token,
     Trigger,
     Worker,
@@ -193,6 +195,29 @@ class Operations:
         yield Request("DELETE", f"{V1}/tokens/{int(token_id)}")
 
     @operation
+    def create_tenant(self, name: str) -> Operation[Tenant]:
+        """A new tenant (system admin)."""
+        reply = yield Request("POST", f"{V1}/tenants", json={"name": name})
+        return Tenant.model_validate(_data(reply))
+
+    @operation
+    def list_tenants(self) -> Operation[list[Tenant]]:
+        """Every tenant (system admin), or a tenant admin's own."""
+        return [Tenant.model_validate(t) for t in _data((yield Request("GET", f"{V1}/tenants")))]
+
+    @operation
+    def create_project(self, tenant_id: str, name: str) -> Operation[Project]:
+        """A new project in a tenant the token administers."""
+        body = {"tenant_id": tenant_id, "name": name}
+        return Project.model_validate(_data((yield Request("POST", f"{V1}/projects", json=body))))
+
+    @operation
+    def list_projects(self, tenant_id: str | None = None) -> Operation[list[Project]]:
+        """The projects of the tenants the token administers (or of one of them)."""
+        reply = yield Request("GET", f"{V1}/projects", params=params(tenant_id=tenant_id))
+        return [Project.model_validate(p) for p in _data(reply)]
+
+    @operation
     def workers(self) -> Operation[list[Worker]]:
         """The worker nodes, live and recently gone."""
         reply = yield Request("GET", f"{V1}/workers")
@@ -233,6 +258,13 @@ class Operations:
     @operation
     def update_action(self, ref: str, definition: Mapping[str, Any]) -> Operation[Action]:
         reply = yield Request("PUT", f"{V1}/actions/{_seg(ref)}", json=dict(definition))
+        return Action.model_validate(_data(reply))
+
+    @operation
+    def enable_action(self, ref: str, enabled: bool = True) -> Operation[Action]:
+        """Enable or disable an action (a disabled one cannot be executed)."""
+        body = {"enabled": enabled}
+        reply = yield Request("PATCH", f"{V1}/actions/{_seg(ref)}", json=body)
         return Action.model_validate(_data(reply))
 
     @operation
@@ -736,6 +768,12 @@ class Operations:
         return Trigger.model_validate(_data(reply))
 
     @operation
+    def enable_trigger(self, ref: str, enabled: bool = True) -> Operation[Trigger]:
+        """Enable or disable a trigger: a disabled one fires no rule."""
+        reply = yield Request("PATCH", f"{V1}/triggers/{_seg(ref)}", json={"enabled": enabled})
+        return Trigger.model_validate(_data(reply))
+
+    @operation
     def delete_trigger(self, ref: str) -> Operation[None]:
         yield Request("DELETE", f"{V1}/triggers/{_seg(ref)}")
 
@@ -799,6 +837,12 @@ class Operations:
             items=[Enforcement.model_validate(e) for e in body["data"]],
             pagination=Pagination.model_validate(body["pagination"]),
         )
+
+    @operation
+    def get_enforcement(self, enforcement_id: int) -> Operation[Enforcement]:
+        """One rule firing: its trigger's payload, outcome and executions."""
+        reply = yield Request("GET", f"{V1}/enforcements/{int(enforcement_id)}")
+        return Enforcement.model_validate(_data(reply))
 
     @operation
     def fire_webhook(self, ref: str, payload: Any = None) -> Operation[dict[str, Any]]:

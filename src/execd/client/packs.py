@@ -62,6 +62,11 @@ def check(document: Any) -> dict[str, list[dict[str, Any]]]:
     if not isinstance(document, Mapping):
         raise PackError("a pack is a mapping with actions, flows, triggers and rules")
     unknown = sorted(set(document) - set(SECTIONS) - set(METADATA))
+    if unknown and {"ref", "runner"} <= set(document):
+        raise PackError(
+            "this is one action's definition, not a pack: list it under `actions:` in a "
+            "pack, or create it with `execd actions create -f FILE`"
+        )
     if unknown:
         raise PackError(f"unknown sections in the pack: {', '.join(map(str, unknown))}")
     sections: dict[str, list[dict[str, Any]]] = {}

@@ -1,7 +1,6 @@
 """Recovery and housekeeping, run by every execd process: expired leases are requeued
 or abandoned, due delayed executions are released to the queue, silent workers are
-marked offline, and offline workers are forgotten once unheard of for the retention
-period. Every step is a compare-and-set, so any number of reapers may run."""
+marked offline. Every step is a compare-and-set, so any number of reapers may run."""
 
 from __future__ import annotations
 
@@ -17,19 +16,12 @@ log = structlog.get_logger(__name__)
 
 class Reaper:
     def __init__(
-        self,
-        queue: Queue,
-        registry: WorkerRegistry,
-        *,
-        interval: float,
-        lease_seconds: float,
-        worker_retention: float = 3600.0,
+        self, queue: Queue, registry: WorkerRegistry, *, interval: float, lease_seconds: float
     ) -> None:
         self.queue = queue
         self.registry = registry
         self.interval = interval
         self.lease_seconds = lease_seconds
-        self.worker_retention = worker_retention
         # Leases this process found expired, by what became of the execution
         # (`scheduling`: queued again; `abandoned`: no attempt left). For metrics.
         self.expired: dict[str, int] = {}
@@ -53,5 +45,3 @@ class Reaper:
             )
         await self.queue.promote_due()
         await self.registry.mark_silent_offline(silence=self.lease_seconds)
-        if forgotten := await self.registry.forget_offline(self.worker_retention):
-            log.info("offline_workers_forgotten", workers=forgotten)

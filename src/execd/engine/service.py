@@ -594,12 +594,12 @@ class ExecutionService:
         except ValueError as exc:
             raise InvalidInput(str(exc)) from None
 
-    async def workers(self, caller: Principal) -> list[WorkerNode]:
+    async def workers(self, caller: Principal, *, retired: bool = False) -> list[WorkerNode]:
         """Workers are shared by every tenant. Anyone may see whether work can run
         (names, labels, capacity, load, state); the machines behind them (host, pid,
         version, CPU and memory, and a name that holds the host's) are for system
         admins."""
-        nodes = await self.registry.nodes()
+        nodes = await self.registry.nodes(retired=retired)
         if caller.system:
             return nodes
         return [

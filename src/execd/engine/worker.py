@@ -28,7 +28,7 @@ from execd.domain.states import Status
 from execd.engine.batching import GroupCommit
 from execd.engine.run_figures import RunFigures
 from execd.engine.sealing import Sealer, SealError
-from execd.errors import Conflict, StoreUnavailable
+from execd.errors import StoreUnavailable
 from execd.runners import leftovers
 from execd.runners.base import InlineRunner, RunContext, Runner
 from execd.runners.paths import ExecutionPaths
@@ -120,8 +120,7 @@ class Worker:
     async def wait_ready(self) -> None:
         await self._ready.wait()
 
-    async def _register(self, worker_id: int | None = None) -> int:
-        """This worker's row in the registry (its id), made or taken over."""
+    async def run(self) -> None:
         node = await self.registry.register(
             self.config.name,
             socket.gethostname(),
@@ -134,13 +133,9 @@ class Worker:
             cpu_count=psutil.cpu_count(),
             memory_total=psutil.virtual_memory().total,
             sandbox=self.sandbox.name,
-            worker_id=worker_id,
         )
-        return node.id
-
-    async def run(self) -> None:
-        self.id = node_id = await self._register()
-        lost = await self.queue.recover_worker(node_id)
+        self.id = node.id
+        lost = await self.queue.recover_worker(node.id)
         if lost:
             log.warning("recovered_from_previous_run", worker=self.config.name, count=len(lost))
         jobs = self.signals.subscribe(JOBS)
@@ -152,7 +147,7 @@ class Worker:
         ]
         self._ready.set()
         log.info(
-            "worker_started", worker=self.config.name, id=node_id, capacity=self.config.capacity
+            "worker_started", worker=self.config.name, id=node.id, capacity=self.config.capacity
         )
         try:
             await self._claim_loop(jobs)
@@ -166,7 +161,7 @@ class Worker:
             await self._reports.drain()
             with contextlib.suppress(Exception):
                 await self.registry.set_state(
-                    node_id, OFFLINE, active=0, figures=self.figures.to_json()
+                    node.id, OFFLINE, active=0, figures=self.figures.to_json()
                 )
             log.info("worker_stopped", worker=self.config.name)
 
@@ -464,7 +459,7 @@ class Worker:
             try:
                 await self._check_leases()
                 memory = psutil.virtual_memory()
-                listed = await self.registry.heartbeat(
+                await self.registry.heartbeat(
                     self.id,
                     active=len(self.running),
                     cpu_percent=psutil.cpu_percent(),
@@ -473,12 +468,6 @@ class Worker:
                     state=DRAINING if self._stopping.is_set() else ACTIVE,
                     figures=self.figures.to_json(),
                 )
-                if not listed:  # silent past the retention (a suspended machine): back
-                    await self._register(self.id)
-                    log.warning("worker_registered_again", worker=self.config.name, id=self.id)
-            except Conflict as exc:  # its name was taken meanwhile by a live worker
-                log.error("worker_name_taken", worker=self.config.name, error=exc.message)
-                self.stop()
             except Exception as exc:
                 log.warning("heartbeat_failed", error=str(exc))
                 self._give_up_expired_leases()

@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import psutil
-from sqlalchemy import Connection, delete, select, update
+from sqlalchemy import Connection, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
@@ -41,8 +41,11 @@ class WorkerNode:
 
 
 class WorkerRegistry:
-    def __init__(self, db: Database) -> None:
+    def __init__(self, db: Database, retention: float = 3600.0) -> None:
+        """`retention`: how long an offline worker stays listed after its last
+        heartbeat (EXECD_WORKER_RETENTION_SECONDS)."""
         self.db = db
+        self.retention = retention
 
     async def register(
         self,
@@ -58,11 +61,8 @@ class WorkerRegistry:
         cpu_count: int | None = None,
         memory_total: int | None = None,
         sandbox: str | None = None,
-        worker_id: int | None = None,
     ) -> WorkerNode:
         """Insert or take over the row called `name` (a restarted worker keeps its id).
-        `worker_id`: a running worker whose row was forgotten while it was silent
-        (`forget_offline`) comes back under the id its leases name.
 
         A row whose worker still looks alive (a heartbeat within `live_within` seconds,
         and, on this host, its process still there) is not taken over: two workers under
@@ -94,8 +94,6 @@ class WorkerRegistry:
                 "last_heartbeat": now,
                 "figures": None,  # a new process counts from zero
             }
-            if worker_id is not None:  # ids are never reused: this one is free
-                values["id"] = worker_id
             dialect_insert = pg_insert if self.db.is_postgres else sqlite_insert
             statement = dialect_insert(workers).values(values)
             statement = statement.on_conflict_do_update(
@@ -117,9 +115,7 @@ class WorkerRegistry:
         memory_bytes: int | None,
         state: str = ACTIVE,
         figures: dict[str, Any] | None = None,
-    ) -> bool:
-        """Whether the worker's row is still there (else it was forgotten while the
-        worker was silent, and the worker registers again)."""
+    ) -> None:
         values = {
             "active": active,
             "cpu_percent": cpu_percent,
@@ -129,11 +125,10 @@ class WorkerRegistry:
             "figures": figures,
         }
         statement = update(workers).where(workers.c.id == worker_id)
-        updated = await self.db.write(  # a lost heartbeat is sent again in a moment
+        await self.db.write(  # a lost heartbeat is sent again in a moment
             lambda conn: conn.execute(statement.values(**values, last_heartbeat=now_of(conn))),
             durable=False,
         )
-        return bool(updated.rowcount)
 
     async def set_state(
         self,
@@ -164,26 +159,25 @@ class WorkerRegistry:
 
         return await self.db.write(mark)
 
-    async def forget_offline(self, retention: float) -> list[str]:
-        """Delete the workers that are offline (stopped, or silent for a lease) and
-        have not sent a heartbeat for `retention` seconds: their names. Nothing refers
-        to a worker's row (an execution keeps its worker's id as a plain number)."""
-
-        def forget(conn: Connection) -> list[str]:
-            gone = (workers.c.state == OFFLINE) & (
-                workers.c.last_heartbeat < now_of(conn) - retention
-            )
-            return list(
-                conn.execute(delete(workers).where(gone).returning(workers.c.name)).scalars()
-            )
-
-        return await self.db.write(forget)
-
-    async def nodes(self, include_offline: bool = True) -> list[WorkerNode]:
+    async def nodes(
+        self, include_offline: bool = True, *, retired: bool = False
+    ) -> list[WorkerNode]:
+        """The workers: live ones, and offline ones (stopped, or silent for a lease)
+        until they have been unheard of for the retention; `retired=True` adds those
+        too. Their rows stay, so the name of the worker that ran an execution long ago
+        is still known (the tenant API's `executionNode`)."""
         query = select(workers).order_by(workers.c.id)
         if not include_offline:
             query = query.where(workers.c.state != OFFLINE)
-        return await self.db.read(lambda conn: [_node(r) for r in conn.execute(query)])
+
+        def read(conn: Connection) -> list[WorkerNode]:
+            listed = query
+            if not retired:
+                heard = workers.c.last_heartbeat >= now_of(conn) - self.retention
+                listed = query.where((workers.c.state != OFFLINE) | heard)
+            return [_node(r) for r in conn.execute(listed)]
+
+        return await self.db.read(read)
 
     async def run_figures(self) -> dict[str, Any]:
         """What each worker's heartbeat last said it ran (engine/run_figures.py), by

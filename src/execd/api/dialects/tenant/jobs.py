@@ -123,7 +123,8 @@ async def _body(request: Request, model: type[BaseModel]) -> Any:
 
 
 async def _nodes(runtime: Runtime, caller: Principal) -> dict[int, str]:
-    return {n.id: n.name for n in await runtime.executions.workers(caller)}
+    """Names of workers, by id, those no longer listed included: who ran a job."""
+    return {n.id: n.name for n in await runtime.executions.workers(caller, retired=True)}
 
 
 def _elapsed(job: Execution) -> float | None:

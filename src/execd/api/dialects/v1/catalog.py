@@ -87,6 +87,22 @@ async def replace_action(runtime: RuntimeDep, caller: Caller, ref: str, body: Ac
     return Json({"data": wire.action(await runtime.actions.update(caller, current, body.spec()))})
 
 
+class ActionPatch(BaseModel):
+    """What a PATCH changes: whether the action may run. The rest changes with PUT."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    enabled: bool
+
+
+@router.patch("/actions/{ref}", summary="Enable or disable an action")
+async def patch_action(runtime: RuntimeDep, caller: Caller, ref: str, body: ActionPatch) -> Json:
+    current = await runtime.actions.get(caller, ref)
+    return Json(
+        {"data": wire.action(await runtime.actions.set_enabled(caller, current, body.enabled))}
+    )
+
+
 @router.delete("/actions/{ref}", status_code=204, summary="Delete an action")
 async def delete_action(runtime: RuntimeDep, caller: Caller, ref: str) -> Response:
     await runtime.actions.delete(caller, await runtime.actions.get(caller, ref))
