@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 from rich.progress import ProgressBar
 from rich.text import Text
 
@@ -19,3 +20,18 @@ def test_an_execution_without_a_percentage_gets_no_bar() -> None:
     assert bar.render(tasks[unknown]) == Text("")
     drawn = bar.render(tasks[known])
     assert isinstance(drawn, ProgressBar) and drawn.completed == 80 and drawn.total == 100
+
+
+def test_piped_tables_and_records_end_their_lines_with_the_text(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    output.table(["ID", "DESCRIPTION"], [[1, "a long description"], [22, "-"]])
+    output.fields([("id", 1), ("description", "short")])
+    lines = capsys.readouterr().out.splitlines()
+    assert lines == [
+        "ID  DESCRIPTION",
+        "1   a long description",
+        "22  -",
+        "id           1",
+        "description  short",
+    ]

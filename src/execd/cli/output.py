@@ -147,7 +147,13 @@ def table(columns: Sequence[str], rows: Iterable[Sequence[Any]]) -> None:
     grid = Table(*columns, box=None, header_style="bold", pad_edge=False)
     for row in rows:
         grid.add_row(*(v if isinstance(v, str | Text) else cell(v) for v in row))
-    out.print(grid)
+    if out.is_terminal:
+        out.print(grid)
+        return
+    with out.capture() as captured:  # a pipe or a file: no padding at the ends of lines
+        out.print(grid)
+    sys.stdout.write("".join(line.rstrip() + "\n" for line in captured.get().splitlines()))
+    sys.stdout.flush()
 
 
 def listing(items: Sequence[T], as_json: bool, columns: Mapping[str, Callable[[T], Any]]) -> None:
