@@ -1,4 +1,4 @@
-"""The CLI covers the service (issue 17): actions, flows, triggers, rules, enforcements,
+"""The CLI covers the service: actions, flows, triggers, rules, enforcements,
 tenants and projects, created, shown, changed and deleted with the real `execd`
 against a real server."""
 
@@ -9,6 +9,7 @@ import re
 from pathlib import Path
 
 import httpx
+import pytest
 
 from tests.e2e import test_cli_client
 from tests.e2e.test_cli_client import Cli, plain_env
@@ -83,6 +84,7 @@ def test_a_flow_from_create_to_delete(cli: Cli, tmp_path: Path) -> None:
     assert "enable" not in cli.ok("flows", "--help").stdout  # flows have no enabled state
 
 
+@pytest.mark.slow
 def test_triggers_rules_and_their_enforcements(cli: Cli, tmp_path: Path) -> None:
     trigger = definition(tmp_path, "trigger.yaml", "ref: cat-hook\ntype: webhook\n")
     made = cli.ok("triggers", "create", "-f", trigger).stdout

@@ -164,6 +164,7 @@ def checkout(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, d
     deployment.close()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("page", PAGES, ids=lambda p: str(p.relative_to(ROOT)))
 def test_page_runs_as_pasted(page: Path, checkout: tuple[Path, dict[str, str]]) -> None:
     folder, env = checkout
