@@ -91,6 +91,18 @@ def test_flows_are_defined_listed_changed_and_deleted(client: httpx.Client) -> N
 
     changed = client.put(f"/api/flows/{first}", json={"name": "renamed", "steps": [echo("z")]})
     assert changed.status_code == 200 and changed.json()["flow"]["name"] == "renamed"
+    # A name is unique in the project, as a ref is: a flow is found by it.
+    taken = error(
+        client.post("/api/flows", json={"name": "second", "steps": [echo("d")]}), 409, "FLOW_EXISTS"
+    )
+    assert second in taken["message"]
+    error(
+        client.put(f"/api/flows/{first}", json={"name": "second", "steps": [echo("z")]}),
+        409,
+        "FLOW_EXISTS",
+    )
+    kept = client.put(f"/api/flows/{second}", json={"name": "second", "steps": [echo("e")]})
+    assert kept.status_code == 200, kept.text
     gone = client.delete(f"/api/flows/{first}")
     assert gone.status_code == 200 and gone.json()["flowId"] == first
     error(client.get(f"/api/flows/{first}"), 404, "FLOW_NOT_FOUND")
@@ -593,17 +605,19 @@ def test_two_changes_at_once_cannot_make_a_cycle_together(client: httpx.Client) 
 
     a = define(client, "a", [echo("a")])
     b = define(client, "b", [echo("b")])
+    names = {a: "a", b: "b"}
     for _ in range(5):
         with ThreadPoolExecutor(2) as pool:
             answers = list(
                 pool.map(
                     lambda pair: client.put(
-                        f"/api/flows/{pair[0]}", json={"name": "x", "steps": [{"flowId": pair[1]}]}
+                        f"/api/flows/{pair[0]}",
+                        json={"name": names[pair[0]], "steps": [{"flowId": pair[1]}]},
                     ),
                     [(a, b), (b, a)],
                 )
             )
         assert sorted(r.status_code for r in answers) == [200, 400], [r.text for r in answers]
         for flow_id in (a, b):  # undo
-            reset = client.put(f"/api/flows/{flow_id}", json={"name": "x", "steps": [echo("x")]})
-            assert reset.status_code == 200
+            undone = {"name": names[flow_id], "steps": [echo("x")]}
+            assert client.put(f"/api/flows/{flow_id}", json=undone).status_code == 200

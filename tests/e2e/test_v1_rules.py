@@ -257,6 +257,20 @@ def test_definitions_are_checked_and_managed(client: httpx.Client) -> None:
     assert [r["ref"] for r in listed["data"]] == ["r"]
     assert listed["pagination"]["total_items"] == 1
     assert client.delete("/api/v1/triggers/hook").status_code == 409  # in use
+    # A PUT replaces what its path names: a definition is not renamed in passing (the
+    # webhook's URL and the rules name it).
+    renamed = {"ref": "other", "trigger": "hook", "action_ref": "core.noop"}
+    refused = client.put("/api/v1/rules/r", json=renamed)
+    assert refused.status_code == 400 and "keeps its ref" in refused.json()["error"]
+    refused = client.put("/api/v1/triggers/hook", json={"ref": "other", "type": "webhook"})
+    assert refused.status_code == 400 and "keeps its ref" in refused.json()["error"]
+    assert client.get("/api/v1/triggers/other").status_code == 404
+    # Only a webhook is fired by a call; another type is named as such.
+    make(
+        client, "/api/v1/triggers", {"ref": "hourly", "type": "timer", "config": {"interval": 3600}}
+    )
+    fired = client.post("/api/v1/webhooks/hourly", json={})
+    assert fired.status_code == 409 and "hourly is a timer trigger" in fired.json()["error"]
 
     # A disabled rule does not fire; enabling it again with PATCH does.
     off = client.patch("/api/v1/rules/r", json={"enabled": False})

@@ -210,7 +210,15 @@ class RuleService:
             require(caller, "operator")
             found = await self.store.webhooks(ref, caller.project_id)
             if not found:
-                raise NotFound(f"Webhook trigger {ref} not found", ref=ref)
+                try:  # a trigger of another type: the caller may see its project's
+                    other = await self.store.trigger(caller.project_id, ref)
+                except NotFound:
+                    raise NotFound(f"Webhook trigger {ref} not found", ref=ref) from None
+                raise Conflict(
+                    f"Trigger {ref} is a {other.type} trigger: only webhook triggers are "
+                    "fired by a call",
+                    ref=ref,
+                )
             trigger, _ = found[0]
         else:
             if not sig:

@@ -109,6 +109,7 @@ class FlowStore:
     ) -> Flow:
         def create(conn: Connection) -> Flow:
             self._checked(conn, project_id, check)
+            _name_free(conn, project_id, spec.name, None)
             now = now_of(conn)
             values = {
                 "id": str(uuidlib.uuid4()),
@@ -133,6 +134,7 @@ class FlowStore:
     ) -> Flow | None:
         def change(conn: Connection) -> Flow | None:
             self._checked(conn, project_id, check)
+            _name_free(conn, project_id, spec.name, flow_id)
             statement = (
                 update(flows)
                 .where(flows.c.id == flow_id, flows.c.project_id == project_id)
@@ -376,3 +378,20 @@ def _history_where(project_id: str, f: HistoryFilter) -> list[ColumnElement[bool
     elif f.top_level is False:
         where.append(ex.c.parent_id.is_not(None))
     return where
+
+
+def _name_free(conn: Connection, project_id: str, name: str, flow_id: str | None) -> None:
+    """A flow's name is unique in its project, as actions' and rules' refs are, so that
+    a flow is found by name (the CLI, packs, sub-flow steps by name). Run inside the
+    serialised change (`_checked`). A flow keeping its name is not held to it (flows
+    made before names were unique may share one)."""
+    same = select(flows.c.id, flows.c.name).where(
+        flows.c.project_id == project_id, flows.c.name == name
+    )
+    rows = conn.execute(same).all()
+    if flow_id is not None and any(r.id == flow_id for r in rows):
+        return
+    if rows:
+        raise Conflict(
+            f"A flow named {name!r} exists already (id {rows[0].id})", code="FLOW_EXISTS"
+        )

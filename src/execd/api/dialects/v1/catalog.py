@@ -10,6 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from execd.api.deps import Caller, RuntimeDep
 from execd.api.dialects.v1 import wire
+from execd.api.dialects.v1.params import same_ref
 from execd.api.openapi import (
     ACTION_PARAMETERS,
     NEW_ACTION_REF,
@@ -84,6 +85,7 @@ async def get_action(runtime: RuntimeDep, caller: Caller, ref: str) -> Json:
 @router.put("/actions/{ref}", summary="Replace an action's definition")
 async def replace_action(runtime: RuntimeDep, caller: Caller, ref: str, body: ActionBody) -> Json:
     current = await runtime.actions.get(caller, ref)
+    same_ref("action", current.ref, body.ref)
     return Json({"data": wire.action(await runtime.actions.update(caller, current, body.spec()))})
 
 

@@ -1,4 +1,4 @@
-"""Query parameters the v1 lists share: the page, and its size.
+"""Request parameters v1 routes share: the page, its size, and a PUT's ref.
 
 (No `from __future__ import annotations` here: the size's parameters are annotated
 with values of the function that makes it, which FastAPI must see as objects.)"""
@@ -7,6 +7,8 @@ from collections.abc import Awaitable, Callable
 from typing import Annotated, Any
 
 from fastapi import Depends, Query
+
+from execd.errors import InvalidInput
 
 LARGEST = 10**9  # beyond any page or size a client means
 
@@ -36,3 +38,13 @@ def per_page(default: int, most: int) -> Any:
 
 
 PerPage = Annotated[int, per_page(20, 100)]
+
+
+def same_ref(kind: str, path: str, body: str) -> None:
+    """A PUT replaces the definition its path names: the body's ref is that one (a
+    definition is not renamed in passing; a webhook's URL and rules name it)."""
+    if body != path:
+        raise InvalidInput(
+            f"The {kind}'s ref is {path!r}, the body says {body!r}: a {kind} keeps its ref "
+            f"(create the new one, then delete the old)"
+        )

@@ -12,7 +12,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from execd.api.deps import Caller, RuntimeDep, authenticated
 from execd.api.dialects.v1 import wire
-from execd.api.dialects.v1.params import PageNumber, PerPage
+from execd.api.dialects.v1.params import PageNumber, PerPage, same_ref
 from execd.api.openapi import (
     ACTION_REF,
     JSON_VALUE,
@@ -195,6 +195,7 @@ async def get_trigger(runtime: RuntimeDep, caller: Caller, ref: Ref) -> Json:
 
 @router.put("/triggers/{ref}", summary="Replace a trigger (its type stays)")
 async def put_trigger(runtime: RuntimeDep, caller: Caller, ref: Ref, body: TriggerBody) -> Json:
+    same_ref("trigger", (await runtime.rules.trigger(caller, ref)).ref, body.ref)
     trigger, secret = await runtime.rules.update_trigger(caller, ref, body.spec(), body.secret)
     return Json({"data": _trigger(trigger, secret)})
 
@@ -311,6 +312,7 @@ async def get_rule(runtime: RuntimeDep, caller: Caller, ref: Ref) -> Json:
 
 @router.put("/rules/{ref}", summary="Replace a rule")
 async def put_rule(runtime: RuntimeDep, caller: Caller, ref: Ref, body: RuleBody) -> Json:
+    same_ref("rule", (await runtime.rules.rule(caller, ref)).ref, body.ref)
     return Json({"data": _rule(await runtime.rules.update_rule(caller, ref, body.spec()))})
 
 
