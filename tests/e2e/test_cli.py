@@ -39,6 +39,13 @@ def test_migrate_says_what_it_did(tmp_path: Path) -> None:
     assert again.stdout == f"database is up to date (schema {head})\n"
 
 
+def test_version_as_a_command_and_as_an_option() -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("EXECD_")}
+    command, option = execd("version", env=env), execd("--version", env=env)
+    assert command.returncode == option.returncode == 0, option.stderr
+    assert option.stdout == command.stdout and re.fullmatch(r"\d+\.\d+\.\d+\S*\n", option.stdout)
+
+
 def test_migrate_then_token_create(deployment: Deployment) -> None:
     env = deployment.env()
     migrated = execd("migrate", env=env)

@@ -107,8 +107,10 @@ def test_triggers_rules_and_their_enforcements(cli: Cli, tmp_path: Path) -> None
     hmac = definition(tmp_path, "hmac.json", {"type": "webhook", "config": {"auth": "hmac"}})
     updated = cli.ok("triggers", "update", "cat-hook", "-f", hmac).stdout
     assert re.fullmatch(r"trigger cat-hook updated\nwebhook secret \(shown once\): \S+\n", updated)
-    plain = definition(tmp_path, "plain.json", {"type": "webhook"})
-    assert cli.json("triggers", "update", "cat-hook", "-f", plain)["config"]["auth"] == "token"
+    # No type in the file: the trigger keeps its own (read first).
+    plain = definition(tmp_path, "plain.yaml", "description: token again\n")
+    replaced = cli.json("triggers", "update", "cat-hook", "-f", plain)
+    assert (replaced["type"], replaced["config"]["auth"]) == ("webhook", "token")
 
     changed = definition(
         tmp_path,
@@ -168,9 +170,19 @@ def test_definitions_that_are_not_one_are_refused_before_sending(cli: Cli, tmp_p
     listed = definition(tmp_path, "list.json", [{"ref": "a"}])
     refused = cli("rules", "create", "-f", listed)
     assert refused.returncode == 2 and "does not hold a definition" in refused.stderr
-    broken = definition(tmp_path, "broken.yaml", "ref: [\n")
-    assert cli("actions", "create", "-f", broken).returncode == 2
-    assert cli("triggers", "fire", "x", "-d", "{nope").returncode == 2
+    broken = definition(tmp_path, "broken.yaml", "ref: [unclosed\n")
+    bad_yaml = cli("actions", "create", "-f", broken)
+    assert (bad_yaml.returncode, bad_yaml.stdout) == (2, "")
+    assert bad_yaml.stderr == (
+        f"error: {broken}: not valid YAML (line 1, column 6: while parsing a flow sequence, "
+        "expected ',' or ']', but got '<stream end>' on line 2)\n"
+    )
+    bad_json = cli("triggers", "fire", "x", "-d", "{nope")
+    assert bad_json.returncode == 2
+    assert bad_json.stderr == (
+        "error: --data: not valid JSON (line 1, column 2: unexpected character, "
+        "expected a string key)\n"
+    )
     absent = cli("triggers", "create", "-f", "absent.yaml")
     assert absent.returncode == 2 and "cannot read" in absent.stderr
 
@@ -221,3 +233,4 @@ def test_help_groups_the_commands_and_cuts_nothing(tmp_path: Path) -> None:
         assert "..." not in shown.replace("[ARGS]...", "").replace("[ID]...", ""), args
         assert "list[str]" not in shown, args
         assert max(len(line) for line in shown.splitlines()) <= 80, args
+    assert local.ok("executions", "download", "--help").stdout.count("[default:") == 1

@@ -208,7 +208,11 @@ def test_cancel_by_filter_asks_first(cli: Cli) -> None:
     ids = [cli.json("run", "core.sleep", "-p", "seconds=60")["id"] for _ in range(2)]
     refused = cli("executions", "cancel", "--action", "core.sleep", input="n\n")
     assert refused.returncode == 2 and "nothing was cancelled" in refused.stderr
-    assert f"Cancel 2 execution(s): {ids[1]}, {ids[0]}?" in refused.stderr
+    # The answer read from a pipe is not echoed: the prompt's line is ended for it.
+    assert refused.stderr.splitlines() == [
+        f"Cancel 2 execution(s): {ids[1]}, {ids[0]}? [y/N]:",
+        "error: not confirmed: nothing was cancelled",
+    ]
     assert all(
         cli.json("executions", "get", str(i))["status"] not in ("cancelled", "canceling")
         for i in ids
@@ -223,6 +227,20 @@ def test_cancel_by_filter_asks_first(cli: Cli) -> None:
     nothing = cli.ok("executions", "cancel", "--action", "core.sleep", "--yes")
     assert "nothing to cancel" in nothing.stderr
     assert cli("executions", "cancel").returncode == 2  # neither ids nor a filter
+
+
+def test_cancel_by_id_cancels_what_exists_and_names_what_does_not(cli: Cli) -> None:
+    running = cli.json("run", "core.sleep", "-p", "seconds=60")["id"]
+    unknown = cli("executions", "cancel", "99999", "--yes")
+    assert unknown.returncode == 6
+    assert unknown.stdout.split() == ["ID", "RESULT", "99999", "not_found"]
+    assert unknown.stderr == "error: execution 99999 not found\n"
+    both = cli("executions", "cancel", str(running), "99998", "99999", "--yes", "--json")
+    assert both.returncode == 6 and both.stderr == "error: executions 99998, 99999 not found\n"
+    results = {r["id"]: r["result"] for r in json.loads(both.stdout)["data"]}
+    assert results[99998] == results[99999] == "not_found"
+    assert results[running] in ("cancelled", "canceling")
+    wait_for(lambda: cli.json("executions", "get", str(running))["status"] == "cancelled")
 
 
 def test_logs_retry_export_and_watch(cli: Cli, tmp_path: Path) -> None:
@@ -269,7 +287,7 @@ def test_tables_and_json_of_the_system_commands(cli: Cli) -> None:
     assert "FAILURE RATE" in table and "core.noop" in table
 
     assert cli.json("queue")["totalQueued"] == 0
-    assert "queued;" in cli.ok("queue").stdout
+    assert cli.ok("queue").stdout.startswith("0 queued; 1 worker, ")
     workers = cli.json("workers")
     assert workers and workers[0]["state"] == "active" and workers[0]["sandbox"] == "bubblewrap"
     assert cli.ok("workers").stdout.split()[:3] == ["ID", "NAME", "STATE"]
@@ -346,8 +364,10 @@ def test_tokens_login_and_roles(shared_server: Server, tmp_path: Path) -> None:
     assert made["role"] == "viewer" and made["token"].startswith("execd_")
 
     viewer = Cli(plain_env(tmp_path / "v"), tmp_path)
+    # Not a terminal: the token is stdin's line, read without a prompt or a warning.
     prompted = viewer("login", "--url", shared_server.url, input=made["token"] + "\n")
     assert prompted.returncode == 0, prompted.stderr
+    assert prompted.stderr == "" and "logged in" in prompted.stdout
     assert viewer.json("executions", "list") is not None  # the saved token is used
     refused = viewer("run", "core.noop")
     assert refused.returncode == 6 and "role does not allow" in refused.stderr
@@ -355,10 +375,21 @@ def test_tokens_login_and_roles(shared_server: Server, tmp_path: Path) -> None:
     with fake_server() as (url, seen):
         elsewhere = viewer("--url", url, "stats")
     assert elsewhere.returncode == 6 and seen == [None]
+    assert elsewhere.stderr == (
+        f"error: no token for {url}: the saved login is for {shared_server.url} "
+        f"(use that URL, or `execd login --url {url}`)\n"
+    )
     assert viewer.ok("logout").stdout.startswith("removed")
     assert not (tmp_path / "v" / "config" / "execd.json").exists()
     wrong = viewer("login", "--url", shared_server.url, "--token", "execd_wrong")
     assert wrong.returncode == 6 and not (tmp_path / "v" / "config" / "execd.json").exists()
+    assert "refused the token" in wrong.stderr and "execd login" not in wrong.stderr
+    for empty in ("", "\n"):
+        nothing = viewer("login", "--url", shared_server.url, input=empty)
+        assert nothing.returncode == 2 and nothing.stdout == ""
+        assert nothing.stderr == (
+            "error: no token on stdin (one line); or give it with --token or EXECD_TOKEN\n"
+        )
 
 
 def test_progress_bar_on_a_terminal(cli: Cli, tmp_path: Path) -> None:
@@ -523,6 +554,32 @@ def test_streams_fail_fast_without_a_server_and_other_servers_are_named(cli: Cli
         html = cli("--url", url, "stats")
     assert html.returncode == 7 and "is it an execd server?" in html.stderr
     assert "Traceback" not in html.stderr
+    # An error in none of execd's shapes: something else answers at the URL.
+    for body, content_type, what in (
+        (b"<html>File not found</html>", "text/html", "not JSON"),
+        (b'{"nothing": "here"}', "application/json", "JSON without an error message"),
+    ):
+        with fake_server(404, body, content_type) as (url, _):
+            for args in (("stats",), ("login", "--token", "t")):
+                other = cli("--url", url, *args)
+                assert other.returncode == 7, (args, other.stderr)
+                assert other.stderr == (
+                    f"error: {url} is not an execd server: it answered HTTP 404, {what}\n"
+                    "Set the URL with --url, EXECD_URL or `execd login`.\n"
+                )
+
+
+def test_applying_without_a_server_says_so_like_any_command(tmp_path: Path) -> None:
+    (tmp_path / "pack.yaml").write_text(PACK)
+    local = Cli(plain_env(tmp_path), tmp_path)
+    for args in (("actions", "apply", "-f", "pack.yaml"), ("stats",)):
+        down = local("--url", "http://127.0.0.1:9", *args)
+        assert (down.returncode, down.stdout) == (7, ""), args
+        assert down.stderr.splitlines() == [
+            "error: cannot reach the execd server at http://127.0.0.1:9: "
+            "[Errno 111] Connection refused",
+            "Is it running (`make run`)? Set the URL with --url, EXECD_URL or `execd login`.",
+        ]
 
 
 def test_run_batch_submits_a_file_of_executions(cli: Cli, tmp_path: Path) -> None:
@@ -552,9 +609,13 @@ def test_run_batch_submits_a_file_of_executions(cli: Cli, tmp_path: Path) -> Non
     assert [(r[0], r[2].strip()) for r in rows] == [
         ("0", "created"), ("1", "created"), ("2", "404: Action no.such not found")
     ]  # fmt: skip
-    assert refused.stderr.strip() == (
+    assert refused.stderr == (
         "error: Batch refused, nothing was stored: 1 of 2 executions could not be submitted "
-        "(404); 2 of the 4 executions were not stored"
+        "(404); the 2 executions of the batches before it were stored\n"
+    )
+    alone = cli("run-batch", "-", input='{"action_ref": "no.such"}')
+    assert alone.returncode == 6 and alone.stderr == (  # said once
+        "error: Batch refused, nothing was stored: 1 of 1 executions could not be submitted (404)\n"
     )
     partly = cli("run-batch", "bad.jsonl", "--no-atomic", "--json")
     assert partly.returncode == 6
@@ -566,7 +627,10 @@ def test_run_batch_submits_a_file_of_executions(cli: Cli, tmp_path: Path) -> Non
 
     (tmp_path / "broken.jsonl").write_text('{"action_ref": "core.noop"}\n{"action_ref": \n')
     broken = cli("run-batch", "broken.jsonl")
-    assert broken.returncode == 2 and "broken.jsonl, line 2, is not valid JSON" in broken.stderr
+    assert broken.returncode == 2
+    assert broken.stderr == (
+        "error: broken.jsonl: not valid JSON (line 2, column 16: unexpected end of data)\n"
+    )
     listed = cli("run-batch", "-", input='["core.noop"]')
     assert listed.returncode == 2 and "execution 0 is not a JSON object" in listed.stderr
     for result in (refused, partly, broken, listed):

@@ -21,7 +21,7 @@ from execd.client import (
     packs,
 )
 from execd.client import config as client_config
-from execd.client.errors import error_for
+from execd.client.errors import UnexpectedAnswer, error_for
 from execd.client.protocol import LineBuffer, SSEParser, params
 
 
@@ -44,8 +44,11 @@ def test_arguments_then_environment_then_the_saved_file(
     assert stat.S_IMODE(saved.parent.stat().st_mode) == 0o700
     assert json.loads(saved.read_text()) == {"url": "http://saved:1", "token": "execd_saved"}
     assert client_config.resolve() == client_config.Target("http://saved:1", "execd_saved")
-    # The saved token never goes to another server.
-    assert client_config.resolve("http://other:2").token is None
+    # The saved token never goes to another server; where it would go is said.
+    assert client_config.resolve("http://other:2") == client_config.Target(
+        "http://other:2", None, saved_url="http://saved:1"
+    )
+    assert client_config.resolve("http://other:2", "t").saved_url is None
     monkeypatch.setenv("EXECD_URL", "http://env:3/")
     monkeypatch.setenv("EXECD_TOKEN", "execd_env")
     assert client_config.resolve() == client_config.Target("http://env:3", "execd_env")
@@ -95,6 +98,32 @@ def test_errors_take_the_message_of_each_dialect() -> None:
     assert isinstance(error_for(400, {"detail": "bad"}, "x"), BadRequest)
     crashed = error_for(502, "<html>bad gateway</html>", "HTTP 502")
     assert isinstance(crashed, ServerError) and str(crashed) == "502: HTTP 502"
+
+
+@pytest.mark.parametrize(
+    ("status", "content", "headers", "kind"),
+    [
+        (404, b"<html>File not found</html>", {"Content-Type": "text/html"}, UnexpectedAnswer),
+        (404, b'{"nothing": "here"}', {}, UnexpectedAnswer),
+        (502, b"Bad Gateway", {}, UnexpectedAnswer),
+        (404, b'{"detail": "Not Found"}', {}, NotFound),
+        (400, b'{"error": "bad", "status": 400}', {}, BadRequest),
+    ],
+)
+def test_an_error_in_none_of_execds_shapes_is_another_server(
+    status: int, content: bytes, headers: dict[str, str], kind: type[Exception]
+) -> None:
+    answer = httpx.Response(status, content=content, headers=headers)
+    transport = httpx.MockTransport(lambda request: answer)
+    with (
+        Client("http://other.test", "t", transport=transport) as client,
+        pytest.raises(kind) as raised,
+    ):
+        client.stats()
+    if kind is UnexpectedAnswer:
+        assert str(raised.value).startswith(
+            f"http://other.test is not an execd server: it answered HTTP {status}, "
+        )
 
 
 def test_a_definition_is_compared_as_the_server_would_store_it() -> None:

@@ -7,6 +7,7 @@ the SDK's model.
 from __future__ import annotations
 
 import os
+import sys
 from typing import Annotated
 
 import typer
@@ -26,7 +27,10 @@ def login(
         typer.Option(help="Server URL (default: --url, EXECD_URL or http://127.0.0.1:8080)"),
     ] = None,
     token: Annotated[
-        str | None, typer.Option(help="API token [EXECD_TOKEN; asked for when missing]")
+        str | None,
+        typer.Option(
+            help="API token [EXECD_TOKEN; else asked for, or read from stdin if not a terminal]"
+        ),
     ] = None,
     as_json: JsonOpt = False,
 ) -> None:
@@ -40,12 +44,8 @@ def login(
         except ClientError:  # a damaged file: logging in writes a new one
             chosen = client_config.DEFAULT_URL
     if token is None:
-        token = (
-            options.token
-            or os.environ.get("EXECD_TOKEN")
-            or typer.prompt("Token", hide_input=True, err=True)
-        )
-    with output.errors(), Client(chosen, token) as client:
+        token = options.token or os.environ.get("EXECD_TOKEN") or ask_token()
+    with output.errors(logging_in=True), Client(chosen, token) as client:
         me = client.me()
         path = client_config.save(client.url, token)
 
@@ -56,6 +56,21 @@ def login(
         out.print(f"saved to {path}")
 
     output.show({"url": client.url, "me": me, "saved": str(path)}, as_json, render)
+
+
+def ask_token() -> str:
+    """The token, typed at a hidden prompt on a terminal, else one line of stdin."""
+    if sys.stdin.isatty():
+        try:
+            return str(typer.prompt("Token", hide_input=True, err=True))
+        except typer.Abort:  # Ctrl-D or Ctrl-C at the prompt
+            output.fail("no token given: nothing was saved", Exit.USAGE)
+    token = sys.stdin.readline().strip()
+    if not token:
+        output.fail(
+            "no token on stdin (one line); or give it with --token or EXECD_TOKEN", Exit.USAGE
+        )
+    return token
 
 
 @app.command(rich_help_panel=CLIENT)

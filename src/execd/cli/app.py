@@ -13,6 +13,8 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 from typer.core import TyperGroup
 
+from execd import __version__
+
 if TYPE_CHECKING:
     from typer._click import Context, HelpFormatter  # the copy of Click that Typer ships
 
@@ -86,6 +88,12 @@ class Options:
 options = Options()
 
 
+def _print_version(given: bool) -> None:
+    if given:
+        typer.echo(__version__)
+        raise typer.Exit()
+
+
 @app.callback()
 def _global(
     url: Annotated[
@@ -94,6 +102,15 @@ def _global(
     token: Annotated[
         str | None, typer.Option(help="API token [EXECD_TOKEN, else `execd login`'s]")
     ] = None,
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version",
+            is_eager=True,
+            callback=_print_version,
+            help="Print the version (as `execd version`) and exit",
+        ),
+    ] = False,
 ) -> None:
     """execd: a multi-tenant action and job execution service."""
     options.url, options.token = url, token

@@ -9,6 +9,7 @@ JSON) holding the body the v1 API (flows: the flow dialect) takes.
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
@@ -29,14 +30,12 @@ from execd.cli.client import (
 from execd.cli.output import Exit, out
 from execd.client import (
     Action,
-    ApiError,
     Client,
     Enforcement,
     Flow,
     FlowExecution,
     Rule,
     Trigger,
-    packs,
 )
 from execd.client.operations import PartlyApplied
 
@@ -74,7 +73,20 @@ def load_yaml(path: Path) -> Any:
     try:
         return yaml.load(text, Loader=_PackLoader)
     except yaml.YAMLError as exc:
-        output.fail(f"{path} is not valid YAML: {exc}", Exit.USAGE)
+        output.fail(f"{path}: not valid YAML ({yaml_problem(exc)})", Exit.USAGE)
+
+
+def yaml_problem(exc: yaml.YAMLError) -> str:
+    """What PyYAML says is wrong, on one line: where (line and column, from 1), then what."""
+    if not isinstance(exc, yaml.MarkedYAMLError):
+        return " ".join(str(exc).split())
+    what = ", ".join(filter(None, (exc.context, exc.problem))) or "invalid"
+    mark, problem = exc.context_mark or exc.problem_mark, exc.problem_mark
+    if mark is None:
+        return what
+    if problem is not None and problem.line != mark.line:
+        what += f" on line {problem.line + 1}"
+    return f"line {mark.line + 1}, column {mark.column + 1}: {what}"
 
 
 def load_definition(path: Path, **defaults: str) -> dict[str, Any]:
@@ -183,12 +195,14 @@ def actions_apply(
 
     Applying the same file again changes nothing."""
     document = load_yaml(file)
-    stopped: PartlyApplied | None = None
+    stopped: output.Problem | None = None
     with connect() as client:
         try:
             applied = client.apply_pack(document)
         except PartlyApplied as exc:
-            applied, stopped = exc.applied, exc
+            if not exc.applied:  # nothing was: an error like any other command's
+                raise exc.cause from None
+            applied, stopped = exc.applied, output.problem(exc.cause)
 
     def render() -> None:
         output.table(("KIND", "NAME", "OUTCOME"), ((a.kind, a.ref, a.outcome) for a in applied))
@@ -198,9 +212,8 @@ def actions_apply(
 
     output.show(applied, as_json, render)
     if stopped is not None:
-        code = Exit.USAGE if isinstance(stopped.cause, packs.PackError) else Exit.API_ERROR
-        detail = f" ({stopped.cause.status})" if isinstance(stopped.cause, ApiError) else ""
-        output.fail(f"stopped: {stopped.message}{detail}; what is above was applied", code)
+        message = f"stopped: {stopped.message}; what is above was applied"
+        output.give_up(replace(stopped, message=message))
 
 
 # --- flows ------------------------------------------------------------------------------
@@ -364,7 +377,11 @@ def triggers_update(ref: TriggerRef, file: FileOpt, as_json: JsonOpt = False) ->
     """Replace a trigger's definition with the file's (PUT; its type stays; the ref
     defaults to REF)."""
     definition = load_definition(file, ref=ref)
-    said_trigger(ask(lambda c: c.update_trigger(ref, definition)), as_json, "updated")
+    with connect() as client:
+        if "type" not in definition:
+            definition["type"] = client.get_trigger(ref).type
+        changed = client.update_trigger(ref, definition)
+    said_trigger(changed, as_json, "updated")
 
 
 @triggers_app.command("enable")

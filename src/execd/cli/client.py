@@ -291,7 +291,7 @@ def load_executions(path: Path) -> list[dict[str, Any]]:
         items = parse_json(text, str(path))
     else:
         lines = enumerate(text.splitlines(), 1)
-        items = [parse_json(line, f"{path}, line {n},") for n, line in lines if line.strip()]
+        items = [parse_json(line, str(path), n) for n, line in lines if line.strip()]
     for index, item in enumerate(items):
         if not isinstance(item, dict):
             output.fail(
@@ -301,11 +301,14 @@ def load_executions(path: Path) -> list[dict[str, Any]]:
     return list(items)
 
 
-def parse_json(text: str, where: str) -> Any:
+def parse_json(text: str, where: str, line: int = 1) -> Any:
+    """JSON text (`where` names it; `line`: the file's line it starts on); exit 2 when
+    it is not JSON, with one line saying where."""
     try:
         return orjson.loads(text)
     except orjson.JSONDecodeError as exc:
-        output.fail(f"{where} is not valid JSON: {exc}", Exit.USAGE)
+        at = f"line {line + exc.lineno - 1}, column {exc.colno}: {exc.msg}"
+        output.fail(f"{where}: not valid JSON ({at})", Exit.USAGE)
 
 
 @app.command("run-batch", rich_help_panel=CLIENT)
@@ -380,9 +383,12 @@ def run_batch(
 
     output.show({"data": answered, "summary": summary}, as_json, render)
     if refusal is not None:
+        # The server's message says what happened to the refused batch; the batches
+        # before it were stored.
+        before = created + replayed
         output.fail(
-            f"{refusal.message} ({refusal.status}); {summary['not_stored']} of the "
-            f"{len(executions)} executions were not stored"
+            f"{refusal.message} ({refusal.status})"
+            + (f"; the {before} executions of the batches before it were stored" if before else "")
         )
     if refused:
         output.fail(f"{refused} of the {len(executions)} executions were refused")
@@ -579,11 +585,13 @@ def executions_cancel(
             return
         if not yes:
             shown = ", ".join(str(i) for i in targets[:10]) + (" ..." if len(targets) > 10 else "")
+            confirmed: bool | None
             try:
                 confirmed = typer.confirm(f"Cancel {len(targets)} execution(s): {shown}?", err=True)
-            except typer.Abort:  # no answer (end of input)
+            except typer.Abort:  # no answer (end of input, Ctrl-C)
+                confirmed = None
+            if confirmed is None or not sys.stdin.isatty():  # the answer was not echoed
                 output.err.print()
-                confirmed = False
             if not confirmed:
                 output.fail("not confirmed: nothing was cancelled", Exit.USAGE)
         answer = client.bulk_cancel(targets, reason=reason)
@@ -594,6 +602,10 @@ def executions_cancel(
             ("ID", "RESULT"), ((str(r["id"]), r["result"]) for r in answer["data"])
         ),
     )
+    unknown = [str(r["id"]) for r in answer["data"] if r["result"] == "not_found"]
+    if unknown:
+        kind = "execution" if len(unknown) == 1 else "executions"
+        output.fail(f"{kind} {', '.join(unknown)} not found")
 
 
 @executions_app.command("retry")
@@ -621,9 +633,7 @@ def executions_download(
     execution_id: Annotated[int, typer.Argument(help="An ended execution")],
     output_path: Annotated[
         str,
-        typer.Option(
-            "--output", "-o", help="File, or directory (existing, or ending in /) [default: .]"
-        ),
+        typer.Option("--output", "-o", help="File, or directory (existing, or ending in /)"),
     ] = ".",
     as_json: JsonOpt = False,
 ) -> None:
@@ -746,8 +756,9 @@ def queue(as_json: JsonOpt = False) -> None:
 
     def render() -> None:
         c = waiting.capacity
+        workers = c.get("workers")
         out.print(
-            f"{waiting.total_queued} queued; {c.get('workers')} workers, "
+            f"{waiting.total_queued} queued; {workers} worker{'' if workers == 1 else 's'}, "
             f"{c.get('busySlots')}/{c.get('totalSlots')} slots busy"
         )
         if waiting.queued_jobs:

@@ -7,6 +7,7 @@ from __future__ import annotations
 import sys
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import datetime
 from enum import IntEnum
 from operator import attrgetter
@@ -19,6 +20,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
+from execd.cli.app import options
 from execd.client import (
     ApiError,
     ClientError,
@@ -28,6 +30,7 @@ from execd.client import (
     Forbidden,
     Unauthorized,
 )
+from execd.client import config as client_config
 from execd.client.errors import UnexpectedAnswer
 from execd.client.operations import WaitTimeout
 from execd.client.packs import PackError
@@ -208,36 +211,70 @@ def fail(message: str, code: int = Exit.API_ERROR) -> NoReturn:
     raise typer.Exit(code)
 
 
+URL_HINT = "Set the URL with --url, EXECD_URL or `execd login`."
+
+
+@dataclass(frozen=True)
+class Problem:
+    """What to say about an error, the hint that goes with it, and the exit code."""
+
+    message: str
+    code: int = Exit.API_ERROR
+    hint: str = ""
+
+
+def problem(exc: ClientError | OSError, *, logging_in: bool = False) -> Problem:
+    """How the CLI reports what the SDK raised (or a file that could not be read)."""
+    if isinstance(exc, ConfigurationError | PackError):  # nothing was sent
+        return Problem(exc.message, Exit.USAGE)
+    if isinstance(exc, OSError):
+        return Problem(f"{exc.filename or 'a file'}: {exc.strerror or exc}", Exit.USAGE)
+    if isinstance(exc, UnexpectedAnswer):
+        return Problem(exc.message, Exit.UNREACHABLE, URL_HINT)
+    if isinstance(exc, ConnectionFailed):
+        return Problem(exc.message, Exit.UNREACHABLE, f"Is it running (`make run`)? {URL_HINT}")
+    if isinstance(exc, Unauthorized):
+        return Problem(unauthorized(exc, logging_in))
+    if isinstance(exc, Forbidden):
+        return Problem(f"the token's role does not allow this (403: {exc.message})")
+    if isinstance(exc, ApiError):
+        return Problem(f"{exc.message} ({exc.status})")
+    if isinstance(exc, WaitTimeout):
+        return Problem(exc.message, Exit.WAIT_EXPIRED)
+    return Problem(exc.message)
+
+
+def unauthorized(exc: Unauthorized, logging_in: bool) -> str:
+    """A 401, and what to do about it: `execd login` just got it, or no token was sent
+    (the saved login is for another URL), or the token was refused."""
+    refused = f"the server refused the token (401: {exc.message})"
+    if logging_in:
+        return f"{refused}; check the token"
+    try:
+        target = client_config.resolve(options.url, options.token)
+    except ClientError:
+        target = None
+    if target is not None and target.token is None and target.saved_url:
+        return (
+            f"no token for {target.url}: the saved login is for {target.saved_url} "
+            f"(use that URL, or `execd login --url {target.url}`)"
+        )
+    if target is not None and target.token is None:
+        refused = f"the server needs a token (401: {exc.message})"
+    return f"{refused}. Log in with `execd login` or set EXECD_TOKEN."
+
+
+def give_up(said: Problem) -> NoReturn:
+    fail(f"{said.message}\n{said.hint}" if said.hint else said.message, said.code)
+
+
 @contextmanager
-def errors() -> Any:
-    """Turn what the SDK raises into one line on stderr and an exit code."""
+def errors(*, logging_in: bool = False) -> Any:
+    """Turn what the SDK raises into one line on stderr (and a hint) and an exit code."""
     try:
         yield
-    except (ConfigurationError, PackError) as exc:  # nothing was sent
-        fail(exc.message, Exit.USAGE)
-    except UnexpectedAnswer as exc:
-        fail(exc.message, Exit.UNREACHABLE)
-    except OSError as exc:
-        fail(f"{exc.filename or 'a file'}: {exc.strerror or exc}", Exit.USAGE)
-    except ConnectionFailed as exc:
-        fail(
-            f"{exc.message}\nIs it running (`make run`)? "
-            "Set the URL with --url, EXECD_URL or `execd login`.",
-            Exit.UNREACHABLE,
-        )
-    except Unauthorized as exc:
-        fail(
-            f"the server refused the token (401: {exc.message}). "
-            "Log in with `execd login` or set EXECD_TOKEN."
-        )
-    except Forbidden as exc:
-        fail(f"the token's role does not allow this (403: {exc.message})")
-    except ApiError as exc:
-        fail(f"{exc.message} ({exc.status})")
-    except WaitTimeout as exc:
-        fail(exc.message, Exit.WAIT_EXPIRED)
-    except ClientError as exc:
-        fail(exc.message)
+    except (ClientError, OSError) as exc:
+        give_up(problem(exc, logging_in=logging_in))
 
 
 def duration(execution: Execution) -> str:

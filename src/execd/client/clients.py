@@ -29,7 +29,13 @@ import httpx
 
 from execd import __version__
 from execd.client import config
-from execd.client.errors import ClientError, ConnectionFailed, UnexpectedAnswer, error_for
+from execd.client.errors import (
+    ClientError,
+    ConnectionFailed,
+    UnexpectedAnswer,
+    error_for,
+    error_message,
+)
 from execd.client.operations import Operations
 from execd.client.protocol import (
     Download,
@@ -76,16 +82,22 @@ class _Driver(Operations):
             "headers": request.headers,
         }
 
-    @staticmethod
-    def _checked(status: int, headers: Mapping[str, str], content: bytes) -> Reply:
+    def _checked(self, status: int, headers: Mapping[str, str], content: bytes) -> Reply:
+        """The answer, or the error it says. An error answer that is in none of execd's
+        error shapes (not JSON, or JSON without the error fields) comes from something
+        else at the URL: `UnexpectedAnswer`."""
         reply = Reply(status, dict(headers), content)
-        if status >= 400:
-            try:
-                body = reply.json()
-            except ValueError:
-                body = reply.text
-            raise error_for(status, body, f"HTTP {status}")
-        return reply
+        if status < 400:
+            return reply
+        try:
+            body, what = reply.json(), "JSON without an error message"
+        except ValueError:
+            body, what = None, "not JSON"
+        if error_message(body) is None:
+            raise UnexpectedAnswer(
+                f"{self.url} is not an execd server: it answered HTTP {status}, {what}"
+            )
+        raise error_for(status, body, f"HTTP {status}")
 
     def _advance(
         self, operation: Generator[Step, Any, Any], answer: Any, error: BaseException | None

@@ -23,6 +23,9 @@ DEFAULT_URL = "http://127.0.0.1:8080"
 class Target:
     url: str
     token: str | None
+    #: Without a token: the URL of a saved login for another server (its token is not
+    #: sent to this one).
+    saved_url: str | None = None
 
 
 def config_path() -> Path:
@@ -77,6 +80,9 @@ def resolve(url: str | None = None, token: str | None = None) -> Target:
         return Target(normalise_url(url), token)
     saved = load()
     chosen = normalise_url(url or saved.get("url") or DEFAULT_URL)
-    if token is None and saved.get("url") and normalise_url(saved["url"]) == chosen:
-        token = saved.get("token")
-    return Target(chosen, token)
+    if token is not None or not saved.get("url") or not saved.get("token"):
+        return Target(chosen, token)
+    saved_url = normalise_url(saved["url"])
+    if saved_url == chosen:
+        return Target(chosen, saved["token"])
+    return Target(chosen, None, saved_url)

@@ -75,16 +75,20 @@ _BY_STATUS: dict[int, type[ApiError]] = {
 }
 
 
-def error_for(status: int, body: Any, fallback: str) -> ApiError:
-    """The exception for an error answer, with the message taken from any dialect's body:
-    v1 `{"error", "status"}`, the flow dialect's `{"error", "code", "message"}`, the
-    tenant dialect's `{"error", ...}` or FastAPI's `{"detail"}`."""
-    message = fallback
+def error_message(body: Any) -> str | None:
+    """The message of an error body in one of execd's shapes: v1 `{"error", "status"}`,
+    the flow dialect's `{"error", "code", "message"}`, the tenant dialect's `{"error",
+    ...}` or FastAPI's `{"detail"}`. None: no such body (something else answered)."""
     if isinstance(body, dict):
         for key in ("message", "error", "detail"):
             value = body.get(key)
             if isinstance(value, str) and value:
-                message = value
-                break
+                return value
+    return None
+
+
+def error_for(status: int, body: Any, fallback: str) -> ApiError:
+    """The exception for an error answer, with the message taken from any dialect's body
+    (`fallback` when it has none)."""
     kind = _BY_STATUS.get(status, ServerError if status >= 500 else ApiError)
-    return kind(status, message, body)
+    return kind(status, error_message(body) or fallback, body)
