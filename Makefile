@@ -57,6 +57,7 @@ lint: dev
 	$(BIN)/ruff check src tests bench examples
 	$(BIN)/ruff format --check src tests bench examples
 	$(BIN)/mypy
+	$(BIN)/lint-imports
 
 # The browser files served with the dashboard and /docs, from npm at pinned versions.
 vendor:
