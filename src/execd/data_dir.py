@@ -13,7 +13,7 @@ import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
-from execd.errors import StartupError
+from execd.domain.errors import StartupError
 
 PRIVATE_DIR = 0o700
 PRIVATE_FILE = 0o600

@@ -13,6 +13,7 @@ import structlog
 
 from execd import data_dir
 from execd.config import Settings
+from execd.domain.errors import StartupError
 from execd.domain.sandbox import sandbox_status
 from execd.engine.accounts import AccountService
 from execd.engine.audit import AuditLog
@@ -26,7 +27,6 @@ from execd.engine.sealing import Sealer, SealError, check_keys, read_keys
 from execd.engine.service import ActionService, ExecutionService
 from execd.engine.streams import LiveStreams
 from execd.engine.worker import Worker, WorkerConfig
-from execd.errors import StartupError
 from execd.runners import leftovers, sandbox
 from execd.runners.registry import build_runners
 from execd.store.accounts import Accounts

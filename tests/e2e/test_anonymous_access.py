@@ -17,7 +17,7 @@ from starlette.requests import HTTPConnection
 from execd.api.limits import RateLimits
 from execd.config import Settings
 from execd.domain.access import Principal
-from execd.errors import TooManyRequests
+from execd.domain.errors import TooManyRequests
 from tests.e2e.test_flows import define, echo, error, run, wait_flow
 from tests.e2e.test_tenant_actions import Tenant
 from tests.support import Deployment, Server, new_project, submit, wait_for, wait_status

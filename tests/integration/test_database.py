@@ -17,7 +17,7 @@ import pytest
 from sqlalchemy import Connection, event, func, insert, select
 from sqlalchemy.exc import IntegrityError
 
-from execd.errors import StoreUnavailable
+from execd.domain.errors import StoreUnavailable
 from execd.store.database import Database, must_reach_disk
 from execd.store.migrate import upgrade
 from execd.store.schema import projects, tenants

@@ -15,10 +15,10 @@ from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlalchemy import Connection, Executable, create_engine, func, select, text
 
+from execd.domain.errors import Conflict
 from execd.domain.executions import Execution, ExecutionFilter, NewExecution, Page
 from execd.domain.states import Priority, Status
 from execd.engine.accounts import AccountService
-from execd.errors import Conflict
 from execd.store import executions as executions_module
 from execd.store.accounts import Accounts
 from execd.store.changes import NOW, Change

@@ -5,9 +5,9 @@ import pytest
 from execd.api.dialects.flows import params
 from execd.api.dialects.flows.wire import format_duration
 from execd.domain.core_pack import CORE_ACTIONS
+from execd.domain.errors import InvalidInput
 from execd.domain.flows import FlowSpec, FlowStep, find_cycle, validate_flow
 from execd.domain.templates import TemplateError, check, render, render_parameters
-from execd.errors import InvalidInput
 
 
 def test_render_keeps_types_for_whole_placeholders_and_text_inside_strings() -> None:

@@ -17,7 +17,7 @@ from starlette.requests import HTTPConnection
 from execd.api.limits import RateLimits
 from execd.domain import jsonsafe
 from execd.domain.access import Principal
-from execd.errors import InvalidInput, Unauthorized
+from execd.domain.errors import InvalidInput, Unauthorized
 from execd.runtime import Runtime
 
 # A JSON body can only hold what the store cannot keep if it has an escaped NUL or

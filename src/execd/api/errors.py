@@ -15,7 +15,7 @@ from starlette.responses import Response
 
 from execd.api.metrics import count_unavailable
 from execd.api.responses import Json
-from execd.errors import ExecdError, StoreUnavailable
+from execd.domain.errors import ExecdError, StoreUnavailable
 
 log = structlog.get_logger(__name__)
 

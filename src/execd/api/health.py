@@ -8,7 +8,7 @@ from fastapi import APIRouter
 from execd import __version__
 from execd.api.deps import RuntimeDep
 from execd.api.responses import Json
-from execd.errors import StoreUnavailable
+from execd.domain.errors import StoreUnavailable
 
 router = APIRouter(tags=["health"])
 

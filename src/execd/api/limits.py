@@ -20,7 +20,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from execd.config import Settings
 from execd.domain.access import Principal
-from execd.errors import TooLarge, TooManyRequests
+from execd.domain.errors import TooLarge, TooManyRequests
 
 if TYPE_CHECKING:  # errors -> metrics -> deps -> here
     from execd.api.errors import Errors

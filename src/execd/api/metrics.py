@@ -45,7 +45,7 @@ from prometheus_client.registry import Collector
 
 from execd.api import responses
 from execd.api.deps import get_caller
-from execd.errors import Forbidden, NotFound, StoreUnavailable
+from execd.domain.errors import Forbidden, NotFound, StoreUnavailable
 
 if TYPE_CHECKING:
     from execd.engine.jobs import ClusterFigures

@@ -118,7 +118,7 @@ def serve(
             os.environ[name] = str(value)
     _configure_logging(settings)
     runtime = Runtime(settings)
-    from execd.errors import StartupError
+    from execd.domain.errors import StartupError
 
     embedded, processes = settings.serve_workers()
     try:
@@ -288,7 +288,7 @@ def worker(
         database_url=database_url,
     )
     _configure_logging(settings)
-    from execd.errors import ExecdError, StartupError
+    from execd.domain.errors import ExecdError, StartupError
 
     try:
         _run(_worker(settings))
@@ -420,7 +420,7 @@ def rotate_secrets(
     """Seal every secret in the database with the first key of EXECD_SECRET_KEY (or the
     key file), including values an older version left in plain text. Exits 1 if some
     could not be opened (sealed with a key not given)."""
-    from execd.errors import ExecdError, StartupError
+    from execd.domain.errors import ExecdError, StartupError
 
     settings = _settings(database_url=database_url)
     try:
@@ -476,7 +476,7 @@ def issue_directly(
 
     from execd.client import NewToken
     from execd.domain import times
-    from execd.errors import ExecdError
+    from execd.domain.errors import ExecdError
 
     settings = _settings(database_url=database_url)
     try:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from execd.errors import Forbidden, InvalidInput
+from execd.domain.errors import Forbidden, InvalidInput
 
 # Each role includes everything the roles before it may do.
 ROLES = ("viewer", "operator", "admin")

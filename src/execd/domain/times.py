@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from execd.errors import InvalidInput
+from execd.domain.errors import InvalidInput
 
 
 def iso(ts: float | None) -> str | None:

@@ -18,8 +18,8 @@ from execd.domain.access import (
     require_system,
     token_scope,
 )
+from execd.domain.errors import Conflict, InvalidInput, NotFound, Unauthorized
 from execd.domain.executions import MAX_ID
-from execd.errors import Conflict, InvalidInput, NotFound, Unauthorized
 from execd.store.accounts import Accounts, Project, Tenant, TokenRecord
 
 DEFAULT_TENANT = "default"

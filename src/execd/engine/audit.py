@@ -8,7 +8,7 @@ from dataclasses import replace
 
 from execd.domain.access import Principal, require
 from execd.domain.audit import AuditEntry, AuditFilter
-from execd.errors import Forbidden
+from execd.domain.errors import Forbidden
 from execd.store.audit import AuditStore, Carried
 from execd.store.database import RIDER
 

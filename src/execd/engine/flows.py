@@ -12,6 +12,7 @@ import orjson
 
 from execd.domain import jsonsafe
 from execd.domain.access import Principal, require
+from execd.domain.errors import Conflict, ExecdError, InvalidInput, NotFound
 from execd.domain.executions import Execution
 from execd.domain.flows import (
     FLOW_ACTION_REF,
@@ -33,7 +34,6 @@ from execd.engine.service import (
     new_execution,
     shown_name,
 )
-from execd.errors import Conflict, ExecdError, InvalidInput, NotFound
 from execd.store.artifacts import ArtifactStore
 from execd.store.flows import FlowStore, HistoryFilter, HistoryStats
 from execd.store.workers import OFFLINE, WorkerNode, WorkerRegistry

@@ -11,13 +11,13 @@ from typing import Any, BinaryIO
 
 from execd.domain.access import Principal, require
 from execd.domain.actions import MAX_SECONDS
+from execd.domain.errors import Conflict, InvalidInput, NotFound
 from execd.domain.executions import Execution
 from execd.domain.flows import FLOW_RUNNER, plan_steps, step_name
 from execd.domain.states import PENDING, TERMINAL, Priority, Status
 from execd.engine.flows import FlowService
 from execd.engine.run_figures import RunFigures
 from execd.engine.service import ActionService, ExecutionService, SubmitOptions, shown_name
-from execd.errors import Conflict, InvalidInput, NotFound
 from execd.store.jobs import JobFilter, JobStore
 from execd.store.notifications import Notification, NotificationStore
 from execd.store.schema import executions as ex

@@ -14,9 +14,9 @@ import structlog
 
 from execd.domain import rules as domain
 from execd.domain.access import Principal, require
+from execd.domain.errors import Conflict, InvalidInput, NotFound, Unauthorized
 from execd.domain.rules import Enforcement, Rule, RuleError, RuleSpec, Trigger, TriggerSpec
 from execd.engine.sealing import Sealer, SealError
-from execd.errors import Conflict, InvalidInput, NotFound, Unauthorized
 from execd.store.rules import RuleStore
 
 log = structlog.get_logger(__name__)

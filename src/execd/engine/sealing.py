@@ -33,6 +33,7 @@ from cryptography.fernet import Fernet, InvalidToken
 from execd.data_dir import made_once
 from execd.domain.actions import secret_names
 from execd.domain.core_pack import CORE_ACTIONS
+from execd.domain.errors import Unavailable
 from execd.domain.secret_values import (
     map_plan,
     map_values,
@@ -40,7 +41,6 @@ from execd.domain.secret_values import (
     mask_url,
     payload_paths,
 )
-from execd.errors import Unavailable
 from execd.store.sealed import SealedStore
 
 PREFIX = "execd-sealed:v1:"

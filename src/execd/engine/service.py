@@ -25,6 +25,7 @@ from execd.domain.actions import (
 )
 from execd.domain.analytics import BUCKETS, MAX_BUCKETS, Aggregate
 from execd.domain.core_pack import CORE_ACTIONS, CORE_BY_UUID
+from execd.domain.errors import BatchRefused, Conflict, ExecdError, InvalidInput, NotFound
 from execd.domain.executions import (
     MAX_ID,
     Brief,
@@ -40,7 +41,6 @@ from execd.domain.states import TERMINAL, Priority
 from execd.engine import packages
 from execd.engine.batching import GroupCommit
 from execd.engine.sealing import Sealer
-from execd.errors import BatchRefused, Conflict, ExecdError, InvalidInput, NotFound
 from execd.store.artifacts import ArtifactStore
 from execd.store.catalog import Catalog
 from execd.store.executions import ExecutionQueries

@@ -18,9 +18,9 @@ from dataclasses import dataclass
 import structlog
 
 from execd.domain.access import Principal
+from execd.domain.errors import InvalidInput
 from execd.domain.states import TERMINAL, Status
 from execd.engine.service import ExecutionService
-from execd.errors import InvalidInput
 from execd.store.artifacts import STREAMS
 from execd.store.events import EventLog, LogEvent, Position
 from execd.store.signals import EVENTS

@@ -22,13 +22,13 @@ from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 
 from execd import __version__, files
 from execd.domain import jsonsafe
+from execd.domain.errors import StoreUnavailable
 from execd.domain.executions import Execution, Outcome
 from execd.domain.flows import FLOW_RUNNER
 from execd.domain.states import Status
 from execd.engine.batching import GroupCommit
 from execd.engine.run_figures import RunFigures
 from execd.engine.sealing import Sealer, SealError
-from execd.errors import StoreUnavailable
 from execd.runners import leftovers
 from execd.runners.base import InlineRunner, RunContext, Runner
 from execd.runners.paths import ExecutionPaths

@@ -36,8 +36,8 @@ from pathlib import Path, PurePosixPath
 from typing import Protocol
 
 import execd
+from execd.domain.errors import StartupError
 from execd.domain.sandbox import Limits, SandboxOptions
-from execd.errors import StartupError
 from execd.runners import cgroups
 from execd.runners.cgroups import Cgroups
 from execd.runners.paths import ExecutionPaths

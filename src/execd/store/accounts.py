@@ -9,7 +9,7 @@ from typing import Any
 from sqlalchemy import Connection, delete, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
-from execd.errors import Conflict
+from execd.domain.errors import Conflict
 from execd.store.clock import now_of
 from execd.store.database import Database
 from execd.store.schema import dashboard_sessions, projects, tenants, tokens

@@ -10,7 +10,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.sql.elements import ColumnElement
 
 from execd.domain.actions import Action, ActionSpec
-from execd.errors import Conflict
+from execd.domain.errors import Conflict
 from execd.store.clock import now_of
 from execd.store.database import Database
 from execd.store.rows import to_action

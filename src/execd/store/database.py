@@ -36,7 +36,7 @@ from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.functions import FunctionElement
 
 from execd.domain import jsonsafe
-from execd.errors import StoreUnavailable
+from execd.domain.errors import StoreUnavailable
 from execd.store.signals import CANCEL, EVENTS, JOBS, Signals, SocketRelay, listen_postgres
 
 T = TypeVar("T")

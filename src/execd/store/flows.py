@@ -19,10 +19,10 @@ from sqlalchemy import (
 )
 from sqlalchemy.sql.elements import ColumnElement
 
+from execd.domain.errors import Conflict
 from execd.domain.executions import Execution
 from execd.domain.flows import Flow, FlowSpec, FlowStep
 from execd.domain.states import TERMINAL, Status
-from execd.errors import Conflict
 from execd.store.clock import now_of
 from execd.store.database import Database, exclusive
 from execd.store.executions import delete_rows, with_descendants

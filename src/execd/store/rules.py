@@ -22,12 +22,12 @@ from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from execd.domain import rules as domain
 from execd.domain.actions import Action, mask_secrets, secret_names
 from execd.domain.core_pack import CORE_ACTIONS
+from execd.domain.errors import Conflict, ExecdError, NotFound
 from execd.domain.executions import NewExecution
 from execd.domain.rules import Enforcement, Rule, RuleSpec, Trigger, TriggerSpec
 from execd.domain.secret_values import mask_payload, payload_paths
 from execd.domain.templates import TemplateError, render_parameters
 from execd.domain.times import iso
-from execd.errors import Conflict, ExecdError, NotFound
 from execd.store import events as event_log
 from execd.store.clock import now_of
 from execd.store.database import Database, exclusive

@@ -10,7 +10,7 @@ from sqlalchemy import Connection, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
-from execd.errors import Conflict
+from execd.domain.errors import Conflict
 from execd.store.clock import now_of
 from execd.store.database import Database
 from execd.store.schema import workers

@@ -14,8 +14,8 @@ from execd.api.dashboard import forms
 from execd.api.dashboard.pages import page
 from execd.api.dashboard.session import PREFIX, Posted, Signed, SignedIn, runtime_of
 from execd.domain.actions import Action
+from execd.domain.errors import InvalidInput
 from execd.domain.executions import ExecutionFilter, Page
-from execd.errors import InvalidInput
 
 router = APIRouter(prefix=PREFIX, include_in_schema=False)
 

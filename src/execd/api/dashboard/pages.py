@@ -40,11 +40,11 @@ from execd.api.dashboard.session import (
 from execd.api.limits import RateLimits
 from execd.api.responses import Frame, file_chunks, sse_response
 from execd.domain.access import Principal
+from execd.domain.errors import ExecdError, InvalidInput, NotFound
 from execd.domain.executions import MAX_ID, Execution, ExecutionFilter, Page
 from execd.domain.flows import latest_attempts, numbered_steps, step_name
 from execd.domain.states import PENDING, TERMINAL, Status, parse_status
 from execd.engine.streams import Done, EventFilter, Output, Reset, position
-from execd.errors import ExecdError, InvalidInput, NotFound
 from execd.store.artifacts import STREAMS
 
 router = APIRouter(prefix=PREFIX, include_in_schema=False)

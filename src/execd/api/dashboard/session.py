@@ -17,8 +17,8 @@ from urllib.parse import parse_qsl, urlsplit
 from fastapi import Depends, Request, Response
 
 from execd.domain.access import Principal
+from execd.domain.errors import Forbidden, InvalidInput, Unauthorized
 from execd.engine.accounts import Session
-from execd.errors import Forbidden, InvalidInput, Unauthorized
 from execd.runtime import Runtime
 
 PREFIX = "/ui"

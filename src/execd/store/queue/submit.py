@@ -11,9 +11,9 @@ from typing import Any
 from sqlalchemy import Connection, insert, select
 
 from execd.domain.actions import mask_secrets
+from execd.domain.errors import Conflict
 from execd.domain.executions import Execution, NewExecution
 from execd.domain.states import Priority, Status
-from execd.errors import Conflict
 from execd.store.clock import now_of
 from execd.store.database import Database
 from execd.store.queue.transitions import event_row, log_events

@@ -12,10 +12,10 @@ from execd.api.dialects.flows import params, wire
 from execd.api.openapi import ACTION_REF, NOT_BLANK, PRIORITY, absent, given, nullable, shown
 from execd.api.responses import Json
 from execd.domain.actions import MAX_SECONDS
+from execd.domain.errors import InvalidInput
 from execd.domain.flows import MAX_NAME, MAX_STEPS, FlowSpec, FlowStep
 from execd.domain.states import Priority
 from execd.engine.service import SubmitOptions
-from execd.errors import InvalidInput
 
 router = APIRouter(prefix="/flows", tags=["flows"])
 

@@ -10,8 +10,8 @@ from fastapi import APIRouter, Query
 from execd.api.deps import Caller, RuntimeDep
 from execd.api.dialects.flows import params, wire
 from execd.api.responses import Json
+from execd.domain.errors import InvalidInput
 from execd.domain.executions import Execution
-from execd.errors import InvalidInput
 from execd.store.flows import HistoryFilter
 
 router = APIRouter(prefix="/history", tags=["flow history"])

@@ -10,7 +10,7 @@ from fastapi import Path, Query
 
 from execd.api.dialects.flows.wire import PARENT, STATUSES, SUBFLOW
 from execd.api.openapi import NOT_BLANK, nullable, one_of, shown, whole
-from execd.errors import InvalidInput
+from execd.domain.errors import InvalidInput
 
 MAX_LIMIT = 1000
 MAX_OFFSET = 10**12

@@ -7,10 +7,10 @@ import time
 from typing import Any
 
 from execd.domain import times
+from execd.domain.errors import InvalidInput
 from execd.domain.executions import Execution
 from execd.domain.flows import Flow, latest_attempts, numbered_steps, plan_steps, step_name
 from execd.domain.states import TERMINAL, Status
-from execd.errors import InvalidInput
 
 iso = times.iso  # the one way every dialect writes a time
 

@@ -8,7 +8,7 @@ from fastapi import Depends
 
 from execd.api.deps import Caller
 from execd.domain.access import Principal
-from execd.errors import Unauthorized
+from execd.domain.errors import Unauthorized
 
 
 async def tenant_caller(tenantId: str, projectId: str, caller: Caller) -> Principal:

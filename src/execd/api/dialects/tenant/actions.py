@@ -30,8 +30,8 @@ from execd.domain.actions import (
     ActionSpec,
     RetryPolicy,
 )
+from execd.domain.errors import Conflict, InvalidInput, NotFound
 from execd.domain.sandbox import Limits, SandboxOptions
-from execd.errors import Conflict, InvalidInput, NotFound
 from execd.runtime import Runtime
 
 router = APIRouter(prefix="/action", tags=["tenant actions"])

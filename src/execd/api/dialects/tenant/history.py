@@ -15,8 +15,8 @@ from execd.api.dialects.tenant.access import TenantCaller
 from execd.api.responses import Json
 from execd.domain.access import Principal
 from execd.domain.actions import Action
+from execd.domain.errors import NotFound
 from execd.domain.executions import Brief, Execution, Page
-from execd.errors import NotFound
 from execd.runtime import Runtime
 from execd.store.flows import HistoryFilter
 

@@ -21,10 +21,10 @@ from execd.api.responses import Json, file_chunks
 from execd.domain import times
 from execd.domain.access import Principal
 from execd.domain.actions import MAX_SECONDS
+from execd.domain.errors import Conflict, InvalidInput, NotFound
 from execd.domain.executions import Execution
 from execd.domain.states import TERMINAL, Priority, Status
 from execd.engine.jobs import JOB_TYPES, RESOURCE_TYPES, Estimate, JobRequest
-from execd.errors import Conflict, InvalidInput, NotFound
 from execd.runtime import Runtime
 from execd.store.jobs import JobFilter
 

@@ -10,8 +10,8 @@ from fastapi import APIRouter
 from execd.api.deps import Caller, RuntimeDep
 from execd.api.dialects.tenant import wire
 from execd.api.responses import Json
+from execd.domain.errors import Unauthorized
 from execd.domain.states import Priority, Status
-from execd.errors import Unauthorized
 
 router = APIRouter(prefix="/api/{tenantId}/execution/system", tags=["tenant jobs"])
 

@@ -21,8 +21,8 @@ from execd.api.openapi import (
 )
 from execd.api.responses import Json
 from execd.domain.actions import EMPTY_SCHEMA, MAX_SECONDS, ActionSpec, RetryPolicy
+from execd.domain.errors import InvalidInput
 from execd.domain.sandbox import Limits, SandboxOptions
-from execd.errors import InvalidInput
 
 router = APIRouter(tags=["v1 actions"])
 

@@ -34,10 +34,10 @@ from execd.domain import times
 from execd.domain.access import Principal
 from execd.domain.actions import MAX_SECONDS
 from execd.domain.analytics import BUCKETS
+from execd.domain.errors import ExecdError, InvalidInput, item_error
 from execd.domain.executions import MAX_ID, Execution, ExecutionFilter, Page
 from execd.domain.states import PENDING, Priority, Status, parse_status
 from execd.engine.service import MAX_BATCH, MAX_IDEMPOTENCY_KEY, Submission, SubmitOptions
-from execd.errors import ExecdError, InvalidInput, item_error
 from execd.store.artifacts import STREAMS
 
 router = APIRouter(prefix="/executions", tags=["v1 executions"])

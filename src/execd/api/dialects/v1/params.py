@@ -8,7 +8,7 @@ from typing import Annotated, Any
 
 from fastapi import Depends, Query
 
-from execd.errors import InvalidInput
+from execd.domain.errors import InvalidInput
 
 LARGEST = 10**9  # beyond any page or size a client means
 

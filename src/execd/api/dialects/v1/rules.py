@@ -24,6 +24,7 @@ from execd.api.openapi import (
 )
 from execd.api.responses import Json
 from execd.domain import jsonsafe
+from execd.domain.errors import InvalidInput
 from execd.domain.executions import MAX_ID
 from execd.domain.rules import (
     CATCH_UP,
@@ -44,7 +45,6 @@ from execd.domain.rules import (
 )
 from execd.domain.states import Status
 from execd.engine.rules import MIN_SECRET, SIGNATURE_HEADER
-from execd.errors import InvalidInput
 
 router = APIRouter(tags=["v1 rules"])
 

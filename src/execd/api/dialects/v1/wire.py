@@ -9,9 +9,9 @@ from execd.api.openapi import component, record
 from execd.domain import times
 from execd.domain.actions import Action
 from execd.domain.analytics import Aggregate
+from execd.domain.errors import InvalidInput
 from execd.domain.executions import MAX_ID, Execution, StatusEvent
 from execd.domain.states import Priority, Status
-from execd.errors import InvalidInput
 from execd.store.workers import WorkerNode
 
 iso = times.iso  # the one way every dialect writes a time
