@@ -15,6 +15,7 @@ from execd import data_dir
 from execd.config import Settings
 from execd.domain.errors import StartupError
 from execd.domain.sandbox import sandbox_status
+from execd.domain.workers import OFFLINE
 from execd.engine.accounts import AccountService
 from execd.engine.audit import AuditLog
 from execd.engine.flows import FlowService
@@ -44,7 +45,7 @@ from execd.store.queue import Queue
 from execd.store.retention import RetentionStore
 from execd.store.rules import RuleStore
 from execd.store.sealed import SealedStore
-from execd.store.workers import OFFLINE, WorkerRegistry
+from execd.store.workers import WorkerRegistry
 from execd.supervisor import ChildProcesses
 
 log = structlog.get_logger(__name__)

@@ -13,11 +13,11 @@ from sqlalchemy.exc import OperationalError
 
 from execd.config import Settings
 from execd.domain.executions import Execution, NewExecution
+from execd.domain.workers import OFFLINE
 from execd.runtime import Runtime
 from execd.store.clock import now_of
 from execd.store.queue import Submitted
 from execd.store.schema import executions, workers
-from execd.store.workers import OFFLINE
 from tests.support import process_gone
 
 

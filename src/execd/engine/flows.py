@@ -26,6 +26,7 @@ from execd.domain.flows import (
     validate_flow,
 )
 from execd.domain.templates import TemplateError, parameters_used, render_parameters
+from execd.domain.workers import OFFLINE, WorkerNode
 from execd.engine.service import (
     DEFAULT_OPTIONS,
     ActionService,
@@ -36,7 +37,7 @@ from execd.engine.service import (
 )
 from execd.store.artifacts import ArtifactStore
 from execd.store.flows import FlowStore, HistoryFilter, HistoryStats
-from execd.store.workers import OFFLINE, WorkerNode, WorkerRegistry
+from execd.store.workers import WorkerRegistry
 
 
 def flow_not_found(flow_id: str) -> NotFound:

@@ -15,13 +15,14 @@ from execd.domain.errors import Conflict, InvalidInput, NotFound
 from execd.domain.executions import Execution
 from execd.domain.flows import FLOW_RUNNER, plan_steps, step_name
 from execd.domain.states import PENDING, TERMINAL, Priority, Status
+from execd.domain.workers import ACTIVE, DRAINING, OFFLINE, WorkerNode
 from execd.engine.flows import FlowService
 from execd.engine.run_figures import RunFigures
 from execd.engine.service import ActionService, ExecutionService, SubmitOptions, shown_name
 from execd.store.jobs import JobFilter, JobStore
 from execd.store.notifications import Notification, NotificationStore
 from execd.store.schema import executions as ex
-from execd.store.workers import ACTIVE, DRAINING, OFFLINE, WorkerNode, WorkerRegistry
+from execd.store.workers import WorkerRegistry
 
 JOB_TYPES = ("ProcessMining", "DataEnrichment", "Notebook", "Analysis")
 RESOURCE_TYPES = ("Action", "Pipeline")

@@ -38,6 +38,7 @@ from execd.domain.executions import (
 )
 from execd.domain.retries import retry_of
 from execd.domain.states import TERMINAL, Priority
+from execd.domain.workers import WorkerNode
 from execd.engine import packages
 from execd.engine.batching import GroupCommit
 from execd.engine.sealing import Sealer
@@ -45,7 +46,7 @@ from execd.store.artifacts import ArtifactStore
 from execd.store.catalog import Catalog
 from execd.store.executions import ExecutionQueries
 from execd.store.queue import Queue, Refused, Submitted
-from execd.store.workers import WorkerNode, WorkerRegistry
+from execd.store.workers import WorkerRegistry
 
 MAX_IDEMPOTENCY_KEY = 255
 log = structlog.get_logger(__name__)

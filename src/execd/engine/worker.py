@@ -26,6 +26,7 @@ from execd.domain.errors import StoreUnavailable
 from execd.domain.executions import Execution, Outcome
 from execd.domain.flows import FLOW_RUNNER
 from execd.domain.states import Status
+from execd.domain.workers import ACTIVE, DRAINING, OFFLINE
 from execd.engine.batching import GroupCommit
 from execd.engine.run_figures import RunFigures
 from execd.engine.sealing import Sealer, SealError
@@ -38,7 +39,7 @@ from execd.store.artifacts import ArtifactStore
 from execd.store.changes import NOW, Change
 from execd.store.queue import Inline, Queue
 from execd.store.signals import CANCEL, JOBS, Signals
-from execd.store.workers import ACTIVE, DRAINING, OFFLINE, WorkerRegistry
+from execd.store.workers import WorkerRegistry
 
 log = structlog.get_logger(__name__)
 

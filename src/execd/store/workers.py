@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from typing import Any
 
 import psutil
@@ -11,33 +10,10 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from execd.domain.errors import Conflict
+from execd.domain.workers import ACTIVE, OFFLINE, WorkerNode
 from execd.store.clock import now_of
 from execd.store.database import Database
 from execd.store.schema import workers
-
-ACTIVE, DRAINING, OFFLINE = "active", "draining", "offline"
-
-
-@dataclass(frozen=True)
-class WorkerNode:
-    id: int
-    name: str
-    host: str | None  # None where the caller may not see the machine (service layer)
-    pid: int | None
-    labels: list[str]
-    capacity: int
-    active: int
-    cpu_percent: float | None
-    memory_percent: float | None
-    memory_bytes: int | None
-    state: str
-    version: str | None
-    started: float
-    last_heartbeat: float
-    devices: list[str] = field(default_factory=list)
-    cpu_count: int | None = None
-    memory_total: int | None = None
-    sandbox: str | None = None  # how it runs actions (runners/sandbox.py); None: unknown
 
 
 class WorkerRegistry:

@@ -7,7 +7,7 @@ from fastapi import APIRouter
 from execd import __version__
 from execd.api.deps import Caller, RuntimeDep
 from execd.api.responses import Json
-from execd.store.workers import OFFLINE
+from execd.domain.workers import OFFLINE
 
 router = APIRouter(tags=["v1 administration"])
 

@@ -12,7 +12,7 @@ from execd.domain.analytics import Aggregate
 from execd.domain.errors import InvalidInput
 from execd.domain.executions import MAX_ID, Execution, StatusEvent
 from execd.domain.states import Priority, Status
-from execd.store.workers import WorkerNode
+from execd.domain.workers import WorkerNode
 
 iso = times.iso  # the one way every dialect writes a time
 TERMINAL_ORDER = (
