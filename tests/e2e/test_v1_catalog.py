@@ -68,7 +68,7 @@ def test_define_update_and_delete_an_action(client: httpx.Client) -> None:
     assert client.patch("/api/v1/actions/ops.greet", json={"runner": "shell"}).status_code == 400
     assert client.patch("/api/v1/actions/core.noop", json={"enabled": False}).status_code == 409
     renamed = client.put("/api/v1/actions/ops.greet", json={**body, "ref": "ops.other"})
-    assert renamed.status_code == 400 and "keeps its ref" in renamed.json()["error"]
+    assert renamed.status_code == 409 and "keeps its ref" in renamed.json()["error"]
     assert client.get("/api/v1/packs").json()["data"][1]["ref"] == "ops"
     assert client.delete("/api/v1/actions/ops.greet").status_code == 204
     assert client.get("/api/v1/actions/ops.greet").status_code == 404

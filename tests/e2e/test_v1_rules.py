@@ -261,9 +261,9 @@ def test_definitions_are_checked_and_managed(client: httpx.Client) -> None:
     # webhook's URL and the rules name it).
     renamed = {"ref": "other", "trigger": "hook", "action_ref": "core.noop"}
     refused = client.put("/api/v1/rules/r", json=renamed)
-    assert refused.status_code == 400 and "keeps its ref" in refused.json()["error"]
+    assert refused.status_code == 409 and "keeps its ref" in refused.json()["error"]
     refused = client.put("/api/v1/triggers/hook", json={"ref": "other", "type": "webhook"})
-    assert refused.status_code == 400 and "keeps its ref" in refused.json()["error"]
+    assert refused.status_code == 409 and "keeps its ref" in refused.json()["error"]
     assert client.get("/api/v1/triggers/other").status_code == 404
     # Only a webhook is fired by a call; another type is named as such.
     make(

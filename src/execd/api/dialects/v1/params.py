@@ -8,7 +8,7 @@ from typing import Annotated, Any
 
 from fastapi import Depends, Query
 
-from execd.domain.errors import InvalidInput
+from execd.domain.errors import Conflict
 
 LARGEST = 10**9  # beyond any page or size a client means
 
@@ -42,9 +42,10 @@ PerPage = Annotated[int, per_page(20, 100)]
 
 def same_ref(kind: str, path: str, body: str) -> None:
     """A PUT replaces the definition its path names: the body's ref is that one (a
-    definition is not renamed in passing; a webhook's URL and rules name it)."""
+    definition is not renamed in passing; a webhook's URL and rules name it). Another
+    ref conflicts with what the path names: 409."""
     if body != path:
-        raise InvalidInput(
+        raise Conflict(
             f"The {kind}'s ref is {path!r}, the body says {body!r}: a {kind} keeps its ref "
             f"(create the new one, then delete the old)"
         )
