@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 
-.PHONY: run test lint bench clean install dev docs sandbox test-packages vendor
+.PHONY: run test test-fast lint bench clean install dev docs sandbox test-packages vendor
 
 comma := ,
 
@@ -50,8 +50,17 @@ test-packages: sandbox
 run: install sandbox
 	EXECD_ACTIONS_PATH="$${EXECD_ACTIONS_PATH-$(CURDIR)/examples}" exec $(BIN)/execd serve
 
+# Tests run in parallel processes (pytest-xdist): most of the suite waits on servers,
+# workers and browsers, so four share two cores well. TEST_WORKERS=0 runs them in one.
+TEST_WORKERS ?= 4
+
 test: dev test-packages
-	$(BIN)/python -m pytest $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) $(PYTEST_ARGS)
+
+# The fast lane: the domain, the engine and the store in process (both databases), no
+# server or CLI process; about 40 seconds here.
+test-fast: dev
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) tests/unit tests/integration $(PYTEST_ARGS)
 
 lint: dev
 	$(BIN)/ruff check src tests bench examples

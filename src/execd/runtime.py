@@ -17,15 +17,16 @@ from execd.domain.errors import StartupError
 from execd.domain.sandbox import sandbox_status
 from execd.domain.workers import OFFLINE
 from execd.engine.accounts import AccountService
+from execd.engine.actions import ActionService
 from execd.engine.audit import AuditLog
+from execd.engine.executions import ExecutionService
 from execd.engine.flows import FlowService
 from execd.engine.jobs import JobService
 from execd.engine.notifier import Notifier, SmtpSettings
 from execd.engine.reaper import Reaper
 from execd.engine.retention import Retention
 from execd.engine.rules import RuleEngine, RuleService
-from execd.engine.sealing import Sealer, SealError, check_keys, read_keys
-from execd.engine.service import ActionService, ExecutionService
+from execd.engine.sealing import Rotation, Sealer, SealError, check_keys, read_keys, rotate
 from execd.engine.streams import LiveStreams
 from execd.engine.worker import Worker, WorkerConfig
 from execd.runners import leftovers, sandbox
@@ -80,6 +81,7 @@ class Runtime:
         )
         # Keys are loaded at start (the key file may have to be made then).
         self.sealer = Sealer()
+        self.sealed = SealedStore(self.db)
         self.actions = ActionService(Catalog(self.db), self.sealer)
         self.executions = ExecutionService(
             self.queue, ExecutionQueries(self.db), self.actions, self.registry, self.artifacts
@@ -159,7 +161,7 @@ class Runtime:
             await asyncio.to_thread(upgrade, settings.resolved_database_url)
         if settings.sqlite_path is not None:
             data_dir.make_private(settings.sqlite_path)
-        for problem in await check_keys(SealedStore(self.db), self.sealer):
+        for problem in await check_keys(self.sealed, self.sealer):
             log.error("secret_keys", problem=problem)
         if bootstrap:
             _, self.admin_token = await self.accounts.bootstrap(
@@ -230,6 +232,10 @@ class Runtime:
             ready.cancel()
             if task.done():
                 task.result()  # a worker that could not start: raise its error
+
+    async def rotate_keys(self) -> Rotation:
+        """Every secret in the database sealed again with the first key."""
+        return await rotate(self.sealed, self.sealer)
 
     def load_keys(self, *, create: bool = True) -> None:
         """The secret keys, from EXECD_SECRET_KEY or the key file (made if `create`)."""

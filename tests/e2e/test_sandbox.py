@@ -148,8 +148,17 @@ def test_a_fork_bomb_stops_at_the_process_limit(
     assert "Cannot fork" in _output(b, done["id"])
     assert httpx.get(shared_server.url + "/healthz", timeout=5).status_code == 200
 
-    def nothing_left() -> bool:
-        return not [p for p in psutil.process_iter(["uids"]) if p.info["uids"].real >= UID_BASE]
+    assert shared_server.popen is not None
+    server = psutil.Process(shared_server.popen.pid)
+
+    def sandboxed(process: psutil.Process) -> bool:
+        try:
+            return bool(process.uids().real >= UID_BASE)
+        except psutil.NoSuchProcess:
+            return False
+
+    def nothing_left() -> bool:  # of this server's runs (other tests may run sandboxes now)
+        return not [p for p in server.children(recursive=True) if sandboxed(p)]
 
     wait_for(nothing_left, message="no process of a sandbox uid left")
 

@@ -13,12 +13,13 @@ import pytest
 from sqlalchemy import Connection, insert
 
 from execd.domain.access import Principal
+from execd.domain.events import LogEvent, Position
 from execd.engine import streams as streams_module
-from execd.engine.service import ExecutionService
+from execd.engine.executions import ExecutionService
 from execd.engine.streams import EventFilter, LiveStreams
 from execd.store import events as log
 from execd.store.database import Database
-from execd.store.events import EventLog, LogEvent, Position
+from execd.store.events import EventLog
 from execd.store.schema import execution_events
 
 Run = Callable[[Callable[[Database], Awaitable[Any]]], Any]
@@ -73,6 +74,17 @@ async def until(condition: Callable[[], bool], what: str, timeout: float = 20.0)
             return
         await asyncio.sleep(POLL)
     raise AssertionError(f"timed out waiting for {what}")
+
+
+async def final(db: Database, origin: Position, count: int, timeout: float = 20.0) -> None:
+    """Until `count` events after `origin` can be read: on PostgreSQL an event is read
+    once no older transaction of the cluster is open (tests of other databases too)."""
+
+    for _ in range(int(timeout / POLL)):
+        if len((await EventLog(db).read(origin, count))[0]) >= count:
+            return
+        await asyncio.sleep(POLL)
+    raise AssertionError(f"timed out waiting for {count} events to be final")
 
 
 async def collect(
@@ -261,6 +273,7 @@ def test_a_stream_far_ahead_of_the_hub_is_not_let_go_for_what_it_has_read(
         await until(lambda: "hub" in gated.held, "the hub to wait at its gate")
         await write(db, "other", range(1, 2))
         await write(db, "p", range(2, 12))  # more than BACKLOG the hub has not read
+        await final(db, origin, 11)
         second = live.events(caller("p"), EventFilter(), origin)
         assert [e.execution_id for e in await collect(second, 10)] == list(range(2, 12))
         second_next = asyncio.create_task(anext(second))

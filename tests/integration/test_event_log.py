@@ -10,6 +10,7 @@ from execd.store import events as log
 from execd.store.database import sync_url
 from execd.store.migrate import upgrade
 from execd.store.schema import execution_events
+from tests.support import wait_for
 
 
 def _event(n: int) -> dict[str, object]:
@@ -37,8 +38,13 @@ def test_an_event_committed_late_is_read_in_its_place(database_url: str) -> None
         assert found == [] and here == start  # the later id waits behind the open one
         slow_tx.commit()
         slow.close()
-        found, here = log.read(reader, start, 100)
-        assert [e.execution_id for e in found] == [1, 2]
+
+        def both() -> bool:  # once no older transaction of the cluster is open
+            found, _ = log.read(reader, start, 100)
+            reader.rollback()
+            return [e.execution_id for e in found] == [1, 2]
+
+        wait_for(both, timeout=30, message="both events, in id order")
         # Written without a txid (a process of the previous version): filled in.
         reader.execute(insert(execution_events), [_event(3)])
         txid = reader.execute(

@@ -13,8 +13,8 @@ from sqlalchemy import func, select
 from execd.domain.actions import Action
 from execd.domain.rules import RuleSpec, TriggerSpec
 from execd.engine.accounts import AccountService
+from execd.engine.actions import ActionService
 from execd.engine.sealing import Sealer, new_key
-from execd.engine.service import ActionService
 from execd.store.accounts import Accounts
 from execd.store.catalog import Catalog
 from execd.store.database import Database

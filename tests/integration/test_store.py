@@ -15,13 +15,13 @@ from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlalchemy import Connection, Executable, create_engine, func, select, text
 
+from execd.domain.changes import NOW, Change
 from execd.domain.errors import Conflict
 from execd.domain.executions import Execution, ExecutionFilter, NewExecution, Page
 from execd.domain.states import Priority, Status
 from execd.engine.accounts import AccountService
 from execd.store import executions as executions_module
 from execd.store.accounts import Accounts
-from execd.store.changes import NOW, Change
 from execd.store.clock import now_of
 from execd.store.database import Database, sync_url
 from execd.store.executions import ExecutionQueries

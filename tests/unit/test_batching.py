@@ -1,8 +1,18 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Callable, Sequence
 
 from execd.engine.batching import GroupCommit
+
+
+class Batches(GroupCommit[int, int]):
+    def __init__(self, write: Callable[[list[int]], Awaitable[list[int | Exception]]], **kw: int):
+        super().__init__(**kw)
+        self._write_batch = write
+
+    async def write(self, items: list[int]) -> Sequence[int | Exception]:
+        return await self._write_batch(items)
 
 
 def test_concurrent_callers_share_batches_and_a_bad_item_fails_alone() -> None:
@@ -16,8 +26,8 @@ def test_concurrent_callers_share_batches_and_a_bad_item_fails_alone() -> None:
         return [i * 2 for i in items]
 
     async def main() -> list[object]:
-        commit: GroupCommit[int, int] = GroupCommit(apply, max_batch=50)
-        return await asyncio.gather(*(commit(i) for i in range(100)), return_exceptions=True)
+        commit = Batches(apply, max_batch=50)
+        return await asyncio.gather(*(commit.add(i) for i in range(100)), return_exceptions=True)
 
     results = asyncio.run(main())
     assert results[:13] == [i * 2 for i in range(13)]
@@ -30,8 +40,8 @@ def test_concurrent_callers_share_batches_and_a_bad_item_fails_alone() -> None:
 
 def test_a_lone_caller_is_written_at_once() -> None:
     async def main() -> int:
-        commit: GroupCommit[int, int] = GroupCommit(_echo)
-        return await asyncio.wait_for(commit(7), timeout=1)
+        commit = Batches(_echo)
+        return await asyncio.wait_for(commit.add(7), timeout=1)
 
     assert asyncio.run(main()) == 7
 

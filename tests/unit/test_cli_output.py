@@ -9,7 +9,7 @@ import yaml
 from rich.progress import ProgressBar
 from rich.text import Text
 
-from execd.cli import catalog, output
+from execd.cli import input_files, output
 from execd.cli.app import options
 from execd.client import ConnectionFailed, NotFound, Unauthorized
 from execd.client import config as client_config
@@ -105,4 +105,4 @@ def test_what_the_sdk_raises_has_its_exit_code() -> None:
 def test_yaml_errors_are_one_line(text: str, said: str) -> None:
     with pytest.raises(yaml.YAMLError) as raised:
         yaml.safe_load(text)
-    assert catalog.yaml_problem(raised.value) == said
+    assert input_files.yaml_problem(raised.value) == said

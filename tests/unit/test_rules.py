@@ -7,14 +7,8 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from execd.domain.rules import (
-    RuleError,
-    check_criteria,
-    due_times,
-    matches,
-    next_fire,
-    normalise_config,
-)
+from execd.domain.criteria import check_criteria, matches
+from execd.domain.rules import RuleError, due_times, next_fire, normalise_config
 
 EVENT = {
     "payload": {

@@ -12,14 +12,14 @@ import pytest
 import uvloop
 
 from execd import files
-from execd.domain.executions import Execution
-from execd.domain.states import Priority, Status
+from execd.domain.states import Status
 from execd.runners.base import RunContext
 from execd.runners.command import CommandRunner, MissingParameter, expand_argv, parameter_env
 from execd.runners.control import ControlReader
 from execd.runners.outcomes import describe_exit, process_outcome
 from execd.runners.paths import ExecutionPaths
 from execd.runners.process import CappedLog, ProcessResult, inherited_environment, run_process
+from tests.records import an_execution
 from tests.support import process_gone, wait_for
 
 
@@ -168,25 +168,13 @@ def test_a_file_with_other_hard_links_is_neither_read_nor_listed(tmp_path: Path)
 
 
 def _context(tmp_path: Path) -> RunContext:
-    execution = Execution(
-        id=1,
+    execution = an_execution(
         uuid="u-1",
-        tenant_id="t",
-        project_id="p",
-        action_id=None,
         action_ref="x.y",
         pack="x",
         runner="shell",
         entry_point="",
-        parameters={},
         status=Status.RUNNING,
-        priority=Priority.NORMAL,
-        attempt=1,
-        max_attempts=1,
-        retry_policy=None,
-        fence=1,
-        created=0.0,
-        updated=0.0,
     )
     return RunContext(
         execution=execution,

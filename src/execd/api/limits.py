@@ -8,7 +8,7 @@ import asyncio
 import math
 import time
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 import structlog
 from limits import RateLimitItem, parse
@@ -16,14 +16,19 @@ from limits.aio.strategies import SlidingWindowCounterRateLimiter
 from limits.storage import storage_from_string
 from starlette.exceptions import HTTPException
 from starlette.requests import HTTPConnection, Request
+from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from execd.config import Settings
 from execd.domain.access import Principal
-from execd.domain.errors import TooLarge, TooManyRequests
+from execd.domain.errors import ExecdError, TooLarge, TooManyRequests
 
-if TYPE_CHECKING:  # errors -> metrics -> deps -> here
-    from execd.api.errors import Errors
+
+class Errors(Protocol):
+    """How an error is answered in the dialect of its request (api/errors.py)."""
+
+    def of(self, request: Request, exc: ExecdError) -> Response: ...
+
 
 log = structlog.get_logger(__name__)
 

@@ -48,7 +48,7 @@ from execd.api.deps import get_caller
 from execd.domain.errors import Forbidden, NotFound, StoreUnavailable
 
 if TYPE_CHECKING:
-    from execd.engine.jobs import ClusterFigures
+    from execd.engine.job_queue import ClusterFigures
     from execd.runtime import Runtime
 
 router = APIRouter(include_in_schema=False)

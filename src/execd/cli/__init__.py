@@ -3,7 +3,22 @@
 import os
 import sys
 
-from execd.cli import accounts, catalog, client, server  # noqa: F401 - they register commands
+# Importing a module registers its commands; `execd --help` lists them in this order.
+# isort: off
+from execd.cli import (  # noqa: F401
+    run,
+    executions,
+    system,
+    login,
+    accounts,
+    actions,
+    flows,
+    rules,
+    server,
+    maintenance,
+)
+
+# isort: on
 from execd.cli.app import app
 
 

@@ -1,7 +1,8 @@
 """The `execd` command's Typer apps and its global options.
 
 Server-side commands (serve, worker, migrate, gc, rollup, secrets) are in server.py;
-the commands that talk to a server through the SDK are in client.py and catalog.py.
+the commands that talk to a server through the SDK have a module per group (run.py,
+executions.py, system.py, login.py, accounts.py, actions.py, flows.py, rules.py).
 """
 
 from __future__ import annotations

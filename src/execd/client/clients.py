@@ -18,17 +18,17 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import os
 import time
 import weakref
 from collections.abc import AsyncGenerator, AsyncIterator, Generator, Iterator, Mapping
 from types import TracebackType
-from typing import Any, BinaryIO, Self
+from typing import Any, Self
 
 import httpx
 
 from execd import __version__
 from execd.client import config
+from execd.client.downloads import PartialFile
 from execd.client.errors import (
     ClientError,
     ConnectionFailed,
@@ -38,6 +38,8 @@ from execd.client.errors import (
 )
 from execd.client.operations import Operations
 from execd.client.protocol import (
+    Awaiting,
+    Blocking,
     Download,
     Emit,
     LineBuffer,
@@ -142,41 +144,7 @@ class _Driver(Operations):
         return ConnectionFailed(f"cannot reach the execd server at {self.url}: {reason}")
 
 
-class _Partial:
-    """Where a download goes while it arrives: a hidden file beside the destination,
-    renamed into place only once complete, so a failed download leaves nothing."""
-
-    def __init__(self, step: Download) -> None:
-        self.step = step
-        self.path = step.path.with_name(f".{step.path.name}.{os.getpid()}.part")
-        self.done = 0
-        self.total: int | None = None
-        self.file: BinaryIO | None = None
-
-    def begin(self, headers: Mapping[str, str]) -> None:
-        length = headers.get("content-length")
-        self.total = int(length) if length and length.isdigit() else None
-        self.file = self.path.open("wb")
-
-    def write(self, chunk: bytes) -> None:
-        assert self.file is not None
-        self.file.write(chunk)
-        self.done += len(chunk)
-        if self.step.progress:
-            self.step.progress(self.done, self.total)
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(self, kind: type[BaseException] | None, *_: object) -> None:
-        if self.file is not None:
-            self.file.close()
-            if kind is None:
-                self.path.replace(self.step.path)
-        self.path.unlink(missing_ok=True)
-
-
-class Client(_Driver):
+class Client(_Driver, Blocking):
     """The blocking client."""
 
     def __init__(
@@ -273,7 +241,7 @@ class Client(_Driver):
 
     def _download(self, step: Download) -> int:
         with (
-            _Partial(step) as partial,
+            PartialFile(step) as partial,
             self._http.stream(**self._arguments(step.request)) as answer,
         ):
             if answer.status_code >= 400:
@@ -284,7 +252,7 @@ class Client(_Driver):
         return partial.done
 
 
-class AsyncClient(_Driver):
+class AsyncClient(_Driver, Awaiting):
     """The asyncio client: the same methods, as coroutines and async iterators."""
 
     def __init__(
@@ -392,7 +360,7 @@ class AsyncClient(_Driver):
             yield line
 
     async def _download(self, step: Download) -> int:
-        with _Partial(step) as partial:
+        with PartialFile(step) as partial:
             async with self._http.stream(**self._arguments(step.request)) as answer:
                 if answer.status_code >= 400:
                     self._checked(answer.status_code, answer.headers, await answer.aread())

@@ -23,9 +23,6 @@ from typing import TYPE_CHECKING, Any, Concatenate, Generic, ParamSpec, TypeVar,
 
 import orjson
 
-if TYPE_CHECKING:
-    from execd.client.clients import AsyncClient, Client
-
 P = ParamSpec("P")
 T = TypeVar("T")
 
@@ -184,6 +181,14 @@ class _Method:
         return bound
 
 
+class Blocking:
+    """What a driver answering with results is (`Client`), for the type checker."""
+
+
+class Awaiting:
+    """What a driver answering with coroutines is (`AsyncClient`), for the type checker."""
+
+
 class operation(_Method, Generic[P, T]):
     """A method that returns its result (Client) or a coroutine of it (AsyncClient)."""
 
@@ -196,9 +201,9 @@ class operation(_Method, Generic[P, T]):
         @overload
         def __get__(self, obj: None, owner: Any) -> operation[P, T]: ...
         @overload
-        def __get__(self, obj: Client, owner: Any) -> Callable[P, T]: ...
+        def __get__(self, obj: Blocking, owner: Any) -> Callable[P, T]: ...
         @overload
-        def __get__(self, obj: AsyncClient, owner: Any) -> Callable[P, Coroutine[Any, Any, T]]: ...
+        def __get__(self, obj: Awaiting, owner: Any) -> Callable[P, Coroutine[Any, Any, T]]: ...
         def __get__(self, obj: Any, owner: Any) -> Any: ...
 
 
@@ -215,9 +220,9 @@ class iteration(_Method, Generic[P, T]):
         @overload
         def __get__(self, obj: None, owner: Any) -> iteration[P, T]: ...
         @overload
-        def __get__(self, obj: Client, owner: Any) -> Callable[P, Iterator[T]]: ...
+        def __get__(self, obj: Blocking, owner: Any) -> Callable[P, Iterator[T]]: ...
         @overload
-        def __get__(self, obj: AsyncClient, owner: Any) -> Callable[P, AsyncIterator[T]]: ...
+        def __get__(self, obj: Awaiting, owner: Any) -> Callable[P, AsyncIterator[T]]: ...
         def __get__(self, obj: Any, owner: Any) -> Any: ...
 
 

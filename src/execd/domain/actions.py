@@ -12,7 +12,7 @@ import jsonschema
 import jsonschema.exceptions
 import referencing.exceptions
 
-from execd.domain import schemas
+from execd.domain import schema_checks, schema_messages, schemas
 from execd.domain.patterns import BUDGET, PatternError, PatternTimeout, quoted
 from execd.domain.sandbox import SandboxOptions
 
@@ -241,8 +241,8 @@ def check_schema(schema: dict[str, Any]) -> None:
 def check_bounds(schema: dict[str, Any]) -> None:
     """Raise ValueError unless validating against the schema has a bounded cost: its
     patterns are accepted by the bounded engine and its references do not loop."""
-    schemas.check_patterns(schema)
-    schemas.check_loops(schema)
+    schema_checks.check_patterns(schema)
+    schema_checks.check_loops(schema)
 
 
 Error = jsonschema.exceptions.ValidationError
@@ -275,7 +275,7 @@ class ParameterValidator:
         if not isinstance(parameters, dict):
             raise ValueError("parameters must be a JSON object")
         filled = {**copy.deepcopy(self._defaults), **parameters}
-        shown = schemas.briefly_shown(filled)
+        shown = schema_messages.briefly_shown(filled)
         try:
             error = schemas.first_error(self._validator, shown, self._known)
         except (referencing.exceptions.Unresolvable, PatternError) as exc:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import enum
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
@@ -137,6 +139,34 @@ class NewExecution:
     sandbox: dict[str, Any] | None = None
 
 
+# What an execution runs, copied when it is accepted (from its action by
+# `ActionService.prepare`, from a flow's compiled plan, from the execution it retries),
+# so that editing the action or the flow later changes nothing accepted.
+RUN_FIELDS = frozenset(
+    {
+        "action_id", "action_ref", "pack", "runner", "entry_point", "parameters", "timeout",
+        "max_attempts", "retry_policy", "secrets", "sandbox", "flow_id", "plan",
+    }
+)  # fmt: skip
+
+
+def new_execution(
+    tenant_id: str, project_id: str, run: Mapping[str, Any], **where: Any
+) -> NewExecution:
+    """The one constructor of a new execution: what it runs (`run`, of RUN_FIELDS) in a
+    tenant's project, and where it stands (`where`: who submitted it, its priority,
+    parent, rule, retry, device, ...)."""
+    unknown = set(run) - RUN_FIELDS
+    if unknown:
+        raise ValueError(f"not what an execution runs: {sorted(unknown)}")
+    return NewExecution(tenant_id=tenant_id, project_id=project_id, **run, **where)
+
+
+def run_of(execution: Execution) -> dict[str, Any]:
+    """What `execution` runs, to run it again."""
+    return {name: getattr(execution, name) for name in RUN_FIELDS}
+
+
 class Brief(NamedTuple):
     """What a long history shows of an execution (the tenant API's action history):
     read without the rest of the row, which a thousand items would pay for."""
@@ -149,19 +179,38 @@ class Brief(NamedTuple):
     error: str | None
 
 
+STREAMS = ("stdout", "stderr")  # what a run writes, kept as its output
+
+
+class Kind(enum.StrEnum):
+    """Which executions a list is of, beyond every one of the project."""
+
+    JOBS = "jobs"  # the tenant API's jobs
+    FLOW_RUNS = "flow runs"  # flows and their sub-flows (the flow history)
+
+
 @dataclass(frozen=True)
 class ExecutionFilter:
-    """Filters of the execution lists, all applied in the database."""
+    """The filters of every execution list of every dialect, all applied in the database
+    (one WHERE builder: store/filters.py). Unset fields do not filter."""
 
+    only: Kind | None = None
     statuses: frozenset[Status] | None = None
     action_ref: str | None = None
     pack: str | None = None
     result_contains: str | None = None
     enforcement_id: int | None = None
     parent_id: int | None = None
+    top_level: bool | None = None  # True: no parent; False: a sub-execution (a sub-flow)
     action_id: int | None = None
-    created_after: float | None = None
-    created_before: float | None = None
+    job_type: str | None = None
+    priority: Priority | None = None
+    submitted_by: str | None = None
+    flow_id: str | None = None
+    device_id: str | None = None
+    created_after: float | None = None  # from this time on
+    created_before: float | None = None  # before this time
+    created_until: float | None = None  # up to this time, included
     updated_after: float | None = None
     updated_before: float | None = None
     below_id: int | None = None  # keyset paging: only executions older than this id

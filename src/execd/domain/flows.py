@@ -149,3 +149,19 @@ def step_name(step: dict[str, Any]) -> str:
     if step.get("action"):
         return str(step["action"])
     return str((step.get("flow") or {}).get("name", "sub-flow"))
+
+
+def flow_run(flow_id: str, plan: dict[str, Any]) -> dict[str, Any]:
+    """What the execution of a flow runs (a flow started, or a sub-flow step): its
+    compiled plan."""
+    return {
+        "action_id": None,
+        "action_ref": FLOW_ACTION_REF,
+        "pack": "core",
+        "runner": FLOW_RUNNER,
+        "entry_point": flow_id,
+        "parameters": plan.get("parameters", {}),
+        "flow_id": flow_id,
+        "plan": plan,
+        "secrets": plan.get("secrets") or None,
+    }

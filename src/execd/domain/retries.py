@@ -5,8 +5,8 @@ from __future__ import annotations
 from dataclasses import replace
 
 from execd.domain.actions import RetryPolicy
-from execd.domain.executions import Execution, NewExecution
-from execd.domain.states import Status
+from execd.domain.executions import Execution, NewExecution, new_execution, run_of
+from execd.domain.states import TERMINAL, Status
 
 # Outcome -> the retry cause that names it in a policy's retry_on.
 CAUSES = {Status.FAILED: "failed", Status.TIMEOUT: "timeout"}
@@ -26,6 +26,12 @@ def next_attempt(execution: Execution, outcome: Status) -> NewExecution | None:
     return retry_of(execution, delay=policy.delay_before(attempt), attempt=attempt)
 
 
+def retryable(execution: Execution, allowed: frozenset[Status]) -> bool:
+    """Whether `execution` may be retried by hand: it has ended, with a status among
+    `allowed` (each API says which ends it retries)."""
+    return execution.status in allowed & TERMINAL
+
+
 def retry_of(
     execution: Execution,
     *,
@@ -34,22 +40,12 @@ def retry_of(
     parameters: dict[str, object] | None = None,
     submitted_by: str | None = None,
 ) -> NewExecution:
-    new = NewExecution(
-        tenant_id=execution.tenant_id,
-        project_id=execution.project_id,
-        action_id=execution.action_id,
-        action_ref=execution.action_ref,
-        pack=execution.pack,
-        runner=execution.runner,
-        entry_point=execution.entry_point,
-        parameters=execution.parameters,
+    new = new_execution(
+        execution.tenant_id,
+        execution.project_id,
+        run_of(execution),
         priority=execution.priority,
-        timeout=execution.timeout,
         submitted_by=execution.submitted_by,
-        max_attempts=execution.max_attempts,
-        retry_policy=execution.retry_policy,
-        secrets=execution.secrets,
-        sandbox=execution.sandbox,
         attempt=attempt if attempt is not None else 1,
         parent_id=execution.parent_id,
         root_id=execution.root_id,
@@ -58,9 +54,7 @@ def retry_of(
         retry_of=execution.id,
         delay=delay,
         device_id=execution.device_id,
-        flow_id=execution.flow_id,
         sequence=execution.sequence,
-        plan=execution.plan,
         job_type=execution.job_type,
         job=execution.job,
     )

@@ -12,26 +12,26 @@ So no schema may make one validation cost more than a bounded amount:
   also stops schemas whose applicators multiply the work (`oneOf` in `oneOf`, or
   `unevaluatedProperties` at every level of a recursive schema);
 * a schema whose references loop back to the same value (`{"$ref": "#"}` inside
-  `allOf`) never ends: it is refused (`check_loops`).
+  `allOf`) never ends: it is refused (`schema_checks.check_loops`).
 
 `$schema` is ignored: jsonschema would switch a subschema naming a draft to its own
 validator class, without these bounds, so the validating copy has it removed.
+
+What is refused when an action is defined is in `domain/schema_checks.py`; how errors
+quote the failing value, in `domain/schema_messages.py`.
 """
 
 from __future__ import annotations
 
 import copy
-import reprlib
 from collections.abc import Callable, Hashable, Iterator
 from contextvars import ContextVar
-from itertools import islice
 from typing import Any
 
 import jsonschema
 import jsonschema.exceptions
 import jsonschema.validators
 import referencing
-import referencing.exceptions
 from jsonschema._utils import (
     extras_msg,
     find_evaluated_item_indexes_by_schema,
@@ -40,7 +40,7 @@ from jsonschema._utils import (
 from referencing._core import Resolver
 from referencing.jsonschema import DRAFT202012
 
-from execd.domain.patterns import Budget, PatternError, compile_pattern
+from execd.domain.patterns import Budget
 
 # Schemas are resolved in a registry of their own, which never fetches anything remote.
 SCHEMA_URI = "urn:execd:parameters"
@@ -74,7 +74,8 @@ class Run:
             raise TooCostly
 
 
-_RUN: ContextVar[Run] = ContextVar("schema_run")
+# The validation running in this context: its keywords and its messages spend from it.
+RUN: ContextVar[Run] = ContextVar("schema_run")
 
 
 def canonical(value: Any, run: Run) -> Hashable:
@@ -93,74 +94,6 @@ def canonical(value: Any, run: Run) -> Hashable:
     if isinstance(value, dict):
         return ("object", frozenset((key, canonical(v, run)) for key, v in value.items()))
     return ("null", None)
-
-
-class _Object(dict[str, Any]):
-    def __repr__(self) -> str:
-        return _quoted(self)
-
-
-class _Array(list[Any]):
-    def __repr__(self) -> str:
-        return _quoted(self)
-
-
-class _Text(str):
-    __slots__ = ()
-
-    def __repr__(self) -> str:
-        return _quoted(self)
-
-
-class _Brief(reprlib.Repr):
-    """Error messages quote the value that failed: at most a few of its items, the
-    start and end of a long string, a few levels deep."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.maxlevel, self.maxdict, self.maxlist, self.maxstring = 3, 6, 6, 80
-
-    def repr__Object(self, value: dict[str, Any], level: int) -> str:
-        if not value:
-            return "{}"
-        if level <= 0:
-            return "{...}"
-        shown = [
-            f"{self.repr1(k, level - 1)}: {self.repr1(v, level - 1)}"
-            for k, v in islice(value.items(), self.maxdict)
-        ]
-        return "{" + ", ".join(shown + ["..."] * (len(value) > self.maxdict)) + "}"
-
-    def repr__Array(self, value: list[Any], level: int) -> str:
-        return self.repr_list(value, level)
-
-    def repr__Text(self, value: str, level: int) -> str:
-        return self.repr_str(value, level)
-
-
-_BRIEF = _Brief()
-
-
-def _quoted(value: Any) -> str:
-    """jsonschema quotes the failing value in nearly every error: within a validation
-    quoting costs steps, as applying a subschema does."""
-    run = _RUN.get(None)
-    if run is not None:
-        run.spend(2 * ELEMENT)
-    return _BRIEF.repr(value)
-
-
-def briefly_shown(value: Any) -> Any:
-    """A copy of a JSON value that errors quote briefly: jsonschema puts the repr of
-    the failing value in each message, which for a large value costs more than the
-    validation itself."""
-    if isinstance(value, dict):
-        return _Object((k, briefly_shown(v)) for k, v in value.items())
-    if isinstance(value, list):
-        return _Array(briefly_shown(v) for v in value)
-    if isinstance(value, str) and len(value) > _BRIEF.maxstring:
-        return _Text(value)
-    return value
 
 
 def registry(schema: dict[str, Any]) -> referencing.Registry[Any]:
@@ -191,7 +124,7 @@ def known_values(schema: dict[str, Any]) -> dict[tuple[str, int], Any]:
     return known
 
 
-# -- what is refused when an action is defined ------------------------------------------
+# -- the objects of a schema -----------------------------------------------------------
 
 # Keywords whose value maps names to subschemas, and keywords holding data, not schemas.
 _SCHEMA_MAPS = frozenset({"properties", "patternProperties", "dependentSchemas", "$defs"})
@@ -228,92 +161,11 @@ def refs(schema: dict[str, Any]) -> Iterator[tuple[str, Resolver[Any]]]:
                 yield node[key], resolver
 
 
-def check_patterns(schema: dict[str, Any]) -> None:
-    """Raise PatternError unless every pattern of the schema (`pattern`, the keys of
-    `patternProperties`) is accepted by the bounded engine."""
-    keywords: set[str] = set()
-    for node, _ in walk(schema):
-        keywords |= node.keys()
-        named = node.get("patternProperties")
-        for pattern in [node.get("pattern"), *(named if isinstance(named, dict) else ())]:
-            if isinstance(pattern, str):
-                compile_pattern(pattern)
-    # jsonschema matches patternProperties for unevaluatedProperties with `re`, which
-    # cannot be bounded: the pair is refused rather than left unbounded.
-    if {"patternProperties", "unevaluatedProperties"} <= keywords:
-        raise PatternError(
-            "patternProperties cannot be combined with unevaluatedProperties; "
-            "use additionalProperties"
-        )
-
-
-def check_loops(schema: dict[str, Any]) -> None:
-    """Raise ValueError if a reference leads back to a schema that is being applied
-    to the same value: validating anything against it would never end. A reference
-    back through `properties`, `items` and the like is fine: it goes one level down
-    the value each time."""
-    done: set[int] = set()
-    for start, resolver in walk(schema):
-        if id(start) in done:
-            continue
-        # The schemas being followed, each with how it was reached, and their places.
-        path = [(start, _in_place(start, resolver), "")]
-        on_path = {id(start): 0}
-        while path:
-            node, applied, _ = path[-1]
-            for how, child, child_resolver in applied:
-                if id(child) in on_path:
-                    loop = [h for _, _, h in path[on_path[id(child)] + 1 :]] + [how]
-                    # Keywords only go down the schema: a loop has a reference in it.
-                    ref = next(h for h in loop if h.startswith("$"))
-                    raise ValueError(
-                        f"{ref} loops: it leads back to a schema that applies it to the "
-                        "same value, so validating would never end (a reference back "
-                        "must go through a property or an item)"
-                    )
-                if id(child) not in done:
-                    on_path[id(child)] = len(path)
-                    path.append((child, _in_place(child, child_resolver), how))
-                    break
-            else:
-                done.add(id(node))
-                del on_path[id(node)]
-                path.pop()
-
-
-def _in_place(
-    node: dict[str, Any], resolver: Resolver[Any]
-) -> Iterator[tuple[str, dict[str, Any], Resolver[Any]]]:
-    """The schemas that `node` applies to the very value it is applied to."""
-    for key in ("$ref", "$dynamicRef"):
-        ref = node.get(key)
-        if isinstance(ref, str):
-            try:
-                resolved = resolver.lookup(ref)
-            except referencing.exceptions.Unresolvable:
-                continue
-            if isinstance(resolved.contents, dict):
-                yield f"{key} {ref!r}", resolved.contents, resolved.resolver
-    children: list[tuple[str, Any]] = []
-    for key in ("allOf", "anyOf", "oneOf"):
-        if isinstance(node.get(key), list):
-            children += [(key, child) for child in node[key]]
-    for key in ("not", "if", *(("then", "else") if "if" in node else ())):
-        children.append((key, node.get(key)))
-    if isinstance(node.get("dependentSchemas"), dict):
-        children += [("dependentSchemas", child) for child in node["dependentSchemas"].values()]
-    for key, child in children:
-        if isinstance(child, dict) and isinstance(child.get("$id"), str):
-            yield key, child, resolver.in_subresource(DRAFT202012.create_resource(child))
-        elif isinstance(child, dict):
-            yield key, child, resolver
-
-
 # -- keywords ---------------------------------------------------------------------------
 
 
 def _pattern(validator: Any, pattern: str, instance: Any, schema: Any) -> Iterator[Error]:
-    if validator.is_type(instance, "string") and not _RUN.get().patterns.search(pattern, instance):
+    if validator.is_type(instance, "string") and not RUN.get().patterns.search(pattern, instance):
         yield Error(f"{instance!r} does not match {pattern!r}")
 
 
@@ -322,7 +174,7 @@ def _pattern_properties(
 ) -> Iterator[Error]:
     if not validator.is_type(instance, "object"):
         return
-    budget = _RUN.get().patterns
+    budget = RUN.get().patterns
     for pattern, subschema in patterns.items():
         for name, value in instance.items():
             if budget.search(pattern, name):
@@ -334,7 +186,7 @@ def _additional_properties(
 ) -> Iterator[Error]:
     if not validator.is_type(instance, "object"):
         return
-    budget = _RUN.get().patterns
+    budget = RUN.get().patterns
     declared = schema.get("properties", {})
     patterns = schema.get("patternProperties", {})
     extras = [
@@ -354,7 +206,7 @@ def _additional_properties(
 def _unique_items(validator: Any, unique: Any, instance: Any, schema: Any) -> Iterator[Error]:
     if not unique or not validator.is_type(instance, "array"):
         return
-    run = _RUN.get()
+    run = RUN.get()
     first: dict[Hashable, int] = {}
     for index, item in enumerate(instance):
         seen = first.setdefault(canonical(item, run), index)
@@ -364,7 +216,7 @@ def _unique_items(validator: Any, unique: Any, instance: Any, schema: Any) -> It
 
 
 def _enum(validator: Any, enums: list[Any], instance: Any, schema: Any) -> Iterator[Error]:
-    run = _RUN.get()
+    run = RUN.get()
     allowed = run.known.get(("enum", id(enums)))
     if allowed is None:
         allowed = frozenset(canonical(e, run) for e in enums)
@@ -373,7 +225,7 @@ def _enum(validator: Any, enums: list[Any], instance: Any, schema: Any) -> Itera
 
 
 def _const(validator: Any, const: Any, instance: Any, schema: Any) -> Iterator[Error]:
-    run = _RUN.get()
+    run = RUN.get()
     expected = run.known.get(("const", id(const)))
     if expected is None:
         expected = canonical(const, run)
@@ -458,7 +310,7 @@ def _cost(keyword: str, value: Any, instance: Any) -> int:
 
 def _counted(keyword: str, check: Keyword) -> Keyword:
     def counted(validator: Any, value: Any, instance: Any, schema: Any) -> Any:
-        _RUN.get().spend(_cost(keyword, value, instance))
+        RUN.get().spend(_cost(keyword, value, instance))
         return check(validator, value, instance, schema)
 
     return counted
@@ -492,9 +344,9 @@ def first_error(
 
     Raises TooCostly past MAX_STEPS, PatternTimeout past the patterns' budget, and
     whatever jsonschema raises (an unresolvable reference, RecursionError)."""
-    token = _RUN.set(Run(known))
+    token = RUN.set(Run(known))
     try:
         best: Error | None = jsonschema.exceptions.best_match(validator.iter_errors(instance))
         return best
     finally:
-        _RUN.reset(token)
+        RUN.reset(token)

@@ -20,8 +20,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
 
-from execd.domain.shell_parse import CODE, Command, Parser, Refusal, Site, Word
-from execd.domain.shell_programs import Role, Slot, layout
+from execd.domain.shell_layout import Role, Slot, layout
+from execd.domain.shell_parse import Parser
+from execd.domain.shell_syntax import CODE, Command, Refusal, Site, Word
 
 
 class ShellError(ValueError):

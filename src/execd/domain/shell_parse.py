@@ -8,30 +8,47 @@ frames, command lists (the script, `$( )`, backticks, `<( )`, subshells, groups 
 compound commands) are contexts with their commands and pipelines. Where it cannot be
 sure how a shell reads the text (an unexpected `)`, a backquote inside backquotes, a
 script that ends inside quotes) it records a doubt, and every placeholder is refused.
+
+This module reads the commands; `domain/shell_expansions.py` reads the quotes and
+expansions, and `domain/shell_syntax.py` holds what the parse records.
 """
 
 from __future__ import annotations
 
 import bisect
 import re
-from dataclasses import dataclass, field
-from typing import NamedTuple
 
-from execd.domain.shell_programs import Role, Slot, layout
-
-EXPANSION = "\x00"  # stands in a word's text for what an expansion gives
-
-# Where a placeholder stands when it is allowed: its reference is quoted for it.
-CODE, DOUBLE = "code", "double"
-# Command lists.
-SCRIPT, SUBST, BACKTICK, PROCSUB, SUBSHELL, GROUP, IF, LOOP, FOR, CASE = (
-    "script", "$(", "`", "<(", "(", "{", "if", "while", "for", "case",
-)  # fmt: skip
-# Frames: quotes and expansions.
-SINGLE, ANSI, DQ, COMMENT, HEREDOC = "'", "$'", '"', "#", "<<"
-PARAM, ARITH, BRACKET, COND, ARRAY = "${", "$((", "$[", "[[", "=("
-# States of a context, besides reading commands.
-FOR_HEADER, CASE_SUBJECT, CASE_PATTERN, FUNCTION_NAME = "for", "subject", "pattern", "name"
+from execd.domain.shell_expansions import ExpansionReader
+from execd.domain.shell_layout import Role
+from execd.domain.shell_syntax import (
+    ARITH,
+    ARRAY,
+    CASE,
+    CASE_PATTERN,
+    CASE_SUBJECT,
+    CODE,
+    COMMENT,
+    COND,
+    DQ,
+    FOR,
+    FOR_HEADER,
+    FRAME_REFUSALS,
+    FUNCTION_NAME,
+    GROUP,
+    HEREDOC,
+    IF,
+    LOOP,
+    PROCSUB,
+    SCRIPT,
+    SINGLE,
+    SUBSHELL,
+    SUBST,
+    Command,
+    Context,
+    Frame,
+    Site,
+    Word,
+)
 
 _CLOSERS = {"fi": (IF,), "done": (LOOP, FOR), "}": (GROUP,), "esac": (CASE,)}
 _SEPARATORS = {"then": (IF,), "elif": (IF,), "else": (IF,), "do": (LOOP,)}
@@ -42,8 +59,6 @@ _LABELS = {
     "{": "a { } group", "(": "a ( ) subshell",
 }  # fmt: skip
 _PLAIN = re.compile(r"[A-Za-z0-9_./:,+%@^!-]+")
-_DOUBLE_PLAIN = re.compile(r"[^\"\\$`{]+")
-_BREAK = frozenset(" \t\n;&|<>()")
 _OPERATOR = re.compile(r";;&|;;|;&|;|&&|&|\|\||\|&|\|")
 _REDIRECT = re.compile(r"&>>|&>|<<<|<>|<&|>&|>>|>\||<|>")
 _HEREDOC_START = re.compile(
@@ -52,226 +67,11 @@ _HEREDOC_START = re.compile(
 _FUNCTION_PARENS = re.compile(r"\([ \t]*\)")
 _ASSIGNED_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(?:\[[^\]]*\])?\+?")
 _IO_NUMBER = re.compile(r"[0-9]+|\{[A-Za-z_][A-Za-z0-9_]*\}")
-_VARIABLE = re.compile(r"\$(?:[A-Za-z_][A-Za-z0-9_]*|[0-9@*#?$!-])")
 
 
-class Refusal(NamedTuple):
-    where: str  # where the placeholder stands, e.g. "inside single quotes"
-    why: str
-
-
-_QUOTES_INSTEAD = "put the placeholder outside quotes or inside double quotes"
-_EVALUATED = (
-    "the shell evaluates the value as an expression, and an array subscript in it runs commands"
-)
-FRAME_REFUSALS = {
-    SINGLE: Refusal(
-        "inside single quotes",
-        "the value could only go in by closing the quote, and single-quoted text is how a "
-        f"script hands code to another program; {_QUOTES_INSTEAD}",
-    ),
-    ANSI: Refusal("inside $'...'", _QUOTES_INSTEAD),
-    HEREDOC: Refusal(
-        "in a here-document",
-        "its text goes to a program's input, which may read it as code; write the value "
-        "with printf '%s\\n' instead",
-    ),
-    ARITH: Refusal("in arithmetic ($(( )) or (( )))", _EVALUATED),
-    BRACKET: Refusal("in arithmetic ($[ ])", _EVALUATED),
-    PARAM: Refusal(
-        "inside ${...}",
-        "the shell evaluates offsets, lengths and subscripts there as arithmetic; put the "
-        "placeholder outside the braces",
-    ),
-    COND: Refusal(
-        "inside [[ ]]",
-        "bash evaluates the operands of -eq, -lt, -v and the like as arithmetic; use [ ] "
-        "with the placeholder in double quotes",
-    ),
-    ARRAY: Refusal(
-        "in an array assignment",
-        "the shell may evaluate an element or a subscript as arithmetic",
-    ),
-}
-AFTER_DOLLAR = Refusal(
-    "right after $", "the shell would read the two together; separate them or quote the $"
-)
-AFTER_BACKSLASH = Refusal(
-    "right after a backslash", "the backslash would escape the quote execd puts around the value"
-)
-
-
-_ARGUMENT = Slot(Role.ARGUMENT)
-
-
-@dataclass(eq=False)
-class Word:
-    command: Command
-    role: Role | None = None  # fixed by the grammar; otherwise by the command's layout
-    redirect: bool = False
-    text: str = ""  # after quote removal; EXPANSION for each expansion
-    unquoted: str = ""  # the characters that stood outside quotes, for patterns
-    raw: str | None = ""  # the unquoted plain beginning, until a quote or expansion
-    loose: bool = False  # an unquoted expansion or a placeholder: split, globbed, unknown
-    assignment: bool = False
-    contexts: list[Context] = field(default_factory=list)
-    slot: Slot = _ARGUMENT
-
-    @property
-    def plain(self) -> bool:
-        return not self.loose and not _is_pattern(self.unquoted)
-
-    @property
-    def literal(self) -> str | None:
-        return self.text if self.plain and EXPANSION not in self.text else None
-
-    @property
-    def first(self) -> str:
-        first = self.text[:1]
-        return "" if first == EXPANSION or _is_pattern(self.unquoted) else first
-
-    @property
-    def name(self) -> str | None:
-        base = self.text.rsplit("/", 1)[-1]
-        return base if self.plain and base and EXPANSION not in base else None
-
-    def add(self, text: str, quoted: bool) -> None:
-        self.text += text
-        if quoted:
-            self.raw = None
-            self.unquoted += "\x01" * len(text)
-        else:
-            self.unquoted += text
-            if self.raw is not None:
-                self.raw += text
-
-    def expand(self, quoted: bool) -> None:
-        self.text += EXPANSION
-        self.raw = None
-        self.loose = self.loose or not quoted
-
-
-@dataclass(eq=False)
-class Command:
-    context: Context
-    pipeline: list[Command]
-    words: list[Word] = field(default_factory=list)
-    body: Context | None = None  # a compound command's
-    label: str = ""  # a compound command's, for messages: "a while loop"
-    reads_code: str | None = None  # why a value among its arguments could be code
-    input_code: str | None = None  # why a value in its input could be
-
-
-@dataclass(eq=False)
-class Context:
-    kind: str
-    owner: Word | Command | None  # the word holding a substitution; a compound command
-    command: Command | None = None
-    word: Word | None = None
-    pipeline: list[Command] | None = None
-    joined: bool = False  # after |, && or ||: a newline continues
-    redirect: bool = False  # the next word is a redirection's target
-    state: str = ""
-    fresh: bool = False  # a case pattern has no word yet
-    function: bool = False  # after `function NAME`: `()` may follow
-    reads_code: str | None = None  # why any command in it reads code
-    input_code: str | None = None  # why any command in it reads code from its input
-
-
-@dataclass(eq=False)
-class Frame:
-    kind: str
-    word: Word | None
-    quoted: bool = True  # whether its text is added to the word as quoted text
-    depth: int = 0  # open parentheses or brackets
-    delimiter: str = ""  # a here-document's
-    literal: bool = False  # a here-document whose delimiter is quoted: nothing expands
-    strip: bool = False  # `<<-`: leading tabs go before the delimiter is compared
-    line: str | None = ""  # a here-document's current line; None: not the delimiter
-    last: str = ""  # inside [[ ]]: the current word, to find `]]`
-
-
-@dataclass(eq=False)
-class Site:
-    start: int
-    end: int
-    place: str
-    word: Word | None
-    refusal: Refusal | None
-
-
-class Parser:
-    def __init__(self, text: str, spans: list[tuple[int, int]]) -> None:
-        self.text = text
-        self.ends = dict(spans)
-        self.starts = sorted(self.ends)
-        self.stack: list[Context | Frame] = [Context(SCRIPT, None)]
-        self.pending: list[tuple[Frame, Context]] = []  # bodies start at the next line
-        self.heredocs = 0  # here-document bodies being read
-        self.sites: list[Site] = []
-        self.doubt: str | None = None
-
-    def parse(self) -> list[Site]:
-        if "\x00" in self.text:
-            self._doubt("a NUL character")
-        i = 0
-        while i < len(self.text):
-            i = self._step(i)
-        self._end()
-        return self.sites
-
-    # The innermost command list, and where a character stands.
-
-    @property
-    def context(self) -> Context:
-        for item in reversed(self.stack):
-            if isinstance(item, Context):
-                return item
-        raise AssertionError("the script's context is never popped")
-
-    def _step(self, i: int) -> int:
-        if i in self.ends:
-            return self._site(i, None)
-        top = self.stack[-1]
-        if (
-            self.heredocs
-            and self.text[i] == "\n"
-            and not (isinstance(top, Frame) and top.kind == HEREDOC)
-        ):
-            # A shell finds a here-document's end line by line, before any expansion.
-            self._doubt("an expansion spanning lines inside a here-document")
-        if isinstance(top, Context):
-            return self._code(top, i)
-        readers = {
-            SINGLE: self._single, DQ: self._double, COMMENT: self._comment,
-            HEREDOC: self._heredoc, COND: self._cond, ANSI: self._ansi,
-        }  # fmt: skip
-        return readers.get(top.kind, self._nested)(top, i)
-
-    def _site(self, i: int, refusal: Refusal | None) -> int:
-        top = self.stack[-1]
-        refusal = refusal or self._frame_refusal()
-        if isinstance(top, Context):
-            word: Word | None = self._word(top)
-            place = CODE
-        else:
-            word, place = top.word, DOUBLE if top.kind == DQ else CODE
-            if top.kind == HEREDOC:
-                top.line = None
-            top.last = "x"
-        if word is not None:
-            word.expand(quoted=place == DOUBLE)
-            word.loose = True
-        self.sites.append(Site(i, self.ends[i], place, word, refusal))
-        return self.ends[i]
-
-    def _frame_refusal(self) -> Refusal | None:
-        for item in reversed(self.stack):
-            if isinstance(item, Frame) and item.kind in FRAME_REFUSALS:
-                return FRAME_REFUSALS[item.kind]
-        return None
-
-    # Commands: words, operators, redirections, keywords.
+class Parser(ExpansionReader):
+    """Reads commands: words, operators, redirections, keywords and the ends of
+    commands and command lists (quotes and expansions: `ExpansionReader`)."""
 
     def _code(self, ctx: Context, i: int) -> int:
         text, char = self.text, self.text[i]
@@ -532,224 +332,6 @@ class Parser:
             self._doubt("an unexpected )")
         return i + 1
 
-    # Quotes and expansions.
-
-    def _escape(self, i: int, ctx: Context | None) -> int:
-        """A backslash in code (`ctx`) or in a frame that honours it."""
-        if i + 1 in self.ends:
-            return self._site(i + 1, AFTER_BACKSLASH)
-        following = self.text[i + 1 : i + 2]
-        if following in ("$", "`", "\\", '"') and self._in_backquotes():
-            self._doubt("a backslash inside backquotes (write $( ) instead)")
-        if following == "\n":
-            return i + 2
-        top = self.stack[-1]
-        if ctx is not None:
-            word = self._word(ctx)
-            word.add(following, quoted=True)
-        elif isinstance(top, Frame) and top.kind == DQ and top.word and top.quoted:
-            top.word.add(following if following in '$`"\\' else "\\" + following, quoted=True)
-        return i + 2
-
-    def _in_backquotes(self) -> bool:
-        return any(isinstance(item, Context) and item.kind == BACKTICK for item in self.stack)
-
-    def _dollar(self, i: int, ctx: Context | None) -> int:
-        """A `$` in code (`ctx`), double quotes, a here-document or an expansion."""
-        text = self.text
-        if i + 1 in self.ends:
-            return self._site(i + 1, AFTER_DOLLAR)
-        word = self._owner()
-        unquoted = ctx is not None
-        if text.startswith("$((", i):
-            return self._push(Frame(ARITH, word, quoted=False, depth=2), unquoted, i + 3)
-        if text.startswith("$(", i):
-            return self._open(Context(SUBST, word), word, quoted=not unquoted, end=i + 2)
-        if text.startswith("${", i):
-            return self._push(Frame(PARAM, word, quoted=False), unquoted, i + 2)
-        if text.startswith("$[", i):
-            return self._push(Frame(BRACKET, word, quoted=False, depth=1), unquoted, i + 2)
-        if unquoted and text.startswith(("$'", '$"'), i):
-            kind = ANSI if text[i + 1] == "'" else DQ
-            return self._push(Frame(kind, word, quoted=False), False, i + 2)
-        variable = _VARIABLE.match(text, i)
-        if variable:
-            if word is not None:
-                word.expand(quoted=not unquoted)
-            return variable.end()
-        self._add("$", i + 1)
-        return i + 1
-
-    def _push(self, frame: Frame, unquoted: bool, end: int) -> int:
-        if frame.word is not None:
-            frame.word.expand(quoted=not unquoted)
-        self.stack.append(frame)
-        return end
-
-    def _open(self, context: Context, word: Word | None, quoted: bool, end: int) -> int:
-        if word is not None:
-            word.expand(quoted)
-            word.contexts.append(context)
-        self.stack.append(context)
-        return end
-
-    def _owner(self) -> Word | None:
-        """The word a substitution or an expansion starting here belongs to."""
-        top = self.stack[-1]
-        return self._word(top) if isinstance(top, Context) else top.word
-
-    def _add(self, text: str, end: int) -> None:
-        top = self.stack[-1]
-        if isinstance(top, Context):
-            self._word(top).add(text, quoted=False)
-        elif top.word is not None and top.quoted:
-            top.word.add(text, quoted=True)
-
-    def _backtick(self, i: int) -> int:
-        top = self.stack[-1]
-        if isinstance(top, Context) and top.kind == BACKTICK:
-            self._end_word(top)
-            self._close(self.context)
-            return i + 1
-        if self._in_backquotes():
-            self._doubt("a backquote inside backquotes (write $( ) instead)")
-            return i + 1
-        word = self._owner()
-        quoted = not isinstance(top, Context)
-        return self._open(Context(BACKTICK, word), word, quoted=quoted, end=i + 1)
-
-    def _single(self, frame: Frame, i: int) -> int:
-        end = self.text.find("'", i)
-        end = len(self.text) if end < 0 else end
-        following = self._next_site(i)
-        if "`" in self.text[i:end] and self._in_backquotes():
-            self._doubt("a backquote in quotes inside backquotes (write $( ) instead)")
-        if following < end:
-            end = following
-        elif end < len(self.text):
-            self.stack.pop()
-            self._note_text(frame, self.text[i:end])
-            return end + 1
-        self._note_text(frame, self.text[i:end])
-        return end
-
-    def _note_text(self, frame: Frame, text: str) -> None:
-        if frame.word is not None and frame.quoted:
-            frame.word.add(text, quoted=True)
-
-    def _next_site(self, i: int) -> int:
-        at = bisect.bisect_left(self.starts, i)
-        return self.starts[at] if at < len(self.starts) else len(self.text)
-
-    def _double(self, frame: Frame, i: int) -> int:
-        char = self.text[i]
-        if char == '"':
-            self.stack.pop()
-            return i + 1
-        if (following := self._expansion(i)) is not None:
-            return following
-        run = _DOUBLE_PLAIN.match(self.text, i)
-        end = run.end() if run else i + 1
-        self._note_text(frame, self.text[i:end])
-        return end
-
-    def _expansion(self, i: int) -> int | None:
-        """Where a backslash, `$` or backquote at `i` ends, in quotes or an expansion
-        that honours them; None for any other character."""
-        char = self.text[i]
-        if char == "\\":
-            return self._escape(i, None)
-        if char == "$":
-            return self._dollar(i, None)
-        if char == "`":
-            return self._backtick(i)
-        return None
-
-    def _ansi(self, frame: Frame, i: int) -> int:
-        if self.text.startswith("\\'", i):
-            self._doubt("$'...' holding \\', which sh and bash end at different quotes")
-        if self.text[i] == "\\":
-            return self._escape(i, None)
-        if self.text[i] == "'":
-            self.stack.pop()
-        elif self.text[i] == "`" and self._in_backquotes():
-            self._doubt("a backquote in quotes inside backquotes (write $( ) instead)")
-        return i + 1
-
-    def _comment(self, frame: Frame, i: int) -> int:
-        end = self.text.find("\n", i)
-        end = len(self.text) if end < 0 else end
-        if self._in_backquotes():  # the shell cuts backquoted text before reading it
-            backquote = self.text.find("`", i, end)
-            end = end if backquote < 0 else backquote
-        if end == i:
-            self.stack.pop()  # the newline also ends the line of the code around it
-            return i
-        return min(end, self._next_site(i))
-
-    def _nested(self, frame: Frame, i: int) -> int:
-        """Inside ${ }, arithmetic or an array's ( ): only their end and what nests."""
-        char = self.text[i]
-        if (following := self._expansion(i)) is not None:
-            return following
-        if char == "'" and frame.kind == PARAM and self._in_double_quotes():
-            self._doubt("a single quote inside ${...} inside double quotes")
-        elif char in "'\"":
-            self.stack.append(Frame(SINGLE if char == "'" else DQ, frame.word, quoted=False))
-        elif char == "#" and frame.kind == ARRAY:
-            self._doubt("a # inside an array assignment, where it may start a comment")
-        elif frame.kind == PARAM and char == "}":
-            self.stack.pop()
-        elif frame.kind != PARAM and char in "()[]":
-            opening, closing = ("[", "]") if frame.kind == BRACKET else ("(", ")")
-            frame.depth += (char == opening) - (char == closing)
-            if frame.depth == 0:
-                self.stack.pop()
-        return i + 1
-
-    def _in_double_quotes(self) -> bool:
-        for item in reversed(self.stack[:-1]):
-            if isinstance(item, Context):
-                return False
-            if item.kind == DQ:
-                return True
-        return False
-
-    def _cond(self, frame: Frame, i: int) -> int:
-        char = self.text[i]
-        if char in _BREAK:
-            if frame.last == "]]":
-                self.stack.pop()
-                return i
-            frame.last = ""
-            return i + 1
-        frame.last = frame.last + char if char not in "\\$`'\"" else "x"
-        if char in "'\"":
-            self.stack.append(Frame(SINGLE if char == "'" else DQ, frame.word, quoted=False))
-            return i + 1
-        following = self._expansion(i)
-        return i + 1 if following is None else following
-
-    def _heredoc(self, frame: Frame, i: int) -> int:
-        char = self.text[i]
-        if char == "\n":
-            ended = frame.line == frame.delimiter
-            frame.line = ""
-            if ended:
-                self.stack.pop()
-                self.heredocs -= 1
-            return i + 1
-        expanded = None if frame.literal else self._expansion(i)
-        following = i + 1 if expanded is None else expanded
-        if frame.line is not None and self.stack[-1] is frame:
-            read = self.text[i:following]
-            frame.line += read.lstrip("\t") if frame.strip and not frame.line else read
-            if len(frame.line) > len(frame.delimiter):
-                frame.line = None
-        elif self.stack[-1] is not frame:
-            frame.line = None
-        return following
-
     # Ends of commands and of command lists.
 
     def _finish(self, ctx: Context) -> None:
@@ -759,24 +341,7 @@ class Parser:
             ctx.redirect = False
         if command is None:
             return
-        if command.body is not None or any(w.role for w in command.words):
-            for word in command.words:
-                role = word.role or (Role.REDIRECT if word.redirect else Role.ARGUMENT)
-                word.slot = Slot(role, command.label)
-            if command.body is not None:
-                command.reads_code = command.body.reads_code
-                command.input_code = command.body.input_code
-        else:
-            found = layout(command.words)
-            for word, slot in zip(command.words, found.slots, strict=True):
-                word.slot = slot
-            command.reads_code, command.input_code = found.reads_code, found.input_code
-        for word in command.words:
-            for context in word.contexts:
-                if context.reads_code:  # `tee >(sh)` hands its input on, too
-                    nested = f"{context.reads_code} (in a substitution of the command)"
-                    command.reads_code = command.reads_code or nested
-                    command.input_code = command.input_code or nested
+        command.lay_out()
         if command.reads_code and command.body is None and self._redirects_script(command):
             self._doubt("exec sends the script's output to a program that reads code")
         if any(w.slot.role is Role.PROGRAM and w.name == "alias" for w in command.words):
@@ -817,21 +382,6 @@ class Parser:
         if len(self.stack) > 1:
             self._doubt(f"the script ends inside {_describe(self.stack[-1])}")
         self._end_list(script)
-
-    def _doubt(self, reason: str) -> None:
-        self.doubt = self.doubt or reason
-
-
-def _is_pattern(unquoted: str) -> bool:
-    """Whether unquoted text may expand to other words: a glob, or bash's braces."""
-    if "*" in unquoted or "?" in unquoted:
-        return True
-    bracket, brace = unquoted.find("["), unquoted.find("{")
-    if bracket >= 0 and "]" in unquoted[bracket:]:
-        return True
-    closing = unquoted.rfind("}")
-    inside = unquoted[brace:closing] if 0 <= brace < closing else ""
-    return "," in inside or ".." in inside
 
 
 def _names_function(command: Command) -> bool:

@@ -18,9 +18,10 @@ from execd.domain.access import (
     require_system,
     token_scope,
 )
+from execd.domain.accounts import Project, Tenant, TokenRecord
 from execd.domain.errors import Conflict, InvalidInput, NotFound, Unauthorized
 from execd.domain.executions import MAX_ID
-from execd.store.accounts import Accounts, Project, Tenant, TokenRecord
+from execd.store.accounts import Accounts
 
 DEFAULT_TENANT = "default"
 DEFAULT_PROJECT = "default"
@@ -246,6 +247,37 @@ class AccountService:
             raise NotFound(f"Token {token_id} not found", token_id=token_id)
         self._cache.clear()
 
+    async def issue_directly(
+        self,
+        *,
+        tenant: str,
+        project: str,
+        name: str,
+        role: str,
+        create: bool = False,
+        scope: str | None = None,
+        expires_in: float | None = None,
+        expires: float | None = None,
+    ) -> tuple[TokenRecord, str]:
+        """For operators with database access (`execd token create --direct`): a token for
+        the named (or identified) tenant and project, creating them if asked to."""
+        accounts = self.accounts
+        scope = token_scope(role, scope)
+        check_expiry(expires_in, expires, time.time())
+        found_tenant = await accounts.tenant(tenant) or await accounts.tenant_named(tenant)
+        if found_tenant is None:
+            if not create:
+                raise NotFound(f"No tenant {tenant!r} (use --create to create it)")
+            found_tenant = await _create_or_get_tenant(accounts, tenant)
+        found = await accounts.project(project)
+        if found is None or found.tenant_id != found_tenant.id:
+            found = await accounts.project_named(found_tenant.id, project)
+        if found is None:
+            if not create:
+                raise NotFound(f"No project {project!r} in tenant {found_tenant.name!r}")
+            found = await accounts.create_project(found_tenant.id, _name(project))
+        return await _add_token(accounts, found, name, role, scope, expires_in, expires)
+
     async def _tenant(self, caller: Principal, tenant_id: str) -> Tenant:
         tenant = await self.accounts.tenant(tenant_id) if caller.manages(tenant_id) else None
         if tenant is None:
@@ -329,35 +361,3 @@ async def _create_or_get_tenant(accounts: Accounts, name: str) -> Tenant:
 def _stored_admin_token(data_dir: Path) -> str:
     """Generated on first start and kept (mode 0600) in the data directory."""
     return made_once(data_dir / "admin-token", new_token)
-
-
-async def issue_token(
-    accounts: Accounts,
-    *,
-    tenant: str,
-    project: str,
-    name: str,
-    role: str,
-    create: bool = False,
-    scope: str | None = None,
-    expires_in: float | None = None,
-    expires: float | None = None,
-) -> tuple[Project, str]:
-    """For operators with database access (`execd token create --direct`): a token for
-    the named (or identified) tenant and project, creating them if asked to."""
-    scope = token_scope(role, scope)
-    check_expiry(expires_in, expires, time.time())
-    found_tenant = await accounts.tenant(tenant) or await accounts.tenant_named(tenant)
-    if found_tenant is None:
-        if not create:
-            raise NotFound(f"No tenant {tenant!r} (use --create to create it)")
-        found_tenant = await _create_or_get_tenant(accounts, tenant)
-    found = await accounts.project(project)
-    if found is None or found.tenant_id != found_tenant.id:
-        found = await accounts.project_named(found_tenant.id, project)
-    if found is None:
-        if not create:
-            raise NotFound(f"No project {project!r} in tenant {found_tenant.name!r}")
-        found = await accounts.create_project(found_tenant.id, _name(project))
-    _, token = await _add_token(accounts, found, name, role, scope, expires_in, expires)
-    return found, token

@@ -13,30 +13,29 @@ import orjson
 from execd.domain import jsonsafe
 from execd.domain.access import Principal, require
 from execd.domain.errors import Conflict, ExecdError, InvalidInput, NotFound
-from execd.domain.executions import Execution
+from execd.domain.executions import Execution, ExecutionFilter
 from execd.domain.flows import (
-    FLOW_ACTION_REF,
-    FLOW_RUNNER,
     MAX_DEPTH,
     MAX_PLAN_BYTES,
     MAX_PLAN_STEPS,
     Flow,
     FlowSpec,
     find_cycle,
+    flow_run,
     validate_flow,
 )
 from execd.domain.templates import TemplateError, parameters_used, render_parameters
 from execd.domain.workers import OFFLINE, WorkerNode
-from execd.engine.service import (
+from execd.engine.actions import ActionService
+from execd.engine.executions import (
     DEFAULT_OPTIONS,
-    ActionService,
     ExecutionService,
     SubmitOptions,
-    new_execution,
     shown_name,
+    submission,
 )
 from execd.store.artifacts import ArtifactStore
-from execd.store.flows import FlowStore, HistoryFilter, HistoryStats
+from execd.store.flows import FlowStore, HistoryStats
 from execd.store.workers import WorkerRegistry
 
 
@@ -199,20 +198,7 @@ class FlowService:
                 "pass less data through its parameters",
                 code="PLAN_TOO_LARGE",
             )
-        new = new_execution(
-            caller,
-            options,
-            action_id=None,
-            action_ref=FLOW_ACTION_REF,
-            pack="core",
-            runner=FLOW_RUNNER,
-            entry_point=flow.id,
-            parameters=plan["parameters"],
-            device_id=device_id,
-            flow_id=flow.id,
-            plan=plan,
-            secrets=plan["secrets"] or None,
-        )
+        new = submission(caller, options, flow_run(flow.id, plan), device_id=device_id)
         return (await self.executions.submit_new(new)).execution
 
     async def _compile(
@@ -296,7 +282,7 @@ class FlowService:
     # -- history ------------------------------------------------------------------------
 
     async def history(
-        self, caller: Principal, f: HistoryFilter, limit: int, offset: int
+        self, caller: Principal, f: ExecutionFilter, limit: int, offset: int
     ) -> tuple[list[Execution], int]:
         items, total = await self.store.executions(caller.project_id, f, limit, offset)
         return items, total or 0
@@ -332,7 +318,7 @@ class FlowService:
         found = await self.store.uuids(wanted)
         return {e.id: found[e.parent_id] for e in executions if e.parent_id in found}
 
-    async def stats(self, caller: Principal, f: HistoryFilter) -> HistoryStats:
+    async def stats(self, caller: Principal, f: ExecutionFilter) -> HistoryStats:
         return await self.store.stats(caller.project_id, f)
 
     async def delete_execution(self, caller: Principal, execution_id: str) -> int:

@@ -14,6 +14,7 @@ import structlog
 
 from execd.domain import rules as domain
 from execd.domain.access import Principal, require
+from execd.domain.criteria import check_criteria
 from execd.domain.errors import Conflict, InvalidInput, NotFound, Unauthorized
 from execd.domain.rules import Enforcement, Rule, RuleError, RuleSpec, Trigger, TriggerSpec
 from execd.engine.sealing import Sealer, SealError
@@ -129,7 +130,7 @@ class RuleService:
         checked again, so a rule saved under older checks can still be disabled."""
         if current is None or spec.ref != current.ref:
             _checked(domain.check_ref, "rule", spec.ref)
-        _checked(domain.check_criteria, spec.criteria)
+        _checked(check_criteria, spec.criteria)
         if current is None or spec.parameters != current.parameters:
             _checked(domain.check_template, spec.parameters)
         return spec

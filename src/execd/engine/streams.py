@@ -19,17 +19,17 @@ import structlog
 
 from execd.domain.access import Principal
 from execd.domain.errors import InvalidInput
+from execd.domain.events import LogEvent, Position
+from execd.domain.executions import STREAMS
 from execd.domain.states import TERMINAL, Status
-from execd.engine.service import ExecutionService
-from execd.store.artifacts import STREAMS
-from execd.store.events import EventLog, LogEvent, Position
+from execd.engine.executions import ExecutionService
+from execd.store.events import EventLog
 from execd.store.signals import EVENTS
 
 BATCH = 500
 BACKLOG = 10 * BATCH  # events a stream may leave unsent before it reads for itself
 READ_GAP = 0.02  # the event hub reads the log at most 50 times a second
-RECHECK_SECONDS = 0.1  # after a wake-up, how often the hub looks again ...
-RECHECK_WINDOW = 1.0  # ... and for how long
+RECHECK_SECONDS = 0.1  # how often the hub looks again while what woke it is not final
 CHUNK = 64 * 1024
 KEEPALIVE_SECONDS = 15.0
 
@@ -170,10 +170,11 @@ class EventHub:
         # Events this process writes wake the hub at once; other processes' events are
         # found by polling. Reads are at least READ_GAP apart, however busy the log is.
         # On PostgreSQL a committed event can wait behind an older transaction still
-        # open (the horizon, store/events.py), so after a wake-up the hub looks again
-        # every RECHECK_SECONDS for a while, not only at the next poll.
+        # open anywhere in the cluster (the horizon, store/events.py): while what woke
+        # the hub waits there, it looks again every RECHECK_SECONDS, not only at the
+        # next poll.
         written = self.log.db.signals.subscribe(EVENTS)
-        recheck_until = 0.0
+        woken = False
         try:
             while self.followers and self.position is not None:
                 written.clear()  # before the read: what commits during it wakes the next
@@ -185,12 +186,11 @@ class EventHub:
                         self.followers.discard(follower)
                 self.position = here
                 if len(found) < BATCH:
-                    wait = self.poll_seconds
-                    if time.monotonic() < recheck_until:
-                        wait = min(wait, RECHECK_SECONDS)
+                    woken = woken and await self.log.pending(here)
+                    wait = min(self.poll_seconds, RECHECK_SECONDS) if woken else self.poll_seconds
                     with contextlib.suppress(TimeoutError):
                         await asyncio.wait_for(written.wait(), wait)
-                        recheck_until = time.monotonic() + RECHECK_WINDOW
+                        woken = True
                     await asyncio.sleep(READ_GAP)
         except Exception as exc:  # the streams read for themselves and meet the error
             log.warning("event hub stopped", error=str(exc))

@@ -17,6 +17,9 @@ an unprivileged uid inside it.
 Limits: `prlimit` sets per-process rlimits inside the sandbox (processes, data memory,
 CPU time); the run's watcher (runners/process.py) enforces the same limits on the
 whole process tree and says which one was hit.
+
+What the action sees of the machine's files is in `runners/sandbox_filesystem.py`, the
+command lines that start it in `runners/sandbox_command.py`.
 """
 
 from __future__ import annotations
@@ -32,7 +35,7 @@ import sys
 import tempfile
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 from typing import Protocol
 
 import execd
@@ -41,50 +44,20 @@ from execd.domain.sandbox import Limits, SandboxOptions
 from execd.runners import cgroups
 from execd.runners.cgroups import Cgroups
 from execd.runners.paths import ExecutionPaths
+from execd.runners.sandbox_command import bubblewrap_command, prlimit_prefix
+from execd.runners.sandbox_filesystem import (
+    INSIDE_HOME,
+    INSIDE_NAME,
+    View,
+    host_view,
+    inside_view,
+)
 
 BUBBLEWRAP = "bubblewrap"
 NONE = "none"
 MODES = (BUBBLEWRAP, NONE)
 
-# The run's directories as the action sees them inside the sandbox.
-INSIDE = PurePosixPath("/execd")
-INSIDE_RUN = INSIDE / "run"
-INSIDE_ARTIFACTS = INSIDE / "artifacts"
-INSIDE_HOME = "/tmp"
-INSIDE_NAME = "sandbox"
-INSIDE_UID = 1000  # the uid inside the user namespace when the worker is not root
 UID_SLOTS = 65536
-
-# What of /etc a program needs (name resolution, certificates, the dynamic linker,
-# time zones, alternatives); the rest of /etc is not mounted.
-ETC = (
-    "alternatives",
-    "ca-certificates",
-    "ca-certificates.conf",
-    "gai.conf",
-    "gitconfig",
-    "host.conf",
-    "hosts",
-    "inputrc",
-    "ld.so.cache",
-    "ld.so.conf",
-    "ld.so.conf.d",
-    "locale.alias",
-    "localtime",
-    "mime.types",
-    "nsswitch.conf",
-    "os-release",
-    "debian_version",
-    "profile",
-    "protocols",
-    "resolv.conf",
-    "services",
-    "ssl",
-    "timezone",
-)
-# Top-level names that are links into /usr on merged-/usr systems, or directories.
-SYSTEM_DIRS = ("bin", "sbin", "lib", "lib32", "lib64", "libx32")
-
 
 UNSANDBOXED_WARNING = (
     "EXECD_SANDBOX=none: actions run unsandboxed, as the service's own user. They can "
@@ -174,16 +147,6 @@ class UidLeases:
         raise RuntimeError(f"all {UID_SLOTS} sandbox uids are in use on this machine")
 
 
-@dataclass(frozen=True)
-class View:
-    """The run's paths as the action's process sees them."""
-
-    work_dir: str
-    control_file: str
-    result_file: str
-    artifacts_dir: str
-
-
 class Sandbox(Protocol):
     name: str
     ceiling: Limits
@@ -206,33 +169,6 @@ class Sandbox(Protocol):
         options: SandboxOptions,
         execution_id: int,
     ) -> Launch: ...
-
-
-def host_view(paths: ExecutionPaths) -> View:
-    return View(
-        work_dir=str(paths.work_dir),
-        control_file=str(paths.control_file),
-        result_file=str(paths.result_file),
-        artifacts_dir=str(paths.artifacts_dir),
-    )
-
-
-def _prlimit(limits: Limits, *, processes: bool) -> list[str]:
-    """rlimits for the action's process (inherited by its children). Memory is the data
-    segment, not the address space: runtimes that reserve large address ranges up
-    front (Go, the JVM, V8) still start."""
-    prlimit = shutil.which("prlimit")
-    if prlimit is None:
-        return []
-    options = []
-    if processes and limits.processes:
-        options.append(f"--nproc={limits.processes}")
-    if limits.memory_bytes:
-        options.append(f"--data={limits.memory_bytes}")
-    if limits.cpu_seconds:
-        soft = max(1, int(limits.cpu_seconds + 0.999))
-        options.append(f"--cpu={soft}:{soft + 5}")
-    return [prlimit, *options, "--"] if options else []
 
 
 @dataclass
@@ -259,7 +195,7 @@ class Unsandboxed:
         # The process count of RLIMIT_NPROC is the whole user's here, not the run's:
         # only the watcher limits processes.
         limits = options.limits.within(self.ceiling)
-        return Launch([*_prlimit(limits, processes=False), *argv], env, paths.work_dir)
+        return Launch([*prlimit_prefix(limits, processes=False), *argv], env, paths.work_dir)
 
 
 @dataclass
@@ -288,12 +224,7 @@ class Bubblewrap:
         return self.cgroups is not None
 
     def view(self, paths: ExecutionPaths) -> View:
-        return View(
-            work_dir=str(INSIDE_RUN / "work"),
-            control_file=str(INSIDE_RUN / paths.control_file.name),
-            result_file=str(INSIDE_RUN / paths.result_file.name),
-            artifacts_dir=str(INSIDE_ARTIFACTS),
-        )
+        return inside_view(paths)
 
     def check(self) -> None:
         """Run one sandboxed `true`: the only way to know namespaces work here."""
@@ -390,107 +321,25 @@ class Bubblewrap:
         uid: int | None = None,
     ) -> Launch:
         assert self.bwrap is not None
-        limits = options.limits.within(self.ceiling)
-        shown_uid = uid if uid is not None else INSIDE_UID
-        args = [
-            "--die-with-parent",
-            "--unshare-pid",
-            "--unshare-ipc",
-            "--unshare-uts",
-            "--unshare-cgroup-try",
-            "--hostname",
-            INSIDE_NAME,
-        ]
-        if not (options.network and self.network):
-            args.append("--unshare-net")
-        fds: list[int] = []
-        if uid is None:
-            args += ["--unshare-user", "--disable-userns", "--uid", str(INSIDE_UID)]
-            args += ["--gid", str(INSIDE_UID)]
-        else:
-            args += ["--cap-add", "CAP_SETUID", "--cap-add", "CAP_SETGID"]
-        args += ["--ro-bind", "/usr", "/usr"]
-        for name in SYSTEM_DIRS:
-            top = Path("/") / name
-            if top.is_symlink():
-                args += ["--symlink", os.readlink(top), str(top)]
-            elif top.is_dir():
-                args += ["--ro-bind", str(top), str(top)]
-        args += ["--perms", "0755", "--dir", "/etc"]
-        for name in ETC:
-            args += ["--ro-bind-try", f"/etc/{name}", f"/etc/{name}"]
-        passwd = (
-            f"root:x:0:0::/:/usr/sbin/nologin\n"
-            f"{INSIDE_NAME}:x:{shown_uid}:{shown_uid}::{INSIDE_HOME}:/bin/sh\n"
-            "nobody:x:65534:65534::/nonexistent:/usr/sbin/nologin\n"
+        command, fds = bubblewrap_command(
+            self.bwrap,
+            self.setpriv,
+            argv,
+            limits=options.limits.within(self.ceiling),
+            network=options.network and self.network,
+            uid=uid,
+            read_only=self.read_only,
+            paths=paths,
+            tmp_bytes=self.tmp_bytes,
         )
-        group = f"root:x:0:\n{INSIDE_NAME}:x:{shown_uid}:\nnogroup:x:65534:\n"
-        for text, target in ((passwd, "/etc/passwd"), (group, "/etc/group")):
-            fd = _memfd(text.encode())
-            fds.append(fd)
-            args += ["--perms", "0644", "--ro-bind-data", str(fd), target]
-        args += ["--proc", "/proc", "--dev", "/dev"]
-        args += ["--perms", "1777", "--size", str(self.tmp_bytes), "--tmpfs", "/tmp"]
-        tree = _Tree()
-        for path in self.read_only:
-            args += tree.mount(PurePosixPath(path))
-            args += ["--ro-bind", str(path), str(path)]
-        if paths is not None:
-            args += tree.mount(INSIDE_RUN) + tree.mount(INSIDE_ARTIFACTS)
-            args += ["--bind", str(paths.run_dir), str(INSIDE_RUN)]
-            args += ["--bind", str(paths.artifacts_dir), str(INSIDE_ARTIFACTS)]
-            args += ["--chdir", str(INSIDE_RUN / "work")]
-        args += ["--remount-ro", "/"]  # the sandbox's own root: nothing to write there
-        command = list(argv)
-        rlimits = _prlimit(limits, processes=True)
-        if uid is not None:
-            assert self.setpriv is not None
-            drop = [self.setpriv, f"--reuid={uid}", f"--regid={uid}", "--clear-groups"]
-            drop += ["--no-new-privs", "--inh-caps=-all", "--bounding-set=-all", "--"]
-            command = [*drop, *rlimits, *command]
-        else:
-            command = [*rlimits, *command]
-        # The options go through a file descriptor: the host's process list shows
-        # `bwrap --args N -- command`, not the service's paths.
-        arguments = _memfd(b"".join(a.encode() + b"\0" for a in args))
-        fds.append(arguments)
         return Launch(
-            argv=[self.bwrap, "--args", str(arguments), "--", *command],
+            argv=command,
             env=env,
             cwd=cwd,
-            pass_fds=tuple(fds),
+            pass_fds=fds,
             overhead=2,  # bwrap outside, and its init inside the PID namespace
             signals_as_codes=True,
         )
-
-
-class _Tree:
-    """The directories the sandbox's root needs so that each mount point can be reached
-    by the action (bubblewrap would make them 0700 otherwise)."""
-
-    def __init__(self) -> None:
-        self.mounted = {PurePosixPath("/usr")}
-        self.created = {PurePosixPath("/"), PurePosixPath("/etc")}
-
-    def mount(self, path: PurePosixPath) -> list[str]:
-        args: list[str] = []
-        for parent in reversed(path.parents):
-            inside_a_mount = parent in self.mounted or any(
-                p in self.mounted for p in parent.parents
-            )
-            if parent not in self.created and not inside_a_mount:
-                self.created.add(parent)
-                args += ["--perms", "0755", "--dir", str(parent)]
-        self.mounted.add(path)
-        return args
-
-
-def _memfd(data: bytes) -> int:
-    # Close-on-exec: only the run it is passed to (pass_fds) inherits it.
-    fd = os.memfd_create("execd-sandbox", os.MFD_CLOEXEC)
-    os.write(fd, data)
-    os.lseek(fd, 0, os.SEEK_SET)
-    return fd
 
 
 def python_paths(actions_path: Iterable[str]) -> list[Path]:

@@ -3,56 +3,17 @@
 from __future__ import annotations
 
 import uuid as uuidlib
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from typing import Any
 
 from sqlalchemy import Connection, delete, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
+from execd.domain.accounts import Project, SessionRecord, Tenant, TokenRecord
 from execd.domain.errors import Conflict
 from execd.store.clock import now_of
 from execd.store.database import Database
 from execd.store.schema import dashboard_sessions, projects, tenants, tokens
-
-
-@dataclass(frozen=True)
-class Tenant:
-    id: str
-    name: str
-    created: float
-
-
-@dataclass(frozen=True)
-class Project:
-    id: str
-    tenant_id: str
-    name: str
-    created: float
-
-
-@dataclass(frozen=True)
-class SessionRecord:
-    """A dashboard sign-in: its live token and the project it shows."""
-
-    token: TokenRecord
-    project_id: str
-    csrf: str
-    expires: float
-
-
-@dataclass(frozen=True)
-class TokenRecord:
-    id: int
-    tenant_id: str
-    project_id: str
-    name: str
-    role: str
-    created: float
-    revoked: float | None
-    scope: str = "project"
-    startup: bool = False
-    expires: float | None = None
-    last_used: float | None = None
 
 
 class Accounts:

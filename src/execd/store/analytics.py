@@ -38,7 +38,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from execd.domain.analytics import ROLLUP_SECONDS, Aggregate, merge
 from execd.domain.states import TERMINAL, Status
 from execd.store.clock import now_of
-from execd.store.database import exclusive, snapshot, unindexed
+from execd.store.database import exclusive, snapshot
 from execd.store.rows import STATUS
 from execd.store.schema import (
     ROLLED_UP,
@@ -48,6 +48,7 @@ from execd.store.schema import (
     execution_rollups_hourly,
 )
 from execd.store.schema import executions as ex
+from execd.store.sql_functions import unindexed
 
 CURSOR = "rollups"
 LOCK = "execd-analytics-rollups"

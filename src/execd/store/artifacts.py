@@ -9,9 +9,7 @@ from pathlib import Path
 from typing import BinaryIO
 
 from execd import files
-from execd.domain.executions import Execution
-
-STREAMS = ("stdout", "stderr")
+from execd.domain.executions import STREAMS, Execution
 
 
 class ArtifactStore:

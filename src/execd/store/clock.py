@@ -6,7 +6,7 @@ import time
 
 from sqlalchemy import Connection, select
 
-from execd.store.database import db_now
+from execd.store.sql_functions import db_now
 
 
 def now_of(conn: Connection) -> float:

@@ -1,4 +1,4 @@
-"""Connections to SQLite or PostgreSQL, chosen by URL, and the database clock.
+"""Connections to SQLite or PostgreSQL, chosen by URL, and the transactions on them.
 
 Each transaction runs whole in a database thread: the event loop hands over one
 function and gets one answer back (see docs/architecture.md, "One hop per
@@ -10,43 +10,44 @@ On SQLite, writes that queue up while one is being written share the next
 transaction, each in its own savepoint: one commit (one fsync) for a claim, the
 reports of finished runs and a heartbeat that arrived together, and one that fails
 rolls back alone.
+
+How SQLite's connections are set up is in `store/sqlite_connections.py`; which errors
+mean the database is out of reach, in `store/outages.py`.
 """
 
 from __future__ import annotations
 
 import asyncio
 import concurrent.futures
-import contextlib
-import fcntl
 import os
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from contextvars import ContextVar
 from pathlib import Path
 from typing import Any, Protocol, TypeVar
 
 import orjson
-import structlog
-from sqlalchemy import Connection, Double, Engine, create_engine, event, select, text
+from sqlalchemy import Connection, create_engine, select, text
 from sqlalchemy.engine import URL, make_url
-from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
-from sqlalchemy.exc import TimeoutError as PoolTimeout
-from sqlalchemy.ext.compiler import compiles
-from sqlalchemy.sql.compiler import SQLCompiler
-from sqlalchemy.sql.functions import FunctionElement
+from sqlalchemy.exc import DBAPIError
 
 from execd.domain import jsonsafe
-from execd.domain.errors import StoreUnavailable
+from execd.store.outages import OUTAGES, outage
 from execd.store.signals import CANCEL, EVENTS, JOBS, Signals, SocketRelay, listen_postgres
+from execd.store.sqlite_connections import (
+    WriterTurn,
+    configure_sqlite,
+    finished,
+    no_transaction_left,
+    track_cursors,
+)
 
 T = TypeVar("T")
 Outcome = concurrent.futures.Future  # a queued write's (result, signals raised)
 Queued = tuple[Callable[[Connection], Any], bool, Outcome[Any]]  # (work, durable, outcome)
-log = structlog.get_logger(__name__)
 
 _SIGNALS = "execd_signals"
 _SYNCHRONOUS = "execd_synchronous"
-_CURSORS = "execd_cursors"
 _TO_DISK = "execd_to_disk"
 RETRYABLE_SQLSTATES = frozenset({"40P01", "40001"})  # deadlock detected, serialization failure
 TRANSACTION_ATTEMPTS = 5
@@ -66,34 +67,6 @@ class Rider(Protocol):
 RIDER: ContextVar[Rider | None] = ContextVar("execd_rider", default=None)
 
 
-# What says the database is out of reach or cannot write, rather than that it refused
-# what it was given: down, restarting, out of connections, disk full, read-only.
-OUTAGES = (OperationalError, InterfaceError, PoolTimeout)
-
-
-# SQLite reports a statement it cannot run (a bug, or a schema not migrated) with the
-# same exception class as an outage: those stay errors of their own.
-_NOT_OUTAGES = ("no such table", "no such column", "has no column", "syntax error")
-
-
-def outage(exc: BaseException) -> StoreUnavailable | None:
-    """The store's error as the service's: why, in a few words (the driver's message
-    goes to the log, never to a caller). None: not an outage."""
-    text = str(getattr(exc, "orig", None) or exc).lower()
-    if any(marker in text for marker in _NOT_OUTAGES):
-        return None
-    if "disk is full" in text or "no space left" in text or "could not extend file" in text:
-        reason = "disk full"
-    elif "readonly" in text or "read-only" in text or "read only" in text:
-        reason = "read-only"
-    elif "database is locked" in text:
-        reason = "busy"
-    else:
-        reason = "database unreachable"
-    log.warning("store_unavailable", reason=reason, error=text.splitlines()[0][:300])
-    return StoreUnavailable(reason)
-
-
 def _dumps(value: Any) -> str:
     # Non-ASCII text stays as it is, so substring searches in JSON find it.
     text = orjson.dumps(value).decode()
@@ -108,45 +81,6 @@ def _loads(value: Any) -> Any:
     if isinstance(value, int | float):
         return value
     return orjson.loads(value)
-
-
-class db_now(FunctionElement[float]):
-    """Seconds since the Unix epoch by the database server's clock."""
-
-    type = Double()
-    inherit_cache = True
-
-
-@compiles(db_now, "sqlite")
-def _sqlite_now(element: db_now, compiler: SQLCompiler, **kw: Any) -> str:
-    return "((julianday('now') - 2440587.5) * 86400.0)"
-
-
-@compiles(db_now, "postgresql")
-def _postgres_now(element: db_now, compiler: SQLCompiler, **kw: Any) -> str:
-    return "CAST(EXTRACT(EPOCH FROM clock_timestamp()) AS DOUBLE PRECISION)"
-
-
-class unindexed(FunctionElement[Any]):
-    """A column that SQLite's planner must not use as a way into an index (a unary
-    `+`), so that it takes the index a query was written for; the column itself on
-    PostgreSQL, whose planner weighs ranges by their statistics."""
-
-    inherit_cache = True
-
-    def __init__(self, column: Any) -> None:
-        super().__init__(column)
-        self.type = column.type
-
-
-@compiles(unindexed, "sqlite")
-def _sqlite_unindexed(element: unindexed, compiler: SQLCompiler, **kw: Any) -> str:
-    return "+" + compiler.process(element.clauses, **kw)
-
-
-@compiles(unindexed)
-def _unindexed(element: unindexed, compiler: SQLCompiler, **kw: Any) -> str:
-    return compiler.process(element.clauses, **kw)
 
 
 def sync_url(url: str) -> URL:
@@ -174,68 +108,6 @@ def snapshot(conn: Connection) -> None:
         conn.execution_options(isolation_level="REPEATABLE READ")
 
 
-def configure_sqlite(engine: Engine, *, synchronous: str, immediate: bool) -> None:
-    """Per-connection pragmas; `immediate` takes the write lock at BEGIN, not mid-transaction."""
-
-    @event.listens_for(engine, "connect")
-    def _connect(dbapi_connection: Any, record: Any) -> None:
-        dbapi_connection.isolation_level = None  # we issue BEGIN ourselves
-        cursor = dbapi_connection.cursor()
-        cursor.execute("PRAGMA journal_mode=WAL")
-        cursor.execute(f"PRAGMA synchronous={synchronous}")
-        cursor.execute("PRAGMA foreign_keys=ON")
-        cursor.execute("PRAGMA busy_timeout=30000")
-        cursor.close()
-
-    @event.listens_for(engine, "begin")
-    def _begin(conn: Connection) -> None:
-        conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
-
-
-class WriterTurn:
-    """(SQLite) Whose turn it is to write the file, among the processes that share it:
-    a lock on `<database>-writer.lock` held from BEGIN to COMMIT. SQLite's own wait
-    for its write lock is a sleep that doubles (1, 2, 5 ... 100 ms) and finds the lock
-    free only by chance: with an API and its workers writing the same file, each spent
-    a third of its time asleep while the other had long finished. A process waiting
-    here is woken the moment the lock is let go. SQLite's wait stays, for writers that
-    do not take turns (another tool on the file)."""
-
-    def __init__(self, path: Path | None) -> None:
-        self._path = path
-        self._fd: int | None = None
-
-    @contextlib.contextmanager
-    def __call__(self) -> Iterator[None]:
-        if self._path is None or (self._fd is None and not self._open()):
-            yield  # no turns: PostgreSQL, an in-memory database, a lock file out of reach
-            return
-        assert self._fd is not None
-        fcntl.flock(self._fd, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(self._fd, fcntl.LOCK_UN)
-
-    def _open(self) -> bool:
-        """Opened at the first write (the file's directory exists by then). A lock file
-        this process cannot open (another user's, a read-only directory) leaves it
-        writing without turns, as before them, rather than not writing at all."""
-        assert self._path is not None
-        try:
-            self._fd = os.open(self._path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
-        except OSError as exc:
-            log.warning("writer_turns_off", path=str(self._path), error=str(exc))
-            self._path = None
-            return False
-        return True
-
-    def close(self) -> None:
-        if self._fd is not None:
-            os.close(self._fd)
-            self._fd = None
-
-
 class Database:
     def __init__(self, url: str, *, pool_size: int = 10, sqlite_synchronous: str = "FULL") -> None:
         self.url = sync_url(url)
@@ -252,7 +124,7 @@ class Database:
             self._reader = create_engine(self.url, pool_size=readers, max_overflow=0, **options)
             configure_sqlite(self._writer, synchronous=sync, immediate=True)
             configure_sqlite(self._reader, synchronous=sync, immediate=False)
-            event.listen(self._writer, "after_cursor_execute", _opened)
+            track_cursors(self._writer)
             # One writer thread: the single writer, and no lock waits inside SQLite.
             self._write_threads = _threads(1, "execd-db-writer")
             self._synchronous = sync
@@ -327,7 +199,7 @@ class Database:
                 self._sqlite_durability(conn, durable)
                 try:
                     with self._turn(), conn.begin():
-                        result = _finished(work, conn)
+                        result = finished(work, conn)
                     self._to_disk(conn)
                 except DBAPIError as exc:
                     # PostgreSQL chose this transaction to break a deadlock (or a
@@ -339,7 +211,7 @@ class Database:
                 finally:
                     raised: set[str] = conn.info.pop(_SIGNALS, set())
                     conn.info.pop(_TO_DISK, None)
-                    _no_transaction_left(conn)
+                    no_transaction_left(conn)
             return result, raised
         raise AssertionError("unreachable")
 
@@ -401,7 +273,7 @@ class Database:
                         for work, _, outcome in batch:
                             try:
                                 with conn.begin_nested():
-                                    done.append((outcome, _finished(work, conn), None))
+                                    done.append((outcome, finished(work, conn), None))
                             except Exception as exc:  # rolled back to its savepoint
                                 done.append((outcome, None, exc))
                     try:
@@ -411,7 +283,7 @@ class Database:
                 finally:
                     raised: set[str] = conn.info.pop(_SIGNALS, set())
                     conn.info.pop(_TO_DISK, None)
-                    _no_transaction_left(conn)
+                    no_transaction_left(conn)
         except Exception:
             return False
         for outcome, result, error in done:
@@ -478,38 +350,6 @@ def _carrying(work: Callable[[Connection], T], rider: Rider) -> Callable[[Connec
         return result
 
     return carried
-
-
-def _opened(conn: Connection, cursor: Any, *args: Any) -> None:
-    conn.info.setdefault(_CURSORS, []).append(cursor)
-
-
-def _finished(work: Callable[[Connection], T], conn: Connection) -> T:
-    """(SQLite's writer) Run `work`, then close every cursor it opened. A statement left
-    unfinished (an INSERT ... RETURNING whose rows were not all read, say because the
-    work failed while reading them) would keep SQLite from committing, or releasing a
-    savepoint, on this connection for as long as its cursor lives."""
-    try:
-        return work(conn)
-    finally:
-        for cursor in conn.info.pop(_CURSORS, ()):
-            with contextlib.suppress(Exception):
-                cursor.close()
-
-
-def _no_transaction_left(conn: Connection) -> None:
-    """(SQLite) A transaction whose commit failed must not stay open on the driver's
-    connection: it would keep the database's write lock, and every later write would
-    wait for it. SQLite refuses a commit while a statement of the transaction is
-    unfinished, never a rollback."""
-    if conn.closed or conn.invalidated or conn.dialect.name != "sqlite":
-        return
-    raw = conn.connection.dbapi_connection
-    if raw is not None and raw.in_transaction and not conn.in_transaction():
-        try:
-            raw.rollback()
-        except Exception:
-            conn.invalidate()
 
 
 def _threads(count: int, name: str) -> concurrent.futures.ThreadPoolExecutor:

@@ -14,8 +14,6 @@ Live streams (api/dialects/v1/streams.py) and the rules' execution triggers
 
 from __future__ import annotations
 
-import re
-from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import BigInteger, Connection, func, select, tuple_
@@ -23,12 +21,12 @@ from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.functions import FunctionElement
 
+from execd.domain.events import LogEvent, Position
 from execd.store.database import Database
 from execd.store.schema import execution_events as events
 from execd.store.schema import executions as ex
 
 MAX_ID = 2**63 - 1
-_DIGITS = re.compile(r"[0-9]{1,19}")
 
 
 class current_txid(FunctionElement[int]):
@@ -63,43 +61,6 @@ def _sqlite_horizon(element: horizon, compiler: SQLCompiler, **kw: Any) -> str:
 @compiles(horizon, "postgresql")
 def _postgres_horizon(element: horizon, compiler: SQLCompiler, **kw: Any) -> str:
     return "CAST(CAST(pg_snapshot_xmin(pg_current_snapshot()) AS TEXT) AS BIGINT)"
-
-
-@dataclass(frozen=True, order=True)
-class Position:
-    """A place in the log: after the event (txid, id). Opaque to clients as text."""
-
-    txid: int
-    id: int
-
-    def __str__(self) -> str:
-        return f"{self.txid}-{self.id}"
-
-    @classmethod
-    def parse(cls, text: str) -> Position:
-        txid, sep, event_id = text.strip().partition("-")
-        if not sep or not _DIGITS.fullmatch(txid) or not _DIGITS.fullmatch(event_id):
-            raise ValueError(f"not an event position: {text!r}")
-        position = cls(int(txid), int(event_id))
-        if position.txid > MAX_ID or position.id > MAX_ID:
-            raise ValueError(f"not an event position: {text!r}")
-        return position
-
-
-@dataclass(frozen=True)
-class LogEvent:
-    position: Position
-    execution_id: int
-    tenant_id: str
-    project_id: str
-    action_ref: str | None  # None once the execution is deleted
-    kind: str  # created | status | progress
-    from_status: str | None
-    to_status: str
-    at: float
-    attempt: int
-    message: str | None
-    data: Any
 
 
 def tail(conn: Connection) -> Position:
@@ -148,6 +109,15 @@ def read(
     return found, (found[-1].position if found else after)
 
 
+def pending(conn: Connection, after: Position) -> bool:
+    """Whether an event after `after` is committed but not yet final: it waits behind
+    a transaction still open (on PostgreSQL, anywhere in the cluster)."""
+    query = select(events.c.id).where(
+        tuple_(events.c.txid, events.c.id) > tuple_(after.txid, after.id)
+    )
+    return conn.execute(query.limit(1)).first() is not None
+
+
 def _to_event(row: Any) -> LogEvent:
     kind = row["kind"] or ("created" if row["from_status"] is None else "status")
     return LogEvent(
@@ -177,3 +147,6 @@ class EventLog:
         self, after: Position, limit: int, project_id: str | None = None
     ) -> tuple[list[LogEvent], Position]:
         return await self.db.read(lambda conn: read(conn, after, limit, project_id))
+
+    async def pending(self, after: Position) -> bool:
+        return await self.db.read(lambda conn: pending(conn, after))

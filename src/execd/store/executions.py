@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from dataclasses import replace
 from typing import Any
 
-from sqlalchemy import Connection, Select, Text, cast, delete, func, select, union_all
+from sqlalchemy import Connection, Select, delete, func, select, union_all
 from sqlalchemy.sql.elements import ColumnElement
 
 from execd.domain.analytics import Aggregate
@@ -21,41 +21,10 @@ from execd.domain.executions import (
 from execd.domain.states import TERMINAL, Status
 from execd.store import analytics
 from execd.store.database import Database
+from execd.store.filters import conditions
 from execd.store.rows import STATUS, to_execution
 from execd.store.schema import execution_events as events
 from execd.store.schema import executions as ex
-
-
-def _conditions(project_id: str, f: ExecutionFilter) -> list[ColumnElement[bool]]:
-    where: list[ColumnElement[bool]] = [ex.c.project_id == project_id]
-    if f.statuses is not None:
-        where.append(ex.c.status.in_(sorted(f.statuses)))
-    if f.action_ref is not None:
-        where.append(ex.c.action_ref == f.action_ref)
-    if f.action_id is not None:
-        where.append(ex.c.action_id == f.action_id)
-    if f.pack is not None:
-        where.append(ex.c.pack == f.pack)
-    if f.enforcement_id is not None:
-        where.append(ex.c.enforcement_id == f.enforcement_id)
-    if f.parent_id is not None:
-        where.append(ex.c.parent_id == f.parent_id)
-    if f.created_after is not None:
-        where.append(ex.c.created >= f.created_after)
-    if f.created_before is not None:
-        where.append(ex.c.created < f.created_before)
-    if f.updated_after is not None:
-        where.append(ex.c.updated >= f.updated_after)
-    if f.updated_before is not None:
-        where.append(ex.c.updated < f.updated_before)
-    if f.below_id is not None:
-        where.append(ex.c.id < f.below_id)
-    if f.lowest_id is not None:
-        where.append(ex.c.id >= f.lowest_id)
-    if f.result_contains:
-        where.append(cast(ex.c.result, Text).icontains(f.result_contains, autoescape=True))
-    return where
-
 
 # Pages this near the top of a status-filtered list are merged from one index range per
 # status (see _newest_first); deeper ones are read as one query.
@@ -71,12 +40,12 @@ def _newest_first(
     top, each status is read from its own (project, status, id) index range, newest
     first, and the ranges are merged."""
     if not f.statuses or page.offset + page.size > MERGED_UP_TO:
-        query = select(ex).where(*_conditions(project_id, f), *bounds)
+        query = select(ex).where(*conditions(project_id, f), *bounds)
         return query.order_by(ex.c.id.desc()).offset(page.offset).limit(page.size)
     enough = page.offset + page.size
     parts = [
         select(ex)
-        .where(*_conditions(project_id, replace(f, statuses=frozenset({status}))), *bounds)
+        .where(*conditions(project_id, replace(f, statuses=frozenset({status}))), *bounds)
         .order_by(ex.c.id.desc())
         .limit(enough)
         .subquery()
@@ -101,7 +70,7 @@ def _total(conn: Connection, project_id: str, f: ExecutionFilter) -> int:
     by_status = _by_status(conn, project_id, f)
     if by_status is not None:
         return sum(by_status.values())
-    count = select(func.count()).select_from(ex).where(*_conditions(project_id, f))
+    count = select(func.count()).select_from(ex).where(*conditions(project_id, f))
     return int(conn.execute(count).scalar_one())
 
 
@@ -117,7 +86,7 @@ class ExecutionQueries:
     async def ids(self, project_id: str, f: ExecutionFilter, limit: int) -> list[int]:
         """Ids of the newest `limit` executions matching `f`."""
         query = (
-            select(ex.c.id).where(*_conditions(project_id, f)).order_by(ex.c.id.desc()).limit(limit)
+            select(ex.c.id).where(*conditions(project_id, f)).order_by(ex.c.id.desc()).limit(limit)
         )
         return await self.db.read(lambda conn: list(conn.execute(query).scalars()))
 
@@ -138,7 +107,7 @@ class ExecutionQueries:
         self, project_id: str, f: ExecutionFilter, page: Page, *, with_total: bool = True
     ) -> tuple[list[Execution], int | None]:
         """Newest first. Every filter runs in the database; history has no size cap."""
-        where = _conditions(project_id, f)
+        where = conditions(project_id, f)
 
         def page_of(conn: Connection) -> tuple[list[Execution], int | None]:
             total = None
@@ -174,7 +143,7 @@ class ExecutionQueries:
                     created_after=f.created_after, created_before=f.created_before
                 )
                 ranged = select(func.min(ex.c.id), func.max(ex.c.id))
-                low, high = conn.execute(ranged.where(*_conditions(project_id, created))).one()
+                low, high = conn.execute(ranged.where(*conditions(project_id, created))).one()
                 if low is None:
                     return None
                 bounds += [ex.c.id >= low, ex.c.id <= high]
@@ -188,7 +157,7 @@ class ExecutionQueries:
         """Newest first, like `search`, but only what a `Brief` holds."""
         query = (
             select(ex.c.uuid, ex.c.status, ex.c.created, ex.c.started, ex.c.ended, ex.c.error)
-            .where(*_conditions(project_id, f))
+            .where(*conditions(project_id, f))
             .order_by(ex.c.id.desc())
             .offset(page.offset)
             .limit(page.size)
@@ -224,7 +193,7 @@ class ExecutionQueries:
 
     async def stats(self, project_id: str, f: ExecutionFilter | None = None) -> ExecutionStats:
         f = f or ExecutionFilter()
-        query = select(ex.c.status, func.count()).where(*_conditions(project_id, f))
+        query = select(ex.c.status, func.count()).where(*conditions(project_id, f))
 
         def count(conn: Connection) -> dict[Status, int]:
             by_status = _by_status(conn, project_id, f)

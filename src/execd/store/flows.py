@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import uuid as uuidlib
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from sqlalchemy import (
@@ -17,15 +17,15 @@ from sqlalchemy import (
     select,
     update,
 )
-from sqlalchemy.sql.elements import ColumnElement
 
 from execd.domain.errors import Conflict
-from execd.domain.executions import Execution
+from execd.domain.executions import Execution, ExecutionFilter, Kind
 from execd.domain.flows import Flow, FlowSpec, FlowStep
 from execd.domain.states import TERMINAL, Status
 from execd.store.clock import now_of
 from execd.store.database import Database, exclusive
 from execd.store.executions import delete_rows, with_descendants
+from execd.store.filters import conditions
 from execd.store.rows import to_execution
 from execd.store.schema import DEVICE_HELD, FLOW_ROWS, executions, flows
 
@@ -71,18 +71,6 @@ def _to_flow(row: Any) -> Flow:
         updated=row.updated,
         created_by=row.created_by,
     )
-
-
-@dataclass(frozen=True)
-class HistoryFilter:
-    """Filters of the flow history (the flow history API), applied in the database."""
-
-    statuses: frozenset[Status] | None = None
-    flow_id: str | None = None
-    device_id: str | None = None
-    since: float | None = None
-    until: float | None = None
-    top_level: bool | None = None  # True: PARENT only; False: SUBFLOW only
 
 
 @dataclass(frozen=True)
@@ -219,9 +207,9 @@ class FlowStore:
     # -- history ------------------------------------------------------------------------
 
     async def executions(
-        self, project_id: str, f: HistoryFilter, limit: int, offset: int, *, count: bool = True
+        self, project_id: str, f: ExecutionFilter, limit: int, offset: int, *, count: bool = True
     ) -> tuple[list[Execution], int | None]:
-        where = _history_where(project_id, f)
+        where = conditions(project_id, replace(f, only=Kind.FLOW_RUNS))
 
         def read(conn: Connection) -> tuple[list[Execution], int | None]:
             rows = conn.execute(
@@ -266,8 +254,8 @@ class FlowStore:
         rows = await self.db.read(lambda conn: conn.execute(query).all())
         return {row.id: row.uuid for row in rows}
 
-    async def stats(self, project_id: str, f: HistoryFilter) -> HistoryStats:
-        where = _history_where(project_id, f)
+    async def stats(self, project_id: str, f: ExecutionFilter) -> HistoryStats:
+        where = conditions(project_id, replace(f, only=Kind.FLOW_RUNS))
         # Everything this dialect counts as completed (PASSED or FAILED).
         finished = ex.c.status.in_(
             [Status.COMPLETED, Status.FAILED, Status.TIMEOUT, Status.ABANDONED]
@@ -359,25 +347,6 @@ class FlowStore:
 
 _STEP = [c for c in ex.c if c.name != "plan"]
 _LIGHT_STEP = [c for c in _STEP if c.name not in ("result", "error", "progress", "usage")]
-
-
-def _history_where(project_id: str, f: HistoryFilter) -> list[ColumnElement[bool]]:
-    where: list[ColumnElement[bool]] = [ex.c.project_id == project_id, FLOW_ROWS]  # type: ignore[list-item]
-    if f.statuses is not None:
-        where.append(ex.c.status.in_(sorted(f.statuses)))
-    if f.flow_id is not None:
-        where.append(ex.c.flow_id == f.flow_id)
-    if f.device_id is not None:
-        where.append(ex.c.device_id == f.device_id)
-    if f.since is not None:
-        where.append(ex.c.created >= f.since)
-    if f.until is not None:
-        where.append(ex.c.created <= f.until)
-    if f.top_level is True:
-        where.append(ex.c.parent_id.is_(None))
-    elif f.top_level is False:
-        where.append(ex.c.parent_id.is_not(None))
-    return where
 
 
 def _name_free(conn: Connection, project_id: str, name: str, flow_id: str | None) -> None:

@@ -3,28 +3,19 @@ queue positions and estimates are computed from."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import replace
 
 from sqlalchemy import Connection, and_, func, or_, select
 from sqlalchemy.sql.elements import ColumnElement
 
-from execd.domain.executions import Execution
+from execd.domain.executions import Execution, ExecutionFilter, Kind
 from execd.domain.states import Priority, Status
 from execd.store import analytics
 from execd.store.database import Database
+from execd.store.filters import conditions
 from execd.store.rows import to_execution
-from execd.store.schema import DEVICE_READY_SQL, JOBS, READY_SQL
+from execd.store.schema import DEVICE_READY_SQL, READY_SQL
 from execd.store.schema import executions as ex
-
-
-@dataclass(frozen=True)
-class JobFilter:
-    statuses: frozenset[Status] | None = None
-    job_type: str | None = None
-    priority: Priority | None = None
-    submitted_by: str | None = None
-    since: float | None = None
-    until: float | None = None
 
 
 class JobStore:
@@ -32,11 +23,11 @@ class JobStore:
         self.db = db
 
     async def page(
-        self, project_id: str, f: JobFilter, limit: int, offset: int
+        self, project_id: str, f: ExecutionFilter, limit: int, offset: int
     ) -> tuple[list[Execution], dict[Status, int]]:
         """A page of jobs, newest first, and the count of each status over all that
         match the filter."""
-        where = _where(project_id, f)
+        where = conditions(project_id, replace(f, only=Kind.JOBS))
 
         def read(conn: Connection) -> tuple[list[Execution], dict[Status, int]]:
             rows = conn.execute(
@@ -176,20 +167,3 @@ class JobStore:
             ]
 
         return await self.db.read(read)
-
-
-def _where(project_id: str, f: JobFilter) -> list[ColumnElement[bool]]:
-    where: list[ColumnElement[bool]] = [ex.c.project_id == project_id, JOBS]  # type: ignore[list-item]
-    if f.statuses is not None:
-        where.append(ex.c.status.in_(sorted(f.statuses)))
-    if f.job_type is not None:
-        where.append(ex.c.job_type == f.job_type)
-    if f.priority is not None:
-        where.append(ex.c.priority == int(f.priority))
-    if f.submitted_by is not None:
-        where.append(ex.c.submitted_by == f.submitted_by)
-    if f.since is not None:
-        where.append(ex.c.created >= f.since)
-    if f.until is not None:
-        where.append(ex.c.created <= f.until)
-    return where

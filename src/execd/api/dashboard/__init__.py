@@ -15,8 +15,8 @@ from fastapi import FastAPI, Request
 from fastapi.responses import RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 
-from execd.api.dashboard import catalog, stats
-from execd.api.dashboard.pages import render, router
+from execd.api.dashboard import catalog, events, executions, queue, sign_in, stats
+from execd.api.dashboard.pages import render
 from execd.api.dashboard.session import PREFIX
 from execd.api.errors import ErrorInfo, ErrorShape, default_body
 
@@ -25,7 +25,10 @@ STATIC = Path(__file__).parent / "static"
 
 def install(app: FastAPI) -> None:
     app.mount(f"{PREFIX}/static", StaticFiles(directory=STATIC), name="dashboard-static")
-    app.include_router(router)
+    app.include_router(sign_in.router)
+    app.include_router(executions.router)
+    app.include_router(queue.router)
+    app.include_router(events.router)
     app.include_router(catalog.router)
     app.include_router(stats.router)
 

@@ -17,8 +17,8 @@ from execd.api.dashboard.charts import Bar, bars
 from execd.api.dashboard.pages import page
 from execd.api.dashboard.session import PREFIX, SignedIn, runtime_of
 from execd.domain.analytics import BUCKETS, FAILURES, Aggregate
+from execd.domain.executions import ExecutionFilter
 from execd.domain.states import Status
-from execd.store.flows import HistoryFilter
 
 router = APIRouter(prefix=PREFIX, include_in_schema=False)
 
@@ -55,12 +55,13 @@ async def stats(
     # reads whole days from the daily rollups and whole hours from the hourly ones.
     start = until - until % width + width - span
     # Three reads of their own, side by side.
+    flow_runs = ExecutionFilter(created_after=start, created_until=until, top_level=True)
     (since, until, by_time), (_, _, by_action), flows = await asyncio.gather(
         runtime.executions.analytics(
             signed.caller, start, until, by_action=False, bucket=bucket, durations=False
         ),
         runtime.executions.analytics(signed.caller, start, until, by_action=True, bucket=None),
-        runtime.flows.stats(signed.caller, HistoryFilter(since=start, until=until, top_level=True)),
+        runtime.flows.stats(signed.caller, flow_runs),
     )
     series = _buckets(by_time, since, until, width)
     throughput = [

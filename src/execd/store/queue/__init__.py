@@ -19,9 +19,9 @@ from typing import Any
 from sqlalchemy import Connection, Select, select
 from sqlalchemy.exc import IntegrityError
 
+from execd.domain.changes import Change
 from execd.domain.executions import Execution, NewExecution
 from execd.domain.states import Status
-from execd.store.changes import Change
 from execd.store.clock import now_of
 from execd.store.database import Database
 from execd.store.queue import cancel, claim, recovery, submit

@@ -8,10 +8,10 @@ from typing import Any
 
 from sqlalchemy import Connection, select
 
+from execd.domain.changes import Change
 from execd.domain.errors import Conflict
 from execd.domain.executions import Execution
 from execd.domain.states import TERMINAL, UNCLAIMED, Status
-from execd.store.changes import Change
 from execd.store.clock import now_of
 from execd.store.queue.transitions import LOCK_STATES, Transitions
 from execd.store.rows import to_execution

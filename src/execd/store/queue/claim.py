@@ -20,14 +20,15 @@ from sqlalchemy import (
     update,
 )
 
+from execd.domain.changes import Change
 from execd.domain.executions import Execution
 from execd.domain.states import LEASED, Status
-from execd.store.changes import Change
 from execd.store.clock import now_of
-from execd.store.database import db_now, must_reach_disk
+from execd.store.database import must_reach_disk
 from execd.store.queue.transitions import Transitions, event_row, log_events
 from execd.store.rows import to_execution
 from execd.store.schema import executions as ex
+from execd.store.sql_functions import db_now
 
 log = structlog.get_logger(__name__)
 

@@ -1,22 +1,21 @@
-"""What follows a status change, in the transaction that made it: a failed run's
-retry, the flow whose step ended (or which started or is being cancelled), the
-workers waiting for a device it freed, and the notification of a job that ended."""
+"""What follows a status change, carried out in the transaction that made it: a failed
+run's retry, the flow whose step ended (or which started or is being cancelled), the
+workers waiting for a device it freed, and the notification of a job that ended. What
+follows is decided in the domain (domain/follow_ups.py, domain/retries.py)."""
 
 from __future__ import annotations
 
 from sqlalchemy import Connection, select
 
-from execd.domain.flows import FLOW_RUNNER
-from execd.domain.retries import CAUSES, next_attempt
-from execd.domain.states import TERMINAL, Status
+from execd.domain.follow_ups import follow_ups, retry_candidates
+from execd.domain.retries import next_attempt
+from execd.domain.states import Status
 from execd.store import notifications
 from execd.store.queue.flow_engine import FlowEngine
 from execd.store.queue.submit import insert_executions
 from execd.store.queue.transitions import Applied, Transitions
 from execd.store.rows import to_execution
 from execd.store.schema import executions as ex
-
-RETRYABLE = frozenset(CAUSES)
 
 
 class Followers:
@@ -28,29 +27,18 @@ class Followers:
         retried: set[int] = set()
         if retries:
             settled = [
-                state.id
+                state
                 for change, state in zip(applied.changes, applied.results, strict=True)
-                if state is not None and change.settle and state.status in RETRYABLE
+                if change.settle
             ]
-            retried = self._retry(conn, now, settled)
-        moved = applied.moved()
-        ended = applied.ended()
-        flows = {
-            s.id
-            for s in moved
-            if s.runner == FLOW_RUNNER and s.status in (Status.RUNNING, Status.CANCELING)
-        } | {
-            s.parent_id
-            for s in moved
-            if s.parent_id is not None and s.status in TERMINAL and s.id not in retried
-        }
-        if any(s.device_id is not None and s.parent_id is None for s in ended):
-            self.t.db.notify_jobs(conn)  # a device is free: whoever waits for it can start
-        ended_jobs = [s.id for s in ended if s.job_type is not None]
-        if ended_jobs:
-            notifications.enqueue(conn, now, ended_jobs)
-        if flows:
-            self.flows.advance(conn, now, flows)
+            retried = self._retry(conn, now, retry_candidates(settled))
+        after = follow_ups(applied.moved(), applied.ended(), retried)
+        if after.device_freed:
+            self.t.db.notify_jobs(conn)  # whoever waits for the device can start
+        if after.ended_jobs:
+            notifications.enqueue(conn, now, after.ended_jobs)
+        if after.flows:
+            self.flows.advance(conn, now, after.flows)
 
     def _retry(self, conn: Connection, now: float, ids: list[int]) -> set[int]:
         """New attempts for runs that ended as their policy retries; the ids retried."""

@@ -8,10 +8,10 @@ from typing import Any
 
 from sqlalchemy import Connection, Integer, bindparam, select
 
+from execd.domain.changes import NOW, Change
 from execd.domain.executions import Execution
 from execd.domain.retries import lost_lease_status
 from execd.domain.states import Status
-from execd.store.changes import NOW, Change
 from execd.store.clock import now_of
 from execd.store.queue.transitions import Transitions
 from execd.store.rows import to_execution

@@ -15,9 +15,9 @@ from typing import Any, Protocol
 
 from sqlalchemy import Connection, Update, bindparam, insert, select, update
 
+from execd.domain.changes import NOW, Change
 from execd.domain.executions import Execution
 from execd.domain.states import TERMINAL, Status, can_transition, settle
-from execd.store.changes import NOW, Change
 from execd.store.database import Database, events_written
 from execd.store.events import current_txid
 from execd.store.schema import execution_events as events

@@ -15,7 +15,7 @@ from execd.domain.actions import MAX_SECONDS
 from execd.domain.errors import InvalidInput
 from execd.domain.flows import MAX_NAME, MAX_STEPS, FlowSpec, FlowStep
 from execd.domain.states import Priority
-from execd.engine.service import SubmitOptions
+from execd.engine.executions import SubmitOptions
 
 router = APIRouter(prefix="/flows", tags=["flows"])
 

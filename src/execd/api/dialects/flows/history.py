@@ -11,8 +11,7 @@ from execd.api.deps import Caller, RuntimeDep
 from execd.api.dialects.flows import params, wire
 from execd.api.responses import Json
 from execd.domain.errors import InvalidInput
-from execd.domain.executions import Execution
-from execd.store.flows import HistoryFilter
+from execd.domain.executions import Execution, ExecutionFilter
 
 router = APIRouter(prefix="/history", tags=["flow history"])
 
@@ -68,12 +67,12 @@ async def list_executions(
     until = params.date(endDate, "endDate", end_of_day=True)
     params.check_range(since, until)
     light = params.boolean(lite, "lite")
-    f = HistoryFilter(
+    f = ExecutionFilter(
         statuses=wire.parse_status(status) if status else None,
         flow_id=flowId or None,
         device_id=deviceId or None,
-        since=since,
-        until=until,
+        created_after=since,
+        created_until=until,
         top_level=params.execution_type(executionType),
     )
     items, total = await runtime.flows.history(caller, f, size, skip)
@@ -112,7 +111,7 @@ async def flow_executions(
     if not flowId.strip():
         raise _missing_flow_id("list its executions")
     size = params.limit(limit, 20)
-    f = HistoryFilter(
+    f = ExecutionFilter(
         statuses=wire.parse_status(status) if status else None, flow_id=flowId.strip()
     )
     items, _ = await runtime.flows.history(caller, f, size, 0)
@@ -155,12 +154,12 @@ async def execution_stats(
     params.check_range(since, until)
     if since is None:  # an explicit startDate replaces the look-back window
         since = (until if until is not None else time.time()) - window * params.DAY
-    f = HistoryFilter(
+    f = ExecutionFilter(
         statuses=wire.parse_status(status) if status else None,
         flow_id=flowId or None,
         device_id=deviceId or None,
-        since=since,
-        until=until,
+        created_after=since,
+        created_until=until,
         top_level=params.execution_type(executionType),
     )
     s = await runtime.flows.stats(caller, f)

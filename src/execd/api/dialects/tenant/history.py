@@ -16,9 +16,8 @@ from execd.api.responses import Json
 from execd.domain.access import Principal
 from execd.domain.actions import Action
 from execd.domain.errors import NotFound
-from execd.domain.executions import Brief, Execution, Page
+from execd.domain.executions import Brief, Execution, ExecutionFilter, Page
 from execd.runtime import Runtime
-from execd.store.flows import HistoryFilter
 
 router = APIRouter(prefix="/actionexecution", tags=["tenant action executions"])
 
@@ -58,7 +57,7 @@ async def _history(
             flow = await runtime.flows.get(caller, action_id.lower())
         except NotFound:
             raise NotFound("Can't find action", actionId=action_id) from None
-        top = HistoryFilter(flow_id=flow.id, top_level=True)
+        top = ExecutionFilter(flow_id=flow.id, top_level=True)
         return flow.id, (await runtime.flows.history(caller, top, limit, offset))[0]
     page = Page(size=limit, start=offset)
     return action.uuid, await runtime.executions.of_action(caller, action, page)

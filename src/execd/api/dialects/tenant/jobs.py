@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import mimetypes
-import time
 from datetime import datetime
 from typing import Annotated, Any
 from urllib.parse import quote
@@ -14,7 +13,7 @@ from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field
 
 from execd.api.deps import RuntimeDep, public_link
-from execd.api.dialects.tenant import wire
+from execd.api.dialects.tenant import job_wire, wire
 from execd.api.dialects.tenant.access import TenantCaller
 from execd.api.openapi import PRIORITY, PRIORITY_NAME, given, nullable, one_of, shown
 from execd.api.responses import Json, file_chunks
@@ -22,11 +21,10 @@ from execd.domain import times
 from execd.domain.access import Principal
 from execd.domain.actions import MAX_SECONDS
 from execd.domain.errors import Conflict, InvalidInput, NotFound
-from execd.domain.executions import Execution
+from execd.domain.executions import Execution, ExecutionFilter
 from execd.domain.states import TERMINAL, Priority, Status
-from execd.engine.jobs import JOB_TYPES, RESOURCE_TYPES, Estimate, JobRequest
+from execd.engine.jobs import JOB_TYPES, RESOURCE_TYPES, JobRequest
 from execd.runtime import Runtime
-from execd.store.jobs import JobFilter
 
 router = APIRouter(prefix="/execution", tags=["tenant jobs"])
 MAX_PAGE = 100
@@ -119,128 +117,11 @@ async def _body(request: Request, model: type[BaseModel]) -> Any:
         raise InvalidInput(f"Invalid request body: {exc}") from None
 
 
-# -- the job as the API shows it ----------------------------------------------------------
-
-
-async def _nodes(runtime: Runtime, caller: Principal) -> dict[int, str]:
-    """Names of workers, by id, those no longer listed included: who ran a job."""
-    return {n.id: n.name for n in await runtime.executions.workers(caller, retired=True)}
-
-
-def _elapsed(job: Execution) -> float | None:
-    return job.elapsed(time.time())
-
-
-def _percentage(job: Execution, progress: dict[str, Any]) -> float:
-    if job.status is Status.COMPLETED:
-        return 100
-    value = float(progress.get("percent") or 0)
-    return int(value) if value == int(value) else round(value, 1)
-
-
-def _count(*reported: Any) -> Any:
-    """The first count reported; 0 when none was (the document shows a number)."""
-    return next((n for n in reported if n is not None), 0)
-
-
-def job_body(job: Execution, nodes: dict[int, str]) -> dict[str, Any]:
-    info = job.job or {}
-    progress = job.progress or {}
-    usage = job.usage or {}
-    elapsed = _elapsed(job)
-    # A counter the document shows as a number is one: 0 when the action reported none.
-    processed = _count(progress.get("processed"))
-    rate = processed / elapsed if elapsed else None
-    memory = usage.get("peak_memory_bytes") if job.status in TERMINAL else usage.get("memory_bytes")
-    cpu = usage.get("cpu_percent")
-    return {
-        "jobId": job.uuid,
-        "projectId": job.project_id,
-        "jobType": job.job_type,
-        "jobName": info.get("name"),
-        "jobDescription": info.get("description"),
-        "status": wire.SPELLING[job.status],
-        "priority": job.priority.label,
-        "progress": {
-            "percentage": _percentage(job, progress),
-            "currentStage": progress.get("stage") or wire.SPELLING[job.status],
-            "estimatedCompletion": wire.iso(job.estimated_end(time.time())),
-            "elapsedTime": wire.human_seconds(elapsed),
-            "elapsedSeconds": None if elapsed is None else round(elapsed, 3),
-        },
-        "resource": info.get("resource"),
-        "execution": {
-            "startTime": wire.iso(job.started),
-            "endTime": wire.iso(job.ended),
-            "submittedBy": job.submitted_by,
-            "executionNode": nodes.get(job.worker_id) if job.worker_id else None,
-            "memoryUsage": wire.human_bytes(memory),
-            "memoryBytes": memory,
-            "cpuUsage": None if cpu is None else f"{cpu:.0f}%",
-            "cpuPercent": cpu,
-            "diskUsage": wire.human_bytes(usage.get("disk_bytes")),
-            "diskBytes": usage.get("disk_bytes"),
-        },
-        "metrics": {
-            "recordsProcessed": processed,
-            "totalRecords": progress.get("total"),
-            "errorCount": progress.get("errors", 0),
-            "warningCount": progress.get("warnings", 0),
-            "averageProcessingRate": None if rate is None else f"{rate:.0f} records/second",
-            "recordsPerSecond": None if rate is None else round(rate, 3),
-        },
-        "error": job.error,
-        "retryOf": info.get("retryOf"),
-        "retryReason": info.get("retryReason"),
-        "dateCreated": wire.iso(job.created),
-        "lastUpdated": wire.iso(job.updated),
-    }
-
-
-def _list_item(job: Execution) -> dict[str, Any]:
-    info = job.job or {}
-    progress = job.progress or {}
-    item: dict[str, Any] = {
-        "jobId": job.uuid,
-        "jobType": job.job_type,
-        "jobName": info.get("name"),
-        "status": wire.SPELLING[job.status],
-        "priority": job.priority.label,
-        "progress": _percentage(job, progress),
-        "startTime": wire.iso(job.started),
-        "estimatedCompletion": wire.iso(job.estimated_end(time.time())),
-        "submittedBy": job.submitted_by,
-        "resourceName": (info.get("resource") or {}).get("resourceName"),
-    }
-    if job.ended is not None:
-        elapsed = _elapsed(job)
-        item["endTime"] = wire.iso(job.ended)
-        item["duration"] = wire.human_seconds(elapsed)
-        item["durationSeconds"] = None if elapsed is None else round(elapsed, 3)
-    return item
-
-
-def _submitted(job: Execution, estimate: Estimate) -> dict[str, Any]:
-    duration = estimate.duration
-    return {
-        "jobId": job.uuid,
-        "status": wire.SPELLING[job.status],
-        "queuePosition": estimate.queue_position,
-        "estimatedStartTime": wire.iso(estimate.start),
-        "estimatedDuration": wire.human_range(*duration) if duration else None,
-        "estimatedDurationSeconds": (
-            {"min": round(duration[0], 3), "max": round(duration[1], 3)} if duration else None
-        ),
-        "jobName": (job.job or {}).get("name"),
-        "priority": job.priority.label,
-        "dateSubmitted": wire.iso(job.created),
-        "submittedBy": job.submitted_by,
-    }
-
-
 async def _shown(runtime: Runtime, caller: Principal, job: Execution) -> dict[str, Any]:
+    """A job in full: with the worker that ran it, and its notifications."""
     job, _ = await runtime.jobs.view(job)
-    body = job_body(job, await _nodes(runtime, caller))
+    workers = await runtime.executions.workers(caller, retired=True)  # those gone too
+    body = job_wire.job_body(job, {n.id: n.name for n in workers})
     body["notifications"] = {
         **((job.job or {}).get("notifications") or {}),
         "deliveries": [
@@ -279,7 +160,8 @@ async def submit_job(runtime: RuntimeDep, caller: TenantCaller, body: JobBody) -
         notifications=body.notifications.model_dump(),
     )
     job = await runtime.jobs.submit(caller, request)
-    return Json(_submitted(job, await runtime.jobs.estimate(caller, job)), status_code=201)
+    estimate = await runtime.jobs.estimate(caller, job)
+    return Json(job_wire.submitted(job, estimate), status_code=201)
 
 
 @router.get("/job/{jobId}", summary="A job's status, progress, node metrics and metrics")
@@ -314,37 +196,18 @@ async def list_jobs(
             )
     if jobType and jobType not in JOB_TYPES:
         raise InvalidInput(f"Invalid jobType {jobType!r}; expected one of {', '.join(JOB_TYPES)}")
-    f = JobFilter(
+    f = ExecutionFilter(
         statuses=statuses,
         job_type=jobType or None,
         priority=_priority(priority) if priority else None,
         submitted_by=submittedBy or None,
-        since=times.seconds(dateFrom, "dateFrom"),
-        until=times.seconds(dateTo, "dateTo"),
+        created_after=times.seconds(dateFrom, "dateFrom"),
+        created_until=times.seconds(dateTo, "dateTo"),
     )
     pageSize = min(pageSize, MAX_PAGE)  # the document's "max": the most a page holds
     jobs, counts = await runtime.jobs.page(caller, f, page, pageSize)
-
-    def count(*spelled: str) -> int:
-        return sum(n for s, n in counts.items() if wire.SPELLING[s] in spelled)
-
-    total = sum(counts.values())
-    return Json(
-        {
-            "jobs": [_list_item((await runtime.jobs.view(j))[0]) for j in jobs],
-            "summary": {
-                "totalJobs": total,
-                "runningJobs": count("Running"),
-                "queuedJobs": count("Queued"),
-                "completedJobs": count("Completed"),
-                "failedJobs": count("Failed"),
-                "cancelledJobs": count("Cancelled"),
-            },
-            "page": page,
-            "pageSize": pageSize,
-            "hasNextPage": page * pageSize < total,
-        }
-    )
+    viewed = [(await runtime.jobs.view(j))[0] for j in jobs]
+    return Json(job_wire.jobs_page(viewed, counts, page, pageSize))
 
 
 @router.delete("/job/{jobId}", summary="Cancel a queued or running job")
@@ -362,16 +225,7 @@ async def cancel_job(
         force=body.forceTermination,
         keep_results=body.preservePartialResults,
     )
-    return Json(
-        {
-            "jobId": job.uuid,
-            "status": wire.SPELLING[job.status],
-            "message": "Job cancelled"
-            if job.status is Status.CANCELLED
-            else "Job cancellation requested; it stops shortly",
-            "reason": body.reason,
-        }
-    )
+    return Json(job_wire.cancelled(job, body.reason))
 
 
 @router.post("/job/{jobId}/retry", summary="Retry a failed or cancelled job as a new job")
@@ -405,115 +259,7 @@ async def retry_job(
 # -- results ------------------------------------------------------------------------------
 
 FORMATS = ("summary", "detailed", "download")
-
-
-def _object(value: Any) -> dict[str, Any]:
-    return value if isinstance(value, dict) else {}
-
-
-def _reported_outputs(result: Any) -> dict[str, dict[str, Any]]:
-    """The action's own description of its outputs: result["outputs"], a list of
-    objects with a `path` under the artifacts directory."""
-    outputs = result.get("outputs") if isinstance(result, dict) else None
-    if not isinstance(outputs, list):
-        return {}
-    return {o["path"]: o for o in outputs if isinstance(o, dict) and isinstance(o.get("path"), str)}
-
-
-def _results(
-    request: Request,
-    job: Execution,
-    artifacts: list[tuple[str, int]],
-    *,
-    detailed: bool,
-    include_artifacts: bool,
-    output_kind: str | None,
-) -> dict[str, Any]:
-    result = job.result if isinstance(job.result, dict) else {}
-    reported = _reported_outputs(job.result)
-    base = public_link(
-        request,
-        "download_artifact",
-        tenantId=job.tenant_id,
-        projectId=job.project_id,
-        jobId=job.uuid,
-        path="-",
-    ).rstrip("-")
-    outputs = [
-        wire.output(path, size, base + quote(path), reported.get(path))
-        for path, size in artifacts
-        if output_kind is None or wire.output_type(path) == output_kind
-    ]
-    primary_path = next((p for p, o in reported.items() if o.get("primary")), None)
-    primary = next((o for o in outputs if o["path"] == primary_path), None)
-    if primary is None:
-        primary = next((o for o in outputs if o["outputType"] == "reports"), None)
-    if primary is None and outputs:
-        primary = outputs[0]
-    progress = job.progress or {}
-    usage = job.usage or {}
-    summary: dict[str, Any] = _object(result.get("summary"))
-    quality: dict[str, Any] = _object(result.get("qualityMetrics"))
-    warnings = quality.get("warnings")
-    if warnings is None:
-        counted: dict[str, int] = {}
-        for message in progress.get("warning_messages", []):
-            counted[str(message)] = counted.get(str(message), 0) + 1
-        warnings = [{"type": "Action", "message": m, "count": n} for m, n in counted.items()]
-    elapsed = _elapsed(job)
-    cpu_seconds = usage.get("cpu_seconds")
-    body: dict[str, Any] = {
-        "jobId": job.uuid,
-        "status": wire.SPELLING[job.status],
-        "completionTime": wire.iso(job.ended),
-        "totalDuration": wire.human_seconds(elapsed),
-        "totalDurationSeconds": None if elapsed is None else round(elapsed, 3),
-        "success": job.status is Status.COMPLETED,
-        "summary": {
-            "recordsProcessed": summary.get("recordsProcessed") or progress.get("processed") or 0,
-            "outputsGenerated": len(artifacts),
-            "dataQualityScore": summary.get("dataQualityScore"),
-            "processingEfficiency": summary.get("processingEfficiency"),
-        },
-        "results": {
-            "primaryOutput": primary if include_artifacts else None,
-            "additionalOutputs": [o for o in outputs if o is not primary]
-            if include_artifacts
-            else [],
-        },
-        "executionMetrics": {
-            "totalCpuTime": wire.human_seconds(cpu_seconds),
-            "totalCpuSeconds": cpu_seconds,
-            "peakMemoryUsage": wire.human_bytes(usage.get("peak_memory_bytes")),
-            "peakMemoryBytes": usage.get("peak_memory_bytes"),
-            "diskIoOperations": usage.get("io_operations"),
-            "diskReadBytes": usage.get("read_bytes"),
-            "diskWriteBytes": usage.get("write_bytes"),
-            "networkDataTransfer": None,  # not measured per process
-        },
-        "qualityMetrics": {
-            "dataValidation": quality.get("dataValidation"),
-            "processingErrors": quality.get("processingErrors", []),
-            "warnings": warnings,
-        },
-    }
-    if job.status is not Status.COMPLETED:
-        body["error"] = job.error
-    if detailed:
-        body["result"] = job.result
-        body["parameters"] = job.visible_parameters
-        body["logs"] = {
-            stream: public_link(
-                request,
-                "download_log",
-                tenantId=job.tenant_id,
-                projectId=job.project_id,
-                jobId=job.uuid,
-                stream=stream,
-            )
-            for stream in ("stdout", "stderr")
-        }
-    return body
+STREAMS = ("stdout", "stderr")
 
 
 @router.get(
@@ -526,12 +272,12 @@ async def job_results(
     jobId: str,
     format: Annotated[str, shown(one_of(FORMATS))] = "summary",
     includeArtifacts: bool = True,
-    outputType: Annotated[str | None, shown(nullable(one_of(wire.OUTPUT_TYPES)))] = None,
+    outputType: Annotated[str | None, shown(nullable(one_of(job_wire.OUTPUT_TYPES)))] = None,
 ) -> Json | StreamingResponse:
     if format not in FORMATS:
         raise InvalidInput(f"format must be one of {', '.join(FORMATS)}")
-    if outputType is not None and outputType not in wire.OUTPUT_TYPES:
-        raise InvalidInput(f"outputType must be one of {', '.join(wire.OUTPUT_TYPES)}")
+    if outputType is not None and outputType not in job_wire.OUTPUT_TYPES:
+        raise InvalidInput(f"outputType must be one of {', '.join(job_wire.OUTPUT_TYPES)}")
     job = await runtime.jobs.get(caller, jobId)
     if job.status not in TERMINAL:
         raise Conflict(
@@ -549,16 +295,23 @@ async def job_results(
             headers={"Content-Disposition": f'attachment; filename="{job.uuid}.zip"'},
         )
     artifacts = await runtime.jobs.artifacts(parts)
-    return Json(
-        _results(
-            request,
-            job,
-            artifacts,
-            detailed=format == "detailed",
-            include_artifacts=includeArtifacts,
-            output_kind=outputType,
-        )
+    ids = {"tenantId": job.tenant_id, "projectId": job.project_id, "jobId": job.uuid}
+    # Where every artifact's link starts: the link of a path "-", less the "-".
+    artifact_link = public_link(request, "download_artifact", **ids, path="-").rstrip("-")
+    logs = None
+    if format == "detailed":
+        logs = {
+            stream: public_link(request, "download_log", **ids, stream=stream) for stream in STREAMS
+        }
+    body = job_wire.results(
+        job,
+        artifacts,
+        artifact_link,
+        logs,
+        include_artifacts=includeArtifacts,
+        output_kind=outputType,
     )
+    return Json(body)
 
 
 @router.get(
@@ -592,7 +345,7 @@ async def download_log(
     stream: str,
 ) -> StreamingResponse:
     job = await runtime.jobs.get(caller, jobId)
-    if stream not in ("stdout", "stderr"):
+    if stream not in STREAMS:
         raise NotFound("Log not found", jobId=job.uuid)
     handle = await asyncio.to_thread(runtime.executions.open_log, job, stream)
     return StreamingResponse(
@@ -602,35 +355,4 @@ async def download_log(
 
 @router.get("/queue", summary="The project's jobs waiting for a worker, and the capacity")
 async def queue(runtime: RuntimeDep, caller: TenantCaller) -> Json:
-    view = await runtime.jobs.queue(caller)
-    capacity = sum(n.capacity for n in view.nodes)
-    busy = sum(n.active for n in view.nodes)
-    return Json(
-        {
-            "queuedJobs": [
-                {
-                    "jobId": item.execution.uuid,
-                    "jobName": (item.execution.job or {}).get("name") or item.execution.action_ref,
-                    "jobType": item.execution.job_type,
-                    "priority": item.execution.priority.label,
-                    "status": wire.SPELLING[item.execution.status],
-                    "queuePosition": item.position,
-                    "estimatedStartTime": wire.iso(item.start),
-                    "estimatedDuration": wire.human_range(*item.duration)
-                    if item.duration
-                    else None,
-                    "dateSubmitted": wire.iso(item.execution.created),
-                    "submittedBy": item.execution.submitted_by,
-                }
-                for item in view.items
-            ],
-            "totalQueued": view.total,
-            "capacity": {
-                "workers": len(view.nodes),
-                "totalSlots": capacity,
-                "busySlots": busy,
-                "freeSlots": max(0, capacity - busy),
-            },
-            "timestamp": wire.iso(time.time()),
-        }
-    )
+    return Json(job_wire.queue(await runtime.jobs.queue(caller)))

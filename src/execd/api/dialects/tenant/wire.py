@@ -108,50 +108,6 @@ def human_range(low: float, high: float) -> str:
     return f"about {b} {unit}" if a == b else f"{a}-{b} {unit}"
 
 
-# -- job outputs (the tenant API's results): artifacts, classified by kind ---------------------
-
-OUTPUT_TYPES: dict[str, frozenset[str]] = {
-    "reports": frozenset({"html", "htm", "pdf", "md", "txt", "docx", "rtf"}),
-    "data": frozenset({"csv", "tsv", "json", "jsonl", "parquet", "xlsx", "xls", "xml", "sqlite"}),
-    "models": frozenset({"pkl", "pickle", "joblib", "onnx", "pt", "pth", "h5", "pmml", "model"}),
-    "visualizations": frozenset({"svg", "png", "jpg", "jpeg", "gif", "webp", "bpmn", "dot"}),
-}
-_TYPE_NAMES = {
-    "reports": "Report",
-    "data": "Dataset",
-    "models": "Model",
-    "visualizations": "Visualization",
-}
-
-
-def output_type(path: str) -> str:
-    extension = path.rsplit(".", 1)[-1].lower() if "." in path else ""
-    for kind, extensions in OUTPUT_TYPES.items():
-        if extension in extensions:
-            return kind
-    return "data"
-
-
-def output(path: str, size: int, url: str, reported: dict[str, Any] | None) -> dict[str, Any]:
-    """One artifact as an output: what the action said of it (its result's `outputs`
-    entry for this path) over what execd can tell from the file."""
-    kind = output_type(path)
-    name = path.rsplit("/", 1)[-1]
-    body: dict[str, Any] = {
-        "type": _TYPE_NAMES[kind],
-        "title": name.rsplit(".", 1)[0] if "." in name else name,
-        "format": name.rsplit(".", 1)[-1].lower() if "." in name else "",
-        "outputType": kind,
-        "path": path,
-        "size": human_bytes(size),
-        "sizeBytes": size,
-    }
-    extra = {k: v for k, v in (reported or {}).items() if k not in ("path", "primary")}
-    body.update(extra)
-    body["downloadUrl"] = url
-    return body
-
-
 def human_minutes(seconds: float | None) -> str | None:
     """4.2 minutes; 45 seconds under a minute."""
     if seconds is None:

@@ -7,7 +7,20 @@ from typing import Any
 
 from fastapi import APIRouter
 
-from execd.api.dialects.v1 import admin, catalog, executions, rules, streams, system
+from execd.api.dialects.v1 import (
+    admin,
+    catalog,
+    enforcements,
+    execution_control,
+    execution_reports,
+    execution_submit,
+    executions,
+    rules,
+    streams,
+    system,
+    triggers,
+    webhooks,
+)
 from execd.api.errors import ErrorInfo, ErrorShape, default_body
 
 PREFIX = "/api/v1"
@@ -15,9 +28,15 @@ PREFIX = "/api/v1"
 router = APIRouter(prefix=PREFIX)
 router.include_router(streams.router)
 router.include_router(executions.router)
+router.include_router(execution_reports.router)
+router.include_router(execution_submit.router)
+router.include_router(execution_control.router)
 router.include_router(catalog.router)
 router.include_router(admin.router)
+router.include_router(triggers.router)
 router.include_router(rules.router)
+router.include_router(enforcements.router)
+router.include_router(webhooks.router)
 router.include_router(system.router)
 
 

@@ -14,9 +14,9 @@ from execd.api.openapi import NOT_BLANK, nullable, one_of, shown
 from execd.api.responses import Json
 from execd.domain import times
 from execd.domain.access import MAX_TOKEN_LIFETIME, ROLES, SCOPES
+from execd.domain.accounts import Project, Tenant, TokenRecord
 from execd.domain.audit import AuditEntry, AuditFilter
 from execd.domain.executions import MAX_ID
-from execd.store.accounts import Project, Tenant, TokenRecord
 
 router = APIRouter(tags=["v1 administration"])
 

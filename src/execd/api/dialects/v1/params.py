@@ -1,4 +1,5 @@
-"""Request parameters v1 routes share: the page, its size, and a PUT's ref.
+"""Request parameters v1 routes share: the page, its size, a definition's ref in the
+path, and a PUT's ref.
 
 (No `from __future__ import annotations` here: the size's parameters are annotated
 with values of the function that makes it, which FastAPI must see as objects.)"""
@@ -6,13 +7,14 @@ with values of the function that makes it, which FastAPI must see as objects.)""
 from collections.abc import Awaitable, Callable
 from typing import Annotated, Any
 
-from fastapi import Depends, Query
+from fastapi import Depends, Path, Query
 
 from execd.domain.errors import Conflict
 
 LARGEST = 10**9  # beyond any page or size a client means
 
 PageNumber = Annotated[int, Query(ge=1, le=LARGEST, description="Page number, from 1")]
+Ref = Annotated[str, Path(min_length=1, max_length=200)]  # a trigger's or a rule's
 
 
 def _sized(default: int, most: int) -> Callable[..., Awaitable[int]]:

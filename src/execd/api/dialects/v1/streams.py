@@ -27,12 +27,11 @@ from execd.api.dialects.v1 import wire
 from execd.api.responses import Frame, sse_response
 from execd.domain.access import Principal
 from execd.domain.errors import ExecdError, InvalidInput
-from execd.domain.executions import MAX_ID
+from execd.domain.events import LogEvent
+from execd.domain.executions import MAX_ID, STREAMS
 from execd.domain.states import parse_status
 from execd.engine.streams import Done, EventFilter, Output, Reset, position
 from execd.runtime import Runtime
-from execd.store.artifacts import STREAMS
-from execd.store.events import LogEvent
 
 router = APIRouter(prefix="/executions", tags=["v1 streams"])
 

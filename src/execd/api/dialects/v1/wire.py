@@ -11,6 +11,7 @@ from execd.domain.actions import Action
 from execd.domain.analytics import Aggregate
 from execd.domain.errors import InvalidInput
 from execd.domain.executions import MAX_ID, Execution, StatusEvent
+from execd.domain.rules import Enforcement, Rule, Trigger
 from execd.domain.states import Priority, Status
 from execd.domain.workers import WorkerNode
 
@@ -283,4 +284,56 @@ def worker(w: WorkerNode) -> dict[str, Any]:
         "version": w.version,
         "started": iso(w.started),
         "last_heartbeat": iso(w.last_heartbeat),
+    }
+
+
+def trigger(t: Trigger, secret: str | None = None) -> dict[str, Any]:
+    body = {
+        "id": t.id,
+        "ref": t.ref,
+        "type": t.type,
+        "description": t.description,
+        "config": t.config,
+        "enabled": t.enabled,
+        "next_fire": iso(t.next_fire),
+        "has_secret": t.has_secret,
+        "webhook_url": f"/api/v1/webhooks/{t.ref}" if t.type == "webhook" else None,
+        "created": iso(t.created),
+        "updated": iso(t.updated),
+    }
+    if secret is not None:
+        body["secret"] = secret  # only in the answer that made it
+    return body
+
+
+def rule(r: Rule) -> dict[str, Any]:
+    return {
+        "id": r.id,
+        "ref": r.ref,
+        "description": r.description,
+        "trigger": r.trigger_ref,
+        "criteria": r.criteria,
+        "action_ref": r.action_ref,
+        "parameters": r.parameters,
+        "enabled": r.enabled,
+        "created": iso(r.created),
+        "updated": iso(r.updated),
+        "created_by": r.created_by,
+    }
+
+
+def enforcement(e: Enforcement) -> dict[str, Any]:
+    return {
+        "id": e.id,
+        "rule": e.rule_id,
+        "rule_ref": e.rule_ref,
+        "trigger": e.trigger_id,
+        "trigger_ref": e.trigger_ref,
+        "trigger_type": e.trigger_type,
+        "payload": e.payload,
+        "status": e.status,
+        "error": e.error,
+        "depth": e.depth,
+        "executions": e.execution_ids,
+        "created": iso(e.created),
     }
