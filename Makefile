@@ -52,15 +52,22 @@ run: install sandbox
 
 # Tests run in parallel processes (pytest-xdist): most of the suite waits on servers,
 # workers and browsers, so four share two cores well. TEST_WORKERS=0 runs them in one.
+# Tests marked `alone` time themselves in milliseconds: they run afterwards, by themselves.
 TEST_WORKERS ?= 4
+PYTEST := $(BIN)/python -m pytest
+# Each part, parallel then alone (exit status 5: the arguments selected none of its tests).
+TESTS = $(PYTEST) -n $(TEST_WORKERS) -m "not alone" $(1) $(PYTEST_ARGS) || [ $$? = 5 ]
+ALONE = $(PYTEST) -m alone $(1) $(PYTEST_ARGS) || [ $$? = 5 ]
 
 test: dev test-packages
-	$(BIN)/python -m pytest -n $(TEST_WORKERS) $(PYTEST_ARGS)
+	$(call TESTS,)
+	$(call ALONE,)
 
 # The fast lane: the domain, the engine and the store in process (both databases), no
 # server or CLI process; about 40 seconds here.
 test-fast: dev
-	$(BIN)/python -m pytest -n $(TEST_WORKERS) tests/unit tests/integration $(PYTEST_ARGS)
+	$(call TESTS,tests/unit tests/integration)
+	$(call ALONE,tests/unit tests/integration)
 
 lint: dev
 	$(BIN)/ruff check src tests bench examples

@@ -62,6 +62,7 @@ def test_a_group_in_a_class_is_no_group() -> None:
     compile_pattern("[(]" * 20 + "a")  # twenty '(' characters, no nesting at all
 
 
+@pytest.mark.alone
 def test_matching_answers_or_runs_out_of_its_budget() -> None:
     budget = Budget()
     assert budget.search("^[a-z]+$", "abc")

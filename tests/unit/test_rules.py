@@ -76,6 +76,7 @@ def test_a_catastrophic_regex_gives_up_instead_of_hanging() -> None:
     assert matches(stalling, {"payload": {"text": "a" * 40 + "!"}}) is False
 
 
+@pytest.mark.alone
 def test_regex_criteria_of_a_rule_share_one_time_budget() -> None:
     stalling = {"field": "payload.text", "op": "regex", "value": "^(a|aa)+$"}
     quick = {"field": "payload.host", "op": "regex", "value": "^web-"}

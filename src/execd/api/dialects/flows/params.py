@@ -3,13 +3,14 @@ its own error code (INVALID_LIMIT, INVALID_DATE, ...) rather than a generic one.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Annotated
 
 from fastapi import Path, Query
 
 from execd.api.dialects.flows.wire import PARENT, STATUSES, SUBFLOW
 from execd.api.openapi import NOT_BLANK, nullable, one_of, shown, whole
+from execd.domain import times
 from execd.domain.errors import InvalidInput
 
 MAX_LIMIT = 1000
@@ -66,19 +67,17 @@ def date(value: str | None, name: str, *, end_of_day: bool = False) -> float | N
         return None
     text = value.strip().upper()  # RFC 3339 allows a lower-case t and z
     try:
-        moment = datetime.fromisoformat(text)
-        if moment.tzinfo is None:
-            moment = moment.replace(tzinfo=UTC)
-        if end_of_day and len(text) == 10:  # YYYY-MM-DD: up to the end of that day
-            return moment.timestamp() + DAY - 1e-6
-        return moment.timestamp()
-    except (ValueError, OverflowError):
+        seconds = times.seconds(datetime.fromisoformat(text), name)
+    except (ValueError, InvalidInput):
         raise InvalidInput(
             f"{name} must be an ISO 8601 date or date-time (e.g. 2024-01-01T12:00:00Z), "
             f"not {value!r}",
             code="INVALID_DATE",
             title=f"Invalid {name}",
         ) from None
+    if seconds is not None and end_of_day and len(text) == 10:
+        return seconds + DAY - 1e-6  # YYYY-MM-DD: up to the end of that day
+    return seconds
 
 
 def boolean(value: str | None, name: str) -> bool:
