@@ -52,21 +52,25 @@ run: install sandbox
 
 # Tests run in parallel processes (pytest-xdist): most of the suite waits on servers,
 # workers and browsers, so four share two cores well. TEST_WORKERS=0 runs them in one.
-# Tests marked `alone` time themselves in milliseconds: they run afterwards, by themselves.
+# The fault suite (killed and frozen processes, a database taken away) runs apart, after
+# the rest: a process frozen inside a transaction holds back, for every database of the
+# PostgreSQL server, the horizon event followers read up to. Tests marked `alone` time
+# themselves in milliseconds: they run last, by themselves.
 TEST_WORKERS ?= 4
 PYTEST := $(BIN)/python -m pytest
-# Each part, parallel then alone (exit status 5: the arguments selected none of its tests).
-TESTS = $(PYTEST) -n $(TEST_WORKERS) -m "not alone" $(1) $(PYTEST_ARGS) || [ $$? = 5 ]
+# Each part (exit status 5: the arguments selected none of its tests).
+TESTS = $(PYTEST) -n $(TEST_WORKERS) -m "$(1)" $(2) $(PYTEST_ARGS) || [ $$? = 5 ]
 ALONE = $(PYTEST) -m alone $(1) $(PYTEST_ARGS) || [ $$? = 5 ]
 
 test: dev test-packages
-	$(call TESTS,)
+	$(call TESTS,not alone and not fault,)
+	$(call TESTS,fault and not alone,)
 	$(call ALONE,)
 
 # The fast lane: the domain, the engine and the store in process (both databases), no
 # server or CLI process; about 40 seconds here.
 test-fast: dev
-	$(call TESTS,tests/unit tests/integration)
+	$(call TESTS,not alone,tests/unit tests/integration)
 	$(call ALONE,tests/unit tests/integration)
 
 lint: dev

@@ -3,26 +3,20 @@ database, with no worker, so what a batch stores stays queued and can be counted
 
 from __future__ import annotations
 
-import asyncio
-import threading
-from collections.abc import Coroutine, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, TypeVar
 
 import httpx
 import pytest
-from fastapi import FastAPI
 from sqlalchemy import create_engine, func, select
 
-from execd.api.app import create_app
-from execd.config import Settings
-from execd.runtime import Runtime
 from execd.store.database import sync_url
 from execd.store.schema import execution_events, executions
+from tests.in_process import InProcessServer
 from tests.support import new_project
 
 T = TypeVar("T")
-ADMIN = "execd_batch_test_admin_token_0123"
 BATCH = "/api/v1/executions/batch"
 SECRET = "hunter2-is-not-a-password"
 VAULT = {
@@ -40,48 +34,14 @@ VAULT = {
 }
 
 
-class AppTransport(httpx.BaseTransport):
-    """Blocking requests to an app served by an event loop in another thread."""
-
-    def __init__(self, app: FastAPI, loop: asyncio.AbstractEventLoop) -> None:
-        self.asgi = httpx.ASGITransport(app)
-        self.loop = loop
-
-    def handle_request(self, request: httpx.Request) -> httpx.Response:
-        async def send() -> httpx.Response:
-            answer = await self.asgi.handle_async_request(request)
-            content = await answer.aread()
-            return httpx.Response(answer.status_code, headers=answer.headers, content=content)
-
-        return asyncio.run_coroutine_threadsafe(send(), self.loop).result()
-
-
 @pytest.fixture
 def api(database_url: str, tmp_path: Path) -> Iterator[httpx.Client]:
     """The app as `execd serve` builds it, without workers; requests as the admin."""
-    settings = Settings(database_url=database_url, data_dir=tmp_path / "data", admin_token=ADMIN)
-    runtime = Runtime(settings)
-    loop = asyncio.new_event_loop()
-    thread = threading.Thread(target=loop.run_forever, daemon=True)
-    thread.start()
-
-    def run(work: Coroutine[Any, Any, T]) -> T:
-        return asyncio.run_coroutine_threadsafe(work, loop).result()
-
-    run(runtime.start(workers=0))
-    transport = AppTransport(create_app(runtime, workers=0), loop)
+    server = InProcessServer(database_url, tmp_path)
     try:
-        with httpx.Client(
-            transport=transport,
-            base_url="http://execd",
-            headers={"Authorization": f"Bearer {ADMIN}"},
-        ) as client:
-            yield client
+        yield server.client()
     finally:
-        run(runtime.stop())
-        loop.call_soon_threadsafe(loop.stop)
-        thread.join()
-        loop.close()
+        server.close()
 
 
 def rows(database_url: str) -> list[dict[str, Any]]:
