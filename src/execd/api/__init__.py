@@ -1,1 +1,1 @@
-"""HTTP: the app factory, authentication, and one module per API dialect."""
+"""HTTP: the app factory, authentication, one package per API dialect, the dashboard."""

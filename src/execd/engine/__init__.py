@@ -1,1 +1,2 @@
-"""Use cases and the processes that drive executions: service, worker, reaper."""
+"""Use cases (executions, actions, jobs, flows, rules, accounts) and the processes that
+drive executions: the worker and the reaper."""
