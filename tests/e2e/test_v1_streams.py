@@ -10,11 +10,12 @@ from typing import Any
 
 import httpx
 import orjson
+import psycopg
 import pytest
 from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import connect
 
-from tests.support import Deployment, Server, history, submit, wait_status
+from tests.support import PG_ADMIN, Deployment, Server, history, submit, wait_status
 
 Event = tuple[str | None, str, Any]
 
@@ -314,3 +315,31 @@ def test_events_written_here_reach_streams_without_waiting_for_the_poll(
     assert statuses_of(seen, second["id"]) == [
         "requested", "scheduling", "scheduled", "running", "completed",
     ]  # fmt: skip
+
+
+def test_events_held_behind_an_open_transaction_reach_a_stream_once_it_ends(
+    deployment: Deployment, backend: str
+) -> None:
+    """On PostgreSQL an event is read once no older transaction of the server is open
+    (any database's). A stream that joins while its events wait there gets them as soon
+    as that transaction ends, not at the next poll (a minute here)."""
+    if backend != "postgresql":
+        pytest.skip("SQLite has one writer: a committed event is readable at once")
+    server = deployment.server(workers=1, EXECD_STREAM_POLL_SECONDS="60")
+    client = server.client()
+    held = psycopg.connect(PG_ADMIN, autocommit=False)  # another database of the server
+    held.execute("SELECT txid_current()")  # an open transaction with an id: the horizon
+    try:
+        done = wait_status(client, submit(client, "core.noop")["id"])
+        release = threading.Timer(1.0, held.rollback)
+        release.start()
+        with client.stream("GET", "/api/v1/executions/stream", params={"last_event_id": "0-0"},
+                           timeout=10) as response:  # fmt: skip
+            seen: list[Event] = []
+            events = sse(response)
+            while "completed" not in statuses_of(seen, done["id"]):
+                seen.append(next(events))
+        release.join()
+    finally:
+        held.close()
+    assert statuses_of(seen, done["id"])[-1] == "completed"

@@ -146,6 +146,7 @@ class EventHub:
         self.followers: set[Follower] = set()
         self.position: Position | None = None  # everything up to here has been offered
         self._task: asyncio.Task[None] | None = None
+        self._wake: asyncio.Event | None = None  # while it runs: what wakes it
         self._closed = False
 
     def join(self, follower: Follower, tail: Position) -> Position | None:
@@ -161,6 +162,8 @@ class EventHub:
         self.followers.add(follower)
         if self._task is None or self._task.done():
             self._task = asyncio.create_task(self._run(), name="execd-event-hub")
+        elif self._wake is not None:
+            self._wake.set()  # the stream may wait for events not yet final: look now
         return self.position
 
     def leave(self, follower: Follower) -> None:
@@ -172,9 +175,10 @@ class EventHub:
         # On PostgreSQL a committed event can wait behind an older transaction still
         # open anywhere in the cluster (the horizon, store/events.py): while what woke
         # the hub waits there, it looks again every RECHECK_SECONDS, not only at the
-        # next poll.
-        written = self.log.db.signals.subscribe(EVENTS)
-        woken = False
+        # next poll. Starting, or a stream joining, counts as a wake-up: what that
+        # stream waits for may have been written before.
+        self._wake = written = self.log.db.signals.subscribe(EVENTS)
+        woken = True
         try:
             while self.followers and self.position is not None:
                 written.clear()  # before the read: what commits during it wakes the next
@@ -198,6 +202,7 @@ class EventHub:
                 follower.let_go()
             self.followers.clear()
         finally:
+            self._wake = None
             self.log.db.signals.unsubscribe(EVENTS, written)
             if not self.followers:
                 self.position = None  # the next stream to join starts it where it is
