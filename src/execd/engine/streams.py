@@ -227,6 +227,10 @@ class LiveStreams:
         self.poll_seconds = poll_seconds
         self.hub = EventHub(log, poll_seconds=poll_seconds)
 
+    async def now(self) -> Position:
+        """Where a stream starts that wants only what happens from now on."""
+        return await self.log.tail()
+
     async def events(
         self, caller: Principal, f: EventFilter, after: Position | None
     ) -> AsyncIterator[list[LogEvent]]:

@@ -27,7 +27,7 @@ from execd.api.dialects.v1 import wire
 from execd.api.responses import Frame, sse_response
 from execd.domain.access import Principal
 from execd.domain.errors import ExecdError, InvalidInput
-from execd.domain.events import LogEvent
+from execd.domain.events import LogEvent, Position
 from execd.domain.executions import MAX_ID, STREAMS
 from execd.domain.states import parse_status
 from execd.engine.streams import Done, EventFilter, Output, Reset, position
@@ -62,9 +62,9 @@ def _filter(execution: int | None, action_ref: str | None, status: str | None) -
 
 
 async def _event_frames(
-    runtime: Runtime, caller: Principal, f: EventFilter, resume: str | None
+    runtime: Runtime, caller: Principal, f: EventFilter, start: Position | None
 ) -> AsyncIterator[Frame]:
-    async for batch in runtime.streams.events(caller, f, position(resume)):
+    async for batch in runtime.streams.events(caller, f, start):
         if not batch:
             yield None
         for e in batch:
@@ -111,8 +111,10 @@ async def event_stream(
 ) -> StreamingResponse:
     f = _filter(execution, action_ref, status)
     resume = last_event_id or last_event_id_query
-    position(resume)  # a bad id is a 400 before the stream starts
-    return sse_response(_event_frames(runtime, caller, f, resume))
+    # A bad id is a 400 before the stream starts; without one the stream starts now,
+    # before the answer: what the client does once it has it is seen.
+    start = position(resume) or await runtime.streams.now()
+    return sse_response(_event_frames(runtime, caller, f, start))
 
 
 @router.get(
@@ -218,7 +220,7 @@ async def event_socket(websocket: WebSocket) -> None:
         )
         resume = _text(websocket, "last_event_id", 60)
         runtime = websocket.app.state.runtime
-        async for frame in _event_frames(runtime, caller, f, resume):
+        async for frame in _event_frames(runtime, caller, f, position(resume)):
             yield frame
 
     await _serve(websocket, frames())
